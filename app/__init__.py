@@ -1,0 +1,1 @@
+"""The HTTP service: Litestar app, one package per API dialect."""

@@ -1,0 +1,40 @@
+"""Request bodies to typed structs, with decode failures raised as InvalidRequest naming the field."""
+
+from __future__ import annotations
+
+import re
+from typing import Any, TypeVar
+
+import msgspec
+
+from runtime.errors import InvalidRequest
+
+T = TypeVar("T")
+
+_AT_PATH = re.compile(r" - at `\$\.?(?P<path>[^`]*)`$")
+_MISSING = re.compile(r"missing required field `(?P<field>[^`]+)`")
+
+
+def decode(decoder: msgspec.json.Decoder[T], body: bytes) -> T:
+    try:
+        return decoder.decode(body)
+    except msgspec.ValidationError as exc:
+        raise InvalidRequest(f"Invalid request: {exc}", param=error_param(str(exc))) from None
+    except msgspec.DecodeError as exc:
+        raise InvalidRequest(f"The request body is not valid JSON: {exc}") from None
+
+
+def error_param(message: str) -> str | None:
+    """'Expected `float` <= 2.0 - at `$.temperature`' -> 'temperature'."""
+    path = None
+    at = _AT_PATH.search(message)
+    if at:
+        path = at.group("path") or None
+    missing = _MISSING.search(message)
+    if missing:
+        path = f"{path}.{missing.group('field')}" if path else missing.group("field")
+    return path
+
+
+def json_dumps(value: Any) -> bytes:
+    return msgspec.json.encode(value)

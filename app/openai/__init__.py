@@ -1,0 +1,1 @@
+"""The OpenAI dialect: schemas, conversion to the neutral request, SSE encoding, routes, errors."""

@@ -1,0 +1,154 @@
+"""OpenAI requests to the neutral ChatRequest (and completion prompts)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from app.openai import schemas as s
+from runtime.errors import InvalidRequest
+from runtime.tools.schemas import check_tool_name, normalise_parameters
+from runtime.types import (
+    ChatRequest,
+    Message,
+    ResponseFormat,
+    SamplingParams,
+    Tool,
+    ToolCall,
+    ToolChoice,
+    ToolChoiceMode,
+)
+
+
+def sampling_params(req: s.SamplingFields, max_tokens: int | None) -> SamplingParams:
+    if req.n != 1:
+        raise InvalidRequest("Only n=1 is supported.", param="n")
+    if req.logprobs:
+        raise InvalidRequest("logprobs are not supported by this server.", param="logprobs")
+    stop = (req.stop,) if isinstance(req.stop, str) else tuple(req.stop or ())
+    temperature = 1.0 if req.temperature is None else req.temperature
+    top_p = 1.0 if req.top_p is None else req.top_p
+    if top_p == 0.0:  # the limit of nucleus sampling: only the most likely token
+        temperature = 0.0
+    return SamplingParams(
+        temperature=temperature,
+        top_p=top_p or 1.0,
+        top_k=max(req.top_k or 0, 0),
+        min_p=req.min_p or 0.0,
+        frequency_penalty=req.frequency_penalty or 0.0,
+        presence_penalty=req.presence_penalty or 0.0,
+        repetition_penalty=req.repetition_penalty or 1.0,
+        seed=req.seed,
+        max_new_tokens=max_tokens,
+        stop=stop,
+        ignore_eos=req.ignore_eos,
+    )
+
+
+def chat_request(req: s.ChatCompletionRequest) -> ChatRequest:
+    if not req.messages:
+        raise InvalidRequest("messages must be a non-empty list.", param="messages")
+    messages = tuple(_message(m, i) for i, m in enumerate(req.messages))
+    tools = tuple(_tool(t, i) for i, t in enumerate(req.tools or ()))
+    return ChatRequest(
+        messages=messages,
+        sampling=sampling_params(req, req.max_completion_tokens or req.max_tokens),
+        tools=tools,
+        tool_choice=_tool_choice(req, tools),
+        response_format=_response_format(req.response_format),
+    )
+
+
+def _text(content: str | list[Any] | None, param: str) -> str:
+    if content is None or isinstance(content, str):
+        return content or ""
+    parts = []
+    for i, part in enumerate(content):
+        if not isinstance(part, s.TextPart):
+            raise InvalidRequest(
+                f"Content parts of type {type(part).__name__} are not supported by this model; send text.",
+                param=f"{param}[{i}]",
+            )
+        parts.append(part.text)
+    return "".join(parts)
+
+
+def _message(m: s.ChatMessageIn, i: int) -> Message:
+    param = f"messages[{i}].content"
+    match m:
+        case s.SystemMessage() | s.DeveloperMessage():
+            return Message("system", _text(m.content, param))
+        case s.UserMessage():
+            return Message("user", _text(m.content, param))
+        case s.AssistantMessage():
+            calls = tuple(_history_call(c, f"messages[{i}].tool_calls[{j}]") for j, c in enumerate(m.tool_calls or ()))
+            return Message("assistant", _text(m.content, param), tool_calls=calls, reasoning=m.reasoning_content)
+        case s.ToolMessage():
+            return Message("tool", _text(m.content, param), tool_call_id=m.tool_call_id)
+    raise AssertionError(m)
+
+
+def _history_call(call: s.ToolCallIn, param: str) -> ToolCall:
+    try:
+        arguments = json.loads(call.function.arguments or "{}")
+    except json.JSONDecodeError:
+        raise InvalidRequest("Tool call arguments must be a JSON object string.", param=f"{param}.function.arguments")
+    if not isinstance(arguments, dict):
+        raise InvalidRequest("Tool call arguments must be a JSON object.", param=f"{param}.function.arguments")
+    return ToolCall(call.id, call.function.name, arguments)
+
+
+def _tool(t: s.ToolDef, i: int) -> Tool:
+    check_tool_name(t.function.name, f"tools[{i}].function.name")
+    parameters = normalise_parameters(t.function.parameters, f"tools[{i}].function.parameters")
+    return Tool(t.function.name, t.function.description or "", parameters, bool(t.function.strict))
+
+
+def _tool_choice(req: s.ChatCompletionRequest, tools: tuple[Tool, ...]) -> ToolChoice:
+    parallel = req.parallel_tool_calls is not False
+    choice = req.tool_choice
+    if choice is None:
+        return ToolChoice(ToolChoiceMode.AUTO if tools else ToolChoiceMode.NONE, parallel=parallel)
+    if not tools and choice != "none":
+        raise InvalidRequest("tool_choice is set but no tools were given.", param="tool_choice")
+    if isinstance(choice, s.NamedToolChoice):
+        if choice.function.name not in {t.name for t in tools}:
+            raise InvalidRequest(
+                f"tool_choice names function {choice.function.name!r}, which is not in tools.", param="tool_choice"
+            )
+        return ToolChoice(ToolChoiceMode.NAMED, name=choice.function.name, parallel=parallel)
+    return ToolChoice(ToolChoiceMode(choice), parallel=parallel)
+
+
+def _response_format(rf: s.ResponseFormatIn | None) -> ResponseFormat:
+    match rf:
+        case None | s.TextFormat():
+            return ResponseFormat()
+        case s.JsonObjectFormat():
+            return ResponseFormat("json_object")
+        case s.JsonSchemaFormat():
+            schema = rf.json_schema.schema
+            if schema is not None and not isinstance(schema, dict):
+                raise InvalidRequest("response_format.json_schema.schema must be an object.",
+                                     param="response_format.json_schema.schema")
+            return ResponseFormat("json_schema", schema, bool(rf.json_schema.strict))
+    raise AssertionError(rf)
+
+
+def completion_prompt(req: s.CompletionRequest) -> str | list[int]:
+    prompt: Any = req.prompt
+    if isinstance(prompt, list) and prompt and not all(isinstance(x, int) for x in prompt):
+        if len(prompt) != 1:
+            raise InvalidRequest("Only one prompt per request is supported.", param="prompt")
+        prompt = prompt[0]
+    if isinstance(prompt, list):
+        if not all(isinstance(x, int) and not isinstance(x, bool) and x >= 0 for x in prompt):
+            raise InvalidRequest("prompt must be a string or a list of token ids.", param="prompt")
+        if not prompt:
+            raise InvalidRequest("prompt must not be empty.", param="prompt")
+        return prompt
+    if not isinstance(prompt, str) or not prompt:
+        raise InvalidRequest("prompt must be a non-empty string or a list of token ids.", param="prompt")
+    if req.echo or req.suffix or (req.best_of or 1) > 1:
+        raise InvalidRequest("echo, suffix and best_of are not supported.", param="echo" if req.echo else "suffix")
+    return prompt

@@ -1,0 +1,98 @@
+"""OpenAI routes: /v1/chat/completions, /v1/completions, /v1/models."""
+
+from __future__ import annotations
+
+import secrets
+import time
+
+from litestar import Request, Response, Router, get, post
+from litestar.response import Stream
+
+from app.decoding import decode, json_dumps
+from app.models import ModelNames
+from app.openai import convert, render
+from app.openai import schemas as s
+from app.openai.errors import openai_error_handler
+from app.state import ServiceState
+from app.streaming import ClientDisconnected, start_events, unless_disconnected
+from runtime.errors import NotFound
+
+SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+
+def _json(payload: object) -> Response:
+    return Response(json_dumps(payload), media_type="application/json")
+
+
+def _disconnected() -> Response:
+    return Response(b"", status_code=499)
+
+
+@post("/chat/completions", status_code=200)
+async def chat_completions(request: Request, service_state: ServiceState, names: ModelNames) -> Response:
+    req = decode(s.chat_request_decoder, await request.body())
+    model = names.check(req.model)
+    chat = convert.chat_request(req)
+    prepared = await service_state.require().prepare_chat(chat)
+    rid = "chatcmpl-" + secrets.token_hex(12)
+    if req.stream:
+        include_usage = bool(req.stream_options and req.stream_options.include_usage)
+        events = await start_events(service_state, prepared)
+        return Stream(render.chat_chunks(rid, model, events, include_usage), media_type="text/event-stream",
+                      headers=SSE_HEADERS)
+    try:
+        collected = await unless_disconnected(request, render.collect(await start_events(service_state, prepared)))
+    except ClientDisconnected:
+        return _disconnected()
+    return _json(render.chat_completion(rid, model, collected))
+
+
+@post("/completions", status_code=200)
+async def completions(request: Request, service_state: ServiceState, names: ModelNames) -> Response:
+    req = decode(s.completion_request_decoder, await request.body())
+    model = names.check(req.model)
+    prompt = convert.completion_prompt(req)
+    prepared = await service_state.require().prepare_completion(prompt, convert.sampling_params(req, req.max_tokens or 16))
+    rid = "cmpl-" + secrets.token_hex(12)
+    include_usage = bool(req.stream_options and req.stream_options.include_usage)
+    if req.stream:
+        events = await start_events(service_state, prepared)
+        return Stream(render.completion_chunks(rid, model, events, include_usage), media_type="text/event-stream",
+                      headers=SSE_HEADERS)
+    try:
+        collected = await unless_disconnected(request, render.collect(await start_events(service_state, prepared)))
+    except ClientDisconnected:
+        return _disconnected()
+    finished = collected.finished
+    assert finished is not None
+    choice = s.CompletionChoice(0, "".join(collected.text), render.finish_reason(finished))
+    return _json(s.Completion(rid, int(time.time()), model, [choice],
+                              usage=render.usage_out(finished.usage)))
+
+
+def model_cards(service_state: ServiceState, names: ModelNames) -> list[s.ModelCard]:
+    window = service_state.service.context_length if service_state.service else None
+    return [s.ModelCard(names.served, service_state.created, "inference-service", root=names.served, max_model_len=window)]
+
+
+@get("/models")
+async def list_models(service_state: ServiceState, names: ModelNames) -> Response:
+    return _json(s.ModelList(model_cards(service_state, names)))
+
+
+@get("/models/{model_id:path}")
+async def get_model(model_id: str, service_state: ServiceState, names: ModelNames) -> Response:
+    model_id = model_id.lstrip("/")
+    if model_id not in names.accepted:
+        raise NotFound(f"The model {model_id!r} does not exist.", param="model")
+    card = model_cards(service_state, names)[0]
+    card.id = model_id
+    return _json(card)
+
+
+def openai_router() -> Router:
+    return Router(
+        path="/v1",
+        route_handlers=[chat_completions, completions, list_models, get_model],
+        exception_handlers={Exception: openai_error_handler},
+    )

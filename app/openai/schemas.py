@@ -1,0 +1,291 @@
+"""OpenAI wire schemas (msgspec). Unknown request fields are ignored, as OpenAI does; new fields get
+defaults. Response fields OpenAI always sends are always present (nulls included)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+import msgspec
+from msgspec import UNSET, Meta, Struct, UnsetType
+
+# -- requests -------------------------------------------------------------------------------------------
+
+
+class TextPart(Struct, tag="text", tag_field="type"):
+    text: str
+
+
+class ImageUrlPart(Struct, tag="image_url", tag_field="type"):
+    image_url: Any = None
+
+
+class InputAudioPart(Struct, tag="input_audio", tag_field="type"):
+    input_audio: Any = None
+
+
+class FilePart(Struct, tag="file", tag_field="type"):
+    file: Any = None
+
+
+ContentPart = TextPart | ImageUrlPart | InputAudioPart | FilePart
+
+
+class FunctionCall(Struct):
+    name: str
+    arguments: str = "{}"
+
+
+class ToolCallIn(Struct):
+    id: str
+    function: FunctionCall
+    type: Literal["function"] = "function"
+
+
+class SystemMessage(Struct, tag="system", tag_field="role"):
+    content: str | list[TextPart]
+    name: str | None = None
+
+
+class DeveloperMessage(Struct, tag="developer", tag_field="role"):
+    content: str | list[TextPart]
+    name: str | None = None
+
+
+class UserMessage(Struct, tag="user", tag_field="role"):
+    content: str | list[ContentPart]
+    name: str | None = None
+
+
+class AssistantMessage(Struct, tag="assistant", tag_field="role"):
+    content: str | list[TextPart] | None = None
+    tool_calls: list[ToolCallIn] | None = None
+    reasoning_content: str | None = None
+    name: str | None = None
+
+
+class ToolMessage(Struct, tag="tool", tag_field="role"):
+    content: str | list[TextPart]
+    tool_call_id: str
+
+
+ChatMessageIn = SystemMessage | DeveloperMessage | UserMessage | AssistantMessage | ToolMessage
+
+
+class FunctionDef(Struct):
+    name: str
+    description: str | None = None
+    parameters: Any = None
+    strict: bool | None = None
+
+
+class ToolDef(Struct):
+    function: FunctionDef
+    type: Literal["function"] = "function"
+
+
+class NamedFunction(Struct):
+    name: str
+
+
+class NamedToolChoice(Struct):
+    function: NamedFunction
+    type: Literal["function"] = "function"
+
+
+class JsonSchemaSpec(Struct):
+    name: str = "response"
+    schema: Any = None
+    strict: bool | None = None
+    description: str | None = None
+
+
+class TextFormat(Struct, tag="text", tag_field="type"):
+    pass
+
+
+class JsonObjectFormat(Struct, tag="json_object", tag_field="type"):
+    pass
+
+
+class JsonSchemaFormat(Struct, tag="json_schema", tag_field="type"):
+    json_schema: JsonSchemaSpec
+
+
+ResponseFormatIn = TextFormat | JsonObjectFormat | JsonSchemaFormat
+
+
+class StreamOptions(Struct):
+    include_usage: bool = False
+
+
+Temperature = Annotated[float, Meta(ge=0.0, le=2.0)]
+Probability = Annotated[float, Meta(ge=0.0, le=1.0)]
+Penalty = Annotated[float, Meta(ge=-2.0, le=2.0)]
+PositiveInt = Annotated[int, Meta(ge=1)]
+
+
+class SamplingFields(Struct):
+    """Sampling fields shared by chat and completions (OpenAI's plus vLLM/SGLang's common extensions)."""
+
+    model: str
+    temperature: Temperature | None = None
+    top_p: Probability | None = None
+    top_k: Annotated[int, Meta(ge=-1)] | None = None
+    min_p: Probability | None = None
+    frequency_penalty: Penalty | None = None
+    presence_penalty: Penalty | None = None
+    repetition_penalty: Annotated[float, Meta(gt=0.0)] | None = None
+    seed: int | None = None
+    stop: str | list[str] | None = None
+    max_tokens: PositiveInt | None = None
+    n: PositiveInt = 1
+    stream: bool = False
+    stream_options: StreamOptions | None = None
+    logprobs: bool | int | None = None
+    ignore_eos: bool = False
+
+
+class ChatCompletionRequest(SamplingFields):
+    messages: list[ChatMessageIn] = []
+    max_completion_tokens: PositiveInt | None = None
+    tools: list[ToolDef] | None = None
+    tool_choice: Literal["auto", "none", "required"] | NamedToolChoice | None = None
+    parallel_tool_calls: bool | None = None
+    response_format: ResponseFormatIn | None = None
+    top_logprobs: int | None = None
+
+
+class CompletionRequest(SamplingFields):
+    prompt: str | list[Any] = ""  # a string, token ids, or a one-element list of either (checked on conversion)
+    echo: bool = False
+    suffix: str | None = None
+    best_of: int | None = None
+
+
+# -- responses ------------------------------------------------------------------------------------------
+
+
+class PromptTokensDetails(Struct):
+    cached_tokens: int = 0
+
+
+class UsageOut(Struct):
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+    prompt_tokens_details: PromptTokensDetails
+
+
+class FunctionCallOut(Struct):
+    name: str
+    arguments: str
+
+
+class ToolCallOut(Struct):
+    id: str
+    function: FunctionCallOut
+    type: str = "function"
+
+
+class ChatMessageOut(Struct):
+    content: str | None
+    role: str = "assistant"
+    tool_calls: list[ToolCallOut] | UnsetType = UNSET
+
+
+class ChatChoice(Struct):
+    index: int
+    message: ChatMessageOut
+    finish_reason: str | None
+    logprobs: None = None
+
+
+class ChatCompletion(Struct):
+    id: str
+    created: int
+    model: str
+    choices: list[ChatChoice]
+    usage: UsageOut
+    object: str = "chat.completion"
+    system_fingerprint: str | None = None
+
+
+class FunctionDelta(Struct, omit_defaults=True):
+    name: str | UnsetType = UNSET
+    arguments: str = ""
+
+
+class ToolCallDelta(Struct, omit_defaults=True):
+    index: int
+    id: str | UnsetType = UNSET
+    type: str | UnsetType = UNSET
+    function: FunctionDelta | UnsetType = UNSET
+
+
+class ChatDelta(Struct, omit_defaults=True):
+    role: str | UnsetType = UNSET
+    content: str | None | UnsetType = UNSET
+    tool_calls: list[ToolCallDelta] | UnsetType = UNSET
+
+
+class ChatChunkChoice(Struct):
+    index: int
+    delta: ChatDelta
+    finish_reason: str | None = None
+    logprobs: None = None
+
+
+class ChatCompletionChunk(Struct):
+    id: str
+    created: int
+    model: str
+    choices: list[ChatChunkChoice]
+    object: str = "chat.completion.chunk"
+    system_fingerprint: str | None = None
+    usage: UsageOut | None | UnsetType = UNSET
+
+
+class CompletionChoice(Struct):
+    index: int
+    text: str
+    finish_reason: str | None
+    logprobs: None = None
+
+
+class Completion(Struct):
+    id: str
+    created: int
+    model: str
+    choices: list[CompletionChoice]
+    usage: UsageOut | None | UnsetType = UNSET
+    object: str = "text_completion"
+    system_fingerprint: str | None = None
+
+
+class ModelCard(Struct):
+    id: str
+    created: int
+    owned_by: str
+    object: str = "model"
+    root: str | None = None
+    max_model_len: int | None = None
+
+
+class ModelList(Struct):
+    data: list[ModelCard]
+    object: str = "list"
+
+
+class ErrorDetail(Struct):
+    message: str
+    type: str
+    param: str | None
+    code: str | int | None
+
+
+class ErrorResponse(Struct):
+    error: ErrorDetail
+
+
+chat_request_decoder = msgspec.json.Decoder(ChatCompletionRequest)
+completion_request_decoder = msgspec.json.Decoder(CompletionRequest)

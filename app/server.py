@@ -1,0 +1,72 @@
+"""create_app(settings): the Litestar application, its routers, dependencies and lifespan."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from litestar import Litestar, Request, Response, get
+from litestar.di import Provide
+
+from app.auth import api_key_guard
+from app.models import ModelNames
+from app.openai.errors import openai_error_handler
+from app.openai.routes import openai_router
+from app.settings import Settings
+from app.state import ServiceState
+
+
+@get("/health", include_in_schema=False)
+async def health(service_state: ServiceState) -> Response:
+    if service_state.ready:
+        return Response({"status": "ok"}, status_code=200)
+    body = {"status": "failed", "error": service_state.failure} if service_state.failure else {"status": "loading"}
+    return Response(body, status_code=503)
+
+
+def _not_found_or_other(request: Request, exc: Exception) -> Response:
+    """Errors outside any router (unknown routes, methods): in the dialect the client speaks."""
+    if _speaks_anthropic(request):
+        from app.anthropic.errors import anthropic_error_handler
+
+        return anthropic_error_handler(request, exc)
+    return openai_error_handler(request, exc)
+
+
+def _speaks_anthropic(request: Request) -> bool:
+    return "anthropic-version" in request.headers or request.url.path.startswith("/v1/messages")
+
+
+def create_app(settings: Settings) -> Litestar:
+    state = ServiceState(settings)
+    names = ModelNames(settings)
+
+    @asynccontextmanager
+    async def lifespan(_: Litestar) -> AsyncIterator[None]:
+        import asyncio
+
+        loading = asyncio.create_task(state.start())
+        try:
+            yield
+        finally:
+            loading.cancel()
+            await state.stop()
+
+    routers = [openai_router()]
+    try:
+        from app.anthropic.routes import anthropic_router
+    except ImportError:
+        pass
+    else:
+        routers.append(anthropic_router())
+    for router in routers:
+        router.guards = [*(router.guards or []), api_key_guard(settings.api_keys)]
+    return Litestar(
+        route_handlers=[health, *routers],
+        dependencies={"service_state": Provide(lambda: state, sync_to_thread=False),
+                      "names": Provide(lambda: names, sync_to_thread=False)},
+        exception_handlers={Exception: _not_found_or_other},
+        lifespan=[lifespan],
+        request_max_body_size=settings.max_request_bytes,
+        openapi_config=None,
+    )

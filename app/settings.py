@@ -1,0 +1,102 @@
+"""One frozen settings object, from CLI flags over environment variables (INFER_*) over defaults."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from dataclasses import dataclass, fields
+from typing import Any, Sequence
+
+from runtime.engines import engine_names
+from runtime.model import DEFAULT_MODEL
+from runtime.tools.registry import format_names
+
+ENV_PREFIX = "INFER_"
+
+
+@dataclass(frozen=True)
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 8000
+    model: str = DEFAULT_MODEL
+    served_model_name: str | None = None  # defaults to the model's directory name
+    model_aliases: tuple[str, ...] = ()
+    api_keys: tuple[str, ...] = ()
+    engine: str = "auto"
+    log_level: str = "info"
+    context_length: int | None = None
+    dtype: str = "auto"
+    tool_format: str = "auto"
+    max_request_bytes: int = 32 * 1024 * 1024
+    cache_dir: str | None = None
+    seed: int = 0
+    threads: int | None = None
+    max_running_requests: int | None = None
+    shutdown_timeout: float = 30.0
+    # SGLang
+    tp_size: int = 1
+    dp_size: int = 1
+    mem_fraction_static: float | None = None
+    chunked_prefill_size: int | None = None
+    quantization: str | None = None
+    disable_radix_cache: bool = False
+
+    def __repr__(self) -> str:  # keys never reach logs
+        shown = {f.name: getattr(self, f.name) for f in fields(self)}
+        shown["api_keys"] = f"<{len(self.api_keys)} keys>"
+        return f"Settings({', '.join(f'{k}={v!r}' for k, v in shown.items())})"
+
+    @property
+    def model_name(self) -> str:
+        if self.served_model_name:
+            return self.served_model_name
+        return os.path.basename(os.path.normpath(self.model)) or self.model
+
+
+_HELP = {
+    "model": "local transformers model directory, a hub id, or the embedded default",
+    "served_model_name": "the model id clients use (default: the model's name)",
+    "model_aliases": "other names accepted for the model, comma-separated",
+    "api_keys": "accepted API keys, comma-separated (none: no auth)",
+    "engine": "inference engine",
+    "tool_format": "tool-call format (auto: from the chat template)",
+    "max_request_bytes": "largest request body accepted (413 above)",
+    "threads": "CPU engine: torch threads (default: all cores)",
+}
+_CHOICES = {"engine": engine_names(), "tool_format": format_names(),
+            "log_level": ("critical", "error", "warning", "info", "debug")}
+
+
+def _convert(kind: str, raw: str) -> Any:
+    if "tuple" in kind:
+        return tuple(x.strip() for x in raw.split(",") if x.strip())
+    if "bool" in kind:
+        return raw.strip().lower() in ("1", "true", "yes", "on")
+    if "int" in kind:
+        return int(raw)
+    if "float" in kind:
+        return float(raw)
+    return raw
+
+
+def load_settings(argv: Sequence[str] | None = None, environ: dict[str, str] | None = None) -> Settings:
+    environ = dict(os.environ if environ is None else environ)
+    parser = argparse.ArgumentParser(prog="python -m app", description="Serve a chat model over the OpenAI "
+                                     "and Anthropic APIs. Every flag also reads INFER_<NAME> from the environment.")
+    values: dict[str, Any] = {}
+    for f in fields(Settings):
+        kind = str(f.type)
+        flag = "--" + f.name.replace("_", "-")
+        if "bool" in kind:
+            parser.add_argument(flag, action="store_true", default=None, help=_HELP.get(f.name))
+        else:
+            parser.add_argument(flag, type=str, default=None, choices=_CHOICES.get(f.name), help=_HELP.get(f.name))
+        env_value = environ.get(ENV_PREFIX + f.name.upper())
+        if env_value is not None:
+            values[f.name] = _convert(kind, env_value)
+    args = parser.parse_args(argv)
+    for f in fields(Settings):
+        raw = getattr(args, f.name)
+        if raw is not None:
+            values[f.name] = raw if isinstance(raw, bool) else _convert(str(f.type), raw)
+    return Settings(**values)

@@ -1,0 +1,1 @@
+"""Engine-neutral runtime: request/event types, engines, chat templating and tool-call formats."""

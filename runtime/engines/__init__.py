@@ -1,0 +1,81 @@
+"""Engines behind one short protocol, chosen by name and imported lazily.
+
+A CPU-only machine never imports sglang: each factory imports its engine module only when picked.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+from dataclasses import dataclass
+from typing import AsyncIterator, Protocol, runtime_checkable
+
+from runtime.model import ModelInfo
+from runtime.types import EngineEvent, EngineRequest
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """Settings an engine may use; each engine reads the ones that apply to it."""
+
+    model_path: str
+    served_model_name: str
+    context_length: int | None = None
+    dtype: str = "auto"
+    seed: int = 0
+    max_running_requests: int | None = None
+    # CPU engine
+    threads: int | None = None
+    prefix_cache_entries: int = 4
+    # SGLang engine, passed through
+    tp_size: int = 1
+    dp_size: int = 1
+    mem_fraction_static: float | None = None
+    chunked_prefill_size: int | None = None
+    quantization: str | None = None
+    disable_radix_cache: bool = False
+
+
+@runtime_checkable
+class Engine(Protocol):
+    async def start(self) -> None:
+        """Load the model; returns when the engine can serve."""
+
+    async def close(self) -> None:
+        """Release the engine's resources; in-flight requests end with an abort."""
+
+    def generate(self, request: EngineRequest) -> AsyncIterator[EngineEvent]:
+        """Run one request: text deltas, then exactly one Finished. Closing the iterator aborts it."""
+
+    async def abort(self, rid: str) -> None:
+        """Stop a running request; its stream ends with Finished(ABORT)."""
+
+
+_ENGINES = {
+    "cpu": "runtime.engines.cpu.engine:CpuEngine",
+    "sglang": "runtime.engines.sglang:SglangEngine",
+}
+
+
+def engine_names() -> tuple[str, ...]:
+    return ("auto", *_ENGINES)
+
+
+def resolve_engine_name(name: str) -> str:
+    """'auto' picks SGLang where CUDA and sglang are both present, else the CPU engine."""
+    if name != "auto":
+        if name not in _ENGINES:
+            raise ValueError(f"unknown engine {name!r}; choose one of {', '.join(engine_names())}")
+        return name
+    if importlib.util.find_spec("sglang") is not None:
+        import torch
+
+        if torch.cuda.is_available():
+            return "sglang"
+    return "cpu"
+
+
+def create_engine(name: str, config: EngineConfig, model: ModelInfo) -> Engine:
+    module_name, _, class_name = _ENGINES[resolve_engine_name(name)].partition(":")
+    engine_class = getattr(importlib.import_module(module_name), class_name)
+    return engine_class(config, model)

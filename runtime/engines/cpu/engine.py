@@ -1,0 +1,237 @@
+"""The embedded CPU engine: PyTorch + transformers + xgrammar, one worker thread.
+
+The worker interleaves the active requests a token at a time (prefill in chunks), so concurrent streams
+all progress and a long prompt never starves the others. The event loop only ever waits on queues: it is
+never blocked by model compute. Aborts are flags the worker checks before every step.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import queue
+import secrets
+import threading
+from dataclasses import dataclass, field
+from typing import Any, AsyncIterator
+
+import torch
+
+from runtime.detokenize import IncrementalDetokenizer
+from runtime.engines import EngineConfig
+from runtime.engines.cpu.grammar import GrammarCache, GrammarMask
+from runtime.engines.cpu.prefix_cache import PrefixCache
+from runtime.engines.cpu.sampler import apply_penalties, sample
+from runtime.errors import EngineFailure, EngineUnavailable
+from runtime.model import ModelInfo
+from runtime.stops import StopMatcher
+from runtime.types import EngineEvent, EngineRequest, Finished, FinishReason, TextDelta, Usage
+
+log = logging.getLogger(__name__)
+
+PREFILL_CHUNK = 256  # prompt tokens per step: bounds how long one prefill holds up other streams
+
+
+@dataclass(eq=False)
+class _Sequence:
+    request: EngineRequest
+    loop: asyncio.AbstractEventLoop
+    events: asyncio.Queue
+    generator: torch.Generator
+    mask: GrammarMask | None
+    detokenizer: IncrementalDetokenizer
+    stops: StopMatcher
+    cache: Any = None
+    cached_tokens: int = 0
+    computed: int = 0  # prompt tokens whose keys/values are in `cache`
+    generated: list[int] = field(default_factory=list)
+    aborted: bool = False
+
+    def emit(self, event: EngineEvent) -> None:
+        self.loop.call_soon_threadsafe(self.events.put_nowait, event)
+
+
+class CpuEngine:
+    def __init__(self, config: EngineConfig, model: ModelInfo) -> None:
+        self._config = config
+        self._info = model
+        self._model: Any = None
+        self._grammars: GrammarCache | None = None
+        self._prefix_cache = PrefixCache(config.prefix_cache_entries)
+        self._inbox: queue.SimpleQueue[_Sequence | None] = queue.SimpleQueue()
+        self._by_rid: dict[str, _Sequence] = {}
+        self._worker: threading.Thread | None = None
+        self._closed = False
+
+    # -- lifecycle -------------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        await asyncio.to_thread(self._load)
+        self._worker = threading.Thread(target=self._run, name="cpu-engine", daemon=True)
+        self._worker.start()
+
+    def _load(self) -> None:
+        from transformers import AutoModelForCausalLM
+
+        torch.set_num_threads(self._config.threads or os.cpu_count() or 1)
+        dtype = self._config.dtype if self._config.dtype != "auto" else "auto"
+        self._model = AutoModelForCausalLM.from_pretrained(self._info.path, dtype=dtype).eval()
+        if self._model.dtype == torch.float16:  # fp16 matmuls are slow or missing on CPUs
+            self._model = self._model.to(torch.bfloat16)
+        self._grammars = GrammarCache(self._info.tokenizer, self._info.vocab_size, self._info.eos_token_ids)
+        log.info("CPU engine loaded %s (%s, %d threads)", self._info.path, self._model.dtype, torch.get_num_threads())
+
+    async def close(self) -> None:
+        self._closed = True
+        for seq in list(self._by_rid.values()):
+            seq.aborted = True
+        self._inbox.put(None)
+        if self._worker is not None:
+            await asyncio.to_thread(self._worker.join, 10)
+
+    @property
+    def grammar_cache(self) -> GrammarCache | None:
+        return self._grammars
+
+    # -- requests --------------------------------------------------------------------------------------
+
+    async def generate(self, request: EngineRequest) -> AsyncIterator[EngineEvent]:
+        if self._closed or self._worker is None or self._grammars is None:
+            raise EngineUnavailable("The engine is not running.")
+        mask = None
+        if request.constraint is not None:
+            compiled = await asyncio.to_thread(self._grammars.get, request.constraint)
+            mask = GrammarMask(compiled, self._info.vocab_size)
+        seed = request.sampling.seed if request.sampling.seed is not None else secrets.randbits(63)
+        seq = _Sequence(
+            request=request,
+            loop=asyncio.get_running_loop(),
+            events=asyncio.Queue(),
+            generator=torch.Generator().manual_seed(seed),
+            mask=mask,
+            detokenizer=IncrementalDetokenizer(self._info.tokenizer),
+            stops=StopMatcher(request.sampling.stop),
+        )
+        self._by_rid[request.rid] = seq
+        self._inbox.put(seq)
+        try:
+            while True:
+                event = await seq.events.get()
+                if isinstance(event, Exception):
+                    raise event
+                yield event
+                if isinstance(event, Finished):
+                    return
+        finally:
+            seq.aborted = True  # a consumer that stops listening (disconnect, cancel) frees the worker
+            self._by_rid.pop(request.rid, None)
+
+    async def abort(self, rid: str) -> None:
+        seq = self._by_rid.get(rid)
+        if seq is not None:
+            seq.aborted = True
+
+    # -- the worker thread -----------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        active: list[_Sequence] = []
+        while True:
+            try:
+                incoming = self._inbox.get(block=not active)
+            except queue.Empty:
+                incoming = False
+            while incoming is not False:
+                if incoming is None:
+                    for seq in active:
+                        self._finish(seq, FinishReason.ABORT)
+                    return
+                active.append(incoming)
+                try:
+                    incoming = self._inbox.get_nowait()
+                except queue.Empty:
+                    incoming = False
+            for seq in list(active):
+                try:
+                    done = self._step(seq)
+                except Exception:  # one request's failure never takes the worker down
+                    log.exception("CPU engine step failed for %s", seq.request.rid)
+                    seq.emit(EngineFailure("The engine failed while generating."))
+                    done = True
+                if done:
+                    active.remove(seq)
+
+    @torch.inference_mode()
+    def _step(self, seq: _Sequence) -> bool:
+        """Advance one sequence by a prefill chunk or one token. True when it has finished."""
+        if seq.aborted:
+            self._finish(seq, FinishReason.ABORT)
+            return True
+        prompt = seq.request.input_ids
+        if seq.cache is None:
+            seq.cached_tokens, seq.cache = self._prefix_cache.lookup(prompt)
+            seq.computed = seq.cached_tokens
+            if seq.cache is None:
+                from transformers import DynamicCache
+
+                seq.cache = DynamicCache()
+        if seq.computed < len(prompt):
+            chunk = prompt[seq.computed : seq.computed + PREFILL_CHUNK]
+            logits = self._forward(seq, list(chunk))
+            seq.computed += len(chunk)
+            if seq.computed < len(prompt):
+                return False
+        else:
+            logits = self._forward(seq, [seq.generated[-1]])
+        return self._choose(seq, logits)
+
+    def _forward(self, seq: _Sequence, ids: list[int]) -> torch.Tensor:
+        out = self._model(input_ids=torch.tensor([ids]), past_key_values=seq.cache, use_cache=True)
+        seq.cache = out.past_key_values
+        return out.logits[0, -1].float()
+
+    def _choose(self, seq: _Sequence, logits: torch.Tensor) -> bool:
+        params = seq.request.sampling
+        eos = self._info.eos_token_ids
+        if params.ignore_eos and seq.mask is None:
+            logits[list(eos)] = float("-inf")
+        logits = apply_penalties(logits, torch.tensor(seq.generated, dtype=torch.long), params)
+        if seq.mask is not None:
+            seq.mask.apply(logits)
+        token = sample(logits, params, seq.generator)
+        if seq.mask is not None and not seq.mask.accept(token):
+            log.error("grammar rejected sampled token %d for %s", token, seq.request.rid)
+            raise RuntimeError("grammar rejected a sampled token")
+        seq.generated.append(token)
+        if token in eos and not params.ignore_eos or (seq.mask is not None and seq.mask.terminated):
+            self._finish(seq, FinishReason.STOP)
+            return True
+        if token in params.stop_token_ids:
+            self._finish(seq, FinishReason.STOP, matched=self._info.tokenizer.decode([token]))
+            return True
+        result = seq.stops.push(seq.detokenizer.push(token))
+        if result.text:
+            seq.emit(TextDelta(result.text))
+        if result.matched is not None:
+            self._finish(seq, FinishReason.STOP, matched=result.matched, flush=False)
+            return True
+        total = len(seq.request.input_ids) + len(seq.generated)
+        limit = params.max_new_tokens
+        if (limit is not None and len(seq.generated) >= limit) or total >= self._info.context_length:
+            self._finish(seq, FinishReason.LENGTH)
+            return True
+        return False
+
+    def _finish(self, seq: _Sequence, reason: FinishReason, *, matched: str | None = None, flush: bool = True) -> None:
+        if flush and reason is not FinishReason.ABORT:
+            tail = seq.stops.push(seq.detokenizer.flush()).text + seq.stops.flush()
+            if tail:
+                seq.emit(TextDelta(tail))
+        usage = Usage(len(seq.request.input_ids), len(seq.generated), seq.cached_tokens)
+        seq.emit(Finished(reason, usage, matched))
+        if reason is not FinishReason.ABORT and seq.cache is not None and seq.generated:
+            # The cache holds the prompt and every generated token but the last (never fed back).
+            kept = seq.request.input_ids + tuple(seq.generated[:-1])
+            if seq.cache.get_seq_length() == len(kept):
+                self._prefix_cache.store(kept, seq.cache)
+        seq.cache = None

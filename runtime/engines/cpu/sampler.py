@@ -1,0 +1,46 @@
+"""Turning one step's logits into a token: penalties, temperature, top-k, top-p, min-p, seeded draws."""
+
+from __future__ import annotations
+
+import torch
+
+from runtime.types import SamplingParams
+
+
+def apply_penalties(logits: torch.Tensor, generated: torch.Tensor, params: SamplingParams) -> torch.Tensor:
+    """OpenAI-style frequency/presence penalties and the multiplicative repetition penalty, over the tokens
+    generated so far (`generated` is a 1-D LongTensor)."""
+    if generated.numel() == 0:
+        return logits
+    if params.frequency_penalty or params.presence_penalty:
+        counts = torch.bincount(generated, minlength=logits.shape[-1])[: logits.shape[-1]].to(logits.dtype)
+        logits = logits - params.frequency_penalty * counts - params.presence_penalty * (counts > 0).to(logits.dtype)
+    if params.repetition_penalty != 1.0:
+        seen = torch.unique(generated)
+        picked = logits[seen]
+        logits = logits.clone()
+        logits[seen] = torch.where(picked > 0, picked / params.repetition_penalty, picked * params.repetition_penalty)
+    return logits
+
+
+def sample(logits: torch.Tensor, params: SamplingParams, generator: torch.Generator) -> int:
+    """Pick the next token from 1-D float32 logits in which forbidden tokens are already -inf."""
+    if params.greedy:
+        return int(torch.argmax(logits))
+    logits = logits / params.temperature
+    if params.top_k > 0 and params.top_k < logits.shape[-1]:
+        kth = torch.topk(logits, params.top_k).values[-1]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    probs = torch.softmax(logits, dim=-1)
+    if params.min_p > 0.0:
+        probs = probs.masked_fill(probs < params.min_p * probs.max(), 0.0)
+    if params.top_p < 1.0:
+        sorted_probs, order = torch.sort(probs, descending=True)
+        cumulative = torch.cumsum(sorted_probs, dim=-1)
+        # Keep the smallest set whose mass reaches top_p (the first token is always kept).
+        drop = cumulative - sorted_probs >= params.top_p
+        sorted_probs = sorted_probs.masked_fill(drop, 0.0)
+        probs = torch.zeros_like(probs).scatter_(0, order, sorted_probs)
+    if float(probs.sum()) <= 0.0:  # every candidate filtered: fall back to the most likely token
+        return int(torch.argmax(logits))
+    return int(torch.multinomial(probs, 1, generator=generator))

@@ -1,0 +1,123 @@
+"""The generation service both API dialects call: render, budget, constrain, run, parse.
+
+Dialects hand in a neutral ChatRequest (or a completion prompt) and get neutral ChatEvents back; engine
+specifics stay behind the Engine protocol, model-family specifics behind the tool format.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from dataclasses import dataclass, replace
+from typing import AsyncIterator
+
+from runtime.engines import Engine
+from runtime.errors import ContextLengthExceeded
+from runtime.model import ModelInfo
+from runtime.templating import ChatTemplate
+from runtime.tools.base import TaggedCallParser, ToolFormat
+from runtime.tools.plan import plan_chat
+from runtime.types import (
+    ChatEvent,
+    ChatFinished,
+    ChatRequest,
+    Constraint,
+    EngineRequest,
+    Finished,
+    FinishReason,
+    SamplingParams,
+    TextDelta,
+)
+
+
+@dataclass(frozen=True)
+class PreparedRequest:
+    engine_request: EngineRequest
+    parser: TaggedCallParser | None
+
+    @property
+    def prompt_tokens(self) -> int:
+        return len(self.engine_request.input_ids)
+
+
+class GenerationService:
+    def __init__(self, engine: Engine, model: ModelInfo, tool_format: ToolFormat) -> None:
+        self.engine = engine
+        self.model = model
+        self.tool_format = tool_format
+        self.template = ChatTemplate(model)
+
+    @property
+    def context_length(self) -> int:
+        return self.model.context_length
+
+    # -- preparing ------------------------------------------------------------------------------------
+
+    async def prepare_chat(self, request: ChatRequest) -> PreparedRequest:
+        plan = plan_chat(request, self.tool_format, self.template.renders_tools)
+        # Rendering and tokenizing a long conversation takes milliseconds: keep it off the event loop.
+        input_ids = await asyncio.to_thread(self.template.render, plan.messages, plan.tools)
+        sampling = self._budget(len(input_ids), request.sampling, clamp=request.clamp_max_tokens)
+        return PreparedRequest(self._engine_request(input_ids, sampling, plan.constraint), plan.parser)
+
+    async def prepare_completion(self, prompt: str | list[int], sampling: SamplingParams) -> PreparedRequest:
+        ids = list(prompt) if isinstance(prompt, list) else await asyncio.to_thread(self.template.encode, prompt)
+        return PreparedRequest(self._engine_request(ids, self._budget(len(ids), sampling), None), None)
+
+    async def count_chat_tokens(self, request: ChatRequest) -> int:
+        plan = plan_chat(request, self.tool_format, self.template.renders_tools)
+        return len(await asyncio.to_thread(self.template.render, plan.messages, plan.tools))
+
+    def _engine_request(self, ids: list[int], sampling: SamplingParams, constraint: Constraint | None) -> EngineRequest:
+        return EngineRequest(uuid.uuid4().hex, tuple(ids), sampling, constraint)
+
+    def _budget(self, prompt_tokens: int, sampling: SamplingParams, *, clamp: bool = False) -> SamplingParams:
+        """Fit the output into the context window: reject what cannot fit, fill in an absent max."""
+        window = self.context_length
+        if prompt_tokens >= window:
+            raise ContextLengthExceeded(
+                f"This model's maximum context length is {window} tokens. However, your prompt is "
+                f"{prompt_tokens} tokens long, leaving no room for output.",
+                prompt_tokens=prompt_tokens, max_context=window, param="messages",
+            )
+        room = window - prompt_tokens
+        wanted = sampling.max_new_tokens
+        if wanted is None or (clamp and wanted > room):
+            return replace(sampling, max_new_tokens=room)
+        if wanted > room:
+            raise ContextLengthExceeded(
+                f"This model's maximum context length is {window} tokens. However, you requested "
+                f"{prompt_tokens + wanted} tokens ({prompt_tokens} in the messages, {wanted} in the completion). "
+                "Please reduce the length of the messages or completion.",
+                prompt_tokens=prompt_tokens, max_context=window, param="max_tokens",
+            )
+        return sampling
+
+    # -- running --------------------------------------------------------------------------------------
+
+    async def run(self, prepared: PreparedRequest) -> AsyncIterator[ChatEvent]:
+        """Engine events through the tool-call parser. Closing this iterator aborts the engine request."""
+        parser = prepared.parser
+        events = self.engine.generate(prepared.engine_request)
+        try:
+            async for event in events:
+                if isinstance(event, TextDelta):
+                    if parser is None:
+                        yield event
+                    else:
+                        for parsed in parser.feed(event.text):
+                            yield parsed
+                    continue
+                assert isinstance(event, Finished)
+                calls = 0
+                if parser is not None:
+                    for parsed in parser.finish():
+                        yield parsed
+                    calls = parser.calls
+                reason = event.reason
+                if calls and reason is FinishReason.STOP and not parser.in_call:
+                    reason = FinishReason.TOOL_CALLS
+                yield ChatFinished(reason, event.usage, event.matched_stop, calls)
+                return
+        finally:
+            await events.aclose()  # type: ignore[attr-defined]  # both engines yield from async generators

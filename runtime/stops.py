@@ -1,0 +1,51 @@
+"""Stop strings over a stream of text deltas.
+
+Text that could be the beginning of a stop string is held back until it is known not to be one, so a
+stop string is never partly emitted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class StopResult:
+    text: str  # safe to emit now
+    matched: str | None = None  # set when a stop string ended generation
+
+
+class StopMatcher:
+    def __init__(self, stops: tuple[str, ...]) -> None:
+        self._stops = tuple(s for s in stops if s)
+        self._held = ""
+
+    def push(self, text: str) -> StopResult:
+        if not self._stops:
+            return StopResult(text)
+        buffer = self._held + text
+        first: tuple[int, str] | None = None
+        for stop in self._stops:
+            at = buffer.find(stop)
+            if at >= 0 and (first is None or at < first[0]):
+                first = (at, stop)
+        if first is not None:
+            self._held = ""
+            return StopResult(buffer[: first[0]], matched=first[1])
+        keep = self._longest_partial_suffix(buffer)
+        self._held = buffer[len(buffer) - keep :] if keep else ""
+        return StopResult(buffer[: len(buffer) - keep])
+
+    def flush(self) -> str:
+        held, self._held = self._held, ""
+        return held
+
+    def _longest_partial_suffix(self, buffer: str) -> int:
+        """Length of the longest suffix of `buffer` that is a proper prefix of some stop string."""
+        best = 0
+        for stop in self._stops:
+            for n in range(min(len(stop) - 1, len(buffer)), best, -1):
+                if buffer.endswith(stop[:n]):
+                    best = n
+                    break
+        return best

@@ -1,0 +1,70 @@
+"""Rendering a conversation into prompt token ids with the model's own chat template.
+
+This is the one templating path for both engines (SGLang receives our `input_ids`). Tool-specific
+rendering for templates that cannot show tools is delegated to the request's tool format.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from runtime.errors import InvalidRequest
+from runtime.model import ModelInfo
+from runtime.types import Message, Tool
+
+
+def message_dicts(messages: tuple[Message, ...]) -> list[dict[str, Any]]:
+    """Neutral messages as the dicts HF chat templates expect (OpenAI-like, arguments as objects)."""
+    out: list[dict[str, Any]] = []
+    for m in messages:
+        d: dict[str, Any] = {"role": m.role, "content": m.content}
+        if m.tool_calls:
+            d["tool_calls"] = [
+                {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
+                for c in m.tool_calls
+            ]
+        if m.tool_call_id is not None:
+            d["tool_call_id"] = m.tool_call_id
+        if m.name is not None:
+            d["name"] = m.name
+        if m.reasoning:
+            d["reasoning_content"] = m.reasoning
+        out.append(d)
+    return out
+
+
+def tool_dicts(tools: tuple[Tool, ...]) -> list[dict[str, Any]]:
+    return [
+        {"type": "function", "function": {"name": t.name, "description": t.description, "parameters": t.parameters}}
+        for t in tools
+    ]
+
+
+class ChatTemplate:
+    def __init__(self, model: ModelInfo) -> None:
+        self._tokenizer = model.tokenizer
+        if not getattr(self._tokenizer, "chat_template", None):
+            raise ValueError(f"the model at {model.path} has no chat template")
+        self.renders_tools = "tools" in str(self._tokenizer.chat_template)
+
+    def render(
+        self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None
+    ) -> list[int]:
+        kwargs: dict[str, Any] = {"add_generation_prompt": True, "tokenize": False}
+        if tools:
+            kwargs["tools"] = tools
+        try:
+            text = self._tokenizer.apply_chat_template(messages, **kwargs)
+        except Exception as exc:  # jinja raises TemplateError (and others) for conversations it rejects
+            raise InvalidRequest(f"The model's chat template rejected the conversation: {exc}", param="messages")
+        return self.encode(text)
+
+    def encode(self, text: str) -> list[int]:
+        # The template already wrote any BOS it wants; adding special tokens again would double it.
+        return list(self._tokenizer.encode(text, add_special_tokens=False))
+
+
+def arguments_json(arguments: dict[str, Any]) -> str:
+    """Canonical JSON for tool-call arguments (as sent back to clients)."""
+    return json.dumps(arguments, ensure_ascii=False)

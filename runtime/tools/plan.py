@@ -1,0 +1,95 @@
+"""From a chat request's tools, tool_choice and response_format to what the engine runs: the messages and
+tool list the template renders, one constraint, and a parser for the output."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from runtime.errors import InvalidRequest
+from runtime.templating import message_dicts, tool_dicts
+from runtime.tools.base import TaggedCallParser, ToolFormat
+from runtime.tools.schemas import relax
+from runtime.types import ChatRequest, Constraint, ConstraintKind, Message, ResponseFormat, ToolChoiceMode
+
+
+@dataclass
+class ChatPlan:
+    messages: list[dict[str, Any]]
+    tools: list[dict[str, Any]] | None  # for templates that render tools themselves
+    constraint: Constraint | None
+    parser: TaggedCallParser | None
+
+
+def text_schema(response_format: ResponseFormat) -> dict[str, Any] | None:
+    if response_format.type == "json_object":
+        return {"type": "object"}
+    if response_format.type == "json_schema":
+        schema = response_format.schema or {"type": "object"}
+        relaxed, removed = relax(schema)
+        if removed and response_format.strict:
+            raise InvalidRequest(
+                f"response_format schema is strict but uses {', '.join(removed)}, which cannot be enforced.",
+                param="response_format",
+            )
+        return relaxed
+    return None
+
+
+def plan_chat(request: ChatRequest, fmt: ToolFormat, template_renders_tools: bool) -> ChatPlan:
+    json_text = text_schema(request.response_format)
+    if not request.tools:
+        constraint = None
+        if json_text is not None:
+            constraint = Constraint(ConstraintKind.JSON_SCHEMA, json.dumps(json_text, ensure_ascii=False))
+        return ChatPlan(message_dicts(request.messages), None, constraint, None)
+
+    schemas: dict[str, Any] = {}
+    for tool in request.tools:
+        relaxed, removed = relax(tool.parameters)
+        if removed and tool.strict:
+            raise InvalidRequest(
+                f"Tool {tool.name!r} is strict but its schema uses {', '.join(removed)}, "
+                "which the grammar cannot enforce.",
+                param="tools",
+            )
+        schemas[tool.name] = relaxed
+    choice = request.tool_choice
+    if choice.mode is ToolChoiceMode.NAMED and choice.name not in schemas:
+        raise InvalidRequest(f"tool_choice names {choice.name!r}, which is not in tools.", param="tool_choice")
+
+    tag = fmt.structural_tag(request.tools, schemas, choice, json_text)
+    constraint = Constraint(ConstraintKind.STRUCTURAL_TAG, json.dumps(tag, ensure_ascii=False))
+    parser = None
+    if choice.mode is not ToolChoiceMode.NONE:
+        parser = TaggedCallParser(fmt.tags(request.tools), fmt.trigger(), fmt.separator())
+    if template_renders_tools:
+        return ChatPlan(message_dicts(request.messages), tool_dicts(request.tools), constraint, parser)
+    return ChatPlan(_inline_tools(request.messages, request, fmt), None, constraint, parser)
+
+
+def _inline_tools(messages: tuple[Message, ...], request: ChatRequest, fmt: ToolFormat) -> list[dict[str, Any]]:
+    """For templates that know nothing of tools: the tool list goes into the system prompt, calls into the
+    assistant's text and results into user turns, all in the format's own syntax (docs/TOOLS.md)."""
+    out: list[dict[str, Any]] = []
+    instructions = fmt.system_prompt(request.tools)
+    for m in messages:
+        if m.role == "assistant" and m.tool_calls:
+            text = "\n".join(p for p in (m.content, fmt.render_calls(m.tool_calls)) if p)
+            out.append({"role": "assistant", "content": text})
+        elif m.role == "tool":
+            result = fmt.render_tool_result(m.content)
+            if out and out[-1]["role"] == "user" and out[-1].get("_tool_results"):
+                out[-1]["content"] += "\n" + result
+            else:
+                out.append({"role": "user", "content": result, "_tool_results": True})
+        else:
+            out.append({"role": m.role, "content": m.content})
+    for d in out:
+        d.pop("_tool_results", None)
+    if out and out[0]["role"] == "system":
+        out[0] = {"role": "system", "content": f"{out[0]['content']}\n\n{instructions}"}
+    else:
+        out.insert(0, {"role": "system", "content": instructions})
+    return out

@@ -1,0 +1,42 @@
+"""Tool-call formats by model family: one entry each, picked from the chat template or by setting."""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from runtime.tools.base import ToolFormat
+
+_FORMATS = {
+    "hermes": "runtime.tools.hermes:HermesFormat",
+}
+
+
+def format_names() -> tuple[str, ...]:
+    return ("auto", *_FORMATS)
+
+
+def get_format(name: str) -> ToolFormat:
+    if name not in _FORMATS:
+        raise ValueError(f"unknown tool-call format {name!r}; choose one of {', '.join(format_names())}")
+    module, _, cls = _FORMATS[name].partition(":")
+    return getattr(importlib.import_module(module), cls)()
+
+
+def detect_format(chat_template: Any) -> str:
+    """The family whose call syntax the template shows; Hermes (our documented fallback) otherwise."""
+    text = str(chat_template or "")
+    markers = [
+        ("qwen3_coder", ("<function=", "<parameter=")),
+        ("mistral", ("[TOOL_CALLS]",)),
+        ("llama3_json", ("<|python_tag|>",)),
+        ("hermes", ("<tool_call>",)),
+    ]
+    for name, needles in markers:
+        if name in _FORMATS and all(n in text for n in needles):
+            return name
+    return "hermes"
+
+
+def select_format(setting: str, chat_template: Any) -> ToolFormat:
+    return get_format(detect_format(chat_template) if setting == "auto" else setting)

@@ -1,0 +1,183 @@
+"""The neutral core: what a dialect asks for, and what an engine emits.
+
+Both API dialects (OpenAI, Anthropic) convert into `ChatRequest`/`CompletionRequest` and render from the
+events below. Nothing here knows about HTTP or about any engine's wire shapes.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+Role = Literal["system", "user", "assistant", "tool"]
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCall:
+    """A call the assistant made, as it appears in conversation history."""
+
+    id: str
+    name: str
+    arguments: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    role: Role
+    content: str = ""
+    tool_calls: tuple[ToolCall, ...] = ()
+    tool_call_id: str | None = None  # role == "tool" only
+    name: str | None = None  # the tool's name for role == "tool", when known
+    reasoning: str | None = None  # prior thinking, kept where the template can render it
+
+
+@dataclass(frozen=True, slots=True)
+class Tool:
+    name: str
+    description: str
+    parameters: dict[str, Any]  # a JSON schema of type object
+    strict: bool = False
+
+
+class ToolChoiceMode(enum.Enum):
+    AUTO = "auto"
+    NONE = "none"
+    REQUIRED = "required"
+    NAMED = "named"
+
+
+@dataclass(frozen=True, slots=True)
+class ToolChoice:
+    mode: ToolChoiceMode = ToolChoiceMode.AUTO
+    name: str | None = None  # mode == NAMED
+    parallel: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class SamplingParams:
+    temperature: float = 1.0
+    top_p: float = 1.0
+    top_k: int = 0  # 0 = off
+    min_p: float = 0.0
+    frequency_penalty: float = 0.0
+    presence_penalty: float = 0.0
+    repetition_penalty: float = 1.0
+    seed: int | None = None
+    max_new_tokens: int | None = None  # None = up to the context window
+    stop: tuple[str, ...] = ()
+    stop_token_ids: tuple[int, ...] = ()
+    ignore_eos: bool = False
+
+    @property
+    def greedy(self) -> bool:
+        return self.temperature == 0.0 or self.top_k == 1
+
+
+class ConstraintKind(enum.Enum):
+    JSON_SCHEMA = "json_schema"
+    STRUCTURAL_TAG = "structural_tag"
+    EBNF = "ebnf"
+    REGEX = "regex"
+
+
+@dataclass(frozen=True, slots=True)
+class Constraint:
+    """A grammar both engines understand: the text is exactly what SGLang takes as the sampling parameter
+    of the same name (JSON text for json_schema and structural_tag), and what xgrammar compiles."""
+
+    kind: ConstraintKind
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseFormat:
+    type: Literal["text", "json_object", "json_schema"] = "text"
+    schema: dict[str, Any] | None = None
+    strict: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ChatRequest:
+    messages: tuple[Message, ...]
+    sampling: SamplingParams = field(default_factory=SamplingParams)
+    tools: tuple[Tool, ...] = ()
+    tool_choice: ToolChoice = field(default_factory=ToolChoice)
+    response_format: ResponseFormat = field(default_factory=ResponseFormat)
+    # Clamp max_new_tokens to what the window leaves instead of rejecting (Anthropic's behaviour).
+    clamp_max_tokens: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class EngineRequest:
+    """What an engine runs: token ids in, text out."""
+
+    rid: str
+    input_ids: tuple[int, ...]
+    sampling: SamplingParams
+    constraint: Constraint | None = None
+
+
+class FinishReason(enum.Enum):
+    STOP = "stop"  # EOS or a stop string / stop token
+    LENGTH = "length"
+    ABORT = "abort"
+    TOOL_CALLS = "tool_calls"  # set above the engine, when the output was one or more complete calls
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    prompt_tokens: int
+    completion_tokens: int
+    cached_tokens: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
+@dataclass(frozen=True, slots=True)
+class TextDelta:
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Finished:
+    reason: FinishReason
+    usage: Usage
+    matched_stop: str | None = None  # the stop string that ended generation, if any
+
+
+EngineEvent = TextDelta | Finished
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCallStart:
+    """A tool call begins: its position among this response's calls, a fresh id, and the tool's name."""
+
+    index: int
+    id: str
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCallArgs:
+    """A fragment of a call's arguments JSON; a call's fragments join into its complete arguments."""
+
+    index: int
+    fragment: str
+
+
+@dataclass(frozen=True, slots=True)
+class ChatFinished:
+    reason: FinishReason
+    usage: Usage
+    matched_stop: str | None = None
+    tool_calls: int = 0  # how many calls this response made
+
+    @property
+    def called_tools(self) -> bool:
+        return self.tool_calls > 0
+
+
+ChatEvent = TextDelta | ToolCallStart | ToolCallArgs | ChatFinished
