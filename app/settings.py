@@ -58,12 +58,12 @@ _HELP = {
     "served_model_name": "the model id clients use (default: the model's name)",
     "model_aliases": "other names accepted for the model, comma-separated",
     "api_keys": "accepted API keys, comma-separated (none: no auth)",
-    "engine": "inference engine",
+    "engine": f"inference engine: {', '.join(engine_names())}, or module:Class",
     "tool_format": "tool-call format (auto: from the chat template)",
     "max_request_bytes": "largest request body accepted (413 above)",
     "threads": "CPU engine: torch threads (default: all cores)",
 }
-_CHOICES = {"engine": engine_names(), "tool_format": format_names(),
+_CHOICES = {"tool_format": format_names(),
             "log_level": ("critical", "error", "warning", "info", "debug")}
 
 

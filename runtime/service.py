@@ -15,7 +15,7 @@ from runtime.engines import Engine
 from runtime.errors import ContextLengthExceeded
 from runtime.model import ModelInfo
 from runtime.templating import ChatTemplate
-from runtime.tools.base import TaggedCallParser, ToolFormat
+from runtime.tools.base import CallParser, ToolFormat
 from runtime.tools.plan import plan_chat
 from runtime.types import (
     ChatEvent,
@@ -33,7 +33,7 @@ from runtime.types import (
 @dataclass(frozen=True)
 class PreparedRequest:
     engine_request: EngineRequest
-    parser: TaggedCallParser | None
+    parser: CallParser | None
 
     @property
     def prompt_tokens(self) -> int:

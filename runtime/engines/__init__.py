@@ -62,7 +62,10 @@ def engine_names() -> tuple[str, ...]:
 
 
 def resolve_engine_name(name: str) -> str:
-    """'auto' picks SGLang where CUDA and sglang are both present, else the CPU engine."""
+    """'auto' picks SGLang where CUDA and sglang are both present, else the CPU engine. A 'module:Class'
+    spec names an engine outside the registry (the benchmarks' replay engine)."""
+    if ":" in name:
+        return name
     if name != "auto":
         if name not in _ENGINES:
             raise ValueError(f"unknown engine {name!r}; choose one of {', '.join(engine_names())}")
@@ -76,6 +79,7 @@ def resolve_engine_name(name: str) -> str:
 
 
 def create_engine(name: str, config: EngineConfig, model: ModelInfo) -> Engine:
-    module_name, _, class_name = _ENGINES[resolve_engine_name(name)].partition(":")
+    resolved = resolve_engine_name(name)
+    module_name, _, class_name = _ENGINES.get(resolved, resolved).partition(":")
     engine_class = getattr(importlib.import_module(module_name), class_name)
     return engine_class(config, model)

@@ -31,18 +31,28 @@ class CallTag:
     end: str
 
 
+class CallParser(Protocol):
+    """Incremental parser of one response's output: text and calls as events."""
+
+    @property
+    def calls(self) -> int:
+        """How many calls have been completed so far."""
+        ...
+
+    @property
+    def in_call(self) -> bool:
+        """True while a call has started but not ended."""
+        ...
+
+    def feed(self, text: str) -> Iterator[ParsedEvent]: ...
+
+    def finish(self) -> Iterator[ParsedEvent]: ...
+
+
 class ToolFormat(Protocol):
     name: str
 
-    def tags(self, tools: tuple[Tool, ...]) -> list[CallTag]: ...
-
-    def trigger(self) -> str:
-        """The text that opens every call (a prefix of every tag's begin)."""
-        ...
-
-    def separator(self) -> str:
-        """What stands between two consecutive calls."""
-        ...
+    def parser(self, tools: tuple[Tool, ...]) -> CallParser: ...
 
     def structural_tag(self, tools: tuple[Tool, ...], schemas: dict[str, Any], choice: ToolChoice,
                        text_schema: dict[str, Any] | None) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from runtime.tools.base import CallTag
+from runtime.tools.base import CallTag, TaggedCallParser
 from runtime.tools.grammar import calls_format, structural_tag
 from runtime.types import Tool, ToolCall, ToolChoice
 
@@ -30,6 +30,9 @@ class HermesFormat:
             CallTag(t.name, f'{TRIGGER}\n{{"name": {json.dumps(t.name)}, "arguments": ', "}\n</tool_call>")
             for t in tools
         ]
+
+    def parser(self, tools: tuple[Tool, ...]) -> TaggedCallParser:
+        return TaggedCallParser(self.tags(tools), TRIGGER, self.separator())
 
     def structural_tag(self, tools: tuple[Tool, ...], schemas: dict[str, Any], choice: ToolChoice,
                        text_schema: dict[str, Any] | None) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from typing import Any
 
 from runtime.errors import InvalidRequest
 from runtime.templating import message_dicts, tool_dicts
-from runtime.tools.base import TaggedCallParser, ToolFormat
+from runtime.tools.base import CallParser, ToolFormat
 from runtime.tools.schemas import relax
 from runtime.types import ChatRequest, Constraint, ConstraintKind, Message, ResponseFormat, ToolChoiceMode
 
@@ -19,7 +19,7 @@ class ChatPlan:
     messages: list[dict[str, Any]]
     tools: list[dict[str, Any]] | None  # for templates that render tools themselves
     constraint: Constraint | None
-    parser: TaggedCallParser | None
+    parser: CallParser | None
 
 
 def text_schema(response_format: ResponseFormat) -> dict[str, Any] | None:
@@ -63,7 +63,7 @@ def plan_chat(request: ChatRequest, fmt: ToolFormat, template_renders_tools: boo
     constraint = Constraint(ConstraintKind.STRUCTURAL_TAG, json.dumps(tag, ensure_ascii=False))
     parser = None
     if choice.mode is not ToolChoiceMode.NONE:
-        parser = TaggedCallParser(fmt.tags(request.tools), fmt.trigger(), fmt.separator())
+        parser = fmt.parser(request.tools)
     if template_renders_tools:
         return ChatPlan(message_dicts(request.messages), tool_dicts(request.tools), constraint, parser)
     return ChatPlan(_inline_tools(request.messages, request, fmt), None, constraint, parser)

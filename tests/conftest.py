@@ -1,0 +1,56 @@
+"""Shared fixtures: the tiny random model, and real servers on free 127.0.0.1 ports."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import openai
+import pytest
+
+from tests.live_server import ROOT, LiveServer, start_server
+from tests.tiny_model import build_tiny_model
+
+MODEL_NAME = "test-model"
+API_KEY = "sk-test-key-1"
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_tiny_model(tmp_path_factory.mktemp("models") / "tiny")
+
+
+@pytest.fixture(scope="session")
+def server_logs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("logs")
+
+
+@pytest.fixture(scope="session")
+def server(tiny_model_dir: Path, server_logs: Path) -> Iterator[LiveServer]:
+    """The tiny model, no auth, a 4096-token window (so context errors are cheap to provoke)."""
+    s = start_server("--model", str(tiny_model_dir), "--served-model-name", MODEL_NAME,
+                     "--model-aliases", "alias-model,qwen2.5-coder-32b-instruct", "--context-length", "4096",
+                     "--max-request-bytes", str(2 * 1024 * 1024), log_dir=server_logs)
+    yield s
+    s.stop()
+
+
+@pytest.fixture(scope="session")
+def auth_server(tiny_model_dir: Path, server_logs: Path) -> Iterator[LiveServer]:
+    s = start_server("--model", str(tiny_model_dir), "--served-model-name", MODEL_NAME, log_dir=server_logs,
+                     env={"INFER_API_KEYS": f"{API_KEY},sk-second-key"})
+    yield s
+    s.stop()
+
+
+@pytest.fixture(scope="session")
+def default_server(server_logs: Path) -> Iterator[LiveServer]:
+    """The real embedded default model (SmolLM2-135M-Instruct), converted into the repo's cache once."""
+    s = start_server("--cache-dir", str(ROOT / ".cache" / "models"), log_dir=server_logs, timeout=600)
+    yield s
+    s.stop()
+
+
+@pytest.fixture()
+def client(server: LiveServer) -> openai.OpenAI:
+    return openai.OpenAI(base_url=server.base_url + "/v1", api_key="unused", max_retries=0, timeout=120)
