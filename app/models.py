@@ -12,6 +12,7 @@ class ModelNames:
         self.accepted = frozenset((self.served, *settings.model_aliases))
 
     def check(self, name: str, *, param: str = "model") -> str:
+        """The name responses carry: the one the client asked for, as OpenAI and vLLM echo it."""
         if name not in self.accepted:
             raise NotFound(f"The model {name!r} does not exist. This server serves {self.served!r}.", param=param)
-        return self.served
+        return name

@@ -15,7 +15,7 @@ from runtime.engines import Engine
 from runtime.errors import ContextLengthExceeded
 from runtime.model import ModelInfo
 from runtime.templating import ChatTemplate
-from runtime.tools.base import CallParser, ToolFormat
+from runtime.tools.base import CallParser, JsonStringEscaper, ToolFormat
 from runtime.tools.plan import plan_chat
 from runtime.types import (
     ChatEvent,
@@ -34,6 +34,7 @@ from runtime.types import (
 class PreparedRequest:
     engine_request: EngineRequest
     parser: CallParser | None
+    json_text: bool = False  # escape raw control characters in JSON strings of the text output
 
     @property
     def prompt_tokens(self) -> int:
@@ -58,7 +59,8 @@ class GenerationService:
         # Rendering and tokenizing a long conversation takes milliseconds: keep it off the event loop.
         input_ids = await asyncio.to_thread(self.template.render, plan.messages, plan.tools)
         sampling = self._budget(len(input_ids), request.sampling, clamp=request.clamp_max_tokens)
-        return PreparedRequest(self._engine_request(input_ids, sampling, plan.constraint), plan.parser)
+        return PreparedRequest(self._engine_request(input_ids, sampling, plan.constraint), plan.parser,
+                               plan.json_text)
 
     async def prepare_completion(self, prompt: str | list[int], sampling: SamplingParams) -> PreparedRequest:
         ids = list(prompt) if isinstance(prompt, list) else await asyncio.to_thread(self.template.encode, prompt)
@@ -98,21 +100,25 @@ class GenerationService:
     async def run(self, prepared: PreparedRequest) -> AsyncIterator[ChatEvent]:
         """Engine events through the tool-call parser. Closing this iterator aborts the engine request."""
         parser = prepared.parser
+        escape = JsonStringEscaper() if prepared.json_text else None
+
+        def clean(parsed: ChatEvent) -> ChatEvent:
+            if escape is not None and isinstance(parsed, TextDelta):
+                return TextDelta(escape(parsed.text))
+            return parsed
+
         events = self.engine.generate(prepared.engine_request)
         try:
             async for event in events:
                 if isinstance(event, TextDelta):
-                    if parser is None:
-                        yield event
-                    else:
-                        for parsed in parser.feed(event.text):
-                            yield parsed
+                    for parsed in parser.feed(event.text) if parser is not None else (event,):
+                        yield clean(parsed)
                     continue
                 assert isinstance(event, Finished)
                 calls = 0
                 if parser is not None:
                     for parsed in parser.finish():
-                        yield parsed
+                        yield clean(parsed)
                     calls = parser.calls
                 reason = event.reason
                 if calls and reason is FinishReason.STOP and not parser.in_call:

@@ -55,3 +55,37 @@ def calls_format(
 
 def structural_tag(format_: dict[str, Any]) -> dict[str, Any]:
     return {"type": "structural_tag", "format": format_}
+
+
+def xml_content(schema: dict[str, Any], style: str = "qwen_xml") -> dict[str, Any]:
+    """Arguments written as XML parameters (`<parameter=key>value</parameter>`) instead of a JSON object."""
+    return {**json_content(schema), "style": style}
+
+
+def content_calls_format(
+    tags: list[CallTag],
+    content: Any,
+    choice: ToolChoice,
+    *,
+    triggers: list[str],
+    separator: str,
+    text_schema: dict[str, Any] | None,
+) -> dict[str, Any]:
+    """`calls_format` for formats whose arguments are not plain JSON or that have several triggers:
+    `content(tool_name)` gives each tag's content format. Modes behave exactly as in `calls_format`."""
+    if choice.mode is ToolChoiceMode.NAMED:
+        tags = [t for t in tags if t.name == choice.name]
+    tag_list = [{"type": "tag", "begin": t.begin, "content": content(t.name), "end": t.end} for t in tags]
+    single = not choice.parallel or choice.mode is ToolChoiceMode.NAMED
+    if choice.mode is ToolChoiceMode.NONE:
+        if text_schema is not None:
+            return json_content(text_schema)
+        return {"type": "any_text", "excludes": list(triggers)}
+    only_calls = {"type": "tags_with_separator", "tags": tag_list, "separator": separator,
+                  "at_least_one": True, "stop_after_first": single}
+    if choice.mode in (ToolChoiceMode.REQUIRED, ToolChoiceMode.NAMED):
+        return only_calls
+    if text_schema is not None:
+        return {"type": "or", "elements": [json_content(text_schema), only_calls]}
+    return {"type": "triggered_tags", "triggers": list(triggers), "tags": tag_list,
+            "at_least_one": False, "stop_after_first": single}

@@ -9,7 +9,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from runtime.tools.base import CallTag, TaggedCallParser
+from runtime.tools.base import CallTag
+from runtime.tools.json_calls import JsonCallParser
 from runtime.tools.grammar import calls_format, structural_tag
 from runtime.types import Tool, ToolCall, ToolChoice
 
@@ -31,8 +32,10 @@ class HermesFormat:
             for t in tools
         ]
 
-    def parser(self, tools: tuple[Tool, ...]) -> TaggedCallParser:
-        return TaggedCallParser(self.tags(tools), TRIGGER, self.separator())
+    def parser(self, tools: tuple[Tool, ...]) -> JsonCallParser:
+        # No parser separator: the "\n" between calls is whitespace after a call, which the parser keeps
+        # only when text follows (then it is content).
+        return JsonCallParser(self.tags(tools), [TRIGGER])
 
     def structural_tag(self, tools: tuple[Tool, ...], schemas: dict[str, Any], choice: ToolChoice,
                        text_schema: dict[str, Any] | None) -> dict[str, Any]:

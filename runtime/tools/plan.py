@@ -20,6 +20,7 @@ class ChatPlan:
     tools: list[dict[str, Any]] | None  # for templates that render tools themselves
     constraint: Constraint | None
     parser: CallParser | None
+    json_text: bool = False  # the text part of the output is a JSON document (response_format)
 
 
 def text_schema(response_format: ResponseFormat) -> dict[str, Any] | None:
@@ -43,7 +44,7 @@ def plan_chat(request: ChatRequest, fmt: ToolFormat, template_renders_tools: boo
         constraint = None
         if json_text is not None:
             constraint = Constraint(ConstraintKind.JSON_SCHEMA, json.dumps(json_text, ensure_ascii=False))
-        return ChatPlan(message_dicts(request.messages), None, constraint, None)
+        return ChatPlan(message_dicts(request.messages), None, constraint, None, json_text is not None)
 
     schemas: dict[str, Any] = {}
     for tool in request.tools:
@@ -65,8 +66,10 @@ def plan_chat(request: ChatRequest, fmt: ToolFormat, template_renders_tools: boo
     if choice.mode is not ToolChoiceMode.NONE:
         parser = fmt.parser(request.tools)
     if template_renders_tools:
-        return ChatPlan(message_dicts(request.messages), tool_dicts(request.tools), constraint, parser)
-    return ChatPlan(_inline_tools(request.messages, request, fmt), None, constraint, parser)
+        messages, tools = message_dicts(request.messages), tool_dicts(request.tools)
+    else:
+        messages, tools = _inline_tools(request.messages, request, fmt), None
+    return ChatPlan(messages, tools, constraint, parser, json_text is not None)
 
 
 def _inline_tools(messages: tuple[Message, ...], request: ChatRequest, fmt: ToolFormat) -> list[dict[str, Any]]:

@@ -9,6 +9,9 @@ from runtime.tools.base import ToolFormat
 
 _FORMATS = {
     "hermes": "runtime.tools.hermes:HermesFormat",
+    "qwen3_coder": "runtime.tools.qwen3_coder:Qwen3CoderFormat",
+    "llama3_json": "runtime.tools.llama3:Llama3JsonFormat",
+    "mistral": "runtime.tools.mistral:MistralFormat",
 }
 
 

@@ -1,0 +1,368 @@
+"""SGLang 0.5.23 as an in-process engine: `sglang.Engine` (sglang/srt/entrypoints/engine.py).
+
+Token ids in, text out. The Engine runs a TokenizerManager in this process, which talks ZMQ to a scheduler
+process per TP rank (or a data-parallel controller) and a detokenizer process; we send `input_ids` with our
+sampling parameters and turn its streamed dicts into TextDelta/Finished events. `import sglang` happens only in
+start(), so a machine without sglang imports this module freely.
+
+SGLang changes process-wide state. Living inside uvicorn, each side effect and what we do about it:
+
+- One Engine per process, so one uvicorn worker. `Engine.shutdown()` (also registered with atexit) kills every
+  child process of this process, not only SGLang's.
+- `mp.set_start_method("spawn", force=True)`: children re-import the main module unless it is a package's
+  `__main__` (`python -m app` is safe); any other entry script must guard its work with `if __name__ == "__main__"`.
+- The constructor blocks for minutes (spawn, load weights, capture CUDA graphs). We run it in a worker thread
+  (asyncio.to_thread) so the loop keeps answering /health meanwhile. The source supports this: off the main
+  thread `_set_envs_and_config` only skips its launch-phase SIGQUIT handler, and the TokenizerManager's
+  zmq.asyncio sockets and asyncio locks bind to a loop on first use, not at construction.
+- The first request binds the TokenizerManager to the running loop (tokenizer_manager.py
+  `auto_create_handle_loop` starts `handle_loop` there); every later call must come from that loop. The warm-up
+  in start() makes it the app's loop.
+- SIGQUIT is how SGLang's children report a failure to the parent. While the constructor runs we install a handler
+  that only logs (the default action would core-dump the server); the constructor then raises and start() reports
+  it. From the first request on, SGLang's running-phase handler kills the whole process tree: a crashed GPU worker
+  ends the server, for its supervisor to restart.
+- SIGTERM: the first request also installs SGLang's handler on the loop (drain, kill the tree, `sys.exit`), which
+  would pre-empt uvicorn's graceful shutdown and the lifespan. After the warm-up we hand SIGTERM back to whoever
+  held it (uvicorn), so shutdown runs the lifespan and close().
+- Importing engine.py and tokenizer_manager.py sets the uvloop event-loop policy, and `configure_logger` calls
+  `logging.basicConfig(force=True)` at SGLang's log level ("error"). The running loop is unaffected; we restore the
+  previous policy and the root logger's handlers and level after construction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import threading
+import uuid
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator
+from typing import Any, TypedDict
+
+from runtime.engines import EngineConfig
+from runtime.errors import EngineFailure, EngineUnavailable, InvalidRequest, Overloaded, ServiceError
+from runtime.model import ModelInfo
+from runtime.types import (
+    Constraint,
+    ConstraintKind,
+    EngineEvent,
+    EngineRequest,
+    Finished,
+    FinishReason,
+    SamplingParams,
+    TextDelta,
+    Usage,
+)
+
+log = logging.getLogger(__name__)
+
+WARMUP_TOKENS = 4
+CLOSE_DRAIN_SECONDS = 10.0  # how long close() waits for aborted streams to end before killing the engine
+_REPLACEMENT = "\ufffd"
+
+# SamplingParams field for each constraint (sglang/srt/sampling/sampling_params.py; at most one may be set).
+_CONSTRAINT_KEYS = {
+    ConstraintKind.JSON_SCHEMA: "json_schema",
+    ConstraintKind.STRUCTURAL_TAG: "structural_tag",
+    ConstraintKind.EBNF: "ebnf",
+    ConstraintKind.REGEX: "regex",
+}
+
+
+# -- SGLang's shapes ---------------------------------------------------------------------------------------
+
+
+class _FinishReasonJson(TypedDict, total=False):
+    """`BaseFinishReason.to_json()` (sglang/srt/managers/schedule_batch.py):
+    FINISH_MATCHED_TOKEN / FINISH_MATCHED_STR: {"type": "stop", "matched": int | str};
+    FINISH_LENGTH: {"type": "length", "length": int};
+    FINISH_ABORT: {"type": "abort", "message": str, "status_code": int | None, "err_type": str | None}."""
+
+    type: str
+    matched: int | str | list[int] | None
+    length: int
+    message: str
+    status_code: int | None
+    err_type: str | None
+
+
+class _MetaInfo(TypedDict, total=False):
+    """TokenizerManager `_handle_batch_output` (sglang/srt/managers/tokenizer_manager.py). An abort answered from
+    the waiting queue (`_handle_abort_req`) carries only id, finish_reason, completion_tokens and e2e_latency."""
+
+    id: str
+    finish_reason: _FinishReasonJson | None  # None until the last chunk
+    prompt_tokens: int
+    completion_tokens: int
+    cached_tokens: int  # always reported; --enable-cache-report only affects SGLang's own OpenAI server
+
+
+class _Chunk(TypedDict):
+    """One streamed output (tokenizer_manager.py `_stream_one_response`): `text` is the whole text so far
+    (incremental_streaming_output=False, the default); `output_ids` is a live list until the last chunk."""
+
+    text: str
+    output_ids: list[int]
+    meta_info: _MetaInfo
+
+
+# -- our settings in SGLang's terms --------------------------------------------------------------------------
+
+
+def server_args(config: EngineConfig) -> dict[str, Any]:
+    """`sglang.Engine(**kwargs)`: each name is a field of ServerArgs (sglang/srt/arg_groups/fields/*.py).
+    The tokenizer stays initialised (skip_tokenizer_init=False): SGLang detokenizes and matches stop strings."""
+    kwargs: dict[str, Any] = {
+        "model_path": config.model_path,
+        "served_model_name": config.served_model_name,
+        "dtype": config.dtype,
+        "random_seed": config.seed,
+        "tp_size": config.tp_size,
+        "dp_size": config.dp_size,
+        "disable_radix_cache": config.disable_radix_cache,
+        "enable_cache_report": True,
+        "context_length": config.context_length,
+        "mem_fraction_static": config.mem_fraction_static,
+        "max_running_requests": config.max_running_requests,
+        "chunked_prefill_size": config.chunked_prefill_size,
+        "quantization": config.quantization,
+    }
+    return {name: value for name, value in kwargs.items() if value is not None}
+
+
+def sampling_params(params: SamplingParams, constraint: Constraint | None) -> dict[str, Any]:
+    """The `sampling_params` dict (sglang/srt/sampling/sampling_params.py `SamplingParams`)."""
+    out: dict[str, Any] = {
+        # Omitted, SGLang would stop at 128 tokens; None runs to the context window (scheduler.py
+        # `init_req_max_new_tokens`).
+        "max_new_tokens": params.max_new_tokens,
+        "temperature": params.temperature,  # SGLang turns temperature 0 into greedy (top_k=1) itself
+        "top_p": params.top_p,
+        "top_k": params.top_k if params.top_k > 0 else -1,  # -1 = whole vocabulary; 0 fails its verify()
+        "min_p": params.min_p,
+        "frequency_penalty": params.frequency_penalty,
+        "presence_penalty": params.presence_penalty,
+        "repetition_penalty": params.repetition_penalty,
+        "stop": list(params.stop),
+        "stop_token_ids": list(params.stop_token_ids),
+        "ignore_eos": params.ignore_eos,
+        # Honoured only when the engine runs with enable_deterministic_inference (sampling_batch_info.py).
+        "sampling_seed": params.seed,
+    }
+    if constraint is not None:
+        out[_CONSTRAINT_KEYS[constraint.kind]] = constraint.text
+    return out
+
+
+class _CumulativeText:
+    """SGLang sends the whole text so far; we emit what is new. A trailing U+FFFD (the start of a multi-byte
+    character whose remaining bytes are still to come) is held back until a later chunk settles it."""
+
+    def __init__(self) -> None:
+        self._sent = 0
+
+    def delta(self, text: str, *, final: bool) -> str:
+        new = text[self._sent :]
+        if not final:
+            new = new.rstrip(_REPLACEMENT)
+        self._sent += len(new)
+        return new
+
+
+def _abort_error(reason: _FinishReasonJson) -> ServiceError:
+    status = int(reason["status_code"] or 500)
+    message = reason.get("message") or "The request was aborted."
+    if status == 429:
+        return Overloaded(message)
+    if status == 503:
+        return EngineUnavailable(message)
+    if 400 <= status < 500:  # e.g. "Failed to compile json_schema grammar: ..."
+        return InvalidRequest(message)
+    return EngineFailure(message)
+
+
+# -- the engine ----------------------------------------------------------------------------------------------
+
+
+class SglangEngine:
+    def __init__(self, config: EngineConfig, model: ModelInfo) -> None:
+        self._config = config
+        self._model = model
+        self._engine: Any = None  # sglang.Engine
+        self._closing = False
+        self._active: set[str] = set()  # rids whose stream has not finished
+        self._aborted: set[str] = set()  # rids we asked SGLang to abort: their abort is not an error
+
+    async def start(self) -> None:
+        try:
+            import sglang
+        except ImportError as exc:
+            raise EngineUnavailable("The sglang engine needs the GPU extra: pip install -e '.[gpu]'.") from exc
+        on_main_thread = threading.current_thread() is threading.main_thread()
+        sigterm_holder = signal.getsignal(signal.SIGTERM) if on_main_thread else None
+        if on_main_thread:
+            signal.signal(signal.SIGQUIT, _child_failed_during_launch)
+        try:
+            # Cancelled meanwhile (shutdown while loading), the thread still finishes; the atexit hook that
+            # Engine.__init__ registers then reaps SGLang's processes.
+            with _kept_process_settings():
+                self._engine = await asyncio.to_thread(sglang.Engine, **server_args(self._config))
+        except Exception as exc:
+            log.exception("SGLang failed to start")
+            raise EngineUnavailable(f"SGLang failed to start: {exc}") from exc
+        try:
+            await self._warm_up()
+        except Exception as exc:
+            log.exception("SGLang's warm-up generation failed")
+            await self.close()
+            raise EngineUnavailable(f"SGLang failed its warm-up generation: {exc}") from exc
+        finally:
+            if on_main_thread:
+                _hand_back_sigterm(asyncio.get_running_loop(), sigterm_holder)
+        log.info(
+            "SGLang engine ready: %s (tp %d, dp %d)",
+            self._config.model_path,
+            self._config.tp_size,
+            self._config.dp_size,
+        )
+
+    async def _warm_up(self) -> None:
+        prompt = tuple(self._model.tokenizer.encode("Hello"))
+        request = EngineRequest(uuid.uuid4().hex, prompt, SamplingParams(temperature=0.0, max_new_tokens=WARMUP_TOKENS))
+        async for _ in self.generate(request):
+            pass
+
+    async def close(self) -> None:
+        engine = self._engine
+        if engine is None:
+            return
+        self._closing = True
+        if self._active:
+            self._aborted.update(self._active)
+            engine.tokenizer_manager.abort_request(abort_all=True)
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + CLOSE_DRAIN_SECONDS
+            while self._active and loop.time() < deadline:
+                await asyncio.sleep(0.05)
+            if self._active:
+                log.warning("SGLang: %d streams still open at shutdown", len(self._active))
+        self._engine = None
+        for task in getattr(engine.tokenizer_manager, "asyncio_tasks", ()):  # handle_loop, sigterm_watchdog
+            task.cancel()
+        await asyncio.to_thread(engine.shutdown)
+
+    async def generate(self, request: EngineRequest) -> AsyncIterator[EngineEvent]:
+        engine = self._engine
+        if engine is None or self._closing:
+            raise EngineUnavailable("The SGLang engine is not running.")
+        rid = request.rid  # fixed-length uuid4 hex: SGLang aborts every rid that *starts with* the one given
+        self._active.add(rid)
+        stream: AsyncGenerator[_Chunk, None] | None = None  # TokenizerManager.generate_request
+        finished = False
+        try:
+            text = _CumulativeText()
+            stream = await engine.async_generate(
+                input_ids=list(request.input_ids),
+                sampling_params=sampling_params(request.sampling, request.constraint),
+                stream=True,
+                rid=rid,
+            )
+            async for chunk in stream:
+                reason = chunk["meta_info"]["finish_reason"]
+                delta = text.delta(chunk["text"], final=reason is not None)
+                if reason is None:
+                    if delta:
+                        yield TextDelta(delta)
+                    continue
+                finished = True
+                event = self._finished(request, reason, chunk["meta_info"])  # raises for an error abort
+                self._active.discard(rid)
+                if delta:
+                    yield TextDelta(delta)
+                yield event
+                return
+            raise EngineFailure("The engine ended a stream without a finish reason.")
+        except ValueError as exc:  # SGLang's request validation (e.g. the prompt exceeds the context length)
+            raise InvalidRequest(str(exc)) from exc
+        except ServiceError:
+            raise
+        except Exception as exc:
+            log.exception("SGLang failed while generating %s", rid)
+            raise EngineFailure("The engine failed while generating.") from exc
+        finally:
+            self._active.discard(rid)
+            self._aborted.discard(rid)
+            try:
+                if not finished:  # the consumer left early (closed, cancelled) or SGLang failed: free the GPU
+                    engine.tokenizer_manager.abort_request(rid=rid)  # a no-op for a rid SGLang no longer holds
+            finally:
+                if stream is not None:
+                    await stream.aclose()  # SGLang's own cleanup (tokenizer_manager.py generate_request)
+
+    async def abort(self, rid: str) -> None:
+        if self._engine is None or rid not in self._active:
+            return
+        self._aborted.add(rid)
+        self._engine.tokenizer_manager.abort_request(rid=rid)
+
+    def _finished(self, request: EngineRequest, reason: _FinishReasonJson, meta: _MetaInfo) -> Finished:
+        usage = Usage(
+            prompt_tokens=meta.get("prompt_tokens", len(request.input_ids)),
+            completion_tokens=meta.get("completion_tokens", 0),
+            cached_tokens=meta.get("cached_tokens", 0),
+        )
+        kind = reason["type"]
+        if kind == "stop":
+            return Finished(FinishReason.STOP, usage, self._matched_stop(reason.get("matched"), request.sampling))
+        if kind == "length":
+            return Finished(FinishReason.LENGTH, usage)
+        if kind == "abort":
+            # Our own abort can come back with a status (400 "Aborted by AbortReq." from the grammar queue).
+            if request.rid in self._aborted or reason.get("status_code") is None:
+                return Finished(FinishReason.ABORT, usage)
+            raise _abort_error(reason)
+        raise EngineFailure(f"The engine reported an unknown finish reason {kind!r}.")
+
+    def _matched_stop(self, matched: object, params: SamplingParams) -> str | None:
+        """A stop string; or a stop token the request named (the CPU engine reports those decoded too).
+        EOS and a grammar's final token are not stop sequences."""
+        if isinstance(matched, str):
+            return matched
+        if isinstance(matched, int) and matched in params.stop_token_ids:
+            return str(self._model.tokenizer.decode([matched]))
+        return None
+
+
+# -- process-wide side effects ---------------------------------------------------------------------------------
+
+
+def _child_failed_during_launch(signum: int, frame: Any) -> None:
+    log.error("An SGLang child process failed during launch (SIGQUIT); the engine will not start.")
+
+
+def _hand_back_sigterm(loop: asyncio.AbstractEventLoop, holder: Any) -> None:
+    """Replace SGLang's loop SIGTERM handler with the one held before start() (uvicorn's)."""
+    with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+        loop.remove_signal_handler(signal.SIGTERM)
+    signal.signal(signal.SIGTERM, holder if holder is not None else signal.SIG_DFL)
+
+
+@contextlib.contextmanager
+def _kept_process_settings() -> Iterator[None]:
+    """Undo SGLang's uvloop policy and `logging.basicConfig(force=True)` once the Engine is built."""
+    policy = asyncio.get_event_loop_policy()
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    try:
+        yield
+    finally:
+        asyncio.set_event_loop_policy(policy)
+        for handler in list(root.handlers):
+            if handler not in handlers:
+                root.removeHandler(handler)
+        for handler in handlers:
+            if handler not in root.handlers:
+                root.addHandler(handler)
+        root.setLevel(level)

@@ -1,0 +1,235 @@
+"""The incremental parser for calls whose arguments are a JSON object between a tag's begin and end.
+
+Shared by the Hermes, Llama 3 and Mistral formats. The end of the arguments is found by following the
+JSON itself (strings, escapes, nesting), never by searching for an end marker, so an end such as `}` or
+`}\n</tool_call>` that could also occur inside the arguments is no problem.
+"""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+from runtime.tools.base import CallTag, ParsedEvent, new_call_id
+from runtime.types import TextDelta, ToolCallArgs, ToolCallStart
+
+_WHITESPACE = " \t\r\n"
+
+_TEXT, _OPEN, _BEGIN, _ARGS, _END, _AFTER = range(6)
+_CONTINUE = object()
+
+
+class JsonCallParser:
+    """Incremental parser for blocks of JSON calls.
+
+    A block starts where one of `triggers` appears in the text. It is one of `openers` (consumed; "" for
+    none), then calls separated by `separator`, then `closer`. A call is a tag's `begin` (which names the
+    tool), the arguments (a JSON object, streamed as it arrives), and the tag's `end`. The end of the
+    arguments is found by tracking JSON strings and nesting, so an `end` such as `}` that also occurs
+    inside the arguments is no problem. Text that might be the start of a trigger is held back; whitespace
+    between calls is formatting, not content.
+    """
+
+    def __init__(self, tags: list[CallTag], triggers: list[str], *, openers: tuple[str, ...] = ("",),
+                 separator: str = "", closer: str = "") -> None:
+        self._tags = tags
+        self._triggers = triggers
+        self._openers = openers
+        self._separator = separator
+        self._closer = closer
+        self._buffer = ""
+        self._state = _TEXT
+        self._pending = ""  # structural text consumed since the last call (an opener or a separator)
+        self._current: CallTag | None = None
+        self._calls = 0
+        # JSON tracking inside the arguments
+        self._started = False
+        self._depth = 0
+        self._in_string = False
+        self._escape = False
+
+    @property
+    def calls(self) -> int:
+        return self._calls
+
+    @property
+    def in_call(self) -> bool:
+        return self._state in (_OPEN, _BEGIN, _ARGS, _END)
+
+    def feed(self, text: str) -> Iterator[ParsedEvent]:
+        self._buffer += text
+        while True:
+            event = _STEPS[self._state](self)
+            if event is None:
+                return
+            if event is not _CONTINUE:
+                yield event
+
+    def finish(self) -> Iterator[ParsedEvent]:
+        """End of output. Text still held back is released; an unfinished call stays unfinished."""
+        if self._state == _AFTER or (self._state == _BEGIN and self._pending == self._separator
+                                      and self._separator and not self._buffer):
+            # A partial or dangling separator / closer after a complete call: formatting, not text.
+            self._buffer, self._pending, self._state = "", "", _TEXT
+        if self._state == _TEXT and self._buffer:
+            rest, self._buffer = self._buffer, ""
+            if not (self._calls and not rest.strip()):
+                yield TextDelta(rest)
+
+    # -- states -------------------------------------------------------------------------------------------
+
+    def _text(self, text: str) -> ParsedEvent | object:
+        if not text or (self._calls and not text.strip()):
+            return _CONTINUE  # whitespace between calls is formatting, not content
+        return TextDelta(text)
+
+    def _scan_text(self) -> ParsedEvent | object | None:
+        found = [(at, t) for t in self._triggers if (at := self._buffer.find(t)) >= 0]
+        if not found:
+            keep = max(_partial_suffix(self._buffer, t) for t in self._triggers)
+            out = self._buffer[: len(self._buffer) - keep]
+            if not out or (self._calls and not out.strip()):
+                return None  # after a call, whitespace waits: it is content only if text follows
+            self._buffer = self._buffer[len(out):]
+            return self._text(out)
+        at = min(found)[0]
+        before, self._buffer = self._buffer[:at], self._buffer[at:]
+        self._state, self._pending = _OPEN, ""
+        return self._text(before)
+
+    def _scan_open(self) -> ParsedEvent | object | None:
+        matched = [o for o in self._openers if self._buffer.startswith(o)]
+        if any(len(o) > len(self._buffer) and o.startswith(self._buffer) for o in self._openers):
+            return None  # a (longer) opener may still be arriving
+        if not matched:
+            return self._fallback()
+        opener = max(matched, key=len)
+        self._buffer = self._buffer[len(opener):]
+        self._pending = opener
+        self._state = _BEGIN
+        return _CONTINUE
+
+    def _scan_begin(self) -> ParsedEvent | object | None:
+        for tag in self._tags:
+            if self._buffer.startswith(tag.begin):
+                self._buffer = self._buffer[len(tag.begin):]
+                self._current, self._pending, self._state = tag, "", _ARGS
+                self._started, self._depth, self._in_string, self._escape = False, 0, False, False
+                return ToolCallStart(self._calls, new_call_id(), tag.name)
+        if any(tag.begin.startswith(self._buffer) for tag in self._tags):
+            return None  # wait for the rest of the begin (the grammar guarantees one follows)
+        return self._fallback()
+
+    def _fallback(self) -> ParsedEvent | object:
+        """Not a call after all (only possible without the grammar): the consumed text is text."""
+        if self._pending:
+            out, self._pending = self._pending, ""
+        else:
+            out, self._buffer = self._buffer[:1], self._buffer[1:]
+        self._state = _TEXT
+        return self._text(out)
+
+    def _scan_arguments(self) -> ParsedEvent | object | None:
+        assert self._current is not None
+        buf, i, n = self._buffer, 0, len(self._buffer)
+        if not self._started:
+            while i < n and buf[i] in _WHITESPACE:
+                i += 1
+            if i == n:
+                self._buffer = ""
+                return None
+            if buf[i] not in "{[":
+                return self._scan_literal(i)
+            self._started = True
+        out: list[str] = []
+        done = False
+        while i < n:
+            c = buf[i]
+            i += 1
+            if self._in_string:
+                if self._escape:
+                    self._escape = False
+                elif c == "\\":
+                    self._escape = True
+                elif c == '"':
+                    self._in_string = False
+                elif c < " ":
+                    c = f"\\u{ord(c):04x}"  # a raw control character, which strict JSON parsers reject
+            elif c == '"':
+                self._in_string = True
+            elif c in "{[":
+                self._depth += 1
+            elif c in "}]":
+                self._depth -= 1
+            out.append(c)
+            if not self._in_string and c in "}]" and self._depth == 0:
+                done = True
+                break
+        fragment, self._buffer = "".join(out), buf[i:]
+        if done:
+            self._state = _END
+        if fragment:
+            return ToolCallArgs(self._calls, fragment)
+        return _CONTINUE if done else None
+
+    def _scan_literal(self, start: int) -> ParsedEvent | object | None:
+        """Arguments that are not a JSON object or array (no tool schema allows this): up to the end."""
+        assert self._current is not None
+        end = self._current.end
+        at = self._buffer.find(end, start)
+        if at < 0:
+            return None
+        fragment, self._buffer = self._buffer[start:at], self._buffer[at:]
+        self._state = _END
+        return ToolCallArgs(self._calls, fragment)
+
+    def _scan_end(self) -> ParsedEvent | object | None:
+        assert self._current is not None
+        stripped = self._buffer.lstrip(_WHITESPACE)
+        if not stripped:
+            self._buffer = ""
+            return None
+        self._buffer = stripped
+        end = self._current.end
+        if self._buffer.startswith(end):
+            self._buffer = self._buffer[len(end):]
+        elif end.startswith(self._buffer):
+            return None
+        self._current = None
+        self._calls += 1
+        self._state = _AFTER
+        return _CONTINUE
+
+    def _scan_after(self) -> ParsedEvent | object | None:
+        buf = self._buffer
+        if self._separator and buf.startswith(self._separator):
+            self._buffer = buf[len(self._separator):]
+            self._pending, self._state = self._separator, _BEGIN
+            return _CONTINUE
+        if self._closer and buf.startswith(self._closer):
+            self._buffer = buf[len(self._closer):]
+            self._state = _TEXT
+            return _CONTINUE
+        if not buf:
+            return None
+        if any(m and m.startswith(buf) for m in (self._separator, self._closer)):
+            return None
+        self._state = _TEXT
+        return _CONTINUE
+
+
+_STEPS = {
+    _TEXT: JsonCallParser._scan_text,
+    _OPEN: JsonCallParser._scan_open,
+    _BEGIN: JsonCallParser._scan_begin,
+    _ARGS: JsonCallParser._scan_arguments,
+    _END: JsonCallParser._scan_end,
+    _AFTER: JsonCallParser._scan_after,
+}
+
+
+def _partial_suffix(buffer: str, marker: str) -> int:
+    """Length of the longest suffix of `buffer` that is a proper prefix of `marker`."""
+    for n in range(min(len(marker) - 1, len(buffer)), 0, -1):
+        if buffer.endswith(marker[:n]):
+            return n
+    return 0

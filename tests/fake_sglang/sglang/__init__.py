@@ -1,0 +1,219 @@
+"""A fake `sglang` for contract tests: the slice of sglang 0.5.23's Engine API that runtime/engines/sglang.py uses.
+
+Tests put tests/fake_sglang on sys.path, script what each `async_generate` call does (`control.scripts`), and read
+back what the adapter did (`control.engines[-1]`). Every shape is copied from the 0.5.23 wheel
+(`pip download --no-deps sglang==0.5.23`); the comments name the file it comes from.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import threading
+from collections import deque
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from sglang._server_args import SERVER_ARGS_FIELDS
+
+# -- finish reasons: `BaseFinishReason.to_json()` in sglang/srt/managers/schedule_batch.py -------------------
+
+
+def stop_str(matched: str) -> dict[str, Any]:  # FINISH_MATCHED_STR
+    return {"type": "stop", "matched": matched}
+
+
+def stop_token(matched: int) -> dict[str, Any]:  # FINISH_MATCHED_TOKEN: EOS, a stop_token_id, a grammar's end
+    return {"type": "stop", "matched": matched}
+
+
+def length(n: int) -> dict[str, Any]:  # FINISH_LENGTH
+    return {"type": "length", "length": n}
+
+
+def abort(message: str = "Aborted", status_code: int | None = None, err_type: str | None = None) -> dict[str, Any]:
+    # FINISH_ABORT. `Req.set_finish_with_abort` defaults to (HTTPStatus.BAD_REQUEST, "BadRequestError"): grammar
+    # failures arrive as abort("Failed to compile json_schema grammar: ...", 400, "BadRequestError").
+    return {"type": "abort", "message": message, "status_code": status_code, "err_type": err_type}
+
+
+# -- scripting -----------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Script:
+    """What one `async_generate(..., stream=True)` call does.
+
+    texts: the cumulative text of each streamed chunk (tokenizer_manager.py, incremental_streaming_output=False);
+      the last one comes with `finish`.
+    hold: after `texts`, wait until the request is aborted, then end as the scheduler does for a running request
+      (FINISH_ABORT(), or `abort_reason`).
+    """
+
+    texts: list[str] = field(default_factory=list)
+    finish: dict[str, Any] | None = field(default_factory=lambda: length(4))
+    prompt_tokens: int | None = None  # None: len(input_ids)
+    cached_tokens: int = 0
+    completion_tokens: int | None = None  # None: one token per chunk
+    hold: bool = False
+    abort_reason: dict[str, Any] = field(default_factory=abort)
+    raise_on_call: Exception | None = None  # raised by async_generate itself
+    raise_in_stream: Exception | None = None  # raised at the first chunk, where 0.5.23's validation raises
+
+
+class Control:
+    def __init__(self) -> None:
+        self.scripts: deque[Script] = deque()  # consumed one per async_generate call; empty: a plain length(4)
+        self.constructor_error: Exception | None = None
+        self.sigquit_during_launch = False  # a child reports failure with SIGQUIT before the constructor raises
+        self.engines: list[Engine] = []
+
+
+control = Control()
+
+
+# -- sglang.Engine (sglang/srt/entrypoints/engine.py) ----------------------------------------------------------
+
+
+class _ReqState:
+    def __init__(self, rid: str) -> None:
+        self.rid = rid
+        self.aborted = asyncio.Event()
+        self.dispatched = False
+        self.abort_sent = False
+
+
+class TokenizerManager:
+    """sglang/srt/managers/tokenizer_manager.py, as far as the adapter sees it."""
+
+    def __init__(self) -> None:
+        self.rid_to_state: dict[str, _ReqState] = {}
+        self.abort_calls: list[dict[str, Any]] = []
+        self.event_loop: asyncio.AbstractEventLoop | None = None
+        self.asyncio_tasks: set[asyncio.Task[Any]] = set()
+        self.signal_calls: list[int] = []
+
+    def abort_request(self, rid: str = "", abort_all: bool = False) -> None:
+        self.abort_calls.append({"rid": rid, "abort_all": abort_all})
+        self._abort(rid, abort_all)
+
+    def _abort(self, rid: str, abort_all: bool = False) -> None:
+        # An empty rid without abort_all is ignored, an unknown rid is a no-op (tokenizer_worker_num == 1), a
+        # second abort of one request sends nothing; the scheduler aborts every rid that starts with `rid`.
+        for state in list(self.rid_to_state.values()):
+            if (abort_all or (rid and state.rid.startswith(rid))) and not state.abort_sent:
+                state.abort_sent = True
+                state.aborted.set()
+
+    def auto_create_handle_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        if self.event_loop is not None:
+            if self.event_loop is not loop:  # the real handle_loop task would never answer on this loop
+                raise RuntimeError("fake sglang: TokenizerManager is bound to another event loop")
+            return
+        self.event_loop = loop
+        self.asyncio_tasks.add(loop.create_task(asyncio.sleep(3600)))  # stands in for handle_loop
+        if threading.current_thread() is threading.main_thread():
+            loop.add_signal_handler(signal.SIGTERM, self.signal_calls.append, signal.SIGTERM)
+            loop.add_signal_handler(signal.SIGQUIT, self.signal_calls.append, signal.SIGQUIT)
+
+    async def generate_request(self, obj: dict[str, Any], script: Script) -> AsyncIterator[dict[str, Any]]:
+        self.auto_create_handle_loop()
+        rid = obj["rid"]
+        state = self.rid_to_state[rid] = _ReqState(rid)
+        try:
+            if script.raise_in_stream is not None:
+                raise script.raise_in_stream
+            state.dispatched = True
+            output_ids: list[int] = []
+            texts = script.texts or [""]
+            for i, text in enumerate(texts):
+                await asyncio.sleep(0)
+                output_ids.append(1000 + i)
+                last = i == len(texts) - 1 and not script.hold
+                reason = script.finish if last else None
+                if last:
+                    del self.rid_to_state[rid]
+                yield _chunk(rid, text, output_ids.copy() if last else output_ids, reason, obj, script)
+            if script.hold:
+                await state.aborted.wait()
+                del self.rid_to_state[rid]
+                yield _chunk(rid, texts[-1], output_ids.copy(), script.abort_reason, obj, script)
+        except BaseException:
+            # `_release_req_states_on_failure`: a dispatched request is aborted, an undelivered one dropped.
+            # (Not recorded in abort_calls, which lists the adapter's own calls.)
+            if self.rid_to_state.get(rid) is state:
+                if state.dispatched:
+                    self._abort(rid)
+                else:
+                    del self.rid_to_state[rid]
+            raise
+        finally:
+            obj["closed"] = True
+
+
+def _chunk(
+    rid: str, text: str, output_ids: list[int], reason: dict[str, Any] | None, obj: dict[str, Any], script: Script
+) -> dict[str, Any]:
+    # `_handle_batch_output` builds meta_info; `_stream_one_response` fills in the cumulative text.
+    meta_info: dict[str, Any] = {
+        "id": rid,
+        "finish_reason": reason,
+        "prompt_tokens": script.prompt_tokens if script.prompt_tokens is not None else len(obj["input_ids"]),
+        "weight_version": "default",
+        "num_retractions": 0,
+        "reasoning_tokens": 0,
+        "completion_tokens": script.completion_tokens if script.completion_tokens is not None else len(output_ids),
+        "cached_tokens": script.cached_tokens,
+    }
+    if reason is not None:
+        meta_info["e2e_latency"] = 0.01
+    return {"text": text, "output_ids": output_ids, "meta_info": meta_info}
+
+
+class Engine:
+    def __init__(self, **kwargs: Any) -> None:
+        unknown = sorted(set(kwargs) - SERVER_ARGS_FIELDS)
+        if unknown:  # msgspec's message for ServerArgs(**kwargs)
+            raise TypeError(f"Unexpected keyword argument {unknown[0]!r}")
+        self.kwargs = dict(kwargs)
+        self.thread = threading.current_thread()
+        self.tokenizer_manager = TokenizerManager()
+        self.calls: list[dict[str, Any]] = []  # each async_generate call's arguments (+ "closed" once closed)
+        self.shutdown_calls = 0
+        control.engines.append(self)
+        # Side effects of the real constructor: the uvloop policy set when engine.py is imported, and
+        # configure_logger's logging.basicConfig(force=True) at log_level "error" (sglang/srt/utils/common.py).
+        asyncio.set_event_loop_policy(_SglangPolicy())
+        logging.basicConfig(level=logging.ERROR, force=True)
+        if control.sigquit_during_launch:
+            os.kill(os.getpid(), signal.SIGQUIT)  # scheduler.py run_scheduler_process, on an exception
+        if control.constructor_error is not None:
+            raise control.constructor_error
+
+    async def async_generate(
+        self,
+        prompt: str | None = None,
+        sampling_params: dict[str, Any] | None = None,
+        input_ids: list[int] | None = None,
+        *,
+        stream: bool = False,
+        rid: str | None = None,
+    ) -> Any:
+        assert stream, "the fake models streaming only"
+        call = {"input_ids": input_ids, "sampling_params": sampling_params, "rid": rid, "stream": stream}
+        self.calls.append(call)
+        script = control.scripts.popleft() if control.scripts else Script()
+        if script.raise_on_call is not None:
+            raise script.raise_on_call
+        return self.tokenizer_manager.generate_request(call, script)  # stream=True: the generator itself
+
+    def shutdown(self) -> None:
+        self.shutdown_calls += 1
+
+
+class _SglangPolicy(asyncio.DefaultEventLoopPolicy):
+    """Stands in for uvloop.EventLoopPolicy."""

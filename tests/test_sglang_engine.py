@@ -1,0 +1,558 @@
+"""Contract tests for the SGLang adapter, against a fake `sglang` that replays 0.5.23's shapes (tests/fake_sglang).
+
+The last test runs the real engine; it is marked `gpu` and skipped without CUDA and sglang.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import importlib.util
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType, SimpleNamespace
+from typing import Any
+
+import pytest
+
+from runtime.engines import EngineConfig
+from runtime.engines.sglang import SglangEngine
+from runtime.errors import EngineFailure, EngineUnavailable, InvalidRequest, Overloaded, ServiceError
+from runtime.model import ModelInfo
+from runtime.types import (
+    Constraint,
+    ConstraintKind,
+    EngineEvent,
+    EngineRequest,
+    Finished,
+    FinishReason,
+    SamplingParams,
+    TextDelta,
+    Usage,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+FAKE_PATH = str(Path(__file__).resolve().parent / "fake_sglang")
+CONFIG = EngineConfig(model_path="/models/tiny", served_model_name="tiny")
+
+
+class CharTokenizer:
+    """Stands in for a transformers tokenizer: the adapter encodes its warm-up prompt and decodes stop tokens."""
+
+    def encode(self, text: str) -> list[int]:
+        return [ord(c) for c in text]
+
+    def decode(self, ids: list[int], skip_special_tokens: bool = False) -> str:
+        return "".join(chr(i) for i in ids)
+
+
+MODEL = ModelInfo("/models/tiny", CharTokenizer(), SimpleNamespace(vocab_size=0x110000), 4096, (2,))
+
+
+@pytest.fixture
+def fake() -> Iterator[ModuleType]:
+    """The fake `sglang`, importable for one test; signals, loop policy and sys.modules restored afterwards."""
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGQUIT)}
+    policy = asyncio.get_event_loop_policy()
+    sys.path.insert(0, FAKE_PATH)
+    try:
+        yield importlib.import_module("sglang")
+    finally:
+        sys.path.remove(FAKE_PATH)
+        for name in [n for n in sys.modules if n == "sglang" or n.startswith("sglang.")]:
+            del sys.modules[name]
+        for sig, handler in handlers.items():
+            if handler is not None:
+                signal.signal(sig, handler)
+        asyncio.set_event_loop_policy(policy)
+
+
+def request(sampling: SamplingParams | None = None, constraint: Constraint | None = None) -> EngineRequest:
+    return EngineRequest(uuid.uuid4().hex, (5, 6, 7), sampling or SamplingParams(), constraint)
+
+
+async def started(config: EngineConfig = CONFIG) -> SglangEngine:
+    engine = SglangEngine(config, MODEL)
+    await engine.start()
+    return engine
+
+
+async def collect(engine: SglangEngine, req: EngineRequest) -> list[EngineEvent]:
+    return [event async for event in engine.generate(req)]
+
+
+def run_script(fake: ModuleType, script: Any, req: EngineRequest | None = None) -> list[EngineEvent]:
+    """Start an engine, run one scripted request to its end, close."""
+
+    async def scenario() -> list[EngineEvent]:
+        engine = await started()
+        fake.control.scripts.append(script)
+        try:
+            return await collect(engine, req or request())
+        finally:
+            await engine.close()
+
+    return asyncio.run(scenario())
+
+
+async def first_delta(engine: SglangEngine, req: EngineRequest) -> tuple[asyncio.Task[list[EngineEvent]], TextDelta]:
+    """Start consuming `req` in a task; return once its first delta has arrived."""
+    seen: asyncio.Queue[EngineEvent] = asyncio.Queue()
+
+    async def consume() -> list[EngineEvent]:
+        events = []
+        async for event in engine.generate(req):
+            events.append(event)
+            seen.put_nowait(event)
+        return events
+
+    task = asyncio.create_task(consume())
+    first = await asyncio.wait_for(seen.get(), 5)
+    assert isinstance(first, TextDelta)
+    return task, first
+
+
+# -- start and close ----------------------------------------------------------------------------------------
+
+
+def test_start_passes_only_set_options_by_their_0_5_23_names(fake: ModuleType) -> None:
+    asyncio.run(started())
+    assert fake.control.engines[-1].kwargs == {
+        "model_path": "/models/tiny",
+        "served_model_name": "tiny",
+        "dtype": "auto",
+        "random_seed": 0,
+        "tp_size": 1,
+        "dp_size": 1,
+        "disable_radix_cache": False,
+        "enable_cache_report": True,
+    }
+
+
+def test_start_passes_every_engine_setting(fake: ModuleType) -> None:
+    config = EngineConfig(
+        model_path="/models/big", served_model_name="big", context_length=65536, dtype="bfloat16", seed=7,
+        max_running_requests=64, threads=8, tp_size=2, dp_size=2, mem_fraction_static=0.85,
+        chunked_prefill_size=8192, quantization="fp8", disable_radix_cache=True,
+    )
+    asyncio.run(started(config))
+    assert fake.control.engines[-1].kwargs == {
+        "model_path": "/models/big",
+        "served_model_name": "big",
+        "dtype": "bfloat16",
+        "random_seed": 7,
+        "tp_size": 2,
+        "dp_size": 2,
+        "disable_radix_cache": True,
+        "enable_cache_report": True,
+        "context_length": 65536,
+        "mem_fraction_static": 0.85,
+        "max_running_requests": 64,
+        "chunked_prefill_size": 8192,
+        "quantization": "fp8",
+    }
+
+
+def test_fake_rejects_a_name_that_0_5_23_server_args_lacks(fake: ModuleType) -> None:
+    with pytest.raises(TypeError, match="Unexpected keyword argument 'seed'"):
+        fake.Engine(model_path="/m", seed=1)
+
+
+def test_start_builds_the_engine_off_the_loop_thread_then_warms_up(fake: ModuleType) -> None:
+    asyncio.run(started())
+    sglang_engine = fake.control.engines[-1]
+    assert sglang_engine.thread is not threading.main_thread()
+    (warm_up,) = sglang_engine.calls
+    assert warm_up["input_ids"] == [ord(c) for c in "Hello"]
+    assert warm_up["sampling_params"]["max_new_tokens"] == 4
+    assert warm_up["sampling_params"]["temperature"] == 0.0
+    assert len(warm_up["rid"]) == 32 and warm_up["closed"]
+
+
+def test_start_undoes_sglangs_process_wide_side_effects(fake: ModuleType) -> None:
+    def uvicorn_handle_exit(signum: int, frame: Any) -> None:
+        pass
+
+    async def scenario() -> None:
+        root = logging.getLogger()
+        handler = logging.StreamHandler()
+        root.addHandler(handler)
+        root.setLevel(logging.INFO)
+        handlers = list(root.handlers)
+        policy = asyncio.get_event_loop_policy()
+        signal.signal(signal.SIGTERM, uvicorn_handle_exit)
+        try:
+            await started()
+            assert signal.getsignal(signal.SIGTERM) is uvicorn_handle_exit  # SGLang's loop handler removed
+            assert asyncio.get_event_loop_policy() is policy
+            assert root.handlers == handlers and root.level == logging.INFO
+        finally:
+            root.removeHandler(handler)
+
+    asyncio.run(scenario())
+
+
+def test_engine_constructor_failure_makes_start_raise(fake: ModuleType) -> None:
+    fake.control.constructor_error = RuntimeError("Rank 0 scheduler died during initialization (exit code: -9).")
+
+    async def scenario() -> None:
+        engine = SglangEngine(CONFIG, MODEL)
+        with pytest.raises(EngineUnavailable, match="Rank 0 scheduler died during initialization"):
+            await engine.start()
+        with pytest.raises(EngineUnavailable):
+            await collect(engine, request())
+
+    asyncio.run(scenario())
+
+
+def test_failed_warm_up_shuts_the_engine_down(fake: ModuleType) -> None:
+    fake.control.scripts.append(fake.Script(finish=fake.abort("CUDA error: an illegal memory access", 500)))
+
+    async def scenario() -> None:
+        with pytest.raises(EngineUnavailable, match="warm-up"):
+            await started()
+
+    asyncio.run(scenario())
+    assert fake.control.engines[-1].shutdown_calls == 1
+
+
+def test_close_aborts_open_streams_then_shuts_down(fake: ModuleType) -> None:
+    async def scenario() -> list[EngineEvent]:
+        engine = await started()
+        fake.control.scripts.append(fake.Script(texts=["Hel"], hold=True, completion_tokens=1))
+        task, _ = await first_delta(engine, request())
+        await engine.close()
+        await engine.close()
+        sglang_engine = fake.control.engines[-1]
+        assert sglang_engine.tokenizer_manager.abort_calls == [{"rid": "", "abort_all": True}]
+        assert sglang_engine.shutdown_calls == 1
+        await asyncio.sleep(0)
+        assert all(t.cancelled() for t in sglang_engine.tokenizer_manager.asyncio_tasks)  # handle_loop stopped
+        with pytest.raises(EngineUnavailable):
+            await collect(engine, request())
+        return await asyncio.wait_for(task, 5)
+
+    events = asyncio.run(scenario())
+    assert events == [TextDelta("Hel"), Finished(FinishReason.ABORT, Usage(3, 1, 0))]
+
+
+# -- streaming ---------------------------------------------------------------------------------------------
+
+
+def test_cumulative_multibyte_text_becomes_deltas_that_join_exactly(fake: ModuleType) -> None:
+    texts = ["你", "你好", "你好\ufffd", "你好\ufffd\ufffd", "你好😀", "你好😀", "你好😀 ok", "你好😀 ok!"]
+    events = run_script(fake, fake.Script(texts=texts, finish=fake.stop_token(2)))
+    deltas = [e.text for e in events if isinstance(e, TextDelta)]
+    assert deltas == ["你", "好", "😀", " ok", "!"]
+    assert "".join(deltas) == texts[-1]
+    assert events[-1] == Finished(FinishReason.STOP, Usage(3, len(texts), 0), None)
+
+
+def test_a_trailing_replacement_char_waits_for_the_next_chunk_and_the_last_is_flushed(fake: ModuleType) -> None:
+    texts = ["ab\ufffd", "ab\ufffdc", "ab\ufffdc\ufffd"]  # SGLang's text only grows: a real U+FFFD stays
+    events = run_script(fake, fake.Script(texts=texts, finish=fake.length(3)))
+    assert events == [TextDelta("ab"), TextDelta("\ufffdc"), TextDelta("\ufffd"),
+                      Finished(FinishReason.LENGTH, Usage(3, 3, 0))]
+
+
+def test_cached_tokens_are_reported(fake: ModuleType) -> None:
+    script = fake.Script(texts=["x"], finish=fake.length(1), prompt_tokens=12, cached_tokens=8, completion_tokens=1)
+    events = run_script(fake, script)
+    assert events[-1] == Finished(FinishReason.LENGTH, Usage(prompt_tokens=12, completion_tokens=1, cached_tokens=8))
+
+
+@pytest.mark.parametrize(
+    ("finish", "stop_token_ids", "expected"),
+    [
+        (("stop_str", "###"), (), Finished(FinishReason.STOP, Usage(3, 1, 0), "###")),
+        (("stop_token", 2), (), Finished(FinishReason.STOP, Usage(3, 1, 0), None)),  # EOS
+        (("stop_token", 9731), (9731,), Finished(FinishReason.STOP, Usage(3, 1, 0), "☃")),  # a named stop token
+        (("length", 1), (), Finished(FinishReason.LENGTH, Usage(3, 1, 0))),
+        (("abort", "Abort in waiting queue"), (), Finished(FinishReason.ABORT, Usage(3, 1, 0))),  # no status
+    ],
+)
+def test_finish_reasons(fake: ModuleType, finish: tuple[str, Any], stop_token_ids: tuple[int, ...],
+                        expected: Finished) -> None:
+    maker, arg = finish
+    req = request(SamplingParams(stop_token_ids=stop_token_ids))
+    events = run_script(fake, fake.Script(texts=["Hi"], finish=getattr(fake, maker)(arg)), req)
+    assert events == [TextDelta("Hi"), expected]
+
+
+@pytest.mark.parametrize(
+    ("status", "error"),
+    [(400, InvalidRequest), (429, Overloaded), (503, EngineUnavailable), (500, EngineFailure)],
+)
+def test_an_abort_with_a_status_raises(fake: ModuleType, status: int, error: type[ServiceError]) -> None:
+    message = "Failed to compile json_schema grammar: unsupported keyword 'if'"
+    script = fake.Script(texts=[""], finish=fake.abort(message, status, "BadRequestError"))
+    with pytest.raises(error) as raised:
+        run_script(fake, script, request(constraint=Constraint(ConstraintKind.JSON_SCHEMA, '{"if": {}}')))
+    assert type(raised.value) is error
+    assert raised.value.message == message
+
+
+def test_a_value_error_inside_the_stream_is_an_invalid_request(fake: ModuleType) -> None:
+    message = "The input (5000 tokens) is longer than the model's context length (4096 tokens)."
+    with pytest.raises(InvalidRequest) as raised:
+        run_script(fake, fake.Script(raise_in_stream=ValueError(message)))
+    assert raised.value.message == message
+
+
+def test_a_value_error_from_async_generate_is_an_invalid_request(fake: ModuleType) -> None:
+    message = "Failed to compile regex grammar: unbalanced parenthesis"
+    with pytest.raises(InvalidRequest) as raised:
+        run_script(fake, fake.Script(raise_on_call=ValueError(message)))
+    assert raised.value.message == message
+
+
+def test_a_stream_that_ends_without_a_finish_reason_is_an_engine_failure(fake: ModuleType) -> None:
+    with pytest.raises(EngineFailure, match="without a finish reason"):
+        run_script(fake, fake.Script(texts=["x"], finish=None))
+
+
+def test_an_unexpected_engine_error_is_an_engine_failure(fake: ModuleType) -> None:
+    with pytest.raises(EngineFailure) as raised:
+        run_script(fake, fake.Script(raise_in_stream=RuntimeError("zmq.error.ContextTerminated")))
+    assert raised.value.message == "The engine failed while generating."
+
+
+# -- what we send -----------------------------------------------------------------------------------------
+
+
+def sent(fake: ModuleType, req: EngineRequest) -> dict[str, Any]:
+    run_script(fake, fake.Script(texts=["ok"]), req)
+    return fake.control.engines[-1].calls[-1]
+
+
+def test_sampling_params_are_mapped_exactly(fake: ModuleType) -> None:
+    sampling = SamplingParams(
+        temperature=0.7, top_p=0.9, top_k=40, min_p=0.05, frequency_penalty=0.5, presence_penalty=-0.5,
+        repetition_penalty=1.1, seed=1234, max_new_tokens=256, stop=("###", "\n\n"), stop_token_ids=(7, 9),
+        ignore_eos=True,
+    )
+    req = request(sampling)
+    call = sent(fake, req)
+    assert call["input_ids"] == [5, 6, 7] and call["rid"] == req.rid and call["stream"] is True
+    assert call["sampling_params"] == {
+        "max_new_tokens": 256, "temperature": 0.7, "top_p": 0.9, "top_k": 40, "min_p": 0.05,
+        "frequency_penalty": 0.5, "presence_penalty": -0.5, "repetition_penalty": 1.1, "stop": ["###", "\n\n"],
+        "stop_token_ids": [7, 9], "ignore_eos": True, "sampling_seed": 1234,
+    }
+
+
+def test_default_sampling_params_mean_top_k_off_and_no_token_cap(fake: ModuleType) -> None:
+    assert sent(fake, request())["sampling_params"] == {
+        "max_new_tokens": None, "temperature": 1.0, "top_p": 1.0, "top_k": -1, "min_p": 0.0,
+        "frequency_penalty": 0.0, "presence_penalty": 0.0, "repetition_penalty": 1.0, "stop": [],
+        "stop_token_ids": [], "ignore_eos": False, "sampling_seed": None,
+    }
+
+
+@pytest.mark.parametrize(
+    ("kind", "key", "text"),
+    [
+        (ConstraintKind.JSON_SCHEMA, "json_schema", '{"type": "object"}'),
+        (ConstraintKind.STRUCTURAL_TAG, "structural_tag", '{"type": "structural_tag", "format": {}}'),
+        (ConstraintKind.EBNF, "ebnf", 'root ::= "yes" | "no"'),
+        (ConstraintKind.REGEX, "regex", "[0-9]+"),
+    ],
+)
+def test_each_constraint_goes_to_its_own_key(fake: ModuleType, kind: ConstraintKind, key: str, text: str) -> None:
+    params = sent(fake, request(constraint=Constraint(kind, text)))["sampling_params"]
+    grammar_keys = {"json_schema", "structural_tag", "ebnf", "regex"}
+    assert {k: params[k] for k in grammar_keys & params.keys()} == {key: text}
+
+
+# -- cancellation ---------------------------------------------------------------------------------------------
+
+
+def test_closing_the_stream_early_aborts_the_request(fake: ModuleType) -> None:
+    req = request()
+
+    async def scenario() -> TextDelta:
+        engine = await started()
+        fake.control.scripts.append(fake.Script(texts=["Hel", "Hello"], hold=True))
+        stream = engine.generate(req)
+        first = await stream.__anext__()
+        await stream.aclose()  # type: ignore[attr-defined]
+        sglang_engine = fake.control.engines[-1]
+        assert sglang_engine.tokenizer_manager.abort_calls == [{"rid": req.rid, "abort_all": False}]
+        assert sglang_engine.calls[-1].get("closed")  # SGLang's generator closed at once, not left to the GC
+        await engine.close()
+        return first
+
+    assert asyncio.run(scenario()) == TextDelta("Hel")
+
+
+def test_cancelling_the_consumer_aborts_the_request(fake: ModuleType) -> None:
+    req = request()
+
+    async def scenario() -> None:
+        engine = await started()
+        fake.control.scripts.append(fake.Script(texts=["Hel"], hold=True))
+        task, _ = await first_delta(engine, req)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        sglang_engine = fake.control.engines[-1]
+        assert sglang_engine.tokenizer_manager.abort_calls == [{"rid": req.rid, "abort_all": False}]
+        assert sglang_engine.calls[-1].get("closed")
+        await engine.close()
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.parametrize(
+    "reason",
+    [("Aborted", None, None), ("Aborted by AbortReq.", 400, "BadRequestError")],  # running / grammar queue
+)
+def test_abort_ends_the_stream_with_finished_abort(
+    fake: ModuleType, reason: tuple[str, int | None, str | None]
+) -> None:
+    req = request()
+
+    async def scenario() -> list[EngineEvent]:
+        engine = await started()
+        await engine.abort("not-a-running-rid")
+        fake.control.scripts.append(fake.Script(texts=["Hel"], hold=True, abort_reason=fake.abort(*reason)))
+        task, _ = await first_delta(engine, req)
+        await engine.abort(req.rid)
+        events = await asyncio.wait_for(task, 5)
+        await engine.close()
+        return events
+
+    assert asyncio.run(scenario()) == [TextDelta("Hel"), Finished(FinishReason.ABORT, Usage(3, 1, 0))]
+    assert fake.control.engines[-1].tokenizer_manager.abort_calls == [{"rid": req.rid, "abort_all": False}]
+
+
+# -- without sglang -----------------------------------------------------------------------------------------------
+
+
+def run_python(code: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    command = [sys.executable, "-c", textwrap.dedent(code)]
+    return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False)
+
+
+def test_the_module_imports_without_sglang() -> None:
+    result = run_python("""
+        import importlib.util, sys
+        import runtime.engines.sglang
+        from runtime.engines import create_engine
+        assert importlib.util.find_spec("sglang") is None, "sglang is installed here; this check needs it absent"
+        assert not [m for m in sys.modules if m == "sglang" or m.startswith("sglang.")]
+        print("ok")
+    """)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "ok"
+
+
+def test_start_without_sglang_says_how_to_install_it() -> None:
+    result = run_python("""
+        import asyncio
+        from types import SimpleNamespace
+        from runtime.engines import EngineConfig
+        from runtime.engines.sglang import SglangEngine
+        from runtime.errors import EngineUnavailable
+        engine = SglangEngine(EngineConfig(model_path="/m", served_model_name="m"), SimpleNamespace())
+        try:
+            asyncio.run(engine.start())
+        except EngineUnavailable as exc:
+            print(exc.message)
+    """)
+    assert result.returncode == 0, result.stderr
+    assert "pip install -e '.[gpu]'" in result.stdout
+
+
+def test_a_child_failing_during_launch_does_not_kill_the_server() -> None:
+    # Without the adapter's launch-phase handler, SIGQUIT's default action would end this process with a core dump.
+    result = run_python(f"""
+        import asyncio, sys
+        from types import SimpleNamespace
+        sys.path.insert(0, {FAKE_PATH!r})
+        import sglang
+        from runtime.engines import EngineConfig
+        from runtime.engines.sglang import SglangEngine
+        from runtime.errors import EngineUnavailable
+        sglang.control.sigquit_during_launch = True
+        sglang.control.constructor_error = RuntimeError("Rank 0 scheduler died during initialization")
+        engine = SglangEngine(EngineConfig(model_path="/m", served_model_name="m"), SimpleNamespace())
+        try:
+            asyncio.run(engine.start())
+        except EngineUnavailable:
+            print("survived")
+    """)
+    assert result.returncode == 0, (result.returncode, result.stderr)
+    assert result.stdout.strip() == "survived"
+    assert "failed during launch (SIGQUIT)" in result.stderr
+
+
+# -- the real engine -----------------------------------------------------------------------------------------------
+
+
+def _cuda_and_sglang() -> bool:
+    if importlib.util.find_spec("sglang") is None:
+        return False
+    import torch
+
+    return torch.cuda.is_available()
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not _cuda_and_sglang(), reason="needs CUDA and sglang (pip install -e '.[gpu]')")
+def test_real_sglang_streams_caches_constrains_and_aborts() -> None:
+    from runtime.model import DEFAULT_MODEL, load_model_info, resolve_model_path
+
+    path = resolve_model_path(os.environ.get("INFER_TEST_MODEL", DEFAULT_MODEL))
+    info = load_model_info(path)
+    config = EngineConfig(model_path=path, served_model_name="test", context_length=4096, mem_fraction_static=0.5)
+    prompt = tuple(info.tokenizer.encode("The capital of France is"))
+
+    def req(sampling: SamplingParams, constraint: Constraint | None = None) -> EngineRequest:
+        return EngineRequest(uuid.uuid4().hex, prompt, sampling, constraint)
+
+    async def scenario() -> None:
+        engine = SglangEngine(config, info)
+        await engine.start()
+        try:
+            events = await collect(engine, req(SamplingParams(temperature=0.0, max_new_tokens=8, ignore_eos=True)))
+            assert events[-1] == Finished(FinishReason.LENGTH, events[-1].usage)  # type: ignore[union-attr]
+            assert events[-1].usage.prompt_tokens == len(prompt)  # type: ignore[union-attr]
+            assert events[-1].usage.completion_tokens == 8  # type: ignore[union-attr]
+            text = "".join(e.text for e in events if isinstance(e, TextDelta))
+            assert text and "\ufffd" not in text
+
+            again = await collect(engine, req(SamplingParams(temperature=0.0, max_new_tokens=8, ignore_eos=True)))
+            assert "".join(e.text for e in again if isinstance(e, TextDelta)) == text  # greedy is repeatable
+            assert again[-1].usage.cached_tokens > 0  # type: ignore[union-attr]  # the radix cache hit
+
+            schema = {"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"],
+                      "additionalProperties": False}
+            constrained = await collect(engine, req(SamplingParams(temperature=0.0, max_new_tokens=64),
+                                                    Constraint(ConstraintKind.JSON_SCHEMA, json.dumps(schema))))
+            value = json.loads("".join(e.text for e in constrained if isinstance(e, TextDelta)))
+            assert isinstance(value["n"], int)
+
+            broken = Constraint(ConstraintKind.EBNF, "root ::= (")
+            with pytest.raises(InvalidRequest):  # "Failed to compile ebnf grammar: ...", a 400 abort
+                await collect(engine, req(SamplingParams(max_new_tokens=8), broken))
+
+            long = req(SamplingParams(max_new_tokens=2000, ignore_eos=True))
+            task, _ = await first_delta(engine, long)
+            await engine.abort(long.rid)
+            aborted = await asyncio.wait_for(task, 30)
+            assert isinstance(aborted[-1], Finished) and aborted[-1].reason is FinishReason.ABORT
+        finally:
+            await engine.close()
+
+    asyncio.run(scenario())

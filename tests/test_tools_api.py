@@ -1,0 +1,245 @@
+"""Function calling through the OpenAI SDK with the tiny random model, which never produces a valid call
+by chance: every call it returns is valid only because the grammar made anything else impossible."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from concurrent.futures import ThreadPoolExecutor
+
+import jsonschema
+import openai
+import pytest
+
+from tests.conftest import MODEL_NAME
+
+WEATHER = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "获取指定城市的天气信息",
+        "parameters": {
+            "type": "object",
+            "properties": {"city": {"type": "string", "description": "城市名称", "maxLength": 20},
+                           "unit": {"type": "string", "enum": ["celsius", "fahrenheit"]}},
+            "required": ["city"],
+        },
+    },
+}
+
+SCHEMAS = {
+    "no_params": {"type": "object", "properties": {}},
+    "nested": {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "type": "object",
+        "properties": {
+            "user": {"type": "object", "properties": {"id": {"type": "integer", "minimum": 1, "maximum": 999},
+                                                      "tags": {"type": "array", "items": {"type": "string",
+                                                               "maxLength": 8}, "maxItems": 3}},
+                     "required": ["id"], "additionalProperties": False},
+            "mode": {"enum": ["fast", "slow"]},
+        },
+        "required": ["user", "mode"],
+        "additionalProperties": False,
+    },
+    "nullable": {
+        "type": "object",
+        "properties": {"note": {"anyOf": [{"type": "string", "maxLength": 12}, {"type": "null"}]},
+                       "count": {"type": "integer", "exclusiveMinimum": 0, "maximum": 10},
+                       "flag": {"type": "boolean"}},
+        "required": ["note", "count"],
+    },
+    "refs": {
+        "type": "object",
+        "$defs": {"point": {"type": "object", "properties": {"x": {"type": "number", "minimum": -5, "maximum": 5},
+                                                             "y": {"type": "number", "minimum": -5, "maximum": 5}},
+                            "required": ["x", "y"], "additionalProperties": False}},
+        "properties": {"points": {"type": "array", "items": {"$ref": "#/$defs/point"}, "minItems": 1, "maxItems": 2},
+                       "kind": {"const": "path"}},
+        "required": ["points", "kind"],
+    },
+    "strings": {
+        "type": "object",
+        "properties": {"code": {"type": "string", "minLength": 2, "maxLength": 6},
+                       "pattern": {"type": "string", "pattern": "^[a-z]{3}$"},
+                       "choice": {"oneOf": [{"type": "integer", "minimum": 0, "maximum": 9}, {"type": "string", "enum": ["x"]}]}},
+        "required": ["code", "pattern", "choice"],
+    },
+}
+
+
+def tool(name: str) -> dict:
+    return {"type": "function", "function": {"name": name, "description": f"Tool {name}", "parameters": SCHEMAS[name]}}
+
+
+TOOL_SETS = {
+    "weather": [WEATHER],
+    "nested": [tool("nested")],
+    "nullable+no_params": [tool("nullable"), tool("no_params")],
+    "refs+strings": [tool("refs"), tool("strings")],
+    "many": [WEATHER, *(tool(n) for n in SCHEMAS)],
+}
+SCHEMA_BY_NAME = {"get_weather": WEATHER["function"]["parameters"], **SCHEMAS}
+
+
+def run(client: openai.OpenAI, tools: list, tool_choice, stream: bool, parallel: bool | None, seed: int):
+    kwargs = dict(model=MODEL_NAME, messages=[{"role": "user", "content": "Use the tools please"}], tools=tools,
+                  tool_choice=tool_choice, max_tokens=160, temperature=1.0, seed=seed)
+    if parallel is not None:
+        kwargs["parallel_tool_calls"] = parallel
+    if not stream:
+        r = client.chat.completions.create(**kwargs)
+        m = r.choices[0].message
+        calls = [(c.id, c.function.name, c.function.arguments) for c in m.tool_calls or []]
+        return m.content, calls, r.choices[0].finish_reason
+    calls: dict[int, list] = {}
+    text = []
+    finish = None
+    for chunk in client.chat.completions.create(stream=True, **kwargs):
+        if not chunk.choices:
+            continue
+        delta = chunk.choices[0].delta
+        if delta.content:
+            text.append(delta.content)
+        for tc in delta.tool_calls or []:
+            if tc.index not in calls:
+                assert tc.id and tc.id.startswith("call_") and tc.type == "function" and tc.function.name
+                calls[tc.index] = [tc.id, tc.function.name, tc.function.arguments or ""]
+            else:
+                assert tc.id is None and tc.function.name is None
+                calls[tc.index][2] += tc.function.arguments or ""
+        finish = chunk.choices[0].finish_reason or finish
+    assert sorted(calls) == list(range(len(calls))), "call indexes are distinct and contiguous"
+    return "".join(text) or None, [tuple(calls[i]) for i in sorted(calls)], finish
+
+
+def check(result, tools, tool_choice, parallel):
+    content, calls, finish = result
+    names = {t["function"]["name"] for t in tools}
+    if finish == "length":
+        return  # truncated output is not a finished call; the rest of the suite bounds this
+    for call_id, name, arguments in calls:
+        assert call_id.startswith("call_")
+        assert name in names
+        jsonschema.validate(json.loads(arguments), SCHEMA_BY_NAME[name])
+    if tool_choice == "none":
+        assert calls == [] and finish == "stop"
+    elif tool_choice == "required":
+        assert len(calls) >= 1 and finish == "tool_calls" and content is None
+    elif isinstance(tool_choice, dict):
+        assert len(calls) == 1 and calls[0][1] == tool_choice["function"]["name"] and finish == "tool_calls"
+    else:  # auto
+        assert finish == ("tool_calls" if calls else "stop")
+    if parallel is False:
+        assert len(calls) <= 1
+
+
+def cases():
+    modes = ["auto", "required", "none", "named"]
+    for (set_name, tools), mode, stream, parallel in itertools.product(TOOL_SETS.items(), modes, (False, True),
+                                                                       (None, False)):
+        choice = {"type": "function", "function": {"name": tools[-1]["function"]["name"]}} if mode == "named" else mode
+        yield set_name, tools, choice, stream, parallel
+
+
+def test_every_returned_call_validates_in_every_mode(client):
+    jobs = []
+    for seed, (set_name, tools, choice, stream, parallel) in enumerate(itertools.chain(cases(), cases(), cases())):
+        jobs.append((set_name, tools, choice, stream, parallel, seed))
+    assert len(jobs) >= 200
+
+    def one(job):
+        set_name, tools, choice, stream, parallel, seed = job
+        return job, run(client, tools, choice, stream, parallel, seed)
+
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(one, jobs))
+    truncated = 0
+    calls_seen = 0
+    for (set_name, tools, choice, stream, parallel, seed), result in results:
+        try:
+            check(result, tools, choice, parallel)
+        except (AssertionError, jsonschema.ValidationError, json.JSONDecodeError) as exc:
+            pytest.fail(f"{set_name} choice={choice} stream={stream} parallel={parallel} seed={seed}: {exc}\n{result}")
+        truncated += result[2] == "length"
+        calls_seen += len(result[1])
+    print(f"\n{len(results)} requests, {calls_seen} calls, {truncated} truncated by max_tokens")
+    assert truncated < len(results) * 0.15
+    assert calls_seen >= len(results) // 2
+
+
+def test_streamed_arguments_join_to_the_non_streamed_ones(client):
+    for seed in range(6):
+        kwargs = dict(tools=TOOL_SETS["many"], tool_choice="required", parallel=None, seed=seed)
+        plain = run(client, stream=False, **kwargs)
+        streamed = run(client, stream=True, **kwargs)
+        assert [(n, a) for _, n, a in plain[1]] == [(n, a) for _, n, a in streamed[1]]
+        assert plain[2] == streamed[2]
+
+
+def test_multi_turn_with_tool_results(client):
+    first = client.chat.completions.create(model=MODEL_NAME, messages=[{"role": "user", "content": "北京今天天气怎么样？"}],
+                                           tools=[WEATHER], tool_choice="required", max_tokens=200, seed=1)
+    message = first.choices[0].message
+    assert message.content is None and message.tool_calls
+    history = [{"role": "user", "content": "北京今天天气怎么样？"}, message.model_dump(exclude_none=True)]
+    for call in message.tool_calls:
+        history.append({"role": "tool", "tool_call_id": call.id, "content": [{"type": "text", "text": "晴, 25°C"}]})
+    second = client.chat.completions.create(model=MODEL_NAME, messages=history, tools=[WEATHER], tool_choice="none",
+                                            max_tokens=20)
+    assert second.choices[0].message.tool_calls is None
+    assert second.usage.prompt_tokens > first.usage.prompt_tokens
+
+
+def test_response_format_json_schema_and_json_object(client):
+    schema = {"type": "object", "properties": {"answer": {"type": "string", "maxLength": 10},
+                                               "score": {"type": "integer", "minimum": 0, "maximum": 5}},
+              "required": ["answer", "score"], "additionalProperties": False}
+    for seed in range(3):
+        r = client.chat.completions.create(
+            model=MODEL_NAME, messages=[{"role": "user", "content": "rate it"}], max_tokens=200, seed=seed,
+            response_format={"type": "json_schema", "json_schema": {"name": "rating", "schema": schema, "strict": True}})
+        if r.choices[0].finish_reason == "stop":
+            jsonschema.validate(json.loads(r.choices[0].message.content), schema)
+        r = client.chat.completions.create(model=MODEL_NAME, messages=[{"role": "user", "content": "json"}],
+                                           max_tokens=200, seed=seed, response_format={"type": "json_object"})
+        if r.choices[0].finish_reason == "stop":
+            assert isinstance(json.loads(r.choices[0].message.content), dict)
+
+
+def test_response_format_with_tools_auto_is_json_or_calls(client):
+    schema = {"type": "object", "properties": {"ok": {"type": "boolean"}}, "required": ["ok"]}
+    for seed in range(4):
+        content, calls, finish = run_rf(client, schema, seed)
+        if finish == "tool_calls":
+            assert calls and content is None
+        elif finish == "stop":
+            jsonschema.validate(json.loads(content), schema)
+
+
+def run_rf(client, schema, seed):
+    r = client.chat.completions.create(
+        model=MODEL_NAME, messages=[{"role": "user", "content": "go"}], tools=[WEATHER], tool_choice="auto",
+        max_tokens=200, seed=seed, response_format={"type": "json_schema", "json_schema": {"name": "x", "schema": schema}})
+    m = r.choices[0].message
+    return m.content, m.tool_calls, r.choices[0].finish_reason
+
+
+def test_strict_tool_with_unenforceable_keyword_is_400_naming_it(client):
+    strict = {"type": "function", "function": {"name": "pick", "strict": True, "parameters": {
+        "type": "object", "properties": {"n": {"type": "integer", "multipleOf": 3}}, "required": ["n"]}}}
+    with pytest.raises(openai.BadRequestError) as err:
+        client.chat.completions.create(model=MODEL_NAME, messages=[{"role": "user", "content": "x"}], tools=[strict])
+    assert "pick" in err.value.body["message"] and "multipleOf" in err.value.body["message"]
+    relaxed = json.loads(json.dumps(strict))
+    relaxed["function"]["strict"] = False
+    r = client.chat.completions.create(model=MODEL_NAME, messages=[{"role": "user", "content": "x"}], tools=[relaxed],
+                                       tool_choice="required", max_tokens=100)
+    assert r.choices[0].finish_reason in ("tool_calls", "length")
+
+
+def test_named_choice_for_unknown_tool_is_400(client):
+    with pytest.raises(openai.BadRequestError) as err:
+        client.chat.completions.create(model=MODEL_NAME, messages=[{"role": "user", "content": "x"}], tools=[WEATHER],
+                                       tool_choice={"type": "function", "function": {"name": "nope"}})
+    assert err.value.body["param"] == "tool_choice"

@@ -1,0 +1,130 @@
+"""Unit tests for the neutral core: detokenization, stop strings, sampling, budgets, settings, decoding."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from transformers import AutoTokenizer
+
+from app.decoding import error_param
+from app.settings import Settings, load_settings
+from runtime.detokenize import IncrementalDetokenizer
+from runtime.engines.cpu.sampler import apply_penalties, sample
+from runtime.stops import StopMatcher
+from runtime.tools.base import JsonStringEscaper
+from runtime.tools.schemas import relax
+from runtime.types import SamplingParams
+
+
+@pytest.fixture(scope="module")
+def tokenizer(tiny_model_dir):
+    return AutoTokenizer.from_pretrained(str(tiny_model_dir))
+
+
+TEXTS = ["北京今天天气怎么样？", "emoji 🚀🎉 mixed 中文 and ascii", "déjà vu — naïve café", "plain ascii text\n\twith tabs"]
+
+
+@pytest.mark.parametrize("text", TEXTS)
+def test_incremental_detokenization_never_splits_characters(tokenizer, text):
+    ids = tokenizer.encode(text, add_special_tokens=False)
+    assert len(ids) > len(text) // 4  # the tiny vocabulary really splits these into byte pieces
+    detok = IncrementalDetokenizer(tokenizer)
+    pieces = [detok.push(i) for i in ids] + [detok.flush()]
+    assert all("\ufffd" not in p for p in pieces)
+    assert "".join(pieces) == tokenizer.decode(ids) == text
+
+
+def test_detokenizer_flush_releases_a_truncated_character(tokenizer):
+    ids = tokenizer.encode("北", add_special_tokens=False)
+    detok = IncrementalDetokenizer(tokenizer)
+    held = [detok.push(i) for i in ids[:-1]]
+    assert "".join(held) == ""
+    assert detok.flush() != ""  # what there is, as the replacement character, rather than nothing
+
+
+def feed(matcher: StopMatcher, chunks: list[str]):
+    out = []
+    for c in chunks:
+        r = matcher.push(c)
+        out.append(r.text)
+        if r.matched:
+            return "".join(out), r.matched
+    return "".join(out) + matcher.flush(), None
+
+
+@pytest.mark.parametrize("chunks", [["Hello ST", "OP there"], ["Hello S", "T", "O", "P"], ["Hello STOP"]])
+def test_stop_string_split_across_chunks(chunks):
+    assert feed(StopMatcher(("STOP",)), chunks) == ("Hello ", "STOP")
+
+
+def test_stop_partial_match_is_released_when_it_is_not_a_stop():
+    assert feed(StopMatcher(("STOP",)), ["a ST", "ART b"]) == ("a START b", None)
+    assert feed(StopMatcher(("END", "ST")), ["xxEN", "D ST"]) == ("xx", "END")
+    assert feed(StopMatcher(()), ["abc"]) == ("abc", None)
+
+
+def test_sampling_is_seeded_and_filters():
+    logits = torch.randn(1000, generator=torch.Generator().manual_seed(0))
+    params = SamplingParams(temperature=1.0, top_k=5)
+    draw = lambda seed: [sample(logits.clone(), params, torch.Generator().manual_seed(seed)) for _ in range(20)]
+    assert draw(1) == draw(1)
+    top5 = set(torch.topk(logits, 5).indices.tolist())
+    assert set(draw(2)) <= top5
+    nucleus = SamplingParams(temperature=1.0, top_p=1e-6)
+    assert sample(logits.clone(), nucleus, torch.Generator()) == int(torch.argmax(logits))
+    assert sample(logits.clone(), SamplingParams(temperature=0.0), torch.Generator()) == int(torch.argmax(logits))
+
+
+def test_sampling_respects_masked_tokens():
+    logits = torch.zeros(10)
+    logits[:9] = float("-inf")
+    for seed in range(5):
+        assert sample(logits.clone(), SamplingParams(temperature=1.5, top_p=0.9), torch.Generator().manual_seed(seed)) == 9
+
+
+def test_penalties():
+    logits = torch.zeros(5)
+    generated = torch.tensor([1, 1, 2])
+    out = apply_penalties(logits, generated, SamplingParams(frequency_penalty=0.5, presence_penalty=1.0))
+    assert out.tolist() == [0.0, -2.0, -1.5, 0.0, 0.0]
+    out = apply_penalties(torch.tensor([2.0, -2.0, 1.0]), torch.tensor([0, 1]), SamplingParams(repetition_penalty=2.0))
+    assert out.tolist() == [1.0, -4.0, 1.0]
+
+
+@pytest.mark.parametrize("split", range(1, 12))
+def test_json_string_escaper_is_split_invariant(split):
+    raw = '{"a": "x\x19y\\"\x01", "b": 1}'
+    esc = JsonStringEscaper()
+    joined = esc(raw[:split]) + esc(raw[split:])
+    assert json.loads(joined) == {"a": 'x\x19y"\x01', "b": 1}
+
+
+def test_relax_removes_only_unenforced_keywords():
+    schema = {"type": "object", "properties": {"n": {"type": "integer", "multipleOf": 2, "minimum": 0},
+                                               "xs": {"type": "array", "uniqueItems": True, "items": {"not": {}}}},
+              "if": {}, "then": {}, "required": ["n"]}
+    relaxed, removed = relax(schema)
+    assert removed == ["if", "multipleOf", "not", "then", "uniqueItems"]
+    assert relaxed == {"type": "object", "properties": {"n": {"type": "integer", "minimum": 0},
+                                                        "xs": {"type": "array", "items": {}}}, "required": ["n"]}
+
+
+def test_settings_from_flags_over_env():
+    s = load_settings(["--port", "9001", "--model-aliases", "a,b"],
+                      {"INFER_PORT": "7000", "INFER_API_KEYS": "k1,k2", "INFER_DISABLE_RADIX_CACHE": "true"})
+    assert s.port == 9001 and s.model_aliases == ("a", "b") and s.api_keys == ("k1", "k2")
+    assert s.disable_radix_cache is True
+    assert "k1" not in repr(s) and "<2 keys>" in repr(s)
+    assert Settings(model="/models/Qwen2.5-Coder-32B-Instruct/").model_name == "Qwen2.5-Coder-32B-Instruct"
+
+
+@pytest.mark.parametrize(("message", "param"), [
+    ("Expected `float` <= 2.0 - at `$.temperature`", "temperature"),
+    ("Invalid value 'bob' - at `$.messages[0].role`", "messages[0].role"),
+    ("Object missing required field `model`", "model"),
+    ("Object missing required field `name` - at `$.tools[0].function`", "tools[0].function.name"),
+])
+def test_error_param_from_msgspec_messages(message, param):
+    assert error_param(message) == param
