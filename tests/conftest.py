@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib.util
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,10 +16,38 @@ from tests.tiny_model import build_tiny_model
 MODEL_NAME = "test-model"
 API_KEY = "sk-test-key-1"
 
+# The API suites run on the CPU engine with the tiny model by default. On a GPU machine, `pytest -m gpu`
+# (tests/test_gpu_suite.py) reruns them with these set, against a real SGLang engine and a small real model.
+TEST_ENGINE = os.environ.get("INFER_TEST_ENGINE", "cpu")
+TEST_MODEL = os.environ.get("INFER_TEST_MODEL")
+
+
+def gpu_unavailable_reason() -> str | None:
+    if importlib.util.find_spec("sglang") is None:
+        return "sglang is not installed (pip install -e '.[gpu]' on a GPU machine)"
+    import torch
+
+    if not torch.cuda.is_available():
+        return "no CUDA GPU on this machine"
+    return None
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    gpu_marked = [item for item in items if "gpu" in item.keywords]
+    reason = gpu_unavailable_reason() if gpu_marked else None
+    for item in gpu_marked if reason else ():
+        item.add_marker(pytest.mark.skip(reason=reason))
+
 
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_tiny_model(tmp_path_factory.mktemp("models") / "tiny")
+
+
+@pytest.fixture(scope="session")
+def served_model_args(tiny_model_dir: Path) -> list[str]:
+    """The model and engine the API suites' servers run."""
+    return ["--model", TEST_MODEL or str(tiny_model_dir), "--engine", TEST_ENGINE]
 
 
 @pytest.fixture(scope="session")
@@ -26,9 +56,9 @@ def server_logs(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def server(tiny_model_dir: Path, server_logs: Path) -> Iterator[LiveServer]:
+def server(served_model_args: list[str], server_logs: Path) -> Iterator[LiveServer]:
     """The tiny model, no auth, a 4096-token window (so context errors are cheap to provoke)."""
-    s = start_server("--model", str(tiny_model_dir), "--served-model-name", MODEL_NAME,
+    s = start_server(*served_model_args, "--served-model-name", MODEL_NAME,
                      "--model-aliases", "alias-model,qwen2.5-coder-32b-instruct", "--context-length", "4096",
                      "--max-request-bytes", str(2 * 1024 * 1024), log_dir=server_logs)
     yield s
@@ -36,8 +66,8 @@ def server(tiny_model_dir: Path, server_logs: Path) -> Iterator[LiveServer]:
 
 
 @pytest.fixture(scope="session")
-def auth_server(tiny_model_dir: Path, server_logs: Path) -> Iterator[LiveServer]:
-    s = start_server("--model", str(tiny_model_dir), "--served-model-name", MODEL_NAME, log_dir=server_logs,
+def auth_server(served_model_args: list[str], server_logs: Path) -> Iterator[LiveServer]:
+    s = start_server(*served_model_args, "--served-model-name", MODEL_NAME, log_dir=server_logs,
                      env={"INFER_API_KEYS": f"{API_KEY},sk-second-key"})
     yield s
     s.stop()

@@ -63,6 +63,7 @@ class CpuEngine:
         self._by_rid: dict[str, _Sequence] = {}
         self._worker: threading.Thread | None = None
         self._closed = False
+        self.running = 0  # sequences the worker is stepping (read by tests and stats)
 
     # -- lifecycle -------------------------------------------------------------------------------------
 
@@ -151,6 +152,7 @@ class CpuEngine:
                     incoming = self._inbox.get_nowait()
                 except queue.Empty:
                     incoming = False
+            self.running = len(active)
             for seq in list(active):
                 try:
                     done = self._step(seq)
@@ -160,6 +162,7 @@ class CpuEngine:
                     done = True
                 if done:
                     active.remove(seq)
+            self.running = len(active)
 
     @torch.inference_mode()
     def _step(self, seq: _Sequence) -> bool:
