@@ -135,3 +135,18 @@ def test_client_disconnect_aborts_the_request_by_rid(fake_sglang, tiny_model_dir
         while rid not in [c["rid"] for c in engine.tokenizer_manager.abort_calls] and time.monotonic() < deadline:
             time.sleep(0.05)
         assert rid in [c["rid"] for c in engine.tokenizer_manager.abort_calls]
+
+
+def test_non_streaming_client_disconnect_aborts_too(fake_sglang, tiny_model_dir):
+    with ThreadServer(settings(tiny_model_dir)) as server:
+        assert server.wait_health("ok")["status_code"] == 200
+        engine = fake_sglang.control.engines[-1]
+        fake_sglang.control.scripts.append(fake_sglang.Script(texts=["a"], hold=True))
+        with pytest.raises(httpx.ReadTimeout):  # the client gives up and closes its connection
+            httpx.post(server.base_url + "/v1/chat/completions", timeout=1.0,
+                       json={"model": "m", "messages": [{"role": "user", "content": "hi"}]})
+        rid = engine.calls[-1]["rid"]
+        deadline = time.monotonic() + 10
+        while rid not in [c["rid"] for c in engine.tokenizer_manager.abort_calls] and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert rid in [c["rid"] for c in engine.tokenizer_manager.abort_calls]
