@@ -128,3 +128,31 @@ def test_settings_from_flags_over_env():
 ])
 def test_error_param_from_msgspec_messages(message, param):
     assert error_param(message) == param
+
+
+def test_costly_string_bounds_are_relaxed_unless_strict():
+    schema = {"type": "object", "properties": {"short": {"type": "string", "maxLength": 20},
+                                               "long": {"type": "string", "minLength": 40, "maxLength": 200}}}
+    relaxed, removed = relax(schema)
+    assert removed == []
+    assert relaxed["properties"] == {"short": {"type": "string", "maxLength": 20}, "long": {"type": "string"}}
+    assert relax(schema, strict=True) == (schema, [])
+
+
+def test_utf8_guard_allows_only_valid_continuations(tokenizer):
+    import xgrammar as xgr
+
+    from runtime.engines.cpu.utf8 import Utf8Guard
+
+    vocab = xgr.TokenizerInfo.from_huggingface(tokenizer, vocab_size=len(tokenizer)).decoded_vocab
+    guard = Utf8Guard(vocab, len(vocab), (2,))
+    by_bytes = {data: i for i, data in enumerate(vocab)}
+    at_boundary = guard.forbidden(b"")
+    assert at_boundary[by_bytes[b"\xc0"]] and at_boundary[by_bytes[b"\x80"]]  # never valid / stray continuation
+    assert not at_boundary[by_bytes[b"\xe4"]] and not at_boundary[by_bytes[b"a"]]
+    pending = guard.advance(b"", by_bytes[b"\xe4"])
+    assert pending == b"\xe4"
+    after_lead = guard.forbidden(pending)
+    assert not after_lead[by_bytes[b"\xb8"]] and after_lead[by_bytes[b"a"]] and not after_lead[2]
+    assert guard.advance(guard.advance(pending, by_bytes[b"\xb8"]), by_bytes[b"\xad"]) == b""  # 中 complete
+    assert guard.forbidden(b"\xed")[by_bytes[b"\xa0"]]  # a surrogate half is not UTF-8

@@ -28,7 +28,7 @@ def text_schema(response_format: ResponseFormat) -> dict[str, Any] | None:
         return {"type": "object"}
     if response_format.type == "json_schema":
         schema = response_format.schema or {"type": "object"}
-        relaxed, removed = relax(schema)
+        relaxed, removed = relax(schema, strict=response_format.strict)
         if removed and response_format.strict:
             raise InvalidRequest(
                 f"response_format schema is strict but uses {', '.join(removed)}, which cannot be enforced.",
@@ -48,7 +48,7 @@ def plan_chat(request: ChatRequest, fmt: ToolFormat, template_renders_tools: boo
 
     schemas: dict[str, Any] = {}
     for tool in request.tools:
-        relaxed, removed = relax(tool.parameters)
+        relaxed, removed = relax(tool.parameters, strict=tool.strict)
         if removed and tool.strict:
             raise InvalidRequest(
                 f"Tool {tool.name!r} is strict but its schema uses {', '.join(removed)}, "

@@ -26,6 +26,14 @@ _SCHEMA_MAPS = ("properties", "patternProperties", "$defs", "definitions", "depe
 _SCHEMA_LISTS = ("anyOf", "oneOf", "allOf", "prefixItems")
 _SCHEMA_VALUES = ("items", "additionalProperties", "propertyNames", "contains", "not", "if", "then", "else")
 
+# xgrammar 0.2.7 compiles a bounded string length into a grammar whose size grows with the bound, and the
+# token-mask precomputation with it: with a 49k vocabulary, maxLength 16 costs 0.27 s to compile, 64 costs
+# 1.5 s, 200 costs 4.7 s (measured; a 151k vocabulary is slower still). Claude Code's tools carry bounds like
+# 200 and 524288, which would stall an agent's first turn for tens of seconds. Non-strict tools therefore keep
+# string-length bounds up to this size only; strict tools keep every bound and pay the compile once (cached).
+MAX_ENFORCED_STRING_BOUND = 32
+_STRING_BOUNDS = ("minLength", "maxLength")
+
 TOOL_NAME = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
 
 
@@ -52,8 +60,9 @@ def normalise_parameters(parameters: Any, param: str) -> dict[str, Any]:
     return {"type": "object", **parameters}
 
 
-def relax(schema: Any) -> tuple[Any, list[str]]:
-    """The schema without the keywords the grammar cannot enforce, and which were removed."""
+def relax(schema: Any, *, strict: bool = False) -> tuple[Any, list[str]]:
+    """The schema without the keywords the grammar cannot enforce, and which were removed. Unless `strict`,
+    string-length bounds too costly to compile are dropped as well (not reported: they are not refused)."""
     removed: list[str] = []
 
     def walk(node: Any) -> Any:
@@ -65,6 +74,8 @@ def relax(schema: Any) -> tuple[Any, list[str]]:
         for key, value in node.items():
             if key in UNENFORCED:
                 removed.append(key)
+            elif key in _STRING_BOUNDS and not strict and isinstance(value, int) and value > MAX_ENFORCED_STRING_BOUND:
+                continue
             elif key in _SCHEMA_MAPS and isinstance(value, dict):
                 out[key] = {k: walk(v) for k, v in value.items()}
             elif key in _SCHEMA_LISTS or key in _SCHEMA_VALUES:

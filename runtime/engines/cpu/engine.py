@@ -23,6 +23,7 @@ from runtime.engines import EngineConfig
 from runtime.engines.cpu.grammar import GrammarCache, GrammarMask
 from runtime.engines.cpu.prefix_cache import PrefixCache
 from runtime.engines.cpu.sampler import apply_penalties, sample
+from runtime.engines.cpu.utf8 import Utf8Guard
 from runtime.errors import EngineFailure, EngineUnavailable
 from runtime.model import ModelInfo
 from runtime.stops import StopMatcher
@@ -46,6 +47,7 @@ class _Sequence:
     cached_tokens: int = 0
     computed: int = 0  # prompt tokens whose keys/values are in `cache`
     generated: list[int] = field(default_factory=list)
+    pending_bytes: bytes = b""  # an unfinished UTF-8 character at the end of the output
     aborted: bool = False
 
     def emit(self, event: EngineEvent) -> None:
@@ -58,6 +60,7 @@ class CpuEngine:
         self._info = model
         self._model: Any = None
         self._grammars: GrammarCache | None = None
+        self._utf8: Utf8Guard | None = None
         self._prefix_cache = PrefixCache(config.prefix_cache_entries)
         self._inbox: queue.SimpleQueue[_Sequence | None] = queue.SimpleQueue()
         self._by_rid: dict[str, _Sequence] = {}
@@ -81,6 +84,7 @@ class CpuEngine:
         if self._model.dtype == torch.float16:  # fp16 matmuls are slow or missing on CPUs
             self._model = self._model.to(torch.bfloat16)
         self._grammars = GrammarCache(self._info.tokenizer, self._info.vocab_size, self._info.eos_token_ids)
+        self._utf8 = Utf8Guard(self._grammars.decoded_vocab, self._info.vocab_size, self._info.eos_token_ids)
         log.info("CPU engine loaded %s (%s, %d threads)", self._info.path, self._model.dtype, torch.get_num_threads())
 
     async def close(self) -> None:
@@ -199,9 +203,12 @@ class CpuEngine:
         if params.ignore_eos and seq.mask is None:
             logits[list(eos)] = float("-inf")
         logits = apply_penalties(logits, torch.tensor(seq.generated, dtype=torch.long), params)
+        assert self._utf8 is not None
+        logits[: self._info.vocab_size].masked_fill_(self._utf8.forbidden(seq.pending_bytes), float("-inf"))
         if seq.mask is not None:
             seq.mask.apply(logits)
         token = sample(logits, params, seq.generator)
+        seq.pending_bytes = self._utf8.advance(seq.pending_bytes, token)
         if seq.mask is not None and not seq.mask.accept(token):
             log.error("grammar rejected sampled token %d for %s", token, seq.request.rid)
             raise RuntimeError("grammar rejected a sampled token")

@@ -20,6 +20,7 @@ class GrammarCache:
     def __init__(self, tokenizer: Any, vocab_size: int, stop_token_ids: tuple[int, ...], capacity: int = 64):
         info = xgr.TokenizerInfo.from_huggingface(tokenizer, vocab_size=vocab_size, stop_token_ids=list(stop_token_ids))
         self.vocab_size = vocab_size
+        self.decoded_vocab: list[bytes] = info.decoded_vocab  # each token's bytes
         self._compiler = xgr.GrammarCompiler(info, max_threads=2, cache_enabled=False)
         self._compiled: OrderedDict[Constraint, xgr.CompiledGrammar] = OrderedDict()
         self._capacity = capacity
