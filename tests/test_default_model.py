@@ -42,9 +42,9 @@ def test_streaming_answer(smol):
 
 
 def test_weather_tool_call_names_paris(smol):
-    r = smol.chat.completions.create(model="smollm2-135m-instruct", temperature=0, max_tokens=60,
+    r = smol.chat.completions.create(model="smollm2-135m-instruct", temperature=0, max_tokens=100,
                                      messages=[{"role": "user", "content": "What's the weather in Paris?"}],
-                                     tools=[WEATHER_TOOL], tool_choice="required")
+                                     tools=[WEATHER_TOOL], tool_choice="required", parallel_tool_calls=False)
     calls = r.choices[0].message.tool_calls
     assert r.choices[0].finish_reason == "tool_calls" and calls
     assert calls[0].function.name == "get_weather"
