@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import importlib
 import importlib.util
 import os
+import signal
+import sys
 from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 
 import openai
 import pytest
@@ -84,3 +89,25 @@ def default_server(server_logs: Path) -> Iterator[LiveServer]:
 @pytest.fixture()
 def client(server: LiveServer) -> openai.OpenAI:
     return openai.OpenAI(base_url=server.base_url + "/v1", api_key="unused", max_retries=0, timeout=120)
+
+
+FAKE_SGLANG_PATH = str(Path(__file__).resolve().parent / "fake_sglang")
+
+
+@pytest.fixture
+def fake_sglang() -> Iterator[ModuleType]:
+    """The fake `sglang` (tests/fake_sglang), importable for one test; signal handlers, the event-loop policy
+    and sys.modules restored afterwards (the fake, like the real one, changes them)."""
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGQUIT, signal.SIGINT)}
+    policy = asyncio.get_event_loop_policy()
+    sys.path.insert(0, FAKE_SGLANG_PATH)
+    try:
+        yield importlib.import_module("sglang")
+    finally:
+        sys.path.remove(FAKE_SGLANG_PATH)
+        for name in [n for n in sys.modules if n == "sglang" or n.startswith("sglang.")]:
+            del sys.modules[name]
+        for sig, handler in handlers.items():
+            if handler is not None:
+                signal.signal(sig, handler)
+        asyncio.set_event_loop_policy(policy)

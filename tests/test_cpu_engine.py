@@ -12,7 +12,7 @@ import pytest
 from runtime.engines import EngineConfig, create_engine
 from runtime.errors import InvalidRequest
 from runtime.model import load_model_info
-from runtime.types import Constraint, ConstraintKind, EngineRequest, Finished, FinishReason, SamplingParams, TextDelta
+from runtime.types import Constraint, ConstraintKind, EngineRequest, FinishReason, SamplingParams, TextDelta
 
 
 def run(coro):

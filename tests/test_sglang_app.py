@@ -3,13 +3,8 @@
 
 from __future__ import annotations
 
-import asyncio
-import importlib
-import signal
-import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -20,9 +15,6 @@ import uvicorn
 from app.server import create_app
 from app.settings import Settings
 from tests.live_server import free_port
-
-FAKE_PATH = str(Path(__file__).resolve().parent / "fake_sglang")
-
 
 class ThreadServer:
     def __init__(self, settings: Settings) -> None:
@@ -56,23 +48,6 @@ class ThreadServer:
     def __exit__(self, *exc: object) -> None:
         self.server.should_exit = True
         self.thread.join(30)
-
-
-@pytest.fixture
-def fake_sglang() -> Iterator:
-    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGQUIT, signal.SIGINT)}
-    policy = asyncio.get_event_loop_policy()
-    sys.path.insert(0, FAKE_PATH)
-    try:
-        yield importlib.import_module("sglang")
-    finally:
-        sys.path.remove(FAKE_PATH)
-        for name in [n for n in sys.modules if n == "sglang" or n.startswith("sglang.")]:
-            del sys.modules[name]
-        for sig, handler in handlers.items():
-            if handler is not None:
-                signal.signal(sig, handler)
-        asyncio.set_event_loop_policy(policy)
 
 
 def settings(model_dir: Path) -> Settings:

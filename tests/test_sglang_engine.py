@@ -17,7 +17,6 @@ import sys
 import textwrap
 import threading
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType, SimpleNamespace
 from typing import Any
@@ -59,21 +58,8 @@ MODEL = ModelInfo("/models/tiny", CharTokenizer(), SimpleNamespace(vocab_size=0x
 
 
 @pytest.fixture
-def fake() -> Iterator[ModuleType]:
-    """The fake `sglang`, importable for one test; signals, loop policy and sys.modules restored afterwards."""
-    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGQUIT)}
-    policy = asyncio.get_event_loop_policy()
-    sys.path.insert(0, FAKE_PATH)
-    try:
-        yield importlib.import_module("sglang")
-    finally:
-        sys.path.remove(FAKE_PATH)
-        for name in [n for n in sys.modules if n == "sglang" or n.startswith("sglang.")]:
-            del sys.modules[name]
-        for sig, handler in handlers.items():
-            if handler is not None:
-                signal.signal(sig, handler)
-        asyncio.set_event_loop_policy(policy)
+def fake(fake_sglang: ModuleType) -> ModuleType:
+    return fake_sglang
 
 
 def request(sampling: SamplingParams | None = None, constraint: Constraint | None = None) -> EngineRequest:

@@ -8,7 +8,6 @@ can rely on the exact strings instead of guessing.
 
 from __future__ import annotations
 
-import json
 import secrets
 from dataclasses import dataclass
 from typing import Any, Iterator, Protocol
