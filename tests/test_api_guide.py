@@ -8,7 +8,6 @@ import json
 import shutil
 import subprocess
 
-import openai
 import pytest
 
 GUIDE_MODEL = "qwen2.5-coder-32b-instruct"
