@@ -16,6 +16,7 @@ from app.openai.errors import openai_error_handler
 from app.state import ServiceState
 from app.streaming import ClientDisconnected, start_events, unless_disconnected
 from runtime.errors import NotFound
+from runtime.service import PreparedRequest
 
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
@@ -25,7 +26,11 @@ def _json(payload: object) -> Response:
 
 
 def _disconnected() -> Response:
-    return Response(b"", status_code=499)
+    return Response(b"", status_code=499)  # nobody reads it; logged as nginx's "client closed request"
+
+
+async def _collect(service_state: ServiceState, prepared: PreparedRequest) -> render.Collected:
+    return await render.collect(await start_events(service_state, prepared))
 
 
 @post("/chat/completions", status_code=200)
@@ -41,7 +46,7 @@ async def chat_completions(request: Request, service_state: ServiceState, names:
         return Stream(render.chat_chunks(rid, model, events, include_usage), media_type="text/event-stream",
                       headers=SSE_HEADERS)
     try:
-        collected = await unless_disconnected(request, render.collect(await start_events(service_state, prepared)))
+        collected = await unless_disconnected(request, _collect(service_state, prepared))
     except ClientDisconnected:
         return _disconnected()
     return _json(render.chat_completion(rid, model, collected))
@@ -60,7 +65,7 @@ async def completions(request: Request, service_state: ServiceState, names: Mode
         return Stream(render.completion_chunks(rid, model, events, include_usage), media_type="text/event-stream",
                       headers=SSE_HEADERS)
     try:
-        collected = await unless_disconnected(request, render.collect(await start_events(service_state, prepared)))
+        collected = await unless_disconnected(request, _collect(service_state, prepared))
     except ClientDisconnected:
         return _disconnected()
     finished = collected.finished
@@ -76,13 +81,21 @@ def model_cards(service_state: ServiceState, names: ModelNames) -> list[s.ModelC
 
 
 @get("/models")
-async def list_models(service_state: ServiceState, names: ModelNames) -> Response:
+async def list_models(request: Request, service_state: ServiceState, names: ModelNames) -> Response:
+    if "anthropic-version" in request.headers:
+        from app.anthropic.models import model_list
+
+        return model_list(request, service_state, names)
     return _json(s.ModelList(model_cards(service_state, names)))
 
 
 @get("/models/{model_id:path}")
-async def get_model(model_id: str, service_state: ServiceState, names: ModelNames) -> Response:
+async def get_model(request: Request, model_id: str, service_state: ServiceState, names: ModelNames) -> Response:
     model_id = model_id.lstrip("/")
+    if "anthropic-version" in request.headers:
+        from app.anthropic.models import model
+
+        return model(request, model_id, service_state, names)
     if model_id not in names.accepted:
         raise NotFound(f"The model {model_id!r} does not exist.", param="model")
     card = model_cards(service_state, names)[0]

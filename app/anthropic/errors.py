@@ -1,0 +1,69 @@
+"""Service errors in Anthropic's shape: {"type": "error", "error": {"type", "message"}, "request_id"}, with the
+same id in a `request-id` header.
+
+Statuses keep their meaning, with one exception: EngineUnavailable (our 503: the model is loading, failed to
+load, or the server is shutting down) is answered as 529 overloaded_error, the status Anthropic's clients know
+as "temporarily unable to serve, retry" (the SDK retries it; Claude Code reports it as overloaded).
+"""
+
+from __future__ import annotations
+
+import secrets
+
+from litestar import Request, Response
+
+from app.anthropic import schemas as s
+from app.decoding import json_dumps
+from app.errors import as_service_error
+from runtime.errors import ContextLengthExceeded, EngineUnavailable, ServiceError
+
+_TYPES = {
+    400: "invalid_request_error", 401: "authentication_error", 403: "permission_error", 404: "not_found_error",
+    405: "invalid_request_error", 413: "request_too_large", 429: "rate_limit_error", 500: "api_error",
+    529: "overloaded_error",
+}
+OVERLOADED = 529
+_REQUEST_ID = "anthropic_request_id"
+
+
+def request_id(request: Request) -> str:
+    """This request's id (`req_...`), made on first use and kept in the request's state."""
+    rid = request.state.get(_REQUEST_ID)
+    if rid is None:
+        rid = "req_" + secrets.token_hex(12)
+        request.state[_REQUEST_ID] = rid
+    return rid
+
+
+def error_status(err: ServiceError) -> int:
+    return OVERLOADED if isinstance(err, EngineUnavailable) or err.status == 503 else err.status
+
+
+def error_type(status: int) -> str:
+    if status in _TYPES:
+        return _TYPES[status]
+    return "invalid_request_error" if 400 <= status < 500 else "api_error"
+
+
+def error_message(err: ServiceError) -> str:
+    if isinstance(err, ContextLengthExceeded):
+        # The wording Claude Code recognises: it compacts the conversation and retries.
+        return f"prompt is too long: {err.prompt_tokens} tokens > {err.max_context} maximum"
+    if err.param and err.param not in err.message:
+        return f"{err.param}: {err.message}"
+    return err.message
+
+
+def error_body(err: ServiceError, rid: str | None = None) -> s.ErrorOut:
+    detail = s.ErrorDetail(error_type(error_status(err)), error_message(err))
+    return s.ErrorOut(detail) if rid is None else s.ErrorOut(detail, request_id=rid)
+
+
+def error_response(request: Request, err: ServiceError) -> Response:
+    rid = request_id(request)
+    return Response(json_dumps(error_body(err, rid)), status_code=error_status(err), media_type="application/json",
+                    headers={"request-id": rid})
+
+
+def anthropic_error_handler(request: Request, exc: Exception) -> Response:
+    return error_response(request, as_service_error(exc))

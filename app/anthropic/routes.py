@@ -1,0 +1,107 @@
+"""Anthropic routes: POST /v1/messages and /v1/messages/count_tokens (with any query, e.g. `?beta=true`).
+
+GET /v1/models answers in Anthropic's shape from the OpenAI router, which delegates to app.anthropic.models
+when the request carries `anthropic-version`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from collections.abc import AsyncGenerator
+from typing import TypeVar
+
+from litestar import Request, Response, Router, post
+from litestar.response import Stream
+
+from app.anthropic import convert, render
+from app.anthropic import schemas as s
+from app.anthropic.errors import anthropic_error_handler, request_id
+from app.anthropic.models import resolve
+from app.anthropic.pacing import FIRST_EVENT_GRACE_S, with_pings
+from app.decoding import decode, json_dumps
+from app.models import ModelNames
+from app.state import ServiceState
+from app.streaming import ClientDisconnected, start_events, unless_disconnected
+from runtime.service import PreparedRequest
+from runtime.types import ChatFinished
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+
+def _json(payload: object, rid: str) -> Response:
+    return Response(json_dumps(payload), media_type="application/json", headers={"request-id": rid})
+
+
+async def _collect(service_state: ServiceState, prepared: PreparedRequest) -> render.Collected:
+    return await render.collect(await start_events(service_state, prepared))
+
+
+def _log_finish(rid: str, finished: ChatFinished) -> None:
+    u = finished.usage
+    log.info("%s: %s, %d prompt tokens (%d cached), %d output tokens", rid, finished.reason.value, u.prompt_tokens,
+             u.cached_tokens, u.completion_tokens)
+
+
+async def _logged(rid: str, events: AsyncGenerator[T, None]) -> AsyncGenerator[T, None]:
+    try:
+        async for event in events:
+            if isinstance(event, ChatFinished):
+                _log_finish(rid, event)
+            yield event
+    finally:
+        await events.aclose()
+
+
+@post("/messages", status_code=200)
+async def create_message(request: Request, service_state: ServiceState, names: ModelNames) -> Response:
+    rid = request_id(request)
+    req = decode(s.messages_decoder, await request.body())
+    resolve(names, req.model)
+    chat = convert.chat_request(req)
+    prepared = await service_state.require().prepare_chat(chat)
+    log.info("%s: %s, %d prompt tokens, max_tokens %d%s", rid, req.model, prepared.prompt_tokens,
+             prepared.engine_request.sampling.max_new_tokens or 0, ", stream" if req.stream else "")
+    mid = "msg_" + secrets.token_hex(12)
+    stops = chat.sampling.stop
+    if not req.stream:
+        try:
+            collected = await unless_disconnected(request, _collect(service_state, prepared))
+        except ClientDisconnected:
+            return Response(b"", status_code=499)
+        assert collected.finished is not None
+        _log_finish(rid, collected.finished)
+        return _json(render.message(mid, req.model, collected, stops), rid)
+
+    starting = asyncio.ensure_future(start_events(service_state, prepared))
+    try:
+        await asyncio.wait({starting}, timeout=FIRST_EVENT_GRACE_S)
+    except BaseException:
+        starting.cancel()
+        raise
+    if starting.done():
+        starting.result()  # a run that failed at once is answered with its status, not inside a 200
+    events = _logged(rid, with_pings(starting))
+    return Stream(render.sse_stream(mid, req.model, prepared.prompt_tokens, events, stops),
+                  media_type="text/event-stream", headers={**SSE_HEADERS, "request-id": rid})
+
+
+@post("/messages/count_tokens", status_code=200)
+async def count_tokens(request: Request, service_state: ServiceState, names: ModelNames) -> Response:
+    rid = request_id(request)
+    req = decode(s.count_tokens_decoder, await request.body())
+    resolve(names, req.model)
+    tokens = await service_state.require().count_chat_tokens(convert.conversation(req))
+    return _json(s.CountTokensOut(tokens), rid)
+
+
+def anthropic_router() -> Router:
+    return Router(
+        path="/v1",
+        route_handlers=[create_message, count_tokens],
+        exception_handlers={Exception: anthropic_error_handler},
+    )

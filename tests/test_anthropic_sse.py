@@ -1,0 +1,208 @@
+"""Raw SSE transcripts of /v1/messages (read with httpx, checked record by record), and the stream encoder and
+ping pacing on synthetic event lists."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+
+from app.anthropic import pacing, render
+from app.anthropic import schemas as s
+from runtime.errors import EngineFailure, InvalidRequest, ServiceError
+from runtime.types import ChatEvent, ChatFinished, FinishReason, TextDelta, ToolCallArgs, ToolCallStart, Usage
+from tests.claude_code import sse
+from tests.live_server import LiveServer
+from tests.test_anthropic_tools import SCHEMAS, TOOLS, USER
+
+HEADERS = {"anthropic-version": "2023-06-01", "x-api-key": "unused"}
+
+
+def _stream(server: LiveServer, **body) -> tuple[httpx.Response, sse.Transcript]:
+    payload = {"model": "claude-sonnet-4-5", "max_tokens": 24, "messages": USER, "stream": True, **body}
+    response = httpx.post(server.base_url + "/v1/messages?beta=true", json=payload, headers=HEADERS, timeout=120)
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"].startswith("text/event-stream")
+    assert response.headers["request-id"].startswith("req_")
+    return response, sse.check(sse.parse(response.text))
+
+
+def test_text_transcript(server: LiveServer) -> None:
+    _, transcript = _stream(server)
+    assert [b["type"] for b in transcript.blocks] in ([], ["text"])
+    assert transcript.delta is not None and transcript.delta["delta"]["stop_reason"] in ("end_turn", "max_tokens")
+    usage = transcript.delta["usage"]
+    assert 0 < usage["output_tokens"] <= 24
+    assert usage["input_tokens"] + usage["cache_read_input_tokens"] == transcript.start["usage"]["input_tokens"]
+
+
+def test_message_start_has_the_real_input_tokens(server: LiveServer) -> None:
+    counted = httpx.post(server.base_url + "/v1/messages/count_tokens", headers=HEADERS,
+                         json={"model": "claude-x", "messages": USER}).json()["input_tokens"]
+    _, transcript = _stream(server, max_tokens=2)
+    assert transcript.start["usage"]["input_tokens"] == counted
+
+
+@pytest.mark.parametrize("choice", [{"type": "any"}, {"type": "tool", "name": "get_time"}, {"type": "auto"}])
+def test_tool_transcript(server: LiveServer, choice: dict) -> None:
+    import jsonschema
+
+    _, transcript = _stream(server, tools=TOOLS, tool_choice=choice, max_tokens=300)
+    reason = transcript.delta["delta"]["stop_reason"]
+    uses = [b for b in transcript.blocks if b["type"] == "tool_use"]
+    for use in uses:
+        if use["input"] is not None:  # None: the last call of a response cut off by max_tokens
+            jsonschema.validate(use["input"], SCHEMAS[use["name"]])
+    if choice["type"] != "auto":
+        assert uses and reason in ("tool_use", "max_tokens")
+    if reason == "tool_use":
+        assert uses and transcript.blocks[-1]["type"] == "tool_use"
+
+
+def test_error_before_streaming_is_a_status(server: LiveServer) -> None:
+    response = httpx.post(server.base_url + "/v1/messages", headers=HEADERS, json={
+        "model": "claude-x", "max_tokens": 10, "stream": True, "messages": [{"role": "user", "content": "w " * 5000}]})
+    assert response.status_code == 400
+    assert response.json()["error"]["message"].startswith("prompt is too long: ")
+
+
+# -- the encoder on synthetic events --------------------------------------------------------------------
+
+
+async def _events(items: list) -> AsyncIterator[ChatEvent]:
+    for item in items:
+        if isinstance(item, Exception):
+            raise item
+        yield item
+
+
+def _transcript(items: list, stops: tuple[str, ...] = ()) -> list[sse.Record]:
+    async def run() -> bytes:
+        chunks = [c async for c in render.sse_stream("msg_1", "claude-x", 50, _events(items), stops)]
+        return b"".join(chunks)
+
+    return sse.parse(asyncio.run(run()).decode())
+
+
+USAGE = Usage(prompt_tokens=50, completion_tokens=9, cached_tokens=20)
+
+
+def test_encoder_blocks_and_indexes() -> None:
+    records = _transcript([
+        TextDelta("Let me "), TextDelta(""), TextDelta("check."),
+        ToolCallStart(0, "call_abc", "get_time"), ToolCallArgs(0, '{"zone": '), ToolCallArgs(0, '"UTC"}'),
+        ToolCallStart(1, "call_def", "get_weather"), ToolCallArgs(1, '{"city": "Oslo", "unit": "celsius"}'),
+        ChatFinished(FinishReason.TOOL_CALLS, USAGE, tool_calls=2),
+    ])
+    transcript = sse.check(records)
+    assert transcript.blocks == [
+        {"type": "text", "text": "Let me check."},
+        {"type": "tool_use", "id": "toolu_abc", "name": "get_time", "input": {"zone": "UTC"}},
+        {"type": "tool_use", "id": "toolu_def", "name": "get_weather", "input": {"city": "Oslo", "unit": "celsius"}},
+    ]
+    assert transcript.delta["delta"] == {"stop_reason": "tool_use", "stop_sequence": None}
+    assert transcript.delta["usage"] == {"input_tokens": 30, "output_tokens": 9, "cache_creation_input_tokens": 0,
+                                         "cache_read_input_tokens": 20}
+    assert transcript.start["usage"]["input_tokens"] == 50
+
+
+def test_encoder_text_after_call_opens_a_new_block() -> None:
+    records = _transcript([ToolCallStart(0, "call_1", "f"), ToolCallArgs(0, "{}"), TextDelta("done"),
+                           ChatFinished(FinishReason.STOP, USAGE, matched_stop="END", tool_calls=1)], stops=("END",))
+    transcript = sse.check(records)
+    assert [b["type"] for b in transcript.blocks] == ["tool_use", "text"]
+    assert transcript.delta["delta"] == {"stop_reason": "stop_sequence", "stop_sequence": "END"}
+
+
+def test_encoder_empty_response() -> None:
+    transcript = sse.check(_transcript([ChatFinished(FinishReason.STOP, USAGE)]))
+    assert transcript.blocks == [] and transcript.delta["delta"]["stop_reason"] == "end_turn"
+
+
+def test_encoder_error_mid_stream_is_in_band() -> None:
+    records = _transcript([TextDelta("partial"), EngineFailure("The engine failed while generating.")])
+    transcript = sse.check(records)
+    assert records[-1].event == "error"
+    assert transcript.error == {"type": "api_error", "message": "The engine failed while generating."}
+
+
+def test_encoder_abort_is_overloaded() -> None:
+    transcript = sse.check(_transcript([TextDelta("x"), ChatFinished(FinishReason.ABORT, USAGE)]))
+    assert transcript.error["type"] == "overloaded_error"
+
+
+def test_event_lines_match_types() -> None:
+    for event in (s.Ping(), s.MessageStop(), s.ContentBlockStop(3)):
+        record = sse.parse(render.sse(event).decode())[0]
+        assert record.event == record.data["type"]
+
+
+# -- pacing ---------------------------------------------------------------------------------------------
+
+
+async def _collect_with_pings(starting_delay: float, first: list | Exception, interval: float) -> list:
+    async def start() -> AsyncIterator[ChatEvent]:
+        await asyncio.sleep(starting_delay)
+        if isinstance(first, Exception):
+            raise first
+        return _events(first)
+
+    starting = asyncio.ensure_future(start())
+    out = []
+    try:
+        async for event in pacing.with_pings(starting, interval):
+            out.append(event)
+    except ServiceError as exc:
+        out.append(exc)
+    return out
+
+
+def test_pings_while_the_first_event_is_awaited() -> None:
+    done = ChatFinished(FinishReason.STOP, USAGE)
+    out = asyncio.run(_collect_with_pings(0.35, [TextDelta("a"), done], interval=0.1))
+    pings = [e for e in out if isinstance(e, s.Ping)]
+    assert len(pings) >= 2
+    assert out[len(pings):] == [TextDelta("a"), done]
+
+
+def test_a_late_start_failure_is_raised_from_the_stream() -> None:
+    out = asyncio.run(_collect_with_pings(0.25, InvalidRequest("grammar failed"), interval=0.1))
+    assert isinstance(out[-1], InvalidRequest) and isinstance(out[0], s.Ping)
+
+    async def encoded() -> list[sse.Record]:
+        async def start() -> AsyncIterator[ChatEvent]:
+            await asyncio.sleep(0.15)
+            raise InvalidRequest("grammar failed")
+
+        events = pacing.with_pings(asyncio.ensure_future(start()), 0.1)
+        chunks = [c async for c in render.sse_stream("msg_1", "claude-x", 5, events, ())]
+        return sse.parse(b"".join(chunks).decode())
+
+    transcript = sse.check(asyncio.run(encoded()))
+    assert transcript.pings >= 1 and transcript.error["type"] == "invalid_request_error"
+
+
+def test_closing_the_stream_closes_the_run() -> None:
+    closed = asyncio.Event()
+
+    async def endless() -> AsyncIterator[ChatEvent]:
+        try:
+            while True:
+                await asyncio.sleep(0.01)
+                yield TextDelta("x")
+        finally:
+            closed.set()
+
+    async def run() -> bool:
+        async def start() -> AsyncIterator[ChatEvent]:
+            return endless()
+
+        stream = render.sse_stream("msg_1", "claude-x", 5, pacing.with_pings(asyncio.ensure_future(start()), 1.0), ())
+        for _ in range(4):
+            await anext(stream)
+        await stream.aclose()
+        return closed.is_set()
+
+    assert asyncio.run(run())

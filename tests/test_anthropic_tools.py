@@ -1,0 +1,144 @@
+"""Anthropic tools and tool_choice, enforced by the same grammars as OpenAI tools. The model is random, so any
+tool_use it returns is valid because of the constraint: each is checked against its schema with jsonschema."""
+
+from __future__ import annotations
+
+import json
+
+import anthropic
+import httpx
+import jsonschema
+import pytest
+
+from tests.claude_code import sse
+from tests.live_server import LiveServer
+
+WEATHER = {
+    "type": "object",
+    "properties": {"city": {"type": "string", "minLength": 1, "maxLength": 12},
+                   "unit": {"type": "string", "enum": ["celsius", "fahrenheit"]}},
+    "required": ["city", "unit"],
+    "additionalProperties": False,
+}
+TIME = {
+    "type": "object",
+    "properties": {"zone": {"type": "string", "enum": ["UTC", "CET", "PST"]},
+                   "hour24": {"type": "boolean"}},
+    "required": ["zone"],
+    "additionalProperties": False,
+}
+TOOLS = [
+    {"name": "get_weather", "description": "Current weather for a city.", "input_schema": WEATHER},
+    {"name": "get_time", "description": "Current time in a zone.", "input_schema": TIME,
+     "cache_control": {"type": "ephemeral"}},
+]
+SCHEMAS = {t["name"]: t["input_schema"] for t in TOOLS}
+USER = [{"role": "user", "content": "What's the weather in Paris, and the time in UTC?"}]
+
+
+@pytest.fixture()
+def claude(server: LiveServer) -> anthropic.Anthropic:
+    return anthropic.Anthropic(base_url=server.base_url, api_key="unused", max_retries=0, timeout=120)
+
+
+def _tool_uses(message) -> list:
+    uses = [b for b in message.content if b.type == "tool_use"]
+    for use in uses:
+        assert use.id.startswith("toolu_")
+        jsonschema.validate(use.input, SCHEMAS[use.name])
+    return uses
+
+
+def test_tool_choice_any(claude: anthropic.Anthropic) -> None:
+    message = claude.messages.create(model="claude-x", max_tokens=200, messages=USER, tools=TOOLS,
+                                     tool_choice={"type": "any", "disable_parallel_tool_use": True})
+    uses = _tool_uses(message)
+    assert message.stop_reason == "tool_use" and len(uses) == 1
+    assert message.content[-1].type == "tool_use"
+
+
+def test_tool_choice_tool(claude: anthropic.Anthropic) -> None:
+    message = claude.messages.create(model="claude-x", max_tokens=200, messages=USER, tools=TOOLS,
+                                     tool_choice={"type": "tool", "name": "get_time"})
+    uses = _tool_uses(message)
+    assert message.stop_reason == "tool_use" and [u.name for u in uses] == ["get_time"]
+
+
+def test_tool_choice_any_parallel(claude: anthropic.Anthropic) -> None:
+    message = claude.messages.create(model="claude-x", max_tokens=300, messages=USER, tools=TOOLS,
+                                     tool_choice={"type": "any"})
+    uses = _tool_uses(message)
+    assert len(uses) >= 1 and message.stop_reason in ("tool_use", "max_tokens")  # more calls may run out of room
+    assert len({u.id for u in uses}) == len(uses)
+
+
+def test_tool_choice_auto(claude: anthropic.Anthropic) -> None:
+    for _ in range(3):
+        message = claude.messages.create(model="claude-x", max_tokens=40, messages=USER, tools=TOOLS,
+                                         tool_choice={"type": "auto"})
+        uses = _tool_uses(message)
+        assert message.stop_reason in ("end_turn", "max_tokens", "tool_use")
+        assert (message.stop_reason == "tool_use") == bool(uses) or message.stop_reason == "max_tokens"
+
+
+def test_tool_choice_none(claude: anthropic.Anthropic) -> None:
+    message = claude.messages.create(model="claude-x", max_tokens=40, messages=USER, tools=TOOLS,
+                                     tool_choice={"type": "none"})
+    assert not _tool_uses(message)
+    assert message.stop_reason in ("end_turn", "max_tokens")
+
+
+def test_unknown_named_tool(claude: anthropic.Anthropic) -> None:
+    with pytest.raises(anthropic.BadRequestError) as info:
+        claude.messages.create(model="claude-x", max_tokens=20, messages=USER, tools=TOOLS,
+                               tool_choice={"type": "tool", "name": "get_stock"})
+    assert "tool_choice" in (info.value.api_message or "")
+
+
+def test_tool_result_round_trip(claude: anthropic.Anthropic) -> None:
+    """A tool_use answered by tool_results (string, blocks, is_error) continues the conversation."""
+    first = claude.messages.create(model="claude-x", max_tokens=200, messages=USER, tools=TOOLS,
+                                   tool_choice={"type": "any", "disable_parallel_tool_use": True})
+    use = _tool_uses(first)[0]
+    history = [*USER, {"role": "assistant", "content": [b.model_dump(exclude_none=True) for b in first.content]}]
+    results = [{"content": "18 degrees"}, {"content": [{"type": "text", "text": "18"}, {"type": "text", "text": "C"}]},
+               {"content": "unknown city", "is_error": True}]
+    for result in results:
+        follow_up = [*history, {"role": "user", "content": [{"type": "tool_result", "tool_use_id": use.id, **result}]}]
+        message = claude.messages.create(model="claude-x", max_tokens=30, messages=follow_up, tools=TOOLS)
+        assert message.stop_reason in ("end_turn", "max_tokens", "tool_use")
+        _tool_uses(message)
+
+
+def test_cut_off_call_is_not_returned(claude: anthropic.Anthropic) -> None:
+    """A call cut off by max_tokens would not parse: the non-streaming response leaves it out."""
+    message = claude.messages.create(model="claude-x", max_tokens=22, messages=USER, tools=TOOLS,
+                                     tool_choice={"type": "tool", "name": "get_weather"})
+    assert message.stop_reason == "max_tokens"
+    assert not [b for b in message.content if b.type == "tool_use"]
+
+
+def test_stream_tool_use(claude: anthropic.Anthropic) -> None:
+    with claude.messages.stream(model="claude-x", max_tokens=200, messages=USER, tools=TOOLS,
+                                tool_choice={"type": "any", "disable_parallel_tool_use": True}) as stream:
+        final = stream.get_final_message()
+    uses = _tool_uses(final)
+    assert final.stop_reason == "tool_use" and len(uses) == 1
+
+
+def test_stream_fragments_join_to_non_streaming_input(server: LiveServer, claude: anthropic.Anthropic) -> None:
+    """Greedy, so both runs produce the same call: the streamed input_json_delta fragments join into exactly
+    the JSON of the non-streaming input."""
+    body = {"model": "claude-x", "max_tokens": 300, "messages": USER, "tools": TOOLS, "temperature": 0,
+            "tool_choice": {"type": "any", "disable_parallel_tool_use": True}}
+    whole = claude.messages.create(**{k: v for k, v in body.items() if k != "temperature"},
+                                   extra_body={"temperature": 0})
+    response = httpx.post(server.base_url + "/v1/messages", json={**body, "stream": True}, timeout=120)
+    transcript = sse.check(sse.parse(response.text))
+    streamed = [b for b in transcript.blocks if b["type"] == "tool_use"]
+    expected = _tool_uses(whole)
+    assert whole.stop_reason == transcript.delta["delta"]["stop_reason"] == "tool_use"
+    assert [b["input"] for b in streamed] == [u.input for u in expected]
+    assert [b["name"] for b in streamed] == [u.name for u in expected]
+    for index, fragments in transcript.partial_json.items():
+        assert json.loads(fragments) == transcript.blocks[index]["input"]
