@@ -24,7 +24,7 @@ async def health(service_state: ServiceState) -> Response:
     return Response(body, status_code=503)
 
 
-def _not_found_or_other(request: Request, exc: Exception) -> Response:
+def _error_in_callers_dialect(request: Request, exc: Exception) -> Response:
     """Errors outside any router (unknown routes, methods): in the dialect the client speaks."""
     if _speaks_anthropic(request):
         from app.anthropic.errors import anthropic_error_handler
@@ -52,7 +52,10 @@ def create_app(settings: Settings) -> Litestar:
             loading.cancel()
             await state.stop()
 
-    routers = [openai_router()]
+    openai = openai_router()
+    # /v1/models is shared: a client speaking Anthropic gets its errors (e.g. a 401) in Anthropic's shape.
+    openai.exception_handlers = {Exception: _error_in_callers_dialect}
+    routers = [openai]
     try:
         from app.anthropic.routes import anthropic_router
     except ImportError:
@@ -65,7 +68,7 @@ def create_app(settings: Settings) -> Litestar:
         route_handlers=[health, *routers],
         dependencies={"service_state": Provide(lambda: state, sync_to_thread=False),
                       "names": Provide(lambda: names, sync_to_thread=False)},
-        exception_handlers={Exception: _not_found_or_other},
+        exception_handlers={Exception: _error_in_callers_dialect},
         lifespan=[lifespan],
         request_max_body_size=settings.max_request_bytes,
         openapi_config=None,

@@ -241,3 +241,18 @@ def test_auth(auth_server):
     assert httpx.post(base + "/chat/completions", json={}).status_code == 401
     assert httpx.get(auth_server.base_url + "/health").status_code == 200
     assert API_KEY not in auth_server.log() and "sk-second-key" not in auth_server.log()
+
+
+def test_duplicate_tool_names_are_400(client):
+    tool = {"type": "function", "function": {"name": "f", "parameters": {"type": "object", "properties": {}}}}
+    with pytest.raises(openai.BadRequestError) as err:
+        chat(client, tools=[tool, tool])
+    assert err.value.body["param"] == "tools" and "'f'" in err.value.body["message"]
+
+
+def test_models_errors_follow_the_callers_dialect(auth_server):
+    r = httpx.get(auth_server.base_url + "/v1/models", headers={"anthropic-version": "2023-06-01"})
+    assert r.status_code == 401
+    assert r.json()["type"] == "error" and r.json()["error"]["type"] == "authentication_error"
+    r = httpx.get(auth_server.base_url + "/v1/models")
+    assert r.status_code == 401 and r.json()["error"]["type"] == "authentication_error"

@@ -48,6 +48,8 @@ def plan_chat(request: ChatRequest, fmt: ToolFormat, template_renders_tools: boo
 
     schemas: dict[str, Any] = {}
     for tool in request.tools:
+        if tool.name in schemas:
+            raise InvalidRequest(f"Tool names must be unique; {tool.name!r} appears twice.", param="tools")
         relaxed, removed = relax(tool.parameters, strict=tool.strict)
         if removed and tool.strict:
             raise InvalidRequest(
