@@ -22,6 +22,13 @@ def decode(decoder: msgspec.json.Decoder[T], body: bytes) -> T:
         raise InvalidRequest(f"Invalid request: {exc}", param=error_param(str(exc))) from None
     except msgspec.DecodeError as exc:
         raise InvalidRequest(f"The request body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise InvalidRequest("The request body is nested too deeply.") from None
+
+
+def without_path(message: str) -> str:
+    """A msgspec error message without its trailing '- at `$...`'."""
+    return _AT_PATH.sub("", message)
 
 
 def error_param(message: str) -> str | None:

@@ -31,6 +31,7 @@ class Settings:
     cache_dir: str | None = None
     seed: int = 0
     threads: int | None = None
+    prefix_cache_entries: int = 4
     max_running_requests: int | None = None
     shutdown_timeout: float = 30.0
     # SGLang
@@ -62,6 +63,8 @@ _HELP = {
     "tool_format": "tool-call format (auto: from the chat template)",
     "max_request_bytes": "largest request body accepted (413 above)",
     "threads": "CPU engine: torch threads (default: all cores)",
+    "prefix_cache_entries": "CPU engine: how many recent requests' KV caches to keep for prefix reuse",
+    "dtype": "weights dtype (auto: the checkpoint's on SGLang, float32 on the CPU engine)",
 }
 _CHOICES = {"tool_format": format_names(),
             "log_level": ("critical", "error", "warning", "info", "debug")}

@@ -39,7 +39,7 @@ class ServiceState:
         if self.service is not None:
             return self.service
         if self.failure is not None:
-            raise EngineUnavailable(f"The engine failed to start: {self.failure}")
+            raise EngineUnavailable("The engine failed to start; the server log has the details.")
         raise EngineUnavailable("The model is still loading; retry shortly.")
 
     @asynccontextmanager
@@ -63,7 +63,8 @@ class ServiceState:
             name = resolve_engine_name(s.engine)
             config = EngineConfig(
                 model_path=path, served_model_name=s.model_name, context_length=s.context_length, dtype=s.dtype,
-                seed=s.seed, max_running_requests=s.max_running_requests, threads=s.threads, tp_size=s.tp_size,
+                seed=s.seed, max_running_requests=s.max_running_requests, threads=s.threads,
+                prefix_cache_entries=s.prefix_cache_entries, tp_size=s.tp_size,
                 dp_size=s.dp_size, mem_fraction_static=s.mem_fraction_static,
                 chunked_prefill_size=s.chunked_prefill_size, quantization=s.quantization,
                 disable_radix_cache=s.disable_radix_cache,
@@ -72,9 +73,9 @@ class ServiceState:
             await engine.start()
             service = GenerationService(engine, info, select_format(s.tool_format, info.tokenizer.chat_template))
             await _warm_up(service)
-        except Exception as exc:  # reported through /health and 503s; details in the log
+        except Exception as exc:  # reported through /health and 503s by type only; details in the log
             log.exception("engine start failed")
-            self.failure = f"{type(exc).__name__}: {exc}"
+            self.failure = type(exc).__name__
             return
         self.service = service
         log.info("ready: %s on the %s engine (context %d, tool format %s)", s.model_name, name,

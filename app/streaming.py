@@ -7,13 +7,15 @@ import asyncio
 from collections.abc import AsyncIterator, Awaitable
 from typing import TypeVar
 
-from litestar import Request
+from litestar import Request, Response
 
 from app.state import ServiceState
 from runtime.service import PreparedRequest
 from runtime.types import ChatEvent
 
 T = TypeVar("T")
+
+SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
 class ClientDisconnected(Exception):
@@ -45,6 +47,10 @@ async def start_events(state: ServiceState, prepared: PreparedRequest) -> AsyncI
             await events.aclose()
 
     return chained()
+
+
+def disconnected_response() -> Response:
+    return Response(b"", status_code=499)  # nobody reads it; logged as nginx's "client closed request"
 
 
 async def unless_disconnected(request: Request, work: Awaitable[T]) -> T:

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, replace
-from typing import AsyncIterator
 
 from runtime.engines import Engine
-from runtime.errors import ContextLengthExceeded
+from runtime.errors import ContextLengthExceeded, InvalidRequest
 from runtime.model import ModelInfo
+from runtime.stops import StopMatcher
 from runtime.templating import ChatTemplate
 from runtime.tools.base import CallParser, JsonStringEscaper, ToolFormat
 from runtime.tools.plan import plan_chat
@@ -35,6 +36,9 @@ class PreparedRequest:
     engine_request: EngineRequest
     parser: CallParser | None
     json_text: bool = False  # escape raw control characters in JSON strings of the text output
+    # Stop strings matched on the text outside tool calls (with a parser, the engine must not stop inside a
+    # call: a stop string such as "\n" would cut `<tool_call>\n` and lose the call).
+    text_stops: tuple[str, ...] = ()
 
     @property
     def prompt_tokens(self) -> int:
@@ -59,11 +63,22 @@ class GenerationService:
         # Rendering and tokenizing a long conversation takes milliseconds: keep it off the event loop.
         input_ids = await asyncio.to_thread(self.template.render, plan.messages, plan.tools)
         sampling = self._budget(len(input_ids), request.sampling, clamp=request.clamp_max_tokens)
+        text_stops: tuple[str, ...] = ()
+        if plan.parser is not None:
+            text_stops, sampling = sampling.stop, replace(sampling, stop=())
+        if plan.keep_special_tokens:
+            sampling = replace(sampling, skip_special_tokens=False)
         return PreparedRequest(self._engine_request(input_ids, sampling, plan.constraint), plan.parser,
-                               plan.json_text)
+                               plan.json_text, text_stops)
 
     async def prepare_completion(self, prompt: str | list[int], sampling: SamplingParams) -> PreparedRequest:
-        ids = list(prompt) if isinstance(prompt, list) else await asyncio.to_thread(self.template.encode, prompt)
+        if isinstance(prompt, list):
+            ids = prompt
+            if max(ids) >= self.model.vocab_size:
+                raise InvalidRequest(f"Token id {max(ids)} is outside the vocabulary (size {self.model.vocab_size}).",
+                                     param="prompt")
+        else:  # a raw prompt gets the tokenizer's BOS, as base models expect (chat templates write their own)
+            ids = await asyncio.to_thread(self.template.encode, prompt, add_special_tokens=True)
         return PreparedRequest(self._engine_request(ids, self._budget(len(ids), sampling), None), None)
 
     async def count_chat_tokens(self, request: ChatRequest) -> int:
@@ -98,30 +113,51 @@ class GenerationService:
     # -- running --------------------------------------------------------------------------------------
 
     async def run(self, prepared: PreparedRequest) -> AsyncIterator[ChatEvent]:
-        """Engine events through the tool-call parser. Closing this iterator aborts the engine request."""
+        """Engine events through the tool-call parser (and, with one, the stop strings). Closing this
+        iterator aborts the engine request."""
         parser = prepared.parser
         escape = JsonStringEscaper() if prepared.json_text else None
+        stops = StopMatcher(prepared.text_stops)
+        stopped_by: str | None = None  # a text stop string matched: the engine was told to abort
 
-        def clean(parsed: ChatEvent) -> ChatEvent:
-            if escape is not None and isinstance(parsed, TextDelta):
-                return TextDelta(escape(parsed.text))
-            return parsed
+        def text(delta: str) -> list[ChatEvent]:
+            nonlocal stopped_by
+            result = stops.push(delta)
+            if result.matched is not None:
+                stopped_by = result.matched
+            out = escape(result.text) if escape is not None else result.text
+            return [TextDelta(out)] if out else []
+
+        def parsed(events: Iterable[ChatEvent]) -> list[ChatEvent]:
+            out: list[ChatEvent] = []
+            for event in events:
+                if stopped_by is not None:
+                    break
+                out.extend(text(event.text) if isinstance(event, TextDelta) else [event])
+            return out
 
         events = self.engine.generate(prepared.engine_request)
         try:
             async for event in events:
                 if isinstance(event, TextDelta):
-                    for parsed in parser.feed(event.text) if parser is not None else (event,):
-                        yield clean(parsed)
+                    if stopped_by is None:
+                        for out in parsed(parser.feed(event.text) if parser is not None else (event,)):
+                            yield out
+                        if stopped_by is not None:
+                            await self.engine.abort(prepared.engine_request.rid)
                     continue
                 assert isinstance(event, Finished)
                 calls = 0
+                if parser is not None and stopped_by is None:
+                    for out in parsed([*parser.finish(), TextDelta(stops.flush())]):
+                        yield out
                 if parser is not None:
-                    for parsed in parser.finish():
-                        yield clean(parsed)
                     calls = parser.calls
+                if stopped_by is not None:
+                    yield ChatFinished(FinishReason.STOP, event.usage, stopped_by, calls)
+                    return
                 reason = event.reason
-                if calls and reason is FinishReason.STOP and not parser.in_call:
+                if calls and reason is FinishReason.STOP and parser is not None and not parser.in_call:
                     reason = FinishReason.TOOL_CALLS
                 yield ChatFinished(reason, event.usage, event.matched_stop, calls)
                 return

@@ -60,9 +60,9 @@ class ChatTemplate:
             raise InvalidRequest(f"The model's chat template rejected the conversation: {exc}", param="messages")
         return self.encode(text)
 
-    def encode(self, text: str) -> list[int]:
-        # The template already wrote any BOS it wants; adding special tokens again would double it.
-        return list(self._tokenizer.encode(text, add_special_tokens=False))
+    def encode(self, text: str, *, add_special_tokens: bool = False) -> list[int]:
+        # By default none: a rendered template already wrote any BOS it wants; adding it again would double it.
+        return list(self._tokenizer.encode(text, add_special_tokens=add_special_tokens))
 
 
 def arguments_json(arguments: dict[str, Any]) -> str:

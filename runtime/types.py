@@ -68,10 +68,12 @@ class SamplingParams:
     stop: tuple[str, ...] = ()
     stop_token_ids: tuple[int, ...] = ()
     ignore_eos: bool = False
+    skip_special_tokens: bool = True  # False where a tool format's markers are special tokens
 
     @property
     def greedy(self) -> bool:
-        return self.temperature == 0.0 or self.top_k == 1
+        # Below 1e-5, dividing logits by the temperature overflows; it is greedy in all but name.
+        return self.temperature < 1e-5 or self.top_k == 1 or self.top_p == 0.0
 
 
 class ConstraintKind(enum.Enum):

@@ -58,7 +58,8 @@ def test_startup_failure_gives_health_503_and_clear_errors(fake_sglang, tiny_mod
     fake_sglang.control.constructor_error = RuntimeError("CUDA out of memory while loading weights")
     with ThreadServer(settings(tiny_model_dir)) as server:
         health = server.wait_health("failed")
-        assert health["status_code"] == 503 and "CUDA out of memory" in health["error"]
+        assert health["status_code"] == 503 and health["error"] == "EngineUnavailable"
+        assert "CUDA" not in str(health)  # details (paths, devices) stay in the server log
         client = openai.OpenAI(base_url=server.base_url + "/v1", api_key="x", max_retries=0)
         with pytest.raises(openai.InternalServerError) as err:
             client.chat.completions.create(model="m", messages=[{"role": "user", "content": "hi"}])

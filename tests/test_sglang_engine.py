@@ -324,7 +324,7 @@ def test_sampling_params_are_mapped_exactly(fake: ModuleType) -> None:
     sampling = SamplingParams(
         temperature=0.7, top_p=0.9, top_k=40, min_p=0.05, frequency_penalty=0.5, presence_penalty=-0.5,
         repetition_penalty=1.1, seed=1234, max_new_tokens=256, stop=("###", "\n\n"), stop_token_ids=(7, 9),
-        ignore_eos=True,
+        ignore_eos=True, skip_special_tokens=False,
     )
     req = request(sampling)
     call = sent(fake, req)
@@ -332,7 +332,7 @@ def test_sampling_params_are_mapped_exactly(fake: ModuleType) -> None:
     assert call["sampling_params"] == {
         "max_new_tokens": 256, "temperature": 0.7, "top_p": 0.9, "top_k": 40, "min_p": 0.05,
         "frequency_penalty": 0.5, "presence_penalty": -0.5, "repetition_penalty": 1.1, "stop": ["###", "\n\n"],
-        "stop_token_ids": [7, 9], "ignore_eos": True, "sampling_seed": 1234,
+        "stop_token_ids": [7, 9], "ignore_eos": True, "skip_special_tokens": False, "sampling_seed": 1234,
     }
 
 
@@ -340,8 +340,14 @@ def test_default_sampling_params_mean_top_k_off_and_no_token_cap(fake: ModuleTyp
     assert sent(fake, request())["sampling_params"] == {
         "max_new_tokens": None, "temperature": 1.0, "top_p": 1.0, "top_k": -1, "min_p": 0.0,
         "frequency_penalty": 0.0, "presence_penalty": 0.0, "repetition_penalty": 1.0, "stop": [],
-        "stop_token_ids": [], "ignore_eos": False, "sampling_seed": None,
+        "stop_token_ids": [], "ignore_eos": False, "skip_special_tokens": True, "sampling_seed": None,
     }
+
+
+@pytest.mark.parametrize("sampling", [SamplingParams(temperature=1e-9), SamplingParams(top_p=0.0)])
+def test_our_other_greedy_cases_become_sglangs_greedy(fake: ModuleType, sampling: SamplingParams) -> None:
+    params = sent(fake, request(sampling))["sampling_params"]
+    assert params["temperature"] == 0.0 and params["top_p"] == 1.0
 
 
 @pytest.mark.parametrize(

@@ -372,3 +372,14 @@ def test_every_format_is_registered() -> None:
         assert get_format(name).name == name
     with pytest.raises(ValueError):
         get_format("pythonic")
+
+
+def test_qwen3_coder_never_emits_non_json_numbers() -> None:
+    fmt = get_format("qwen3_coder")
+    tool = Tool("f", "", {"type": "object", "properties": {"x": {"type": ["number", "string"]},
+                                                           "y": {"type": ["number", "string"]}}})
+    output = ("<tool_call>\n<function=f>\n<parameter=x>\nNaN\n</parameter>\n"
+              "<parameter=y>\n1e999\n</parameter>\n</function>\n</tool_call>")
+    parser = fmt.parser((tool,))
+    args = "".join(e.fragment for e in [*parser.feed(output), *parser.finish()] if isinstance(e, ToolCallArgs))
+    assert json.loads(args, parse_constant=lambda c: pytest.fail(f"{c} in {args}")) == {"x": "NaN", "y": "1e999"}

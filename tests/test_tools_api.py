@@ -83,8 +83,10 @@ SCHEMA_BY_NAME = {"get_weather": WEATHER["function"]["parameters"], **SCHEMAS}
 
 
 def run(client: openai.OpenAI, tools: list, tool_choice, stream: bool, parallel: bool | None, seed: int):
+    # The random model rarely ends free text by itself: auto/none get a shorter budget than forced calls.
+    max_tokens = 60 if tool_choice in ("auto", "none") else 160
     kwargs = dict(model=MODEL_NAME, messages=[{"role": "user", "content": "Use the tools please"}], tools=tools,
-                  tool_choice=tool_choice, max_tokens=160, temperature=1.0, seed=seed)
+                  tool_choice=tool_choice, max_tokens=max_tokens, temperature=1.0, seed=seed)
     if parallel is not None:
         kwargs["parallel_tool_calls"] = parallel
     if not stream:
@@ -154,18 +156,20 @@ def test_every_returned_call_validates_in_every_mode(client):
 
     with ThreadPoolExecutor(4) as pool:
         results = list(pool.map(one, jobs))
-    truncated = 0
-    calls_seen = 0
+    forced = truncated = calls_seen = 0
     for (set_name, tools, choice, stream, parallel, seed), result in results:
         try:
             check(result, tools, choice, parallel)
         except (AssertionError, jsonschema.ValidationError, json.JSONDecodeError) as exc:
             pytest.fail(f"{set_name} choice={choice} stream={stream} parallel={parallel} seed={seed}: {exc}\n{result}")
-        truncated += result[2] == "length"
         calls_seen += len(result[1])
-    print(f"\n{len(results)} requests, {calls_seen} calls, {truncated} truncated by max_tokens")
-    assert truncated < len(results) * 0.15
-    assert calls_seen >= len(results) // 2
+        if choice not in ("auto", "none"):
+            forced += 1
+            truncated += result[2] == "length"
+    print(f"\n{len(results)} requests, {calls_seen} calls, {truncated} of {forced} forced ones cut by max_tokens")
+    # Forced calls must mostly finish, or the validity figures would be about too few calls.
+    assert truncated < forced * 0.15
+    assert calls_seen >= forced
 
 
 def test_streamed_arguments_join_to_the_non_streamed_ones(client):
@@ -173,8 +177,11 @@ def test_streamed_arguments_join_to_the_non_streamed_ones(client):
         kwargs = dict(tools=TOOL_SETS["many"], tool_choice="required", parallel=None, seed=seed)
         plain = run(client, stream=False, **kwargs)
         streamed = run(client, stream=True, **kwargs)
-        assert [(n, a) for _, n, a in plain[1]] == [(n, a) for _, n, a in streamed[1]]
+        plain_calls, streamed_calls = [(n, a) for _, n, a in plain[1]], [(n, a) for _, n, a in streamed[1]]
         assert plain[2] == streamed[2]
+        # A call cut off by max_tokens is left out of the non-streamed response; a stream already sent it.
+        unfinished = 1 if plain[2] == "length" and len(streamed_calls) > len(plain_calls) else 0
+        assert plain_calls == streamed_calls[: len(streamed_calls) - unfinished]
 
 
 def test_multi_turn_with_tool_results(client):

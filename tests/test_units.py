@@ -156,3 +156,13 @@ def test_utf8_guard_allows_only_valid_continuations(tokenizer):
     assert not after_lead[by_bytes[b"\xb8"]] and after_lead[by_bytes[b"a"]] and not after_lead[2]
     assert guard.advance(guard.advance(pending, by_bytes[b"\xb8"]), by_bytes[b"\xad"]) == b""  # 中 complete
     assert guard.forbidden(b"\xed")[by_bytes[b"\xa0"]]  # a surrogate half is not UTF-8
+
+
+def test_costly_patterns_are_relaxed_and_huge_bounds_refused_even_when_strict():
+    schema = {"type": "object", "properties": {"a": {"type": "string", "pattern": "^[a-z]{1,500}$"},
+                                               "b": {"type": "string", "pattern": "^[a-z]{3}$"}}}
+    relaxed, removed = relax(schema)
+    assert relaxed["properties"] == {"a": {"type": "string"}, "b": {"type": "string", "pattern": "^[a-z]{3}$"}}
+    assert removed == []
+    huge = {"type": "object", "properties": {"a": {"type": "string", "maxLength": 100000}}}
+    assert relax(huge, strict=True)[1] == ["maxLength above 4096"]

@@ -19,7 +19,6 @@ Mapping choices (documented for users in CLAUDE_CODE_INTEGRATION.md):
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Iterable
 from dataclasses import replace
 from typing import Any, TypeVar
@@ -27,7 +26,7 @@ from typing import Any, TypeVar
 import msgspec
 
 from app.anthropic import schemas as s
-from app.decoding import error_param
+from app.decoding import error_param, without_path
 from runtime.errors import InvalidRequest
 from runtime.tools.schemas import check_tool_name, normalise_parameters
 from runtime.types import (
@@ -47,7 +46,6 @@ T = TypeVar("T")
 
 BILLING_HEADER = "x-anthropic-billing-header:"
 BLOCK_SEPARATOR = "\n\n"  # between text blocks merged into one message
-_AT_PATH = re.compile(r" - at `\$\.?(?P<path>[^`]*)`$")
 
 
 def chat_request(req: s.MessagesRequest) -> ChatRequest:
@@ -238,7 +236,7 @@ def decode_at(decoder: msgspec.json.Decoder[T], raw: msgspec.Raw, param: str) ->
         path = param
         if sub:
             path += sub if sub.startswith("[") else "." + sub
-        message = _AT_PATH.sub("", str(exc))
+        message = without_path(str(exc))
         raise InvalidRequest(f"Invalid request: {message} - at `$.{path}`", param=path) from None
 
 
@@ -304,13 +302,9 @@ def _sampling(req: s.MessagesRequest) -> SamplingParams:
     for i, stop in enumerate(stops):
         if not stop:
             raise InvalidRequest("stop_sequences must not contain empty strings.", param=f"stop_sequences[{i}]")
-    temperature = 1.0 if req.temperature is None else req.temperature
-    top_p = 1.0 if req.top_p is None else req.top_p
-    if top_p == 0.0:  # the limit of nucleus sampling: only the most likely token
-        temperature = 0.0
     return SamplingParams(
-        temperature=temperature,
-        top_p=top_p or 1.0,
+        temperature=1.0 if req.temperature is None else req.temperature,
+        top_p=1.0 if req.top_p is None else req.top_p,  # 0 is greedy (SamplingParams.greedy)
         top_k=req.top_k or 0,
         max_new_tokens=req.max_tokens,
         stop=stops,

@@ -23,15 +23,12 @@ from app.anthropic.pacing import FIRST_EVENT_GRACE_S, with_pings
 from app.decoding import decode, json_dumps
 from app.models import ModelNames
 from app.state import ServiceState
-from app.streaming import ClientDisconnected, start_events, unless_disconnected
+from app.streaming import SSE_HEADERS, ClientDisconnected, disconnected_response, start_events, unless_disconnected
 from runtime.service import PreparedRequest
 from runtime.types import ChatFinished
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-
-SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-
 
 def _json(payload: object, rid: str) -> Response:
     return Response(json_dumps(payload), media_type="application/json", headers={"request-id": rid})
@@ -64,7 +61,7 @@ async def create_message(request: Request, service_state: ServiceState, names: M
     resolve(names, req.model)
     chat = convert.chat_request(req)
     prepared = await service_state.require().prepare_chat(chat)
-    log.info("%s: %s, %d prompt tokens, max_tokens %d%s", rid, req.model, prepared.prompt_tokens,
+    log.info("%s: %.100r, %d prompt tokens, max_tokens %d%s", rid, req.model, prepared.prompt_tokens,
              prepared.engine_request.sampling.max_new_tokens or 0, ", stream" if req.stream else "")
     mid = "msg_" + secrets.token_hex(12)
     stops = chat.sampling.stop
@@ -72,7 +69,7 @@ async def create_message(request: Request, service_state: ServiceState, names: M
         try:
             collected = await unless_disconnected(request, _collect(service_state, prepared))
         except ClientDisconnected:
-            return Response(b"", status_code=499)
+            return disconnected_response()
         assert collected.finished is not None
         _log_finish(rid, collected.finished)
         return _json(render.message(mid, req.model, collected, stops), rid)

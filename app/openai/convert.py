@@ -26,13 +26,9 @@ def sampling_params(req: s.SamplingFields, max_tokens: int | None) -> SamplingPa
     if req.logprobs:
         raise InvalidRequest("logprobs are not supported by this server.", param="logprobs")
     stop = (req.stop,) if isinstance(req.stop, str) else tuple(req.stop or ())
-    temperature = 1.0 if req.temperature is None else req.temperature
-    top_p = 1.0 if req.top_p is None else req.top_p
-    if top_p == 0.0:  # the limit of nucleus sampling: only the most likely token
-        temperature = 0.0
     return SamplingParams(
-        temperature=temperature,
-        top_p=top_p or 1.0,
+        temperature=1.0 if req.temperature is None else req.temperature,
+        top_p=1.0 if req.top_p is None else req.top_p,  # 0 is greedy (SamplingParams.greedy)
         top_k=max(req.top_k or 0, 0),
         min_p=req.min_p or 0.0,
         frequency_penalty=req.frequency_penalty or 0.0,
@@ -136,6 +132,8 @@ def _response_format(rf: s.ResponseFormatIn | None) -> ResponseFormat:
 
 
 def completion_prompt(req: s.CompletionRequest) -> str | list[int]:
+    if req.echo or req.suffix or (req.best_of or 1) > 1:
+        raise InvalidRequest("echo, suffix and best_of are not supported.", param="echo" if req.echo else "suffix")
     prompt: Any = req.prompt
     if isinstance(prompt, list) and prompt and not all(isinstance(x, int) for x in prompt):
         if len(prompt) != 1:
@@ -149,6 +147,4 @@ def completion_prompt(req: s.CompletionRequest) -> str | list[int]:
         return prompt
     if not isinstance(prompt, str) or not prompt:
         raise InvalidRequest("prompt must be a non-empty string or a list of token ids.", param="prompt")
-    if req.echo or req.suffix or (req.best_of or 1) > 1:
-        raise InvalidRequest("echo, suffix and best_of are not supported.", param="echo" if req.echo else "suffix")
     return prompt

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 from dataclasses import dataclass, field
 
 from app.decoding import json_dumps
@@ -86,20 +87,21 @@ async def chat_chunks(rid: str, model: str, events: AsyncIterator[ChatEvent], in
 
     yield chunk(s.ChatDelta(role="assistant", content=""))
     try:
-        async for event in events:
-            match event:
-                case TextDelta():
-                    yield chunk(s.ChatDelta(content=event.text))
-                case ToolCallStart():
-                    call = s.ToolCallDelta(event.index, event.id, "function", s.FunctionDelta(event.name, ""))
-                    yield chunk(s.ChatDelta(tool_calls=[call]))
-                case ToolCallArgs():
-                    call = s.ToolCallDelta(event.index, function=s.FunctionDelta(arguments=event.fragment))
-                    yield chunk(s.ChatDelta(tool_calls=[call]))
-                case ChatFinished():
-                    yield chunk(s.ChatDelta(), finish_reason(event))
-                    if include_usage:
-                        yield sse(s.ChatCompletionChunk(rid, created, model, [], usage=usage_out(event.usage)))
+        async with aclosing(events):  # a client gone mid-stream ends the run now, not at garbage collection
+            async for event in events:
+                match event:
+                    case TextDelta():
+                        yield chunk(s.ChatDelta(content=event.text))
+                    case ToolCallStart():
+                        call = s.ToolCallDelta(event.index, event.id, "function", s.FunctionDelta(event.name, ""))
+                        yield chunk(s.ChatDelta(tool_calls=[call]))
+                    case ToolCallArgs():
+                        call = s.ToolCallDelta(event.index, function=s.FunctionDelta(arguments=event.fragment))
+                        yield chunk(s.ChatDelta(tool_calls=[call]))
+                    case ChatFinished():
+                        yield chunk(s.ChatDelta(), finish_reason(event))
+                        if include_usage:
+                            yield sse(s.ChatCompletionChunk(rid, created, model, [], usage=usage_out(event.usage)))
     except Exception as exc:  # headers are sent: report in-band, as vLLM and SGLang do
         yield sse(error_body(as_service_error(exc)))
     yield DONE
@@ -107,16 +109,17 @@ async def chat_chunks(rid: str, model: str, events: AsyncIterator[ChatEvent], in
 
 async def completion_chunks(rid: str, model: str, events: AsyncIterator[ChatEvent], include_usage: bool) -> AsyncIterator[bytes]:
     created = int(time.time())
+    usage = None if include_usage else s.UNSET
     try:
-        async for event in events:
-            if isinstance(event, TextDelta):
-                yield sse(s.Completion(rid, created, model, [s.CompletionChoice(0, event.text, None)],
-                                       usage=None if include_usage else s.UNSET))
-            elif isinstance(event, ChatFinished):
-                yield sse(s.Completion(rid, created, model, [s.CompletionChoice(0, "", finish_reason(event))],
-                                       usage=None if include_usage else s.UNSET))
-                if include_usage:
-                    yield sse(s.Completion(rid, created, model, [], usage=usage_out(event.usage)))
+        async with aclosing(events):
+            async for event in events:
+                if isinstance(event, TextDelta):
+                    yield sse(s.Completion(rid, created, model, [s.CompletionChoice(0, event.text, None)], usage=usage))
+                elif isinstance(event, ChatFinished):
+                    choice = s.CompletionChoice(0, "", finish_reason(event))
+                    yield sse(s.Completion(rid, created, model, [choice], usage=usage))
+                    if include_usage:
+                        yield sse(s.Completion(rid, created, model, [], usage=usage_out(event.usage)))
     except Exception as exc:
         yield sse(error_body(as_service_error(exc)))
     yield DONE

@@ -14,19 +14,12 @@ from app.openai import convert, render
 from app.openai import schemas as s
 from app.openai.errors import openai_error_handler
 from app.state import ServiceState
-from app.streaming import ClientDisconnected, start_events, unless_disconnected
+from app.streaming import SSE_HEADERS, ClientDisconnected, disconnected_response, start_events, unless_disconnected
 from runtime.errors import NotFound
 from runtime.service import PreparedRequest
 
-SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-
-
 def _json(payload: object) -> Response:
     return Response(json_dumps(payload), media_type="application/json")
-
-
-def _disconnected() -> Response:
-    return Response(b"", status_code=499)  # nobody reads it; logged as nginx's "client closed request"
 
 
 async def _collect(service_state: ServiceState, prepared: PreparedRequest) -> render.Collected:
@@ -42,13 +35,16 @@ async def chat_completions(request: Request, service_state: ServiceState, names:
     rid = "chatcmpl-" + secrets.token_hex(12)
     if req.stream:
         include_usage = bool(req.stream_options and req.stream_options.include_usage)
-        events = await start_events(service_state, prepared)
+        try:
+            events = await unless_disconnected(request, start_events(service_state, prepared))
+        except ClientDisconnected:
+            return disconnected_response()
         return Stream(render.chat_chunks(rid, model, events, include_usage), media_type="text/event-stream",
                       headers=SSE_HEADERS)
     try:
         collected = await unless_disconnected(request, _collect(service_state, prepared))
     except ClientDisconnected:
-        return _disconnected()
+        return disconnected_response()
     return _json(render.chat_completion(rid, model, collected))
 
 
@@ -61,13 +57,16 @@ async def completions(request: Request, service_state: ServiceState, names: Mode
     rid = "cmpl-" + secrets.token_hex(12)
     include_usage = bool(req.stream_options and req.stream_options.include_usage)
     if req.stream:
-        events = await start_events(service_state, prepared)
+        try:
+            events = await unless_disconnected(request, start_events(service_state, prepared))
+        except ClientDisconnected:
+            return disconnected_response()
         return Stream(render.completion_chunks(rid, model, events, include_usage), media_type="text/event-stream",
                       headers=SSE_HEADERS)
     try:
         collected = await unless_disconnected(request, _collect(service_state, prepared))
     except ClientDisconnected:
-        return _disconnected()
+        return disconnected_response()
     finished = collected.finished
     assert finished is not None
     choice = s.CompletionChoice(0, "".join(collected.text), render.finish_reason(finished))

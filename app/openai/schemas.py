@@ -212,7 +212,7 @@ class ChatCompletion(Struct):
 
 class FunctionDelta(Struct, omit_defaults=True):
     name: str | UnsetType = UNSET
-    arguments: str = ""
+    arguments: str | UnsetType = UNSET  # set explicitly (to "" on a call's first delta, as OpenAI sends)
 
 
 class ToolCallDelta(Struct, omit_defaults=True):

@@ -138,8 +138,10 @@ def sampling_params(params: SamplingParams, constraint: Constraint | None) -> di
         # Omitted, SGLang would stop at 128 tokens; None runs to the context window (scheduler.py
         # `init_req_max_new_tokens`).
         "max_new_tokens": params.max_new_tokens,
-        "temperature": params.temperature,  # SGLang turns temperature 0 into greedy (top_k=1) itself
-        "top_p": params.top_p,
+        # SGLang turns temperature 0 into greedy (top_k=1) itself; our other greedy cases (a vanishing
+        # temperature, top_p 0, which SGLang's verify() rejects) become that too.
+        "temperature": 0.0 if params.greedy else params.temperature,
+        "top_p": params.top_p if params.top_p > 0.0 else 1.0,
         "top_k": params.top_k if params.top_k > 0 else -1,  # -1 = whole vocabulary; 0 fails its verify()
         "min_p": params.min_p,
         "frequency_penalty": params.frequency_penalty,
@@ -148,6 +150,7 @@ def sampling_params(params: SamplingParams, constraint: Constraint | None) -> di
         "stop": list(params.stop),
         "stop_token_ids": list(params.stop_token_ids),
         "ignore_eos": params.ignore_eos,
+        "skip_special_tokens": params.skip_special_tokens,
         # Honoured only when the engine runs with enable_deterministic_inference (sampling_batch_info.py).
         "sampling_seed": params.seed,
     }

@@ -50,6 +50,9 @@ class CallParser(Protocol):
 
 class ToolFormat(Protocol):
     name: str
+    # True where the call markers are special tokens (Mistral's [TOOL_CALLS], Llama's <|python_tag|>):
+    # the output must then be detokenized with special tokens kept, or the parser never sees a call.
+    keeps_special_tokens: bool
 
     def parser(self, tools: tuple[Tool, ...]) -> CallParser: ...
 

@@ -19,6 +19,7 @@ TRIGGER = "<tool_call>"
 
 class HermesFormat:
     name = "hermes"
+    keeps_special_tokens = False  # <tool_call> is an added, non-special token in Qwen's tokenizers
 
     def trigger(self) -> str:
         return TRIGGER

@@ -32,6 +32,7 @@ SEPARATOR = "; "
 
 class Llama3JsonFormat:
     name = "llama3_json"
+    keeps_special_tokens = True  # <|python_tag|>
 
     def triggers(self) -> list[str]:
         return [PYTHON_TAG, CALL_TRIGGER]

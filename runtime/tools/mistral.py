@@ -33,6 +33,7 @@ CLOSER = "]"
 
 class MistralFormat:
     name = "mistral"
+    keeps_special_tokens = True  # [TOOL_CALLS]
 
     def trigger(self) -> str:
         return TRIGGER

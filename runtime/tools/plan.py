@@ -21,6 +21,7 @@ class ChatPlan:
     constraint: Constraint | None
     parser: CallParser | None
     json_text: bool = False  # the text part of the output is a JSON document (response_format)
+    keep_special_tokens: bool = False  # the parser needs the format's special-token markers in the text
 
 
 def text_schema(response_format: ResponseFormat) -> dict[str, Any] | None:
@@ -71,7 +72,8 @@ def plan_chat(request: ChatRequest, fmt: ToolFormat, template_renders_tools: boo
         messages, tools = message_dicts(request.messages), tool_dicts(request.tools)
     else:
         messages, tools = _inline_tools(request.messages, request, fmt), None
-    return ChatPlan(messages, tools, constraint, parser, json_text is not None)
+    return ChatPlan(messages, tools, constraint, parser, json_text is not None,
+                    keep_special_tokens=parser is not None and fmt.keeps_special_tokens)
 
 
 def _inline_tools(messages: tuple[Message, ...], request: ChatRequest, fmt: ToolFormat) -> list[dict[str, Any]]:

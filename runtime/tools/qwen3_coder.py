@@ -40,6 +40,7 @@ SEPARATOR = "\n"
 
 class Qwen3CoderFormat:
     name = "qwen3_coder"
+    keeps_special_tokens = False
 
     def trigger(self) -> str:
         return TRIGGER
@@ -225,13 +226,26 @@ class _Parameter:
         stripped = text.strip()
         if self.types != {"string"} and stripped:
             try:
-                value = json.loads(stripped, strict=False)  # raw control characters in strings allowed
+                # Raw control characters in strings allowed; NaN/Infinity (and numbers that overflow to
+                # them) are not JSON, so such a value stays text.
+                value = json.loads(stripped, strict=False, parse_constant=_not_json, parse_float=_finite)
             except ValueError:
                 pass
             else:
                 if _fits(value, self.types):
                     return value
         return _strip_newlines(text)
+
+
+def _not_json(constant: str) -> Any:
+    raise ValueError(f"{constant} is not JSON")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise ValueError(f"{text} overflows a double")
+    return value
 
 
 class Qwen3CoderParser:

@@ -32,7 +32,15 @@ _SCHEMA_VALUES = ("items", "additionalProperties", "propertyNames", "contains", 
 # 200 and 524288, which would stall an agent's first turn for tens of seconds. Non-strict tools therefore keep
 # string-length bounds up to this size only; strict tools keep every bound and pay the compile once (cached).
 MAX_ENFORCED_STRING_BOUND = 32
+# Beyond this, even a strict tool's bound is refused: its compile could take minutes (a denial of service).
+MAX_STRICT_BOUND = 4096
 _STRING_BOUNDS = ("minLength", "maxLength")
+_QUANTIFIER = re.compile(r"\{(\d+)(?:,(\d*))?\}")
+
+
+def _largest_quantifier(pattern: str) -> int:
+    """The largest repetition bound in a regex ({n}, {m,n}), which is what makes it costly to compile."""
+    return max((int(n) for m in _QUANTIFIER.finditer(pattern) for n in m.groups() if n), default=0)
 
 TOOL_NAME = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
 
@@ -62,7 +70,8 @@ def normalise_parameters(parameters: Any, param: str) -> dict[str, Any]:
 
 def relax(schema: Any, *, strict: bool = False) -> tuple[Any, list[str]]:
     """The schema without the keywords the grammar cannot enforce, and which were removed. Unless `strict`,
-    string-length bounds too costly to compile are dropped as well (not reported: they are not refused)."""
+    string-length bounds and patterns too costly to compile are dropped as well (not reported: they are not
+    refused); with `strict`, only bounds above MAX_STRICT_BOUND are, and reported (so refused)."""
     removed: list[str] = []
 
     def walk(node: Any) -> Any:
@@ -72,9 +81,13 @@ def relax(schema: Any, *, strict: bool = False) -> tuple[Any, list[str]]:
             return node
         out: dict[str, Any] = {}
         for key, value in node.items():
+            bound = value if key in _STRING_BOUNDS and isinstance(value, int) else (
+                _largest_quantifier(value) if key == "pattern" and isinstance(value, str) else 0)
             if key in UNENFORCED:
                 removed.append(key)
-            elif key in _STRING_BOUNDS and not strict and isinstance(value, int) and value > MAX_ENFORCED_STRING_BOUND:
+            elif bound > MAX_STRICT_BOUND:
+                removed.append(f"{key} above {MAX_STRICT_BOUND}")
+            elif bound > MAX_ENFORCED_STRING_BOUND and not strict:
                 continue
             elif key in _SCHEMA_MAPS and isinstance(value, dict):
                 out[key] = {k: walk(v) for k, v in value.items()}
