@@ -52,33 +52,40 @@ class ServerProcess:
                 self.process.wait()
 
 
-@contextmanager
-def serving(name: str, module_args: list[str], *, log_dir: Path, timeout: float = 180.0) -> Iterator[ServerProcess]:
-    """`python -m <module_args> --port P`, ready once /health answers 200; stopped on exit."""
+def start(name: str, module_args: list[str], *, log_dir: Path, env: dict[str, str] | None = None) -> ServerProcess:
+    """`python -m <module_args> --port P` on a free port, offline (no hub), its output in a log file."""
     port = free_port()
     log_path = log_dir / f"{name}-{port}.log"
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    environment = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", **(env or {})}
+    environment["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), environment.get("PYTHONPATH")]))
     with open(log_path, "wb") as log:
         process = subprocess.Popen([sys.executable, "-m", *module_args, "--port", str(port)], stdout=log,
-                                   stderr=subprocess.STDOUT, cwd=ROOT, env=env)
-    server = ServerProcess(name, process, port, log_path)
+                                   stderr=subprocess.STDOUT, cwd=ROOT, env=environment)
+    return ServerProcess(name, process, port, log_path)
+
+
+@contextmanager
+def serving(name: str, module_args: list[str], *, log_dir: Path, timeout: float = 180.0) -> Iterator[ServerProcess]:
+    """A started server, ready once /health answers 200; stopped on exit."""
+    server = start(name, module_args, log_dir=log_dir)
     try:
-        _wait_ready(server, timeout)
+        wait_ready(server, timeout)
         yield server
     finally:
         server.stop()
 
 
-def _wait_ready(server: ServerProcess, timeout: float) -> None:
+def wait_ready(server: ServerProcess, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if server.process.poll() is not None:
-            raise RuntimeError(f"{server.name} exited with {server.process.returncode}; see {server.log_path}")
+            raise RuntimeError(f"{server.name} exited with {server.process.returncode}:\n"
+                               f"{server.log_path.read_text(errors='replace')}")
         try:
             if httpx.get(server.base_url + "/health", timeout=2).status_code == 200:
                 return
         except httpx.HTTPError:
             pass
         time.sleep(0.2)
-    raise RuntimeError(f"{server.name} not ready after {timeout:.0f} s; see {server.log_path}")
+    server.stop()
+    raise RuntimeError(f"{server.name} not ready after {timeout:.0f} s:\n{server.log_path.read_text(errors='replace')}")

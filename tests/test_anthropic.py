@@ -218,7 +218,7 @@ def test_unknown_route(server: LiveServer) -> None:
 @pytest.fixture(scope="module")
 def broken_server(server_logs: Path) -> Iterator[LiveServer]:
     """A server whose model cannot load: every request meets EngineUnavailable."""
-    s = start_server("--model", "/nonexistent/model", log_dir=server_logs, wait_ready=False)
+    s = start_server("--model", "/nonexistent/model", log_dir=server_logs, wait=False)
     try:
         for _ in range(300):
             try:
