@@ -69,6 +69,13 @@ def chat_completion(rid: str, model: str, collected: Collected) -> s.ChatComplet
     return s.ChatCompletion(rid, int(time.time()), model, [choice], usage_out(finished.usage))
 
 
+def completion(rid: str, model: str, collected: Collected) -> s.Completion:
+    finished = collected.finished
+    assert finished is not None
+    choice = s.CompletionChoice(0, "".join(collected.text), finish_reason(finished))
+    return s.Completion(rid, int(time.time()), model, [choice], usage=usage_out(finished.usage))
+
+
 def sse(payload: object) -> bytes:
     return b"data: " + json_dumps(payload) + b"\n\n"
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import secrets
-import time
+from collections.abc import AsyncIterator, Callable
+from functools import partial
 
 from litestar import Request, Response, Router, get, post
 from litestar.response import Stream
@@ -17,6 +18,7 @@ from app.state import ServiceState
 from app.streaming import SSE_HEADERS, ClientDisconnected, disconnected_response, start_events, unless_disconnected
 from runtime.errors import NotFound
 from runtime.service import PreparedRequest
+from runtime.types import ChatEvent
 
 def _json(payload: object) -> Response:
     return Response(json_dumps(payload), media_type="application/json")
@@ -26,26 +28,37 @@ async def _collect(service_state: ServiceState, prepared: PreparedRequest) -> re
     return await render.collect(await start_events(service_state, prepared))
 
 
+async def _respond(
+    request: Request,
+    service_state: ServiceState,
+    prepared: PreparedRequest,
+    stream: Callable[[AsyncIterator[ChatEvent]], AsyncIterator[bytes]] | None,
+    complete: Callable[[render.Collected], object],
+) -> Response:
+    """Run `prepared`: as an SSE stream encoded by `stream`, or collected and answered by `complete`. Either
+    way a client that disconnects first cancels the run."""
+    try:
+        if stream is not None:
+            events = await unless_disconnected(request, start_events(service_state, prepared))
+            return Stream(stream(events), media_type="text/event-stream", headers=SSE_HEADERS)
+        collected = await unless_disconnected(request, _collect(service_state, prepared))
+    except ClientDisconnected:
+        return disconnected_response()
+    return _json(complete(collected))
+
+
+def _include_usage(req: s.SamplingFields) -> bool:
+    return bool(req.stream_options and req.stream_options.include_usage)
+
+
 @post("/chat/completions", status_code=200)
 async def chat_completions(request: Request, service_state: ServiceState, names: ModelNames) -> Response:
     req = decode(s.chat_request_decoder, await request.body())
     model = names.check(req.model)
-    chat = convert.chat_request(req)
-    prepared = await service_state.require().prepare_chat(chat)
+    prepared = await service_state.require().prepare_chat(convert.chat_request(req))
     rid = "chatcmpl-" + secrets.token_hex(12)
-    if req.stream:
-        include_usage = bool(req.stream_options and req.stream_options.include_usage)
-        try:
-            events = await unless_disconnected(request, start_events(service_state, prepared))
-        except ClientDisconnected:
-            return disconnected_response()
-        return Stream(render.chat_chunks(rid, model, events, include_usage), media_type="text/event-stream",
-                      headers=SSE_HEADERS)
-    try:
-        collected = await unless_disconnected(request, _collect(service_state, prepared))
-    except ClientDisconnected:
-        return disconnected_response()
-    return _json(render.chat_completion(rid, model, collected))
+    stream = partial(render.chat_chunks, rid, model, include_usage=_include_usage(req)) if req.stream else None
+    return await _respond(request, service_state, prepared, stream, partial(render.chat_completion, rid, model))
 
 
 @post("/completions", status_code=200)
@@ -53,25 +66,11 @@ async def completions(request: Request, service_state: ServiceState, names: Mode
     req = decode(s.completion_request_decoder, await request.body())
     model = names.check(req.model)
     prompt = convert.completion_prompt(req)
-    prepared = await service_state.require().prepare_completion(prompt, convert.sampling_params(req, req.max_tokens or 16))
+    sampling = convert.sampling_params(req, req.max_tokens or 16)  # OpenAI's default for completions
+    prepared = await service_state.require().prepare_completion(prompt, sampling)
     rid = "cmpl-" + secrets.token_hex(12)
-    include_usage = bool(req.stream_options and req.stream_options.include_usage)
-    if req.stream:
-        try:
-            events = await unless_disconnected(request, start_events(service_state, prepared))
-        except ClientDisconnected:
-            return disconnected_response()
-        return Stream(render.completion_chunks(rid, model, events, include_usage), media_type="text/event-stream",
-                      headers=SSE_HEADERS)
-    try:
-        collected = await unless_disconnected(request, _collect(service_state, prepared))
-    except ClientDisconnected:
-        return disconnected_response()
-    finished = collected.finished
-    assert finished is not None
-    choice = s.CompletionChoice(0, "".join(collected.text), render.finish_reason(finished))
-    return _json(s.Completion(rid, int(time.time()), model, [choice],
-                              usage=render.usage_out(finished.usage)))
+    stream = partial(render.completion_chunks, rid, model, include_usage=_include_usage(req)) if req.stream else None
+    return await _respond(request, service_state, prepared, stream, partial(render.completion, rid, model))
 
 
 def model_cards(service_state: ServiceState, names: ModelNames) -> list[s.ModelCard]:
