@@ -103,7 +103,7 @@ def test_billing_header_does_not_defeat_prefix_caching(claude_server: LiveServer
 
 # -- the real CLI ---------------------------------------------------------------------------------------
 
-_STARTED = re.compile(r"(req_\w+): (\S+), (\d+) prompt tokens, max_tokens (\d+)")
+_STARTED = re.compile(r"(req_\w+): '?([^',]+)'?, (\d+) prompt tokens, max_tokens (\d+)")  # the model name is logged quoted
 _FINISHED = re.compile(r"(req_\w+): (\w+), (\d+) prompt tokens \((\d+) cached\), (\d+) output tokens")
 
 

@@ -169,7 +169,7 @@ def test_every_returned_call_validates_in_every_mode(client):
     print(f"\n{len(results)} requests, {calls_seen} calls, {truncated} of {forced} forced ones cut by max_tokens")
     # Forced calls must mostly finish, or the validity figures would be about too few calls.
     assert truncated < forced * 0.15
-    assert calls_seen >= forced
+    assert calls_seen >= forced * 0.8
 
 
 def test_streamed_arguments_join_to_the_non_streamed_ones(client):

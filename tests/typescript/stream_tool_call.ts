@@ -1,8 +1,8 @@
 // The API guide's TypeScript client, streaming a tool call from the test server.
-// Usage: tsx stream_tool_call.ts BASE_URL MODEL   -> prints one JSON line with what it received.
+// Usage: tsx stream_tool_call.ts BASE_URL MODEL SEED   -> prints one JSON line with what it received.
 import OpenAI from 'openai';
 
-const [baseURL, model] = process.argv.slice(2);
+const [baseURL, model, seed] = process.argv.slice(2);
 const client = new OpenAI({ baseURL, apiKey: 'dummy' });
 
 const tools: OpenAI.Chat.Completions.ChatCompletionTool[] = [
@@ -26,7 +26,9 @@ async function main(): Promise<void> {
     messages: [{ role: 'user', content: '获取用户123的信息' }],
     tools,
     tool_choice: 'required',
-    max_tokens: 100,
+    parallel_tool_calls: false,
+    max_tokens: 200,
+    seed: Number(seed),
     stream: true,
   });
   const calls: { id?: string; name?: string; arguments: string }[] = [];
@@ -42,7 +44,8 @@ async function main(): Promise<void> {
     }
     finish = choice.finish_reason ?? finish;
   }
-  const parsed = calls.map((c) => ({ ...c, parsed: JSON.parse(c.arguments) }));
+  // A call cut off by max_tokens (finish "length") is incomplete by definition; only finished ones must parse.
+  const parsed = finish === 'length' ? calls : calls.map((c) => ({ ...c, parsed: JSON.parse(c.arguments) }));
   console.log(JSON.stringify({ finish, calls: parsed }));
 }
 
