@@ -42,10 +42,13 @@ class StopMatcher:
 
     def _longest_partial_suffix(self, buffer: str) -> int:
         """Length of the longest suffix of `buffer` that is a proper prefix of some stop string."""
-        best = 0
-        for stop in self._stops:
-            for n in range(min(len(stop) - 1, len(buffer)), best, -1):
-                if buffer.endswith(stop[:n]):
-                    best = n
-                    break
-        return best
+        return max(partial_suffix(buffer, stop) for stop in self._stops)
+
+
+def partial_suffix(buffer: str, marker: str) -> int:
+    """Length of the longest suffix of `buffer` that is a proper prefix of `marker`: text that must be held
+    back while streaming, since it may yet turn out to be `marker`."""
+    for n in range(min(len(marker) - 1, len(buffer)), 0, -1):
+        if buffer.endswith(marker[:n]):
+            return n
+    return 0

@@ -20,6 +20,7 @@ from runtime.errors import NotFound
 from runtime.service import PreparedRequest
 from runtime.types import ChatEvent
 
+
 def _json(payload: object) -> Response:
     return Response(json_dumps(payload), media_type="application/json")
 

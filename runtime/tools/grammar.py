@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from runtime.tools.base import CallTag
@@ -15,10 +16,6 @@ def json_content(schema: dict[str, Any]) -> dict[str, Any]:
     return {"type": "json_schema", "json_schema": schema, "max_whitespace_cnt": MAX_WHITESPACE}
 
 
-def tag_formats(tags: list[CallTag], schemas: dict[str, Any]) -> list[dict[str, Any]]:
-    return [{"type": "tag", "begin": t.begin, "content": json_content(schemas[t.name]), "end": t.end} for t in tags]
-
-
 def calls_format(
     tags: list[CallTag],
     schemas: dict[str, Any],
@@ -28,29 +25,9 @@ def calls_format(
     separator: str,
     text_schema: dict[str, Any] | None,
 ) -> dict[str, Any]:
-    """The format for `choice`:
-    - auto: free text in which each call, from its trigger on, is constrained (or, with a response_format
-      schema, either that JSON document or calls);
-    - required / named: only calls (at least one; exactly the named tool), then the end of output;
-    - none: free text that cannot contain the trigger.
-    `parallel` false allows a single call."""
-    if choice.mode is ToolChoiceMode.NAMED:
-        tags = [t for t in tags if t.name == choice.name]
-    tag_list = tag_formats(tags, schemas)
-    single = not choice.parallel or choice.mode is ToolChoiceMode.NAMED
-    if choice.mode is ToolChoiceMode.NONE:
-        if text_schema is not None:
-            return json_content(text_schema)
-        return {"type": "any_text", "excludes": [trigger]}
-    if choice.mode in (ToolChoiceMode.REQUIRED, ToolChoiceMode.NAMED):
-        return {"type": "tags_with_separator", "tags": tag_list, "separator": separator,
-                "at_least_one": True, "stop_after_first": single}
-    if text_schema is not None:
-        only_calls = {"type": "tags_with_separator", "tags": tag_list, "separator": separator,
-                      "at_least_one": True, "stop_after_first": single}
-        return {"type": "or", "elements": [json_content(text_schema), only_calls]}
-    return {"type": "triggered_tags", "triggers": [trigger], "tags": tag_list,
-            "at_least_one": False, "stop_after_first": single}
+    """`content_calls_format` for the common case: one trigger, arguments as a JSON object."""
+    return content_calls_format(tags, lambda name: json_content(schemas[name]), choice, triggers=[trigger],
+                                separator=separator, text_schema=text_schema)
 
 
 def structural_tag(format_: dict[str, Any]) -> dict[str, Any]:
@@ -64,15 +41,19 @@ def xml_content(schema: dict[str, Any], style: str = "qwen_xml") -> dict[str, An
 
 def content_calls_format(
     tags: list[CallTag],
-    content: Any,
+    content: Callable[[str], dict[str, Any]],
     choice: ToolChoice,
     *,
     triggers: list[str],
     separator: str,
     text_schema: dict[str, Any] | None,
 ) -> dict[str, Any]:
-    """`calls_format` for formats whose arguments are not plain JSON or that have several triggers:
-    `content(tool_name)` gives each tag's content format. Modes behave exactly as in `calls_format`."""
+    """The format for `choice`, `content(tool_name)` giving each call's arguments format:
+    - auto: free text in which each call, from a trigger on, is constrained (or, with a response_format
+      schema, either that JSON document or calls);
+    - required / named: only calls (at least one; exactly the named tool, once), then the end of output;
+    - none: free text that cannot contain a trigger.
+    `parallel` false allows a single call."""
     if choice.mode is ToolChoiceMode.NAMED:
         tags = [t for t in tags if t.name == choice.name]
     tag_list = [{"type": "tag", "begin": t.begin, "content": content(t.name), "end": t.end} for t in tags]

@@ -10,8 +10,8 @@ import json
 from typing import Any
 
 from runtime.tools.base import CallTag
-from runtime.tools.json_calls import JsonCallParser
 from runtime.tools.grammar import calls_format, structural_tag
+from runtime.tools.json_calls import JsonCallParser
 from runtime.types import Tool, ToolCall, ToolChoice
 
 TRIGGER = "<tool_call>"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Iterator
 
+from runtime.stops import partial_suffix
 from runtime.tools.base import CallTag, ParsedEvent, new_call_id
 from runtime.types import TextDelta, ToolCallArgs, ToolCallStart
 
@@ -85,7 +86,7 @@ class JsonCallParser:
     def _scan_text(self) -> ParsedEvent | object | None:
         found = [(at, t) for t in self._triggers if (at := self._buffer.find(t)) >= 0]
         if not found:
-            keep = max(_partial_suffix(self._buffer, t) for t in self._triggers)
+            keep = max(partial_suffix(self._buffer, t) for t in self._triggers)
             out = self._buffer[: len(self._buffer) - keep]
             if not out or (self._calls and not out.strip()):
                 return None  # after a call, whitespace waits: it is content only if text follows
@@ -226,10 +227,3 @@ _STEPS = {
     _AFTER: JsonCallParser._scan_after,
 }
 
-
-def _partial_suffix(buffer: str, marker: str) -> int:
-    """Length of the longest suffix of `buffer` that is a proper prefix of `marker`."""
-    for n in range(min(len(marker) - 1, len(buffer)), 0, -1):
-        if buffer.endswith(marker[:n]):
-            return n
-    return 0

@@ -20,8 +20,8 @@ import json
 from typing import Any
 
 from runtime.tools.base import CallTag
-from runtime.tools.json_calls import JsonCallParser
 from runtime.tools.grammar import content_calls_format, json_content, structural_tag
+from runtime.tools.json_calls import JsonCallParser
 from runtime.types import Tool, ToolCall, ToolChoice
 
 PYTHON_TAG = "<|python_tag|>"

@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 from typing import Any, Iterator
 
+from runtime.stops import partial_suffix
 from runtime.tools.base import CallTag, ParsedEvent, new_call_id
 from runtime.tools.grammar import content_calls_format, structural_tag, xml_content
 from runtime.types import TextDelta, Tool, ToolCall, ToolCallArgs, ToolCallStart, ToolChoice
@@ -311,7 +312,7 @@ class Qwen3CoderParser:
     def _scan_text(self) -> ParsedEvent | object | None:
         at = self._buffer.find(TRIGGER)
         if at < 0:
-            keep = _partial_suffix(self._buffer, TRIGGER)
+            keep = partial_suffix(self._buffer, TRIGGER)
             out = self._buffer[: len(self._buffer) - keep]
             if not out or (self._calls and not out.strip()):
                 return None  # after a call, whitespace waits: it is content only if text follows
@@ -390,8 +391,8 @@ class Qwen3CoderParser:
             opening = '"'
         if at < 0:
             # Hold back what may be the end tag, and a newline that may be the one before it.
-            keep = max(_partial_suffix(self._buffer, "\n" + PARAMETER_END),
-                       _partial_suffix(self._buffer, PARAMETER_END))
+            keep = max(partial_suffix(self._buffer, "\n" + PARAMETER_END),
+                       partial_suffix(self._buffer, PARAMETER_END))
             out = self._buffer[: len(self._buffer) - keep]
             self._buffer = self._buffer[len(out):]
             fragment = opening + _escape(out)
@@ -421,10 +422,3 @@ def _escape(text: str) -> str:
     """`text` as the inside of a JSON string (escapes are per character, so chunks can be escaped apart)."""
     return json.dumps(text, ensure_ascii=False)[1:-1]
 
-
-def _partial_suffix(buffer: str, marker: str) -> int:
-    """Length of the longest suffix of `buffer` that is a proper prefix of `marker`."""
-    for n in range(min(len(marker) - 1, len(buffer)), 0, -1):
-        if buffer.endswith(marker[:n]):
-            return n
-    return 0
