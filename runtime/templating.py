@@ -46,7 +46,7 @@ class ChatTemplate:
         self._tokenizer = model.tokenizer
         if not getattr(self._tokenizer, "chat_template", None):
             raise ValueError(f"the model at {model.path} has no chat template")
-        self.renders_tools = "tools" in str(self._tokenizer.chat_template)
+        self.renders_tools = self._renders_tools()
 
     def render(
         self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None
@@ -59,6 +59,23 @@ class ChatTemplate:
         except Exception as exc:  # jinja raises TemplateError (and others) for conversations it rejects
             raise InvalidRequest(f"The model's chat template rejected the conversation: {exc}", param="messages")
         return self.encode(text)
+
+    def _renders_tools(self) -> bool:
+        """Whether the template shows both a tool list and past calls: probed by rendering them, since a
+        template may mention "tools" without rendering either."""
+        probe = [
+            {"role": "user", "content": "?"},
+            {"role": "assistant", "content": "", "tool_calls": [
+                {"id": "call_0", "type": "function", "function": {"name": "probe_call_zq", "arguments": {}}}]},
+            {"role": "tool", "tool_call_id": "call_0", "content": "ok"},
+        ]
+        tools = [{"type": "function", "function": {"name": "probe_tool_zq", "description": "",
+                                                   "parameters": {"type": "object", "properties": {}}}}]
+        try:
+            text = self._tokenizer.apply_chat_template(probe, tools=tools, tokenize=False, add_generation_prompt=True)
+        except Exception:  # a template that rejects tool messages does not render tools
+            return False
+        return "probe_tool_zq" in text and "probe_call_zq" in text
 
     def encode(self, text: str, *, add_special_tokens: bool = False) -> list[int]:
         # By default none: a rendered template already wrote any BOS it wants; adding it again would double it.

@@ -166,3 +166,26 @@ def test_costly_patterns_are_relaxed_and_huge_bounds_refused_even_when_strict():
     assert removed == []
     huge = {"type": "object", "properties": {"a": {"type": "string", "maxLength": 100000}}}
     assert relax(huge, strict=True)[1] == ["maxLength above 4096"]
+
+
+def test_tools_inlined_for_templates_without_tool_support():
+    from runtime.tools.hermes import HermesFormat
+    from runtime.tools.plan import plan_chat
+    from runtime.types import ChatRequest, Message, Tool, ToolCall
+
+    request = ChatRequest(
+        messages=(Message("system", "Be brief."), Message("user", "weather?"),
+                  Message("assistant", "", tool_calls=(ToolCall("call_1", "get_weather", {"city": "Paris"}),
+                                                       ToolCall("call_2", "get_weather", {"city": "Rome"}))),
+                  Message("tool", "sunny", tool_call_id="call_1"), Message("tool", "rainy", tool_call_id="call_2")),
+        tools=(Tool("get_weather", "Weather", {"type": "object", "properties": {"city": {"type": "string"}}}),),
+    )
+    plan = plan_chat(request, HermesFormat(), template_renders_tools=False)
+    assert plan.tools is None
+    roles = [m["role"] for m in plan.messages]
+    assert roles == ["system", "user", "assistant", "user"]
+    assert plan.messages[0]["content"].startswith("Be brief.\n\n# Tools") and '"get_weather"' in plan.messages[0]["content"]
+    assert plan.messages[2]["content"] == (
+        '<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris"}}\n</tool_call>\n'
+        '<tool_call>\n{"name": "get_weather", "arguments": {"city": "Rome"}}\n</tool_call>')
+    assert plan.messages[3]["content"] == "<tool_response>\nsunny\n</tool_response>\n<tool_response>\nrainy\n</tool_response>"

@@ -3,6 +3,7 @@ tool list the template renders, one constraint, and a parser for the output."""
 
 from __future__ import annotations
 
+import itertools
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -81,20 +82,15 @@ def _inline_tools(messages: tuple[Message, ...], request: ChatRequest, fmt: Tool
     assistant's text and results into user turns, all in the format's own syntax (docs/TOOLS.md)."""
     out: list[dict[str, Any]] = []
     instructions = fmt.system_prompt(request.tools)
-    for m in messages:
-        if m.role == "assistant" and m.tool_calls:
-            text = "\n".join(p for p in (m.content, fmt.render_calls(m.tool_calls)) if p)
-            out.append({"role": "assistant", "content": text})
-        elif m.role == "tool":
-            result = fmt.render_tool_result(m.content)
-            if out and out[-1]["role"] == "user" and out[-1].get("_tool_results"):
-                out[-1]["content"] += "\n" + result
+    for role, group in itertools.groupby(messages, key=lambda m: m.role):
+        if role == "tool":  # consecutive results share one user turn, as Qwen's template does
+            out.append({"role": "user", "content": "\n".join(fmt.render_tool_result(m.content) for m in group)})
+            continue
+        for m in group:
+            if m.tool_calls:
+                out.append({"role": m.role, "content": "\n".join(p for p in (m.content, fmt.render_calls(m.tool_calls)) if p)})
             else:
-                out.append({"role": "user", "content": result, "_tool_results": True})
-        else:
-            out.append({"role": m.role, "content": m.content})
-    for d in out:
-        d.pop("_tool_results", None)
+                out.append({"role": m.role, "content": m.content})
     if out and out[0]["role"] == "system":
         out[0] = {"role": "system", "content": f"{out[0]['content']}\n\n{instructions}"}
     else:
