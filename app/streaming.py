@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable
+from contextlib import aclosing
 from typing import TypeVar
 
 from litestar import Request, Response
@@ -47,6 +48,54 @@ async def start_events(state: ServiceState, prepared: PreparedRequest) -> AsyncI
             await events.aclose()
 
     return chained()
+
+
+async def all_or_none(works: list[Awaitable[T]]) -> list[T]:
+    """Await every work; if one fails (or the caller is cancelled), the others are cancelled too."""
+    tasks = [asyncio.ensure_future(w) for w in works]
+    try:
+        return list(await asyncio.gather(*tasks))
+    finally:
+        for task in tasks:
+            task.cancel()
+
+
+async def merged(streams: list[AsyncIterator[ChatEvent]]) -> AsyncIterator[tuple[int, ChatEvent]]:
+    """Several runs' events as they come, each tagged with its run's index (OpenAI's n > 1). Closing this
+    closes them all; a run that fails ends the whole stream with its error."""
+    if len(streams) == 1:
+        async with aclosing(streams[0]):
+            async for event in streams[0]:
+                yield 0, event
+        return
+    queue: asyncio.Queue[tuple[int, ChatEvent | BaseException | None]] = asyncio.Queue()
+
+    async def pump(index: int, stream: AsyncIterator[ChatEvent]) -> None:
+        try:
+            async for event in stream:
+                queue.put_nowait((index, event))
+        except Exception as exc:
+            queue.put_nowait((index, exc))
+        finally:
+            queue.put_nowait((index, None))
+
+    tasks = [asyncio.ensure_future(pump(i, stream)) for i, stream in enumerate(streams)]
+    try:
+        running = len(tasks)
+        while running:
+            index, item = await queue.get()
+            if item is None:
+                running -= 1
+            elif isinstance(item, BaseException):
+                raise item
+            else:
+                yield index, item
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for stream in streams:
+            await stream.aclose()  # type: ignore[attr-defined]
 
 
 def disconnected_response() -> Response:

@@ -135,7 +135,7 @@ def test_alias_model_name_accepted(client):
         ({"max_tokens": "many"}, "max_tokens"),
         ({"max_tokens": 0}, "max_tokens"),
         ({"messages": "hello"}, "messages"),
-        ({"n": 3}, "n"),
+        ({"n": 17}, "n"),
         ({"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x"}}]}]},
          "messages[0].content[0]"),
         ({"tool_choice": "required"}, "tool_choice"),
@@ -256,3 +256,27 @@ def test_models_errors_follow_the_callers_dialect(auth_server):
     assert r.json()["type"] == "error" and r.json()["error"]["type"] == "authentication_error"
     r = httpx.get(auth_server.base_url + "/v1/models")
     assert r.status_code == 401 and r.json()["error"]["type"] == "authentication_error"
+
+
+def test_n_choices(client):
+    r = chat(client, "Tell me a story", n=3, max_tokens=8, seed=5, extra_body={"ignore_eos": True})
+    assert [c.index for c in r.choices] == [0, 1, 2]
+    texts = [c.message.content for c in r.choices]
+    assert len(set(texts)) > 1  # seeds 5, 6, 7
+    assert r.usage.completion_tokens == 24 and r.usage.prompt_tokens < 24 + r.usage.prompt_tokens
+    assert texts[0] == chat(client, "Tell me a story", max_tokens=8, seed=5,
+                            extra_body={"ignore_eos": True}).choices[0].message.content
+    stream = chat(client, "Tell me a story", n=2, max_tokens=8, seed=5, stream=True,
+                  stream_options={"include_usage": True}, extra_body={"ignore_eos": True})
+    streamed, finishes, usage = {0: "", 1: ""}, {}, None
+    for c in stream:
+        for choice in c.choices:
+            streamed[choice.index] += choice.delta.content or ""
+            if choice.finish_reason:
+                finishes[choice.index] = choice.finish_reason
+        usage = c.usage or usage
+    assert [streamed[0], streamed[1]] == texts[:2]
+    assert finishes == {0: "length", 1: "length"} and usage.completion_tokens == 16
+    completions = client.completions.create(model=MODEL_NAME, prompt="def f():", n=2, max_tokens=4, seed=1,
+                                            extra_body={"ignore_eos": True})
+    assert [c.index for c in completions.choices] == [0, 1] and completions.usage.completion_tokens == 8

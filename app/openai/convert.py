@@ -21,8 +21,6 @@ from runtime.types import (
 
 
 def sampling_params(req: s.SamplingFields, max_tokens: int | None) -> SamplingParams:
-    if req.n != 1:
-        raise InvalidRequest("Only n=1 is supported.", param="n")
     if req.logprobs:
         raise InvalidRequest("logprobs are not supported by this server.", param="logprobs")
     stop = (req.stop,) if isinstance(req.stop, str) else tuple(req.stop or ())

@@ -24,9 +24,17 @@ def finish_reason(finished: ChatFinished) -> str:
     return finished.reason.value
 
 
-def usage_out(usage: Usage) -> s.UsageOut:
-    return s.UsageOut(usage.prompt_tokens, usage.completion_tokens, usage.total_tokens,
-                      s.PromptTokensDetails(usage.cached_tokens))
+def usage_out(usages: list[Usage]) -> s.UsageOut:
+    """One response's usage over its choices: the prompt counted once (as OpenAI does), outputs summed."""
+    prompt, cached = usages[0].prompt_tokens, usages[0].cached_tokens
+    completion = sum(u.completion_tokens for u in usages)
+    return s.UsageOut(prompt, completion, prompt + completion, s.PromptTokensDetails(cached))
+
+
+def _finished(collected: list[Collected]) -> list[ChatFinished]:
+    out = [c.finished for c in collected]
+    assert all(f is not None for f in out)
+    return out  # type: ignore[return-value]
 
 
 @dataclass
@@ -58,22 +66,22 @@ async def collect(events: AsyncIterator[ChatEvent]) -> Collected:
     return out
 
 
-def chat_completion(rid: str, model: str, collected: Collected) -> s.ChatCompletion:
-    finished = collected.finished
-    assert finished is not None
-    text = "".join(collected.text)
-    message = s.ChatMessageOut(content=text if text or not collected.calls else None)
-    if collected.calls:
-        message.tool_calls = collected.calls
-    choice = s.ChatChoice(0, message, finish_reason(finished))
-    return s.ChatCompletion(rid, int(time.time()), model, [choice], usage_out(finished.usage))
+def chat_completion(rid: str, model: str, collected: list[Collected]) -> s.ChatCompletion:
+    choices = []
+    for index, (one, finished) in enumerate(zip(collected, _finished(collected))):
+        text = "".join(one.text)
+        message = s.ChatMessageOut(content=text if text or not one.calls else None)
+        if one.calls:
+            message.tool_calls = one.calls
+        choices.append(s.ChatChoice(index, message, finish_reason(finished)))
+    usage = usage_out([f.usage for f in _finished(collected)])
+    return s.ChatCompletion(rid, int(time.time()), model, choices, usage)
 
 
-def completion(rid: str, model: str, collected: Collected) -> s.Completion:
-    finished = collected.finished
-    assert finished is not None
-    choice = s.CompletionChoice(0, "".join(collected.text), finish_reason(finished))
-    return s.Completion(rid, int(time.time()), model, [choice], usage=usage_out(finished.usage))
+def completion(rid: str, model: str, collected: list[Collected]) -> s.Completion:
+    finished = _finished(collected)
+    choices = [s.CompletionChoice(i, "".join(c.text), finish_reason(f)) for i, (c, f) in enumerate(zip(collected, finished))]
+    return s.Completion(rid, int(time.time()), model, choices, usage=usage_out([f.usage for f in finished]))
 
 
 def sse(payload: object) -> bytes:
@@ -83,50 +91,59 @@ def sse(payload: object) -> bytes:
 DONE = b"data: [DONE]\n\n"
 
 
-async def chat_chunks(rid: str, model: str, events: AsyncIterator[ChatEvent], include_usage: bool) -> AsyncIterator[bytes]:
+async def chat_chunks(rid: str, model: str, events: AsyncIterator[tuple[int, ChatEvent]], choices: int,
+                      include_usage: bool) -> AsyncIterator[bytes]:
+    """`events` tagged with their choice's index (several when n > 1)."""
     created = int(time.time())
+    usages: list[Usage] = []
 
-    def chunk(delta: s.ChatDelta, reason: str | None = None) -> bytes:
-        c = s.ChatCompletionChunk(rid, created, model, [s.ChatChunkChoice(0, delta, reason)])
+    def chunk(index: int, delta: s.ChatDelta, reason: str | None = None) -> bytes:
+        c = s.ChatCompletionChunk(rid, created, model, [s.ChatChunkChoice(index, delta, reason)])
         if include_usage:
             c.usage = None
         return sse(c)
 
-    yield chunk(s.ChatDelta(role="assistant", content=""))
+    for index in range(choices):
+        yield chunk(index, s.ChatDelta(role="assistant", content=""))
     try:
         async with aclosing(events):  # a client gone mid-stream ends the run now, not at garbage collection
-            async for event in events:
+            async for index, event in events:
                 match event:
                     case TextDelta():
-                        yield chunk(s.ChatDelta(content=event.text))
+                        yield chunk(index, s.ChatDelta(content=event.text))
                     case ToolCallStart():
                         call = s.ToolCallDelta(event.index, event.id, "function", s.FunctionDelta(event.name, ""))
-                        yield chunk(s.ChatDelta(tool_calls=[call]))
+                        yield chunk(index, s.ChatDelta(tool_calls=[call]))
                     case ToolCallArgs():
                         call = s.ToolCallDelta(event.index, function=s.FunctionDelta(arguments=event.fragment))
-                        yield chunk(s.ChatDelta(tool_calls=[call]))
+                        yield chunk(index, s.ChatDelta(tool_calls=[call]))
                     case ChatFinished():
-                        yield chunk(s.ChatDelta(), finish_reason(event))
-                        if include_usage:
-                            yield sse(s.ChatCompletionChunk(rid, created, model, [], usage=usage_out(event.usage)))
+                        yield chunk(index, s.ChatDelta(), finish_reason(event))
+                        usages.append(event.usage)
+        if include_usage:
+            yield sse(s.ChatCompletionChunk(rid, created, model, [], usage=usage_out(usages)))
     except Exception as exc:  # headers are sent: report in-band, as vLLM and SGLang do
         yield sse(error_body(as_service_error(exc)))
     yield DONE
 
 
-async def completion_chunks(rid: str, model: str, events: AsyncIterator[ChatEvent], include_usage: bool) -> AsyncIterator[bytes]:
+async def completion_chunks(rid: str, model: str, events: AsyncIterator[tuple[int, ChatEvent]],
+                            include_usage: bool) -> AsyncIterator[bytes]:
     created = int(time.time())
     usage = None if include_usage else s.UNSET
+    usages: list[Usage] = []
     try:
         async with aclosing(events):
-            async for event in events:
+            async for index, event in events:
                 if isinstance(event, TextDelta):
-                    yield sse(s.Completion(rid, created, model, [s.CompletionChoice(0, event.text, None)], usage=usage))
-                elif isinstance(event, ChatFinished):
-                    choice = s.CompletionChoice(0, "", finish_reason(event))
+                    choice = s.CompletionChoice(index, event.text, None)
                     yield sse(s.Completion(rid, created, model, [choice], usage=usage))
-                    if include_usage:
-                        yield sse(s.Completion(rid, created, model, [], usage=usage_out(event.usage)))
+                elif isinstance(event, ChatFinished):
+                    choice = s.CompletionChoice(index, "", finish_reason(event))
+                    yield sse(s.Completion(rid, created, model, [choice], usage=usage))
+                    usages.append(event.usage)
+        if include_usage:
+            yield sse(s.Completion(rid, created, model, [], usage=usage_out(usages)))
     except Exception as exc:
         yield sse(error_body(as_service_error(exc)))
     yield DONE

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
 from functools import partial
 
 from litestar import Request, Response, Router, get, post
@@ -15,10 +16,18 @@ from app.openai import convert, render
 from app.openai import schemas as s
 from app.openai.errors import openai_error_handler
 from app.state import ServiceState
-from app.streaming import SSE_HEADERS, ClientDisconnected, disconnected_response, start_events, unless_disconnected
+from app.streaming import (
+    SSE_HEADERS,
+    ClientDisconnected,
+    all_or_none,
+    disconnected_response,
+    merged,
+    start_events,
+    unless_disconnected,
+)
 from runtime.errors import NotFound
 from runtime.service import PreparedRequest
-from runtime.types import ChatEvent
+from runtime.types import ChatEvent, SamplingParams
 
 
 def _json(payload: object) -> Response:
@@ -29,20 +38,25 @@ async def _collect(service_state: ServiceState, prepared: PreparedRequest) -> re
     return await render.collect(await start_events(service_state, prepared))
 
 
+async def _start_all(service_state: ServiceState, prepared: list[PreparedRequest]) -> list[AsyncIterator[ChatEvent]]:
+    return await all_or_none([start_events(service_state, p) for p in prepared])
+
+
 async def _respond(
     request: Request,
     service_state: ServiceState,
-    prepared: PreparedRequest,
-    stream: Callable[[AsyncIterator[ChatEvent]], AsyncIterator[bytes]] | None,
-    complete: Callable[[render.Collected], object],
+    prepared: list[PreparedRequest],
+    stream: Callable[[AsyncIterator[tuple[int, ChatEvent]]], AsyncIterator[bytes]] | None,
+    complete: Callable[[list[render.Collected]], object],
 ) -> Response:
-    """Run `prepared`: as an SSE stream encoded by `stream`, or collected and answered by `complete`. Either
-    way a client that disconnects first cancels the run."""
+    """Run the prepared choices: as one SSE stream encoded by `stream`, or collected and answered by
+    `complete`. Either way a client that disconnects first cancels the runs."""
     try:
         if stream is not None:
-            events = await unless_disconnected(request, start_events(service_state, prepared))
-            return Stream(stream(events), media_type="text/event-stream", headers=SSE_HEADERS)
-        collected = await unless_disconnected(request, _collect(service_state, prepared))
+            events = await unless_disconnected(request, _start_all(service_state, prepared))
+            return Stream(stream(merged(events)), media_type="text/event-stream", headers=SSE_HEADERS)
+        collected = await unless_disconnected(
+            request, all_or_none([_collect(service_state, p) for p in prepared]))
     except ClientDisconnected:
         return disconnected_response()
     return _json(complete(collected))
@@ -52,13 +66,25 @@ def _include_usage(req: s.SamplingFields) -> bool:
     return bool(req.stream_options and req.stream_options.include_usage)
 
 
+def _choices(sampling: SamplingParams, n: int) -> list[SamplingParams]:
+    """n choices; with a seed, choice i uses seed + i, so they differ yet each is reproducible."""
+    if sampling.seed is None:
+        return [sampling] * n
+    return [replace(sampling, seed=sampling.seed + i) for i in range(n)]
+
+
 @post("/chat/completions", status_code=200)
 async def chat_completions(request: Request, service_state: ServiceState, names: ModelNames) -> Response:
     req = decode(s.chat_request_decoder, await request.body())
     model = names.check(req.model)
-    prepared = await service_state.require().prepare_chat(convert.chat_request(req))
+    chat = convert.chat_request(req)
+    service = service_state.require()
+    prepared = [await service.prepare_chat(replace(chat, sampling=sampling))  # each its own parser and rid
+                for sampling in _choices(chat.sampling, req.n)]
     rid = "chatcmpl-" + secrets.token_hex(12)
-    stream = partial(render.chat_chunks, rid, model, include_usage=_include_usage(req)) if req.stream else None
+    stream = None
+    if req.stream:
+        stream = partial(render.chat_chunks, rid, model, choices=req.n, include_usage=_include_usage(req))
     return await _respond(request, service_state, prepared, stream, partial(render.chat_completion, rid, model))
 
 
@@ -68,7 +94,8 @@ async def completions(request: Request, service_state: ServiceState, names: Mode
     model = names.check(req.model)
     prompt = convert.completion_prompt(req)
     sampling = convert.sampling_params(req, req.max_tokens or 16)  # OpenAI's default for completions
-    prepared = await service_state.require().prepare_completion(prompt, sampling)
+    service = service_state.require()
+    prepared = [await service.prepare_completion(prompt, one) for one in _choices(sampling, req.n)]
     rid = "cmpl-" + secrets.token_hex(12)
     stream = partial(render.completion_chunks, rid, model, include_usage=_include_usage(req)) if req.stream else None
     return await _respond(request, service_state, prepared, stream, partial(render.completion, rid, model))

@@ -138,7 +138,7 @@ class SamplingFields(Struct):
     seed: int | None = None
     stop: str | list[str] | None = None
     max_tokens: PositiveInt | None = None
-    n: PositiveInt = 1
+    n: Annotated[int, Meta(ge=1, le=16)] = 1  # choices; each is a full generation, hence the cap
     stream: bool = False
     stream_options: StreamOptions | None = None
     logprobs: bool | int | None = None
