@@ -250,3 +250,27 @@ def test_named_choice_for_unknown_tool_is_400(client):
         client.chat.completions.create(model=MODEL_NAME, messages=[{"role": "user", "content": "x"}], tools=[WEATHER],
                                        tool_choice={"type": "function", "function": {"name": "nope"}})
     assert err.value.body["param"] == "tool_choice"
+
+
+def test_stop_strings_never_cut_a_call(client):
+    # Hermes calls contain "\n" and "}"; as stop strings they apply to the text outside calls only.
+    for seed in range(3):
+        r = client.chat.completions.create(model=MODEL_NAME, messages=[{"role": "user", "content": "go"}],
+                                           tools=[WEATHER], tool_choice="required", parallel_tool_calls=False,
+                                           max_tokens=160, seed=seed, stop=["\n", "}"])
+        if r.choices[0].finish_reason == "length":
+            continue
+        assert r.choices[0].finish_reason == "tool_calls"
+        jsonschema.validate(json.loads(r.choices[0].message.tool_calls[0].function.arguments),
+                            WEATHER["function"]["parameters"])
+    # With tools in auto mode the stop strings are matched above the call parser (not in the engine).
+    free = client.chat.completions.create(model=MODEL_NAME, messages=[{"role": "user", "content": "go"}],
+                                          tools=[WEATHER], tool_choice="auto", max_tokens=40, temperature=0,
+                                          extra_body={"ignore_eos": True})
+    assert free.choices[0].message.tool_calls is None  # the greedy output of this tiny model is text
+    text = free.choices[0].message.content
+    stop = text[5:8]
+    cut = client.chat.completions.create(model=MODEL_NAME, messages=[{"role": "user", "content": "go"}],
+                                         tools=[WEATHER], tool_choice="auto", max_tokens=40, temperature=0,
+                                         stop=[stop], extra_body={"ignore_eos": True})
+    assert cut.choices[0].finish_reason == "stop" and cut.choices[0].message.content == text[: text.index(stop)]
