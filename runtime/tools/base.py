@@ -88,19 +88,24 @@ class JsonStringEscaper:
         self._in_string = False
         self._escaped = False
 
-    def __call__(self, text: str) -> str:
-        out: list[str] = []
-        for ch in text:
-            if self._in_string:
-                if self._escaped:
-                    self._escaped = False
-                elif ch == "\\":
-                    self._escaped = True
-                elif ch == '"':
-                    self._in_string = False
-                elif ch < " ":
-                    ch = f"\\u{ord(ch):04x}"
+    @property
+    def in_string(self) -> bool:
+        return self._in_string
+
+    def char(self, ch: str) -> str:
+        """One more character, escaped if it is a raw control character inside a string."""
+        if self._in_string:
+            if self._escaped:
+                self._escaped = False
+            elif ch == "\\":
+                self._escaped = True
             elif ch == '"':
-                self._in_string = True
-            out.append(ch)
-        return "".join(out)
+                self._in_string = False
+            elif ch < " ":
+                return f"\\u{ord(ch):04x}"
+        elif ch == '"':
+            self._in_string = True
+        return ch
+
+    def __call__(self, text: str) -> str:
+        return "".join(self.char(ch) for ch in text)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Iterator
 
 from runtime.stops import partial_suffix
-from runtime.tools.base import CallTag, ParsedEvent, new_call_id
+from runtime.tools.base import CallTag, JsonStringEscaper, ParsedEvent, new_call_id
 from runtime.types import TextDelta, ToolCallArgs, ToolCallStart
 
 _WHITESPACE = " \t\r\n"
@@ -45,8 +45,7 @@ class JsonCallParser:
         # JSON tracking inside the arguments
         self._started = False
         self._depth = 0
-        self._in_string = False
-        self._escape = False
+        self._strings = JsonStringEscaper()  # where JSON strings are, and their raw control characters
 
     @property
     def calls(self) -> int:
@@ -114,7 +113,7 @@ class JsonCallParser:
             if self._buffer.startswith(tag.begin):
                 self._buffer = self._buffer[len(tag.begin):]
                 self._current, self._pending, self._state = tag, "", _ARGS
-                self._started, self._depth, self._in_string, self._escape = False, 0, False, False
+                self._started, self._depth, self._strings = False, 0, JsonStringEscaper()
                 return ToolCallStart(self._calls, new_call_id(), tag.name)
         if any(tag.begin.startswith(self._buffer) for tag in self._tags):
             return None  # wait for the rest of the begin (the grammar guarantees one follows)
@@ -146,23 +145,13 @@ class JsonCallParser:
         while i < n:
             c = buf[i]
             i += 1
-            if self._in_string:
-                if self._escape:
-                    self._escape = False
-                elif c == "\\":
-                    self._escape = True
-                elif c == '"':
-                    self._in_string = False
-                elif c < " ":
-                    c = f"\\u{ord(c):04x}"  # a raw control character, which strict JSON parsers reject
-            elif c == '"':
-                self._in_string = True
-            elif c in "{[":
-                self._depth += 1
-            elif c in "}]":
-                self._depth -= 1
-            out.append(c)
-            if not self._in_string and c in "}]" and self._depth == 0:
+            if not self._strings.in_string:
+                if c in "{[":
+                    self._depth += 1
+                elif c in "}]":
+                    self._depth -= 1
+            out.append(self._strings.char(c))
+            if not self._strings.in_string and c in "}]" and self._depth == 0:
                 done = True
                 break
         fragment, self._buffer = "".join(out), buf[i:]
