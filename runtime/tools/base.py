@@ -9,9 +9,11 @@ can rely on the exact strings instead of guessing.
 from __future__ import annotations
 
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Iterator, Protocol
 
+from runtime.stops import partial_suffix
 from runtime.types import TextDelta, Tool, ToolCall, ToolCallArgs, ToolCallStart, ToolChoice
 
 ParsedEvent = TextDelta | ToolCallStart | ToolCallArgs
@@ -74,6 +76,29 @@ class ToolFormat(Protocol):
     def render_tool_result(self, content: str) -> str:
         """A tool result as text in a user turn (for templates without a tool role)."""
         ...
+
+
+def text_event(text: str, calls: int) -> TextDelta | None:
+    """Text outside calls as an event, or None when there is none: whitespace after a call is formatting
+    between calls, not content."""
+    if not text or (calls and not text.strip()):
+        return None
+    return TextDelta(text)
+
+
+def split_at_trigger(buffer: str, triggers: Sequence[str], calls: int) -> tuple[str, str, bool]:
+    """(text to emit now, what stays buffered, whether the buffer now starts at a trigger). Text that may be
+    the start of a trigger is held back, and so is whitespace after a call: it is content only if text
+    follows."""
+    found = [at for t in triggers if (at := buffer.find(t)) >= 0]
+    if found:
+        at = min(found)
+        return buffer[:at], buffer[at:], True
+    keep = max(partial_suffix(buffer, t) for t in triggers)
+    out = buffer[: len(buffer) - keep]
+    if not out or (calls and not out.strip()):
+        return "", buffer, False
+    return out, buffer[len(out):], False
 
 
 class JsonStringEscaper:

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 from typing import Iterator
 
-from runtime.stops import partial_suffix
-from runtime.tools.base import CallTag, JsonStringEscaper, ParsedEvent, new_call_id
-from runtime.types import TextDelta, ToolCallArgs, ToolCallStart
+from runtime.tools.base import CallTag, JsonStringEscaper, ParsedEvent, new_call_id, split_at_trigger, text_event
+from runtime.types import ToolCallArgs, ToolCallStart
 
 _WHITESPACE = " \t\r\n"
 
@@ -72,29 +71,17 @@ class JsonCallParser:
             self._buffer, self._pending, self._state = "", "", _TEXT
         if self._state == _TEXT and self._buffer:
             rest, self._buffer = self._buffer, ""
-            if not (self._calls and not rest.strip()):
-                yield TextDelta(rest)
+            if (event := text_event(rest, self._calls)) is not None:
+                yield event
 
     # -- states -------------------------------------------------------------------------------------------
 
-    def _text(self, text: str) -> ParsedEvent | object:
-        if not text or (self._calls and not text.strip()):
-            return _CONTINUE  # whitespace between calls is formatting, not content
-        return TextDelta(text)
-
     def _scan_text(self) -> ParsedEvent | object | None:
-        found = [(at, t) for t in self._triggers if (at := self._buffer.find(t)) >= 0]
-        if not found:
-            keep = max(partial_suffix(self._buffer, t) for t in self._triggers)
-            out = self._buffer[: len(self._buffer) - keep]
-            if not out or (self._calls and not out.strip()):
-                return None  # after a call, whitespace waits: it is content only if text follows
-            self._buffer = self._buffer[len(out):]
-            return self._text(out)
-        at = min(found)[0]
-        before, self._buffer = self._buffer[:at], self._buffer[at:]
+        text, self._buffer, at_trigger = split_at_trigger(self._buffer, self._triggers, self._calls)
+        if not at_trigger:
+            return text_event(text, self._calls)  # None: wait for more
         self._state, self._pending = _OPEN, ""
-        return self._text(before)
+        return text_event(text, self._calls) or _CONTINUE
 
     def _scan_open(self) -> ParsedEvent | object | None:
         matched = [o for o in self._openers if self._buffer.startswith(o)]
@@ -126,7 +113,7 @@ class JsonCallParser:
         else:
             out, self._buffer = self._buffer[:1], self._buffer[1:]
         self._state = _TEXT
-        return self._text(out)
+        return text_event(out, self._calls) or _CONTINUE
 
     def _scan_arguments(self) -> ParsedEvent | object | None:
         assert self._current is not None

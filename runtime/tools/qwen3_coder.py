@@ -26,9 +26,9 @@ import json
 from typing import Any, Iterator
 
 from runtime.stops import partial_suffix
-from runtime.tools.base import CallTag, ParsedEvent, new_call_id
+from runtime.tools.base import CallTag, ParsedEvent, new_call_id, split_at_trigger, text_event
 from runtime.tools.grammar import content_calls_format, structural_tag, xml_content
-from runtime.types import TextDelta, Tool, ToolCall, ToolCallArgs, ToolCallStart, ToolChoice
+from runtime.types import Tool, ToolCall, ToolCallArgs, ToolCallStart, ToolChoice
 
 TRIGGER = "<tool_call>"
 FUNCTION = "<function="
@@ -294,15 +294,10 @@ class Qwen3CoderParser:
             self._state, self._buffer = self._TEXT, ""
         if self._state == self._TEXT and self._buffer:
             rest, self._buffer = self._buffer, ""
-            if not (self._calls and not rest.strip()):
-                yield TextDelta(rest)
+            if (event := text_event(rest, self._calls)) is not None:
+                yield event
 
     # -- states -------------------------------------------------------------------------------------------
-
-    def _text(self, text: str) -> ParsedEvent | object:
-        if not text or (self._calls and not text.strip()):
-            return _CONTINUE  # whitespace between calls is formatting, not content
-        return TextDelta(text)
 
     def _skip_space(self) -> bool:
         """Drop leading whitespace; False when nothing else is buffered yet."""
@@ -310,17 +305,12 @@ class Qwen3CoderParser:
         return bool(self._buffer)
 
     def _scan_text(self) -> ParsedEvent | object | None:
-        at = self._buffer.find(TRIGGER)
-        if at < 0:
-            keep = partial_suffix(self._buffer, TRIGGER)
-            out = self._buffer[: len(self._buffer) - keep]
-            if not out or (self._calls and not out.strip()):
-                return None  # after a call, whitespace waits: it is content only if text follows
-            self._buffer = self._buffer[len(out):]
-            return self._text(out)
-        before, self._buffer = self._buffer[:at], self._buffer[at + len(TRIGGER):]
+        text, self._buffer, at_trigger = split_at_trigger(self._buffer, (TRIGGER,), self._calls)
+        if not at_trigger:
+            return text_event(text, self._calls)  # None: wait for more
+        self._buffer = self._buffer[len(TRIGGER):]
         self._state = self._HEAD
-        return self._text(before)
+        return text_event(text, self._calls) or _CONTINUE
 
     def _scan_head(self) -> ParsedEvent | object | None:
         if not self._skip_space():
@@ -330,7 +320,7 @@ class Qwen3CoderParser:
                 return None
             # Not a call after all (only possible without the grammar): what followed the trigger is text.
             self._state = self._TEXT
-            return self._text(TRIGGER)
+            return text_event(TRIGGER, self._calls) or _CONTINUE
         close = self._buffer.find(">")
         if close < 0:
             return None
