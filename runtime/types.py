@@ -71,6 +71,10 @@ class SamplingParams:
     skip_special_tokens: bool = True  # False where a tool format's markers are special tokens
 
     @property
+    def penalised(self) -> bool:
+        return bool(self.frequency_penalty or self.presence_penalty or self.repetition_penalty != 1.0)
+
+    @property
     def greedy(self) -> bool:
         # Below 1e-5, dividing logits by the temperature overflows; it is greedy in all but name.
         return self.temperature < 1e-5 or self.top_k == 1 or self.top_p == 0.0

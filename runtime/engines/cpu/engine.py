@@ -231,7 +231,8 @@ class CpuEngine:
         eos = self._info.eos_token_ids
         if params.ignore_eos and seq.mask is None:
             logits[list(eos)] = float("-inf")
-        logits = apply_penalties(logits, torch.tensor(seq.generated, dtype=torch.long), params)
+        if params.penalised:  # the history tensor is built only when a penalty needs it (the hot path)
+            logits = apply_penalties(logits, torch.tensor(seq.generated, dtype=torch.long), params)
         assert self._utf8 is not None
         logits[: self._info.vocab_size].masked_fill_(self._utf8.forbidden(seq.pending_bytes), float("-inf"))
         if seq.mask is not None:
