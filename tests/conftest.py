@@ -15,6 +15,7 @@ from types import ModuleType
 import openai
 import pytest
 
+from tests.claude_code.terse_model import build_terse_model
 from tests.live_server import ROOT, LiveServer, start_server
 from tests.tiny_model import build_tiny_model
 
@@ -47,6 +48,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_tiny_model(tmp_path_factory.mktemp("models") / "tiny")
+
+
+@pytest.fixture(scope="session")
+def terse_model_dir(tiny_model_dir: Path) -> Path:
+    """The tiny model changed to end its turn after a few tokens, as an instruct model does, and never call."""
+    return build_terse_model(tiny_model_dir, tiny_model_dir.parent / "terse")
 
 
 @pytest.fixture(scope="session")

@@ -19,7 +19,6 @@ import pytest
 
 from tests.claude_code import cli, sse
 from tests.claude_code import request as claude_code
-from tests.claude_code.terse_model import build_terse_model
 from tests.conftest import MODEL_NAME
 from tests.live_server import LiveServer, start_server
 
@@ -34,11 +33,6 @@ CLAUDE_HEADERS = {
     "x-claude-code-session-id": "6f0f5e3c-0000-4000-8000-000000000000",
 }
 SCHEMAS = {t["name"]: t["input_schema"] for t in claude_code.tools()}
-
-
-@pytest.fixture(scope="module")
-def terse_model_dir(tiny_model_dir: Path) -> Path:
-    return build_terse_model(tiny_model_dir, tiny_model_dir.parent / "terse")
 
 
 @pytest.fixture(scope="module")

@@ -7,8 +7,12 @@ import io
 import json
 import shutil
 import subprocess
+from collections.abc import Iterator
 
+import openai
 import pytest
+
+from tests.live_server import LiveServer, start_server
 
 GUIDE_MODEL = "qwen2.5-coder-32b-instruct"
 
@@ -158,11 +162,39 @@ if assistant_message.get("tool_calls"):
 '''
 
 
-def test_multi_turn_example_runs_unchanged(server):
-    # Bounded only by the window (no max_tokens, as in the guide); the tiny server's window is 4096.
-    guide_python(server, MULTI_TURN)
-    # And with the first turn forced to call, so the tool-result branch runs too.
-    guide_python(server, MULTI_TURN.replace('"tool_choice": "auto"', '"tool_choice": "required", "max_tokens": 150'))
+@pytest.fixture(scope="module")
+def terse_server(terse_model_dir, server_logs) -> Iterator[LiveServer]:
+    s = start_server("--model", str(terse_model_dir), "--served-model-name", "terse-model",
+                     "--model-aliases", GUIDE_MODEL, "--context-length", "4096", log_dir=server_logs)
+    yield s
+    s.stop()
+
+
+def test_multi_turn_example_runs_unchanged(terse_server):
+    # As written: no max_tokens, so each turn is bounded only by the window. A model that ends its turns, as an
+    # instruct model does, is needed for that: the random model can fill the window in turn one, and then the
+    # guide's turn two (that answer plus the tool result) is over it and correctly refused with a 400.
+    guide_python(terse_server, MULTI_TURN)
+
+
+def test_multi_turn_example_tool_result_branch(server):
+    # The first turn forced to call, so the tool-result branch runs (it prints turn two's answer); turn two still
+    # has no max_tokens. The random model almost never closes an unbounded string, so the guide's string
+    # parameters get a maxLength here: its forced call then always finishes within the first turn's 150 tokens.
+    code = MULTI_TURN.replace('"tool_choice": "auto"', '"tool_choice": "required", "max_tokens": 150')
+    code = code.replace('{"type": "string", "description"', '{"type": "string", "maxLength": 16, "description"')
+    assert code.count('"maxLength": 16') == 3
+    assert guide_python(server, code), "turn one returned no call, so the tool-result branch never ran"
+
+
+def test_turn_after_a_window_filling_answer_is_refused_in_openai_shape(server, client):
+    # What the random model's unbounded turn one can lead to: the follow-up is over the window -> 400, not 500.
+    long_answer = "word " * 4000
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.chat.completions.create(model=GUIDE_MODEL, messages=[
+            {"role": "user", "content": "hi"}, {"role": "assistant", "content": long_answer},
+            {"role": "user", "content": "and?"}])
+    assert caught.value.code == "context_length_exceeded"
 
 
 SDK_EXAMPLE = '''
