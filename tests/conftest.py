@@ -20,6 +20,7 @@ from tests.live_server import ROOT, LiveServer, start_server
 from tests.tiny_model import build_tiny_model
 
 MODEL_NAME = "test-model"
+TERSE_MODEL_NAME = "terse-model"
 API_KEY = "sk-test-key-1"
 
 # The API suites run on the CPU engine with the tiny model by default. On a GPU machine, `pytest -m gpu`
@@ -73,6 +74,15 @@ def server(served_model_args: list[str], server_logs: Path) -> Iterator[LiveServ
     s = start_server(*served_model_args, "--served-model-name", MODEL_NAME,
                      "--model-aliases", "alias-model,qwen2.5-coder-32b-instruct", "--context-length", "4096",
                      "--max-request-bytes", str(2 * 1024 * 1024), log_dir=server_logs)
+    yield s
+    s.stop()
+
+
+@pytest.fixture(scope="session")
+def terse_server(terse_model_dir: Path, server_logs: Path) -> Iterator[LiveServer]:
+    """The terse model (ends its turns, never calls), answering also to the API guide's model name."""
+    s = start_server("--model", str(terse_model_dir), "--served-model-name", TERSE_MODEL_NAME,
+                     "--model-aliases", "qwen2.5-coder-32b-instruct", "--context-length", "4096", log_dir=server_logs)
     yield s
     s.stop()
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bench.servers import ROOT, ServerProcess, free_port, start, wait_ready
+from bench.servers import ROOT, ServerProcess, start, wait_listening, wait_ready
 
-__all__ = ["ROOT", "LiveServer", "free_port", "start_server", "wait_ready"]
+__all__ = ["ROOT", "LiveServer", "start_server", "wait_ready"]
 
 
 class LiveServer(ServerProcess):
@@ -16,9 +16,11 @@ class LiveServer(ServerProcess):
 
 def start_server(*args: str, log_dir: Path, env: dict[str, str] | None = None, wait: bool = True,
                  timeout: float = 180.0) -> LiveServer:
-    """`python -m app --port P <args>`; by default returns once /health answers 200."""
+    """`python -m app --port P <args>`; returns once it listens, by default once /health answers 200."""
     started = start("server", ["app", *args], log_dir=log_dir, env=env)
     server = LiveServer(started.name, started.process, started.port, started.log_path)
     if wait:
         wait_ready(server, timeout)
+    else:
+        wait_listening(server, timeout)
     return server

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -138,10 +139,14 @@ def test_claude_code_cli_one_turn(claude_binary: Path, claude_server: LiveServer
     windows = {name: usage.get("contextWindow") for name, usage in (results[0].get("modelUsage") or {}).items()}
     lines.append(f"context window Claude Code assumed: {windows}")
     second_rid = runs[1][0][0][0]
-    if second_rid in runs[1][1]:
-        _, _, prompt_tokens, cached, _ = runs[1][1][second_rid]
-        share = int(cached) / int(prompt_tokens)
-        lines.append(f"second turn (--continue): {prompt_tokens} tokens, {cached} from the prefix cache ({share:.1%})")
-        assert int(cached) > 0
+    # The server logs a request's finish line as its stream ends, which may trail the CLI's exit a little.
+    deadline = time.monotonic() + 10
+    while not (finished := [m for m in _FINISHED.findall(claude_server.log()) if m[0] == second_rid]):
+        assert time.monotonic() < deadline, f"no finish line for the second turn's request {second_rid} in the log"
+        time.sleep(0.1)
+    _, _, prompt_tokens, cached, _ = finished[0]
+    share = int(cached) / int(prompt_tokens)
+    lines.append(f"second turn (--continue): {prompt_tokens} tokens, {cached} from the prefix cache ({share:.1%})")
+    assert int(cached) > 0
     with capsys.disabled():
         print("\n" + "\n".join(lines))

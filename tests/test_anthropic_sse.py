@@ -161,7 +161,7 @@ async def _collect_with_pings(starting_delay: float, first: list | Exception, in
 
 def test_pings_while_the_first_event_is_awaited() -> None:
     done = ChatFinished(FinishReason.STOP, USAGE)
-    out = asyncio.run(_collect_with_pings(0.35, [TextDelta("a"), done], interval=0.1))
+    out = asyncio.run(_collect_with_pings(1.0, [TextDelta("a"), done], interval=0.1))
     pings = [e for e in out if isinstance(e, s.Ping)]
     assert len(pings) >= 2
     assert out[len(pings):] == [TextDelta("a"), done]

@@ -14,12 +14,12 @@ import uvicorn
 
 from app.server import create_app
 from app.settings import Settings
-from tests.live_server import free_port
+
 
 class ThreadServer:
     def __init__(self, settings: Settings) -> None:
-        self.port = free_port()
-        config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=self.port, log_level="warning")
+        self.port = 0  # the OS picks a free one; read back once started
+        config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=0, log_level="warning")
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
@@ -33,6 +33,7 @@ class ThreadServer:
         while not self.server.started:
             assert time.monotonic() < deadline, "server did not start"
             time.sleep(0.05)
+        self.port = self.server.servers[0].sockets[0].getsockname()[1]
         return self
 
     def wait_health(self, status: str, timeout: float = 60) -> dict:
