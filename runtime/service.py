@@ -26,6 +26,7 @@ from runtime.types import (
     EngineRequest,
     Finished,
     FinishReason,
+    Logprobs,
     SamplingParams,
     TextDelta,
 )
@@ -139,6 +140,10 @@ class GenerationService:
         events = self.engine.generate(prepared.engine_request)
         try:
             async for event in events:
+                if isinstance(event, Logprobs):  # not text: past the parser and the stop strings as it is
+                    if stopped_by is None:
+                        yield event
+                    continue
                 if isinstance(event, TextDelta):
                     if stopped_by is None:
                         for out in parsed(parser.feed(event.text) if parser is not None else (event,)):

@@ -7,6 +7,7 @@ events below. Nothing here knows about HTTP or about any engine's wire shapes.
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -69,6 +70,8 @@ class SamplingParams:
     stop_token_ids: tuple[int, ...] = ()
     ignore_eos: bool = False
     skip_special_tokens: bool = True  # False where a tool format's markers are special tokens
+    # Log-probabilities of each generated token and of this many most likely alternatives (0-20); None = off.
+    logprobs: int | None = None
 
     @property
     def penalised(self) -> bool:
@@ -148,13 +151,42 @@ class TextDelta:
 
 
 @dataclass(frozen=True, slots=True)
+class TokenLogprob:
+    """One token and its log-probability under the distribution it was sampled from: after penalties, the
+    grammar's mask and the temperature, before top-k/top-p/min-p cut it down (SGLang's definition)."""
+
+    token: str  # its text on its own (an incomplete UTF-8 character shows as U+FFFD; `data` has the bytes)
+    data: bytes
+    logprob: float
+    top: tuple[TokenLogprob, ...] = ()  # the most likely tokens at this position, most likely first
+
+    @classmethod
+    def of(cls, vocab: Sequence[bytes], token_id: int, logprob: float,
+           top: tuple[TokenLogprob, ...] = ()) -> TokenLogprob:
+        """`vocab`: each token's bytes (xgrammar's decoded vocabulary, so both engines name tokens alike)."""
+        data = vocab[token_id] if 0 <= token_id < len(vocab) else b""
+        return cls(data.decode("utf-8", errors="replace"), data, max(logprob, LOGPROB_FLOOR), top)
+
+
+LOGPROB_FLOOR = -9999.0  # what a forbidden token's -inf is reported as (JSON has no infinity; vLLM's value)
+
+
+@dataclass(frozen=True, slots=True)
+class Logprobs:
+    """The log-probabilities of tokens just generated. Sent before the text they make, which may be held back
+    (an unfinished character, a possible stop string); one entry per generated token, end-of-turn included."""
+
+    tokens: tuple[TokenLogprob, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class Finished:
     reason: FinishReason
     usage: Usage
     matched_stop: str | None = None  # the stop string that ended generation, if any
 
 
-EngineEvent = TextDelta | Finished
+EngineEvent = TextDelta | Logprobs | Finished
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,4 +218,4 @@ class ChatFinished:
         return self.tool_calls > 0
 
 
-ChatEvent = TextDelta | ToolCallStart | ToolCallArgs | ChatFinished
+ChatEvent = TextDelta | Logprobs | ToolCallStart | ToolCallArgs | ChatFinished

@@ -171,9 +171,10 @@ def test_multi_turn_example_runs_unchanged(terse_server):
 def test_multi_turn_example_tool_result_branch(server):
     # The first turn forced to call, so the tool-result branch runs (it prints turn two's answer); turn two still
     # has no max_tokens. The random model almost never closes an unbounded string, so the guide's string
-    # parameters get a maxLength here: its forced call then always finishes within the first turn's 150 tokens.
+    # parameters get a maxLength here: two strings of 16 characters, even all \uXXXX escapes (6-12 tokens each),
+    # and the JSON around them always fit in the first turn's 500 tokens.
     code = MULTI_TURN.replace('"tool_choice": "auto"',
-                              '"tool_choice": "required", "max_tokens": 150, "parallel_tool_calls": False')
+                              '"tool_choice": "required", "max_tokens": 500, "parallel_tool_calls": False')
     code = code.replace('{"type": "string", "description"', '{"type": "string", "maxLength": 16, "description"')
     assert code.count('"maxLength": 16') == 3
     assert guide_python(server, code), "turn one returned no call, so the tool-result branch never ran"
@@ -255,10 +256,11 @@ if message.tool_calls:
 def test_function_calling_example(server):
     guide_python(server, FUNCTION_CALLING_EXAMPLE.replace('tool_choice="auto"', 'tool_choice="auto", max_tokens=60'))
     # Forced, so the call-handling branch runs. The random model almost never closes an unbounded string, so
-    # `code` gets a maxLength here: the call then always finishes within 300 tokens.
+    # `code` gets a maxLength here. A character can take a \uXXXX escape (6 tokens, 12 for a surrogate pair):
+    # 16 of them and the JSON around them always fit in 300 tokens (64 did not, once in CI).
     code = FUNCTION_CALLING_EXAMPLE.replace(
         'tool_choice="auto"', 'tool_choice="required", parallel_tool_calls=False, max_tokens=300')
-    code = code.replace('{"type": "string", "description"', '{"type": "string", "maxLength": 64, "description"')
-    assert '"maxLength": 64' in code
+    code = code.replace('{"type": "string", "description"', '{"type": "string", "maxLength": 16, "description"')
+    assert '"maxLength": 16' in code
     printed = guide_python(server, code)
-    assert "调用工具: execute_code" in printed and "参数: {'code': " in printed
+    assert "调用工具: execute_code" in printed and "参数: {'code'" in printed

@@ -34,6 +34,7 @@ from runtime.types import (
     EngineRequest,
     Finished,
     FinishReason,
+    Logprobs,
     SamplingParams,
     TextDelta,
     Usage,
@@ -329,11 +330,46 @@ def test_sampling_params_are_mapped_exactly(fake: ModuleType) -> None:
     req = request(sampling)
     call = sent(fake, req)
     assert call["input_ids"] == [5, 6, 7] and call["rid"] == req.rid and call["stream"] is True
+    assert call["return_logprob"] is False and call["top_logprobs_num"] is None  # not asked for: not sent
     assert call["sampling_params"] == {
         "max_new_tokens": 256, "temperature": 0.7, "top_p": 0.9, "top_k": 40, "min_p": 0.05,
         "frequency_penalty": 0.5, "presence_penalty": -0.5, "repetition_penalty": 1.1, "stop": ["###", "\n\n"],
         "stop_token_ids": [7, 9], "ignore_eos": True, "skip_special_tokens": False, "sampling_seed": 1234,
     }
+
+
+@pytest.mark.parametrize("top", [0, 2])
+def test_logprobs_are_asked_for_and_each_token_reported_once_before_its_text(
+        fake: ModuleType, tiny_model_dir: Path, top: int) -> None:
+    from runtime.model import load_model_info
+
+    model = load_model_info(str(tiny_model_dir))  # a real tokenizer: tokens are named by their bytes
+    texts = ["a", "ab", "ab\ufffd", "abc"]
+
+    async def scenario() -> tuple[list[EngineEvent], dict[str, Any]]:
+        engine = SglangEngine(CONFIG, model)
+        await engine.start()
+        fake.control.scripts.append(fake.Script(texts=texts, finish=fake.stop_token(2)))
+        try:
+            events = await collect(engine, request(SamplingParams(logprobs=top)))
+            return events, fake.control.engines[-1].calls[-1]
+        finally:
+            await engine.close()
+
+    events, call = asyncio.run(scenario())
+    assert call["return_logprob"] is True and call["top_logprobs_num"] == top
+    assert call["logprob_start_len"] is None  # SGLang's default -1: no prompt logprobs
+    entries = [t for e in events if isinstance(e, Logprobs) for t in e.tokens]
+    vocab = list(__import__("xgrammar").TokenizerInfo.from_huggingface(model.tokenizer,
+                                                                       vocab_size=model.vocab_size).decoded_vocab)
+    assert [(t.data, t.logprob) for t in entries] == [(vocab[1000 + i], -0.25 * (i + 1)) for i in range(4)]
+    assert all(t.token == t.data.decode("utf-8", errors="replace") for t in entries)
+    assert [[(a.data, a.logprob) for a in t.top] for t in entries] == [[(vocab[10 + k], -1.0 - k)
+                                                                       for k in range(top)]] * 4
+    # Each token's entry comes no later than the text it made (the held-back U+FFFD's included).
+    kinds = [type(e).__name__ for e in events]
+    assert kinds == ["Logprobs", "TextDelta", "Logprobs", "TextDelta", "Logprobs", "Logprobs", "TextDelta",
+                     "Finished"]
 
 
 def test_default_sampling_params_mean_top_k_off_and_no_token_cap(fake: ModuleType) -> None:

@@ -19,10 +19,10 @@ from runtime.types import (
     ToolChoiceMode,
 )
 
+MAX_TOP_LOGPROBS = 20  # OpenAI's bound for top_logprobs (and vLLM's default max_logprobs)
 
-def sampling_params(req: s.SamplingFields, max_tokens: int | None) -> SamplingParams:
-    if req.logprobs:
-        raise InvalidRequest("logprobs are not supported by this server.", param="logprobs")
+
+def sampling_params(req: s.SamplingFields, max_tokens: int | None, logprobs: int | None = None) -> SamplingParams:
     stop = (req.stop,) if isinstance(req.stop, str) else tuple(req.stop or ())
     return SamplingParams(
         temperature=1.0 if req.temperature is None else req.temperature,
@@ -36,7 +36,30 @@ def sampling_params(req: s.SamplingFields, max_tokens: int | None) -> SamplingPa
         max_new_tokens=max_tokens,
         stop=stop,
         ignore_eos=req.ignore_eos,
+        logprobs=logprobs,
     )
+
+
+def chat_logprobs(req: s.ChatCompletionRequest) -> int | None:
+    """`logprobs: true` (+ `top_logprobs` alternatives) -> how many alternatives; None when not asked for."""
+    if req.logprobs is not None and not isinstance(req.logprobs, bool):
+        raise InvalidRequest("logprobs must be a boolean for chat completions (top_logprobs sets how many "
+                             "alternatives).", param="logprobs")
+    if req.top_logprobs is not None:
+        if not 0 <= req.top_logprobs <= MAX_TOP_LOGPROBS:
+            raise InvalidRequest(f"top_logprobs must be between 0 and {MAX_TOP_LOGPROBS}.", param="top_logprobs")
+        if req.top_logprobs and not req.logprobs:
+            raise InvalidRequest("top_logprobs requires logprobs to be true.", param="top_logprobs")
+    return (req.top_logprobs or 0) if req.logprobs else None
+
+
+def completion_logprobs(req: s.CompletionRequest) -> int | None:
+    """`logprobs: N` -> N alternatives per token (0 gives the chosen tokens' own); None when not asked for."""
+    if req.logprobs is None:
+        return None
+    if isinstance(req.logprobs, bool) or not 0 <= req.logprobs <= MAX_TOP_LOGPROBS:
+        raise InvalidRequest(f"logprobs must be an integer between 0 and {MAX_TOP_LOGPROBS}.", param="logprobs")
+    return req.logprobs
 
 
 def chat_request(req: s.ChatCompletionRequest) -> ChatRequest:
@@ -46,7 +69,7 @@ def chat_request(req: s.ChatCompletionRequest) -> ChatRequest:
     tools = tuple(_tool(t, i) for i, t in enumerate(req.tools or ()))
     return ChatRequest(
         messages=messages,
-        sampling=sampling_params(req, req.max_completion_tokens or req.max_tokens),
+        sampling=sampling_params(req, req.max_completion_tokens or req.max_tokens, chat_logprobs(req)),
         tools=tools,
         tool_choice=_tool_choice(req, tools),
         response_format=_response_format(req.response_format),

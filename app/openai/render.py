@@ -13,7 +13,17 @@ from app.errors import as_service_error
 from app.openai import schemas as s
 from app.openai.errors import error_body
 from runtime.errors import EngineUnavailable
-from runtime.types import ChatEvent, ChatFinished, FinishReason, TextDelta, ToolCallArgs, ToolCallStart, Usage
+from runtime.types import (
+    ChatEvent,
+    ChatFinished,
+    FinishReason,
+    Logprobs,
+    TextDelta,
+    TokenLogprob,
+    ToolCallArgs,
+    ToolCallStart,
+    Usage,
+)
 
 log = logging.getLogger(__name__)
 
@@ -37,10 +47,34 @@ def _finished(collected: list[Collected]) -> list[ChatFinished]:
     return out  # type: ignore[return-value]
 
 
+# -- logprobs in OpenAI's two shapes ---------------------------------------------------------------------------
+
+
+def _top(entry: TokenLogprob) -> s.TopLogprobOut:
+    return s.TopLogprobOut(entry.token, entry.logprob, list(entry.data))
+
+
+def chat_logprobs(entries: list[TokenLogprob]) -> s.ChoiceLogprobs:
+    return s.ChoiceLogprobs([s.TokenLogprobOut(e.token, e.logprob, list(e.data), [_top(t) for t in e.top])
+                             for e in entries])
+
+
+def completion_logprobs(entries: list[TokenLogprob], text_offset: int = 0) -> s.CompletionLogprobs:
+    """`text_offset`: where the first entry's token starts in the choice's text (streamed chunks go on)."""
+    offsets = []
+    for e in entries:
+        offsets.append(text_offset)
+        text_offset += len(e.token)
+    # Asked for 0 alternatives, each position still names its own token, as vLLM does.
+    top = [{t.token: t.logprob for t in e.top} or {e.token: e.logprob} for e in entries]
+    return s.CompletionLogprobs([e.token for e in entries], [e.logprob for e in entries], top, offsets)
+
+
 @dataclass
 class Collected:
     text: list[str] = field(default_factory=list)
     calls: list[s.ToolCallOut] = field(default_factory=list)
+    logprobs: list[TokenLogprob] | None = None  # None: not asked for
     finished: ChatFinished | None = None
 
 
@@ -51,6 +85,8 @@ async def collect(events: AsyncIterator[ChatEvent]) -> Collected:
         match event:
             case TextDelta():
                 out.text.append(event.text)
+            case Logprobs():
+                out.logprobs = (out.logprobs or []) + list(event.tokens)
             case ToolCallStart():
                 out.calls.append(s.ToolCallOut(event.id, s.FunctionCallOut(event.name, "")))
                 arguments.append([])
@@ -73,14 +109,17 @@ def chat_completion(rid: str, model: str, collected: list[Collected]) -> s.ChatC
         message = s.ChatMessageOut(content=text if text or not one.calls else None)
         if one.calls:
             message.tool_calls = one.calls
-        choices.append(s.ChatChoice(index, message, finish_reason(finished)))
+        logprobs = chat_logprobs(one.logprobs) if one.logprobs is not None else None
+        choices.append(s.ChatChoice(index, message, finish_reason(finished), logprobs))
     usage = usage_out([f.usage for f in _finished(collected)])
     return s.ChatCompletion(rid, int(time.time()), model, choices, usage)
 
 
 def completion(rid: str, model: str, collected: list[Collected]) -> s.Completion:
     finished = _finished(collected)
-    choices = [s.CompletionChoice(i, "".join(c.text), finish_reason(f)) for i, (c, f) in enumerate(zip(collected, finished))]
+    choices = [s.CompletionChoice(i, "".join(c.text), finish_reason(f),
+                                  completion_logprobs(c.logprobs) if c.logprobs is not None else None)
+               for i, (c, f) in enumerate(zip(collected, finished))]
     return s.Completion(rid, int(time.time()), model, choices, usage=usage_out([f.usage for f in finished]))
 
 
@@ -96,9 +135,13 @@ async def chat_chunks(rid: str, model: str, events: AsyncIterator[tuple[int, Cha
     """`events` tagged with their choice's index (several when n > 1)."""
     created = int(time.time())
     usages: list[Usage] = []
+    # Logprobs come ahead of their text (which may be held back): each choice's ride on its next chunk.
+    pending: dict[int, list[TokenLogprob]] = {}
 
     def chunk(index: int, delta: s.ChatDelta, reason: str | None = None) -> bytes:
-        c = s.ChatCompletionChunk(rid, created, model, [s.ChatChunkChoice(index, delta, reason)])
+        entries = pending.pop(index, None)
+        logprobs = chat_logprobs(entries) if entries else None
+        c = s.ChatCompletionChunk(rid, created, model, [s.ChatChunkChoice(index, delta, reason, logprobs)])
         if include_usage:
             c.usage = None
         return sse(c)
@@ -109,6 +152,8 @@ async def chat_chunks(rid: str, model: str, events: AsyncIterator[tuple[int, Cha
         async with aclosing(events):  # a client gone mid-stream ends the run now, not at garbage collection
             async for index, event in events:
                 match event:
+                    case Logprobs():
+                        pending.setdefault(index, []).extend(event.tokens)
                     case TextDelta():
                         yield chunk(index, s.ChatDelta(content=event.text))
                     case ToolCallStart():
@@ -132,15 +177,27 @@ async def completion_chunks(rid: str, model: str, events: AsyncIterator[tuple[in
     created = int(time.time())
     usage = None if include_usage else s.UNSET
     usages: list[Usage] = []
+    pending: dict[int, list[TokenLogprob]] = {}  # as in chat_chunks
+    offsets: dict[int, int] = {}  # each choice's text_offset so far
+
+    def choice(index: int, text: str, reason: str | None) -> s.CompletionChoice:
+        entries = pending.pop(index, None)
+        logprobs = None
+        if entries:
+            logprobs = completion_logprobs(entries, offsets.get(index, 0))
+            offsets[index] = offsets.get(index, 0) + sum(len(e.token) for e in entries)
+        return s.CompletionChoice(index, text, reason, logprobs)
+
     try:
         async with aclosing(events):
             async for index, event in events:
-                if isinstance(event, TextDelta):
-                    choice = s.CompletionChoice(index, event.text, None)
-                    yield sse(s.Completion(rid, created, model, [choice], usage=usage))
+                if isinstance(event, Logprobs):
+                    pending.setdefault(index, []).extend(event.tokens)
+                elif isinstance(event, TextDelta):
+                    yield sse(s.Completion(rid, created, model, [choice(index, event.text, None)], usage=usage))
                 elif isinstance(event, ChatFinished):
-                    choice = s.CompletionChoice(index, "", finish_reason(event))
-                    yield sse(s.Completion(rid, created, model, [choice], usage=usage))
+                    yield sse(s.Completion(rid, created, model, [choice(index, "", finish_reason(event))],
+                                           usage=usage))
                     usages.append(event.usage)
         if include_usage:
             yield sse(s.Completion(rid, created, model, [], usage=usage_out(usages)))

@@ -93,7 +93,8 @@ async def completions(request: Request, service_state: ServiceState, names: Mode
     req = decode(s.completion_request_decoder, await request.body())
     model = names.check(req.model)
     prompt = convert.completion_prompt(req)
-    sampling = convert.sampling_params(req, req.max_tokens or 16)  # OpenAI's default for completions
+    sampling = convert.sampling_params(req, req.max_tokens or 16,  # OpenAI's default for completions
+                                       convert.completion_logprobs(req))
     service = service_state.require()
     prepared = [await service.prepare_completion(prompt, one) for one in _choices(sampling, req.n)]
     rid = "cmpl-" + secrets.token_hex(12)

@@ -51,8 +51,10 @@ from runtime.types import (
     EngineRequest,
     Finished,
     FinishReason,
+    Logprobs,
     SamplingParams,
     TextDelta,
+    TokenLogprob,
     Usage,
 )
 
@@ -97,6 +99,11 @@ class _MetaInfo(TypedDict, total=False):
     prompt_tokens: int
     completion_tokens: int
     cached_tokens: int  # always reported; --enable-cache-report only affects SGLang's own OpenAI server
+    # With return_logprob (tokenizer_manager.py `add_logprob_to_meta_info`): every output token so far as
+    # (logprob, token_id, text); text is None, as Engine.async_generate cannot ask for it. With top_logprobs_num,
+    # per position a list of such tuples (None where there are none). Like `text`, these lists are cumulative.
+    output_token_logprobs: list[tuple[float, int, str | None]]
+    output_top_logprobs: list[list[tuple[float, int, str | None]] | None]
 
 
 class _Chunk(TypedDict):
@@ -159,6 +166,35 @@ def sampling_params(params: SamplingParams, constraint: Constraint | None) -> di
     return out
 
 
+def logprob_args(params: SamplingParams) -> dict[str, Any]:
+    """`async_generate` arguments for logprobs (GenerateReqInput): the output tokens' only, as
+    logprob_start_len's default (-1) leaves the prompt's out. SGLang's values are ours: the processed logits
+    over the temperature (sampler.py, without SGLANG_RETURN_ORIGINAL_LOGPROB)."""
+    if params.logprobs is None:
+        return {}
+    return {"return_logprob": True, "top_logprobs_num": params.logprobs}
+
+
+class _NewLogprobs:
+    """SGLang's meta_info lists every output token's logprob so far; we emit the entries not yet sent."""
+
+    def __init__(self, vocab: list[bytes]) -> None:
+        self._vocab = vocab
+        self._sent = 0
+
+    def take(self, meta: _MetaInfo) -> Logprobs | None:
+        chosen = meta.get("output_token_logprobs") or []
+        tops = meta.get("output_top_logprobs") or []
+        entries = []
+        for i in range(self._sent, len(chosen)):
+            logprob, token_id, _ = chosen[i]
+            top = tops[i] if i < len(tops) and tops[i] else ()
+            alternatives = tuple(TokenLogprob.of(self._vocab, t, lp) for lp, t, _ in top)
+            entries.append(TokenLogprob.of(self._vocab, token_id, logprob, alternatives))
+        self._sent = max(self._sent, len(chosen))
+        return Logprobs(tuple(entries)) if entries else None
+
+
 class _CumulativeText:
     """SGLang sends the whole text so far; we emit what is new. A trailing U+FFFD (the start of a multi-byte
     character whose remaining bytes are still to come) is held back until a later chunk settles it."""
@@ -197,6 +233,7 @@ class SglangEngine:
         self._closing = False
         self._active: set[str] = set()  # rids whose stream has not finished
         self._aborted: set[str] = set()  # rids we asked SGLang to abort: their abort is not an error
+        self._vocab: list[bytes] | None = None  # each token's bytes, built on the first logprobs request
 
     async def start(self) -> None:
         try:
@@ -266,22 +303,29 @@ class SglangEngine:
         finished = False
         try:
             text = _CumulativeText()
+            logprobs = _NewLogprobs(await self._vocabulary()) if request.sampling.logprobs is not None else None
             stream = await engine.async_generate(
                 input_ids=list(request.input_ids),
                 sampling_params=sampling_params(request.sampling, request.constraint),
                 stream=True,
                 rid=rid,
+                **logprob_args(request.sampling),
             )
             async for chunk in stream:
                 reason = chunk["meta_info"]["finish_reason"]
                 delta = text.delta(chunk["text"], final=reason is not None)
+                new_logprobs = logprobs.take(chunk["meta_info"]) if logprobs is not None else None
                 if reason is None:
+                    if new_logprobs is not None:
+                        yield new_logprobs
                     if delta:
                         yield TextDelta(delta)
                     continue
                 finished = True
                 event = self._finished(request, reason, chunk["meta_info"])  # raises for an error abort
                 self._active.discard(rid)
+                if new_logprobs is not None:
+                    yield new_logprobs
                 if delta:
                     yield TextDelta(delta)
                 yield event
@@ -303,6 +347,17 @@ class SglangEngine:
             finally:
                 if stream is not None:
                     await stream.aclose()  # SGLang's own cleanup (tokenizer_manager.py generate_request)
+
+    async def _vocabulary(self) -> list[bytes]:
+        """Each token's bytes from xgrammar's TokenizerInfo, as the CPU engine names tokens (about a second
+        for a 150k vocabulary, once)."""
+        if self._vocab is None:
+            import xgrammar as xgr
+
+            info = await asyncio.to_thread(xgr.TokenizerInfo.from_huggingface, self._model.tokenizer,
+                                           vocab_size=self._model.vocab_size)
+            self._vocab = list(info.decoded_vocab)
+        return self._vocab
 
     async def abort(self, rid: str) -> None:
         if self._engine is None or rid not in self._active:

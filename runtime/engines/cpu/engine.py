@@ -23,12 +23,12 @@ from runtime.detokenize import IncrementalDetokenizer
 from runtime.engines import EngineConfig
 from runtime.engines.cpu.grammar import GrammarCache, GrammarMask
 from runtime.engines.cpu.prefix_cache import PrefixCache
-from runtime.engines.cpu.sampler import apply_penalties, sample
+from runtime.engines.cpu.sampler import apply_penalties, log_distribution, sample, token_logprob
 from runtime.engines.cpu.utf8 import Utf8Guard
 from runtime.errors import EngineFailure, EngineUnavailable, InvalidRequest, Overloaded
 from runtime.model import ModelInfo
 from runtime.stops import StopMatcher
-from runtime.types import EngineEvent, EngineRequest, Finished, FinishReason, TextDelta, Usage
+from runtime.types import EngineEvent, EngineRequest, Finished, FinishReason, Logprobs, TextDelta, Usage
 
 log = logging.getLogger(__name__)
 
@@ -237,12 +237,16 @@ class CpuEngine:
         logits[: self._info.vocab_size].masked_fill_(self._utf8.forbidden(seq.pending_bytes), float("-inf"))
         if seq.mask is not None:
             seq.mask.apply(logits)
+        distribution = log_distribution(logits[: self._info.vocab_size], params) if params.logprobs is not None else None
         token = sample(logits, params, seq.generator)
         seq.pending_bytes = self._utf8.advance(seq.pending_bytes, token)
         if seq.mask is not None and not seq.mask.accept(token):
             log.error("grammar rejected sampled token %d for %s", token, seq.request.rid)
             raise RuntimeError("grammar rejected a sampled token")
         seq.generated.append(token)
+        if distribution is not None:
+            assert params.logprobs is not None and self._grammars is not None
+            seq.emit(Logprobs((token_logprob(token, distribution, params.logprobs, self._grammars.decoded_vocab),)))
         if token in eos and not params.ignore_eos or (seq.mask is not None and seq.mask.terminated):
             self._finish(seq, FinishReason.STOP)
             return True

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from runtime.types import SamplingParams
+from runtime.types import SamplingParams, TokenLogprob
 
 
 def apply_penalties(logits: torch.Tensor, generated: torch.Tensor, params: SamplingParams) -> torch.Tensor:
@@ -44,3 +44,18 @@ def sample(logits: torch.Tensor, params: SamplingParams, generator: torch.Genera
     if float(probs.sum()) <= 0.0:  # every candidate filtered: fall back to the most likely token
         return int(torch.argmax(logits))
     return int(torch.multinomial(probs, 1, generator=generator))
+
+
+def log_distribution(logits: torch.Tensor, params: SamplingParams) -> torch.Tensor:
+    """Log-probabilities of the distribution `sample` draws from, before its top-k/top-p/min-p cuts: the
+    processed logits (penalties, masks) over the temperature; greedy ones as they are. SGLang reports the same."""
+    return torch.log_softmax(logits if params.greedy else logits / params.temperature, dim=-1)
+
+
+def token_logprob(token: int, distribution: torch.Tensor, top: int, vocab: list[bytes]) -> TokenLogprob:
+    """The chosen token's entry and the `top` most likely alternatives' (`vocab`: each token's bytes)."""
+    alternatives: tuple[TokenLogprob, ...] = ()
+    if top:
+        values, ids = torch.topk(distribution, min(top, distribution.shape[-1]))
+        alternatives = tuple(TokenLogprob.of(vocab, i, v) for v, i in zip(values.tolist(), ids.tolist()))
+    return TokenLogprob.of(vocab, token, float(distribution[token]), alternatives)

@@ -129,19 +129,21 @@ class TokenizerManager:
                 raise script.raise_in_stream
             state.dispatched = True
             output_ids: list[int] = []
+            logprobs = _Logprobs(obj)
             texts = script.texts or [""]
             for i, text in enumerate(texts):
                 await asyncio.sleep(0)
                 output_ids.append(1000 + i)
+                logprobs.add(1000 + i)
                 last = i == len(texts) - 1 and not script.hold
                 reason = script.finish if last else None
                 if last:
                     del self.rid_to_state[rid]
-                yield _chunk(rid, text, output_ids.copy() if last else output_ids, reason, obj, script)
+                yield logprobs.into(_chunk(rid, text, output_ids.copy() if last else output_ids, reason, obj, script))
             if script.hold:
                 await state.aborted.wait()
                 del self.rid_to_state[rid]
-                yield _chunk(rid, texts[-1], output_ids.copy(), script.abort_reason, obj, script)
+                yield logprobs.into(_chunk(rid, texts[-1], output_ids.copy(), script.abort_reason, obj, script))
         except BaseException:
             # `_release_req_states_on_failure`: a dispatched request is aborted, an undelivered one dropped.
             # (Not recorded in abort_calls, which lists the adapter's own calls.)
@@ -153,6 +155,35 @@ class TokenizerManager:
             raise
         finally:
             obj["closed"] = True
+
+
+class _Logprobs:
+    """`add_logprob_to_meta_info` (tokenizer_manager.py) with return_logprob: cumulative lists of (logprob,
+    token_id, text) per output token, text None (async_generate has no return_text_in_logprobs); with
+    top_logprobs_num > 0, each position's alternatives, most likely first. The fake's values: the chosen token
+    -0.25 per step further down, its alternatives token ids 10, 11, ... at -1, -2, ..."""
+
+    def __init__(self, obj: dict[str, Any]) -> None:
+        self.wanted = bool(obj.get("return_logprob"))
+        self.top = obj.get("top_logprobs_num") or 0
+        self.chosen: list[tuple[float, int, None]] = []
+        self.tops: list[list[tuple[float, int, None]] | None] = []
+
+    def add(self, token_id: int) -> None:
+        if self.wanted:
+            self.chosen.append((-0.25 * (len(self.chosen) + 1), token_id, None))
+            self.tops.append([(-1.0 - k, 10 + k, None) for k in range(self.top)] or None)
+
+    def into(self, chunk: dict[str, Any]) -> dict[str, Any]:
+        if self.wanted:
+            meta = chunk["meta_info"]
+            meta["input_token_logprobs"] = []
+            meta["output_token_logprobs"] = self.chosen
+            meta["output_token_logprobs_length"] = len(self.chosen)
+            if self.top:
+                meta["input_top_logprobs"] = []
+                meta["output_top_logprobs"] = self.tops
+        return chunk
 
 
 def _chunk(
@@ -199,12 +230,17 @@ class Engine:
         prompt: str | None = None,
         sampling_params: dict[str, Any] | None = None,
         input_ids: list[int] | None = None,
+        return_logprob: bool = False,
+        logprob_start_len: int | None = None,
+        top_logprobs_num: int | None = None,
         *,
         stream: bool = False,
         rid: str | None = None,
     ) -> Any:
         assert stream, "the fake models streaming only"
-        call = {"input_ids": input_ids, "sampling_params": sampling_params, "rid": rid, "stream": stream}
+        call = {"input_ids": input_ids, "sampling_params": sampling_params, "rid": rid, "stream": stream,
+                "return_logprob": return_logprob, "logprob_start_len": logprob_start_len,
+                "top_logprobs_num": top_logprobs_num}
         self.calls.append(call)
         script = control.scripts.popleft() if control.scripts else Script()
         if script.raise_on_call is not None:

@@ -1,0 +1,116 @@
+"""logprobs through the official OpenAI SDK: chat (`logprobs` + `top_logprobs`) and completions (`logprobs: N`),
+streamed and not, against the tiny random model on the CPU engine."""
+
+from __future__ import annotations
+
+import math
+
+import openai
+import pytest
+
+from tests.conftest import MODEL_NAME
+
+PROMPT = [{"role": "user", "content": "Tell me about logprobs"}]
+
+
+def chat(client: openai.OpenAI, **kwargs):
+    return client.chat.completions.create(model=MODEL_NAME, messages=PROMPT, **kwargs)
+
+
+def test_chat_logprobs_cover_every_token_and_spell_the_text(client):
+    r = chat(client, max_tokens=12, temperature=0, logprobs=True, top_logprobs=3, extra_body={"ignore_eos": True})
+    choice = r.choices[0]
+    content = choice.logprobs.content
+    assert len(content) == r.usage.completion_tokens == 12
+    assert b"".join(bytes(e.bytes) for e in content).decode() == choice.message.content
+    for e in content:
+        assert e.logprob <= 0.0 and len(e.top_logprobs) == 3
+        assert [t.logprob for t in e.top_logprobs] == sorted((t.logprob for t in e.top_logprobs), reverse=True)
+        assert sum(math.exp(t.logprob) for t in e.top_logprobs) <= 1.0 + 1e-6
+        # Greedy: the chosen token is the most likely one, and the same entry.
+        assert (e.token, e.logprob, e.bytes) == (e.top_logprobs[0].token, e.top_logprobs[0].logprob,
+                                                 e.top_logprobs[0].bytes)
+        assert e.token == bytes(e.bytes).decode("utf-8", errors="replace")
+
+
+def test_logprobs_are_of_the_distribution_after_temperature(client):
+    def first(temperature: float):
+        r = chat(client, max_tokens=1, temperature=temperature, seed=1, logprobs=True, top_logprobs=2)
+        return r.choices[0].logprobs.content[0].top_logprobs
+
+    cold, warm = first(0.5), first(1.5)
+    assert cold[0].token == warm[0].token  # the same distribution, sharpened or flattened
+    assert cold[0].logprob > warm[0].logprob
+    assert cold[0].logprob - cold[1].logprob == pytest.approx(3 * (warm[0].logprob - warm[1].logprob), rel=1e-3)
+
+
+def test_streamed_chat_logprobs_join_to_the_non_streamed_ones(client):
+    kwargs = dict(max_tokens=10, temperature=0, logprobs=True, top_logprobs=2, extra_body={"ignore_eos": True})
+    whole = chat(client, **kwargs).choices[0].logprobs.content
+    streamed = []
+    for chunk in chat(client, stream=True, **kwargs):
+        if chunk.choices and chunk.choices[0].logprobs is not None:
+            streamed.extend(chunk.choices[0].logprobs.content)
+    assert [(e.token, e.logprob, [t.token for t in e.top_logprobs]) for e in streamed] == \
+        [(e.token, e.logprob, [t.token for t in e.top_logprobs]) for e in whole]
+
+
+def test_no_logprobs_unless_asked(client):
+    assert chat(client, max_tokens=3).choices[0].logprobs is None
+    r = chat(client, max_tokens=3, logprobs=True)  # no top_logprobs: the chosen tokens only
+    assert len(r.choices[0].logprobs.content) == r.usage.completion_tokens
+    assert all(e.top_logprobs == [] for e in r.choices[0].logprobs.content)
+
+
+def test_logprobs_with_a_tool_call_cover_the_call_tokens_too(client):
+    tool = {"type": "function", "function": {"name": "pick", "parameters": {
+        "type": "object", "properties": {"n": {"type": "integer", "minimum": 0, "maximum": 9}}, "required": ["n"]}}}
+    r = chat(client, max_tokens=60, tools=[tool], tool_choice="required", parallel_tool_calls=False, logprobs=True,
+             seed=0)
+    choice = r.choices[0]
+    assert choice.finish_reason == "tool_calls" and choice.message.tool_calls[0].function.name == "pick"
+    assert len(choice.logprobs.content) == r.usage.completion_tokens
+    # Under the grammar every chosen token was allowed: none sits at the floor reported for forbidden ones.
+    assert all(e.logprob > -9999.0 for e in choice.logprobs.content)
+
+
+def test_completions_logprobs_legacy_shape(client):
+    kwargs = dict(model=MODEL_NAME, prompt="The quick brown", max_tokens=8, temperature=0, logprobs=2,
+                  extra_body={"ignore_eos": True})
+    r = client.completions.create(**kwargs)
+    lp = r.choices[0].logprobs
+    assert len(lp.tokens) == len(lp.token_logprobs) == len(lp.top_logprobs) == len(lp.text_offset) == 8
+    assert "".join(lp.tokens) == r.choices[0].text
+    assert lp.text_offset == [sum(len(t) for t in lp.tokens[:i]) for i in range(8)]
+    for token, logprob, top in zip(lp.tokens, lp.token_logprobs, lp.top_logprobs):
+        assert len(top) == 2 and max(top.values()) == logprob and top[token] == logprob  # greedy: the best
+    streamed = [c.choices[0].logprobs for c in client.completions.create(stream=True, **kwargs)
+                if c.choices and c.choices[0].logprobs is not None]
+    assert [t for part in streamed for t in part.tokens] == lp.tokens
+    assert [o for part in streamed for o in part.text_offset] == lp.text_offset
+    assert [v for part in streamed for v in part.token_logprobs] == lp.token_logprobs
+
+
+def test_completions_logprobs_zero_names_the_chosen_token(client):
+    r = client.completions.create(model=MODEL_NAME, prompt="Hello", max_tokens=3, logprobs=0, seed=3)
+    lp = r.choices[0].logprobs
+    assert [list(top) for top in lp.top_logprobs] == [[t] for t in lp.tokens]
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "param"),
+    [
+        ("/chat/completions", {"logprobs": 3}, "logprobs"),
+        ("/chat/completions", {"logprobs": True, "top_logprobs": 21}, "top_logprobs"),
+        ("/chat/completions", {"logprobs": True, "top_logprobs": -1}, "top_logprobs"),
+        ("/chat/completions", {"top_logprobs": 2}, "top_logprobs"),
+        ("/completions", {"logprobs": 21}, "logprobs"),
+        ("/completions", {"logprobs": True}, "logprobs"),
+        ("/completions", {"logprobs": "2"}, "logprobs"),
+    ],
+)
+def test_bad_logprobs_requests_are_400_naming_the_param(client, path, body, param):
+    base = {"messages": PROMPT} if path == "/chat/completions" else {"prompt": "hi"}
+    with pytest.raises(openai.BadRequestError) as err:
+        client.post(path, body={"model": MODEL_NAME, "max_tokens": 2, **base, **body}, cast_to=object)
+    assert err.value.body["param"] == param and err.value.body["type"] == "invalid_request_error"
