@@ -94,11 +94,25 @@ def load_model_info(path: str, *, context_length: int | None = None) -> ModelInf
     return ModelInfo(path, tokenizer, config, window, _eos_ids(path, config, tokenizer))
 
 
+# SGLang's keys, in its order of preference (sglang/srt/utils/hf_transformers/common.py CONTEXT_LENGTH_KEYS), then
+# GPT-2's name, which SGLang does not read (it would assume 2048).
+CONTEXT_LENGTH_KEYS = ("max_sequence_length", "seq_length", "max_seq_len", "model_max_length",
+                       "max_position_embeddings", "n_positions")
+
+
 def _context_window(config: Any) -> int | None:
-    for key in ("max_position_embeddings", "n_positions", "max_seq_len", "seq_length"):
+    """The model's window as SGLang 0.5.23 computes it (`get_context_length`), so both engines accept the same
+    prompts: the configured length times the rope-scaling factor, except where the scaling names its
+    original length (YaRN as Qwen2.5 documents it) or is Llama 3's, which already count in the configured one."""
+    config = getattr(config, "text_config", None) or config  # multimodal configs keep the LM's own
+    rope = getattr(config, "rope_scaling", None)
+    factor = 1.0
+    if isinstance(rope, dict) and "original_max_position_embeddings" not in rope and rope.get("rope_type") != "llama3":
+        factor = float(rope.get("factor", 1) or 1)
+    for key in CONTEXT_LENGTH_KEYS:
         value = getattr(config, key, None)
         if isinstance(value, int) and value > 0:
-            return value
+            return int(factor * value)
     return None
 
 

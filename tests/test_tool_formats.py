@@ -1,4 +1,4 @@
-"""The tool-call formats (hermes, qwen3_coder, llama3_json, mistral) without a server: the structural tag
+"""The tool-call formats (hermes, qwen3_coder, llama3_json, mistral, mistral_v11) without a server: the structural tag
 each builds compiles and, driven token by token, accepts exactly the calls each tool_choice allows; each
 parser turns the format's own output back into the same events however the text is split."""
 
@@ -17,7 +17,7 @@ from runtime.tools.registry import detect_format, format_names, get_format
 from runtime.types import TextDelta, Tool, ToolCall, ToolCallArgs, ToolCallStart, ToolChoice, ToolChoiceMode
 from tests.tiny_model import build_tiny_model
 
-FORMATS = ["hermes", "qwen3_coder", "llama3_json", "mistral"]
+FORMATS = ["hermes", "qwen3_coder", "llama3_json", "mistral", "mistral_v11"]
 
 WEATHER_SCHEMA = {
     "type": "object",
@@ -357,6 +357,7 @@ def test_llama_text_after_a_call_is_text() -> None:
 @pytest.mark.parametrize("template, expected", [
     ("{{ '<tool_call>\\n<function=' + name + '>\\n<parameter=' }}", "qwen3_coder"),
     ("{{ '[AVAILABLE_TOOLS]' }}{{ '[TOOL_CALLS] [' }}", "mistral"),
+    ("{{- '[TOOL_CALLS]' + tool['function']['name'] + '[ARGS]' + arguments }}", "mistral_v11"),
     ("{%- if builtin_tools %}{{ '<|python_tag|>' }}{% endif %}", "llama3_json"),
     ("{{ '<tool_call>\\n' }}", "hermes"),
     ("{{ messages }}", "hermes"),
@@ -383,3 +384,36 @@ def test_qwen3_coder_never_emits_non_json_numbers() -> None:
     parser = fmt.parser((tool,))
     args = "".join(e.fragment for e in [*parser.feed(output), *parser.finish()] if isinstance(e, ToolCallArgs))
     assert json.loads(args, parse_constant=lambda c: pytest.fail(f"{c} in {args}")) == {"x": "NaN", "y": "1e999"}
+
+
+BOUNDED = Tool("bounded", "Strings with bounds.", {
+    "type": "object",
+    "properties": {"code": {"type": "string", "pattern": "^[a-z]{3}$"},
+                   "short": {"type": "string", "minLength": 2, "maxLength": 3}},
+    "required": ["code", "short"],
+})
+
+
+@pytest.mark.parametrize(("code", "short", "expected"), [
+    ("\nabc\n", "\nxy\n", {"code": "abc", "short": "xy"}),  # as Qwen's template writes values
+    (" abc\t", " xy", {"code": "abc", "short": "xy"}),
+    ("abc", " a", {"code": "abc", "short": " a"}),  # " a" is the only reading that meets minLength 2
+    ("abc\n", "\t\txy", {"code": "abc", "short": "\txy"}),  # one whitespace character is the grammar's
+])
+def test_qwen3_coder_bounded_strings_lose_only_the_grammars_whitespace(grammar_env, code, short, expected) -> None:
+    """xgrammar writes a string with bounds (pattern, format, lengths) as `ws? value ws?`: the parser takes
+    the reading that meets the bounds, so a returned value validates."""
+    import jsonschema
+
+    fmt = get_format("qwen3_coder")
+    output = (f"<tool_call>\n<function=bounded>\n<parameter=code>{code}</parameter>\n"
+              f"<parameter=short>{short}</parameter>\n</function>\n</tool_call>")
+    tag = fmt.structural_tag((BOUNDED,), {"bounded": BOUNDED.parameters}, choice(ToolChoiceMode.REQUIRED), None)
+    compiled = grammar_env[1].compile_structural_tag(json.dumps(tag))
+    assert drive(grammar_env, compiled, output) == (True, True)
+    for chunks in splits(output):
+        parser = fmt.parser((BOUNDED,))
+        events = [e for chunk in chunks for e in parser.feed(chunk)] + list(parser.finish())
+        _, calls = collect(events)
+        assert [json.loads(arguments) for _, arguments in calls] == [expected]
+        jsonschema.validate(expected, BOUNDED.parameters)

@@ -189,3 +189,34 @@ def test_tools_inlined_for_templates_without_tool_support():
         '<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris"}}\n</tool_call>\n'
         '<tool_call>\n{"name": "get_weather", "arguments": {"city": "Rome"}}\n</tool_call>')
     assert plan.messages[3]["content"] == "<tool_response>\nsunny\n</tool_response>\n<tool_response>\nrainy\n</tool_response>"
+
+
+@pytest.mark.parametrize(
+    ("config", "window"),
+    [
+        ({"max_position_embeddings": 32768}, 32768),
+        # Qwen2.5's documented YaRN block names the original length: SGLang keeps 32768, and so do we.
+        ({"max_position_embeddings": 32768,
+          "rope_scaling": {"factor": 4.0, "original_max_position_embeddings": 32768, "type": "yarn"}}, 32768),
+        ({"max_position_embeddings": 4096, "rope_scaling": {"factor": 2.0, "type": "linear"}}, 8192),
+        ({"max_position_embeddings": 8192, "rope_scaling": {"factor": 8.0, "rope_type": "llama3",
+                                                            "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+                                                            "original_max_position_embeddings": 8192}}, 8192),
+    ],
+)
+def test_context_window_as_sglang_computes_it(config, window):
+    from transformers import Qwen2Config
+
+    from runtime.model import _context_window
+
+    assert _context_window(Qwen2Config(**config)) == window
+
+
+def test_context_window_key_preference_and_gpt2():
+    from types import SimpleNamespace
+
+    from runtime.model import _context_window
+
+    assert _context_window(SimpleNamespace(seq_length=2048, max_position_embeddings=4096)) == 2048
+    assert _context_window(SimpleNamespace(n_positions=1024)) == 1024
+    assert _context_window(SimpleNamespace()) is None

@@ -161,12 +161,13 @@ class JsonCallParser:
 
     def _scan_end(self) -> ParsedEvent | object | None:
         assert self._current is not None
-        stripped = self._buffer.lstrip(_WHITESPACE)
-        if not stripped:
-            self._buffer = ""
-            return None
-        self._buffer = stripped
         end = self._current.end
+        if end:  # (an empty end, Mistral v11's, needs nothing more: the call is complete)
+            stripped = self._buffer.lstrip(_WHITESPACE)
+            if not stripped:
+                self._buffer = ""
+                return None
+            self._buffer = stripped
         if self._buffer.startswith(end):
             self._buffer = self._buffer[len(end):]
         elif end.startswith(self._buffer):

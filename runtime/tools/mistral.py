@@ -6,10 +6,8 @@ v3 templates (Mistral-7B-Instruct-v0.3, Mixtral-8x22B, Mistral-Nemo) write `[TOO
 compact form. History calls in those templates also carry a 9-character `"id"`, which models do not
 generate; the grammar allows name and arguments only.
 
-The v11+ tokenizers (Mistral-Small-3.x, Magistral, Devstral) use a different form instead:
-`[TOOL_CALLS]fn[ARGS]{...}` — the name as bare text, then an `[ARGS]` marker, then the arguments object,
-with no array and no `name`/`arguments` keys; several calls repeat `[TOOL_CALLS]name[ARGS]{...}`. That form
-would need its own tags (begin `[TOOL_CALLS]fn[ARGS]`, end ``) and is not built here.
+The v11+ tokenizers (Mistral-Small-3.x, Magistral, Devstral) use a different form instead,
+`[TOOL_CALLS]fn[ARGS]{...}`: that is runtime/tools/mistral_v11.py.
 
 `[TOOL_CALLS]` is a special (control) token in Mistral's tokenizers: the parser can only see it when the
 output is detokenized with special tokens kept.
@@ -29,6 +27,13 @@ TRIGGER = "[TOOL_CALLS]"
 OPENERS = (TRIGGER + "[", TRIGGER + " [")
 SEPARATOR = ", "
 CLOSER = "]"
+
+
+def tool_listing(tools: tuple[Tool, ...]) -> str:
+    """The tools as Mistral's templates list them inside [AVAILABLE_TOOLS] (both forms)."""
+    return json.dumps([{"type": "function", "function": {"name": t.name, "description": t.description,
+                                                         "parameters": t.parameters}} for t in tools],
+                      ensure_ascii=False)
 
 
 class MistralFormat:
@@ -88,12 +93,7 @@ class MistralFormat:
 
     def system_prompt(self, tools: tuple[Tool, ...]) -> str:
         # Mistral's v3 templates list the tools this way, just before the last user message.
-        listing = json.dumps(
-            [{"type": "function", "function": {"name": t.name, "description": t.description,
-                                               "parameters": t.parameters}} for t in tools],
-            ensure_ascii=False,
-        )
-        return f"[AVAILABLE_TOOLS] {listing}[/AVAILABLE_TOOLS]"
+        return f"[AVAILABLE_TOOLS] {tool_listing(tools)}[/AVAILABLE_TOOLS]"
 
     def render_tool_result(self, content: str) -> str:
         return f'[TOOL_RESULTS] {{"content": {json.dumps(content, ensure_ascii=False)}}}[/TOOL_RESULTS]'

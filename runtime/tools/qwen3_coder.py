@@ -23,6 +23,7 @@ leading and one trailing newline (the template's own formatting).
 from __future__ import annotations
 
 import json
+import re
 from typing import Any, Iterator
 
 from runtime.stops import partial_suffix
@@ -198,6 +199,44 @@ def _fits(value: Any, types: frozenset[str]) -> bool:
     return kind in types or (kind == "integer" and "number" in types)
 
 
+_STRING_BOUNDS = ("minLength", "maxLength", "pattern", "format")
+_XML_WHITESPACE = " \n\r\t"
+
+
+def _resolve(schema: Any, root: dict[str, Any]) -> Any:
+    """A local `$ref` followed (one level, which is how tool schemas name a shared string type)."""
+    ref = schema.get("$ref") if isinstance(schema, dict) else None
+    if isinstance(ref, str) and ref.startswith("#/"):
+        target: Any = root
+        for part in ref[2:].split("/"):
+            target = target.get(part.replace("~1", "/").replace("~0", "~")) if isinstance(target, dict) else None
+        return target
+    return schema
+
+
+def _fits_bounds(text: str, schema: dict[str, Any]) -> bool:
+    if len(text) < schema.get("minLength", 0) or len(text) > schema.get("maxLength", len(text)):
+        return False
+    pattern = schema.get("pattern")
+    if isinstance(pattern, str):
+        try:
+            return re.search(pattern, text) is not None
+        except re.error:  # an ECMA-only construct: the grammar enforced it; nothing to choose by here
+            return True
+    return True
+
+
+def _bounded_string_value(text: str, schema: dict[str, Any]) -> str:
+    """A bounded string's value out of its element's text. xgrammar writes such a value (length bounds,
+    pattern or format) as `ws? value ws?` with at most one whitespace character each side, where a free
+    string is raw text: the value is the first reading of the text that meets the bounds, preferring the one
+    without the whitespace (Qwen's template writes `\nvalue\n`)."""
+    lead = 1 if text[:1] and text[0] in _XML_WHITESPACE else 0
+    trail = 1 if len(text) > lead and text[-1] in _XML_WHITESPACE else 0
+    candidates = [text[lead:len(text) - trail], text[lead:], text[:len(text) - trail], text]
+    return next((c for c in candidates if _fits_bounds(c, schema)), candidates[0])
+
+
 def _strip_newlines(text: str) -> str:
     """The template's formatting around a string value: one newline after `>` and one before `</`."""
     if text.startswith("\n"):
@@ -214,8 +253,12 @@ class _Parameter:
         self.schema = schema
         types = _admitted(schema, root)
         self.types = _ANY_XML if types is None else types
-        # Free text: streamed. Enum/const strings are written with optional whitespace around them.
-        self.streamed = self.types == {"string"} and not (
+        resolved = _resolve(schema, root)
+        # A string with bounds is written with optional whitespace around it (see _bounded_string_value).
+        self.bounded = resolved if isinstance(resolved, dict) and any(k in resolved for k in _STRING_BOUNDS) else None
+        # Free text: streamed. Enum/const and bounded strings are written with optional whitespace around them,
+        # so they are read whole.
+        self.streamed = self.types == {"string"} and self.bounded is None and not (
             isinstance(schema, dict) and ("enum" in schema or "const" in schema))
 
     def value(self, text: str) -> Any:
@@ -235,6 +278,8 @@ class _Parameter:
             else:
                 if _fits(value, self.types):
                     return value
+        if self.bounded is not None:
+            return _bounded_string_value(text, self.bounded)
         return _strip_newlines(text)
 
 

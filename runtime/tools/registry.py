@@ -12,6 +12,7 @@ _FORMATS = {
     "qwen3_coder": "runtime.tools.qwen3_coder:Qwen3CoderFormat",
     "llama3_json": "runtime.tools.llama3:Llama3JsonFormat",
     "mistral": "runtime.tools.mistral:MistralFormat",
+    "mistral_v11": "runtime.tools.mistral_v11:MistralV11Format",
 }
 
 
@@ -31,6 +32,7 @@ def detect_format(chat_template: Any) -> str:
     text = str(chat_template or "")
     markers = [
         ("qwen3_coder", ("<function=", "<parameter=")),
+        ("mistral_v11", ("[TOOL_CALLS]", "[ARGS]")),  # before the older form, whose marker it shares
         ("mistral", ("[TOOL_CALLS]",)),
         ("llama3_json", ("<|python_tag|>",)),
         ("hermes", ("<tool_call>",)),
