@@ -90,7 +90,12 @@ class GenerationService:
         return EngineRequest(uuid.uuid4().hex, tuple(ids), sampling, constraint)
 
     def _budget(self, prompt_tokens: int, sampling: SamplingParams, *, clamp: bool = False) -> SamplingParams:
-        """Fit the output into the context window: reject what cannot fit, fill in an absent max."""
+        """Fit the output into the context window: reject what cannot fit, fill in an absent max. (And check
+        the sampling fields that only the model can: logit_bias token ids.)"""
+        for token_id, _ in sampling.logit_bias:
+            if token_id >= self.model.vocab_size:
+                raise InvalidRequest(f"logit_bias names token {token_id}, outside the vocabulary (size "
+                                     f"{self.model.vocab_size}).", param="logit_bias")
         window = self.context_length
         if prompt_tokens >= window:
             raise ContextLengthExceeded(

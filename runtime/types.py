@@ -72,6 +72,8 @@ class SamplingParams:
     skip_special_tokens: bool = True  # False where a tool format's markers are special tokens
     # Log-probabilities of each generated token and of this many most likely alternatives (0-20); None = off.
     logprobs: int | None = None
+    # (token id, bias) pairs added to the logits after penalties and the grammar's mask (OpenAI's logit_bias).
+    logit_bias: tuple[tuple[int, float], ...] = ()
 
     @property
     def penalised(self) -> bool:

@@ -114,3 +114,30 @@ def test_bad_logprobs_requests_are_400_naming_the_param(client, path, body, para
     with pytest.raises(openai.BadRequestError) as err:
         client.post(path, body={"model": MODEL_NAME, "max_tokens": 2, **base, **body}, cast_to=object)
     assert err.value.body["param"] == param and err.value.body["type"] == "invalid_request_error"
+
+
+# -- logit_bias (it shapes the same distribution the logprobs describe) ------------------------------------
+
+
+def test_logit_bias_forces_and_forbids_tokens(client, tiny_model_dir):
+    import xgrammar as xgr
+    from transformers import AutoTokenizer
+
+    vocab = xgr.TokenizerInfo.from_huggingface(AutoTokenizer.from_pretrained(str(tiny_model_dir))).decoded_vocab
+    greedy = chat(client, max_tokens=1, temperature=0, logprobs=True).choices[0].logprobs.content[0]
+    greedy_id = vocab.index(bytes(greedy.bytes))
+    # -100 on the greedy first token: another token comes first.
+    other = chat(client, max_tokens=1, temperature=0, logprobs=True, logit_bias={str(greedy_id): -100})
+    assert other.choices[0].logprobs.content[0].bytes != greedy.bytes
+    # +100 on one token: at temperature 1 it is every token, with a logprob of about 0.
+    forced = chat(client, max_tokens=5, seed=0, logprobs=True, logit_bias={"300": 100},
+                  extra_body={"ignore_eos": True})
+    tokens = forced.choices[0].logprobs.content
+    assert {bytes(t.bytes) for t in tokens} == {vocab[300]} and all(t.logprob > -1e-3 for t in tokens)
+
+
+@pytest.mark.parametrize("bias", [{"abc": 1}, {"5": 101}, {"5": -100.5}, {"99999999": 1}, {"²": 1}])
+def test_bad_logit_bias_is_400(client, bias):
+    with pytest.raises(openai.BadRequestError) as err:
+        chat(client, max_tokens=2, logit_bias=bias)
+    assert err.value.body["param"] == "logit_bias"

@@ -325,7 +325,7 @@ def test_sampling_params_are_mapped_exactly(fake: ModuleType) -> None:
     sampling = SamplingParams(
         temperature=0.7, top_p=0.9, top_k=40, min_p=0.05, frequency_penalty=0.5, presence_penalty=-0.5,
         repetition_penalty=1.1, seed=1234, max_new_tokens=256, stop=("###", "\n\n"), stop_token_ids=(7, 9),
-        ignore_eos=True, skip_special_tokens=False,
+        ignore_eos=True, skip_special_tokens=False, logit_bias=((7, 5.0), (12, -100.0)),
     )
     req = request(sampling)
     call = sent(fake, req)
@@ -335,6 +335,7 @@ def test_sampling_params_are_mapped_exactly(fake: ModuleType) -> None:
         "max_new_tokens": 256, "temperature": 0.7, "top_p": 0.9, "top_k": 40, "min_p": 0.05,
         "frequency_penalty": 0.5, "presence_penalty": -0.5, "repetition_penalty": 1.1, "stop": ["###", "\n\n"],
         "stop_token_ids": [7, 9], "ignore_eos": True, "skip_special_tokens": False, "sampling_seed": 1234,
+        "logit_bias": {"7": 5.0, "12": -100.0},
     }
 
 

@@ -142,6 +142,7 @@ class SamplingFields(Struct):
     stream: bool = False
     stream_options: StreamOptions | None = None
     logprobs: bool | int | None = None  # chat: a boolean (with top_logprobs); completions: how many alternatives
+    logit_bias: dict[str, float] | None = None  # token id (as a string) -> bias in [-100, 100]
     ignore_eos: bool = False
 
 

@@ -161,6 +161,8 @@ def sampling_params(params: SamplingParams, constraint: Constraint | None) -> di
         # Honoured only when the engine runs with enable_deterministic_inference (sampling_batch_info.py).
         "sampling_seed": params.seed,
     }
+    if params.logit_bias:  # added after the grammar's mask (sampling_batch_info.py), as the CPU engine does
+        out["logit_bias"] = {str(token_id): bias for token_id, bias in params.logit_bias}
     if constraint is not None:
         out[_CONSTRAINT_KEYS[constraint.kind]] = constraint.text
     return out

@@ -237,6 +237,9 @@ class CpuEngine:
         logits[: self._info.vocab_size].masked_fill_(self._utf8.forbidden(seq.pending_bytes), float("-inf"))
         if seq.mask is not None:
             seq.mask.apply(logits)
+        if params.logit_bias:  # after the mask, as SGLang adds it (a forbidden token stays forbidden)
+            ids, biases = zip(*params.logit_bias)
+            logits[list(ids)] += torch.tensor(biases, dtype=logits.dtype)
         distribution = log_distribution(logits[: self._info.vocab_size], params) if params.logprobs is not None else None
         token = sample(logits, params, seq.generator)
         seq.pending_bytes = self._utf8.advance(seq.pending_bytes, token)
