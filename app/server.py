@@ -24,6 +24,12 @@ async def health(service_state: ServiceState) -> Response:
     return Response(body, status_code=503)
 
 
+@get("/metrics", include_in_schema=False)
+async def metrics(service_state: ServiceState) -> Response:
+    body, media_type = service_state.metrics.exposition()
+    return Response(body, media_type=media_type)
+
+
 def _error_in_callers_dialect(request: Request, exc: Exception) -> Response:
     """Errors outside any router (unknown routes, methods): in the dialect the client speaks."""
     if _speaks_anthropic(request):
@@ -65,11 +71,12 @@ def create_app(settings: Settings) -> Litestar:
     for router in routers:
         router.guards = [*(router.guards or []), api_key_guard(settings.api_keys)]
     return Litestar(
-        route_handlers=[health, *routers],
+        route_handlers=[health, metrics, *routers],
         dependencies={"service_state": Provide(lambda: state, sync_to_thread=False),
                       "names": Provide(lambda: names, sync_to_thread=False)},
         exception_handlers={Exception: _error_in_callers_dialect},
         lifespan=[lifespan],
         request_max_body_size=settings.max_request_bytes,
+        before_send=[state.metrics.count_response],
         openapi_config=None,
     )

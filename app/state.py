@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+from app.metrics import Metrics
 from app.settings import Settings
 from runtime.engines import EngineConfig, create_engine, resolve_engine_name
 from runtime.errors import EngineUnavailable
@@ -27,6 +28,7 @@ class ServiceState:
         self.service: GenerationService | None = None
         self.failure: str | None = None
         self.created = int(time.time())
+        self.metrics = Metrics()
         self._active = 0
         self._idle = asyncio.Event()
         self._idle.set()

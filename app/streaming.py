@@ -25,7 +25,7 @@ class ClientDisconnected(Exception):
 
 async def _events(state: ServiceState, prepared: PreparedRequest) -> AsyncIterator[ChatEvent]:
     async with state.request() as service:
-        events = service.run(prepared)
+        events = state.metrics.observe(service.run(prepared))
         try:
             async for event in events:
                 yield event
