@@ -27,6 +27,7 @@ from runtime.types import (
     Finished,
     FinishReason,
     Logprobs,
+    PromptLogprobs,
     SamplingParams,
     TextDelta,
 )
@@ -72,7 +73,8 @@ class GenerationService:
         return PreparedRequest(self._engine_request(input_ids, sampling, plan.constraint), plan.parser,
                                plan.json_text, text_stops)
 
-    async def prepare_completion(self, prompt: str | list[int], sampling: SamplingParams) -> PreparedRequest:
+    async def prepare_completion(self, prompt: str | list[int], sampling: SamplingParams, *,
+                                 prompt_logprobs: bool = False) -> PreparedRequest:
         if isinstance(prompt, list):
             ids = prompt
             if max(ids) >= self.model.vocab_size:
@@ -80,7 +82,8 @@ class GenerationService:
                                      param="prompt")
         else:  # a raw prompt gets the tokenizer's BOS, as base models expect (chat templates write their own)
             ids = await asyncio.to_thread(self.template.encode, prompt, add_special_tokens=True)
-        return PreparedRequest(self._engine_request(ids, self._budget(len(ids), sampling), None), None)
+        request = self._engine_request(ids, self._budget(len(ids), sampling), None)
+        return PreparedRequest(replace(request, prompt_logprobs=prompt_logprobs), None)
 
     async def count_chat_tokens(self, request: ChatRequest) -> int:
         plan = plan_chat(request, self.tool_format, self.template.renders_tools)
@@ -145,7 +148,7 @@ class GenerationService:
         events = self.engine.generate(prepared.engine_request)
         try:
             async for event in events:
-                if isinstance(event, Logprobs):  # not text: past the parser and the stop strings as it is
+                if isinstance(event, (Logprobs, PromptLogprobs)):  # not text: past the parser and stops as it is
                     if stopped_by is None:
                         yield event
                     continue

@@ -127,6 +127,9 @@ class EngineRequest:
     input_ids: tuple[int, ...]
     sampling: SamplingParams
     constraint: Constraint | None = None
+    # Also the prompt tokens' log-probabilities (with sampling.logprobs alternatives each): a PromptLogprobs
+    # event before any output. For scoring (completions with echo); max_new_tokens may then be 0.
+    prompt_logprobs: bool = False
 
 
 class FinishReason(enum.Enum):
@@ -182,13 +185,22 @@ class Logprobs:
 
 
 @dataclass(frozen=True, slots=True)
+class PromptLogprobs:
+    """The prompt's tokens, each with its log-probability given the tokens before it (the model's own
+    distribution: no temperature, penalties or grammar apply to a prompt). The first token has none: its entry
+    names it, with logprob 0.0 and no alternatives, and the API reports null."""
+
+    tokens: tuple[TokenLogprob, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class Finished:
     reason: FinishReason
     usage: Usage
     matched_stop: str | None = None  # the stop string that ended generation, if any
 
 
-EngineEvent = TextDelta | Logprobs | Finished
+EngineEvent = TextDelta | Logprobs | PromptLogprobs | Finished
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,4 +232,4 @@ class ChatFinished:
         return self.tool_calls > 0
 
 
-ChatEvent = TextDelta | Logprobs | ToolCallStart | ToolCallArgs | ChatFinished
+ChatEvent = TextDelta | Logprobs | PromptLogprobs | ToolCallStart | ToolCallArgs | ChatFinished

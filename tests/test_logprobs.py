@@ -141,3 +141,55 @@ def test_bad_logit_bias_is_400(client, bias):
     with pytest.raises(openai.BadRequestError) as err:
         chat(client, max_tokens=2, logit_bias=bias)
     assert err.value.body["param"] == "logit_bias"
+
+
+# -- echo: scoring a prompt (what lm-evaluation-harness's loglikelihood asks of a completions server) --------
+
+
+def test_echo_scores_the_prompt_without_generating(client):
+    r = client.completions.create(model=MODEL_NAME, prompt="The quick brown fox", max_tokens=0, echo=True,
+                                  logprobs=2)
+    choice = r.choices[0]
+    lp = choice.logprobs
+    assert choice.text == "The quick brown fox" and "".join(lp.tokens) == choice.text
+    assert r.usage.completion_tokens == 0 and len(lp.tokens) == r.usage.prompt_tokens
+    assert lp.token_logprobs[0] is None and lp.top_logprobs[0] is None
+    assert all(v < 0 for v in lp.token_logprobs[1:]) and all(len(t) == 2 for t in lp.top_logprobs[1:])
+    assert lp.text_offset == [sum(len(t) for t in lp.tokens[:i]) for i in range(len(lp.tokens))]
+
+
+def test_prompt_logprobs_are_the_models_own(client, tiny_model_dir):
+    """Each prompt token's logprob is log_softmax of the model's logits one position earlier: checked against
+    transformers running the same weights (a prompt longer than a 256-token prefill chunk, so chunk seams count)."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    prompt = [(7 * i + 3) % 4000 + 20 for i in range(300)]
+    scored = client.completions.create(model=MODEL_NAME, prompt=prompt, max_tokens=0, echo=True,
+                                       logprobs=0).choices[0].logprobs
+    model = AutoModelForCausalLM.from_pretrained(str(tiny_model_dir)).eval()
+    with torch.no_grad():
+        reference = torch.log_softmax(model(torch.tensor([prompt])).logits[0].float(), dim=-1)
+    expected = [float(reference[i - 1, prompt[i]]) for i in range(1, len(prompt))]
+    assert scored.token_logprobs[0] is None
+    assert scored.token_logprobs[1:] == pytest.approx(expected, abs=1e-3)
+
+
+def test_echo_streams_the_prompt_first_and_joins_like_the_whole(client):
+    kwargs = dict(model=MODEL_NAME, prompt=[10, 20, 30, 40], max_tokens=3, temperature=0, echo=True, logprobs=1,
+                  extra_body={"ignore_eos": True})
+    whole = client.completions.create(**kwargs).choices[0]
+    chunks = [c.choices[0] for c in client.completions.create(stream=True, **kwargs) if c.choices]
+    assert "".join(c.text for c in chunks) == whole.text
+    parts = [c.logprobs for c in chunks if c.logprobs is not None]
+    assert parts[0].token_logprobs[0] is None and len(parts[0].tokens) == 4  # the prompt, with the echo
+    assert [t for p in parts for t in p.tokens] == whole.logprobs.tokens
+    assert [o for p in parts for o in p.text_offset] == whole.logprobs.text_offset
+
+
+def test_echo_without_logprobs_and_max_tokens_zero_without_echo(client):
+    r = client.completions.create(model=MODEL_NAME, prompt="hello there", max_tokens=2, echo=True)
+    assert r.choices[0].text.startswith("hello there") and r.choices[0].logprobs is None
+    with pytest.raises(openai.BadRequestError) as err:
+        client.completions.create(model=MODEL_NAME, prompt="hello", max_tokens=0)
+    assert err.value.body["param"] == "max_tokens"

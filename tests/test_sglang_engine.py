@@ -35,6 +35,7 @@ from runtime.types import (
     Finished,
     FinishReason,
     Logprobs,
+    PromptLogprobs,
     SamplingParams,
     TextDelta,
     Usage,
@@ -371,6 +372,32 @@ def test_logprobs_are_asked_for_and_each_token_reported_once_before_its_text(
     kinds = [type(e).__name__ for e in events]
     assert kinds == ["Logprobs", "TextDelta", "Logprobs", "TextDelta", "Logprobs", "Logprobs", "TextDelta",
                      "Finished"]
+
+
+def test_prompt_logprobs_come_first_with_the_first_tokens_left_unscored(fake: ModuleType, tiny_model_dir: Path) -> None:
+    from runtime.model import load_model_info
+
+    model = load_model_info(str(tiny_model_dir))
+
+    async def scenario() -> tuple[list[EngineEvent], dict[str, Any]]:
+        engine = SglangEngine(CONFIG, model)
+        await engine.start()
+        fake.control.scripts.append(fake.Script(texts=["a"], finish=fake.length(1)))
+        try:
+            req = EngineRequest(uuid.uuid4().hex, (50, 60, 70), SamplingParams(logprobs=1, max_new_tokens=1),
+                                prompt_logprobs=True)
+            return await collect(engine, req), fake.control.engines[-1].calls[-1]
+        finally:
+            await engine.close()
+
+    events, call = asyncio.run(scenario())
+    assert call["return_logprob"] is True and call["logprob_start_len"] == 0 and call["top_logprobs_num"] == 1
+    assert isinstance(events[0], PromptLogprobs)
+    vocab = list(__import__("xgrammar").TokenizerInfo.from_huggingface(model.tokenizer,
+                                                                       vocab_size=model.vocab_size).decoded_vocab)
+    assert [(t.data, t.logprob, len(t.top)) for t in events[0].tokens] == [
+        (vocab[50], 0.0, 0), (vocab[60], -0.5, 1), (vocab[70], -0.5, 1)]
+    assert [type(e).__name__ for e in events[1:]] == ["Logprobs", "TextDelta", "Finished"]
 
 
 def test_default_sampling_params_mean_top_k_off_and_no_token_cap(fake: ModuleType) -> None:

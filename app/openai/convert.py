@@ -167,8 +167,10 @@ def _response_format(rf: s.ResponseFormatIn | None) -> ResponseFormat:
 
 
 def completion_prompt(req: s.CompletionRequest) -> str | list[int]:
-    if req.echo or req.suffix or (req.best_of or 1) > 1:
-        raise InvalidRequest("echo, suffix and best_of are not supported.", param="echo" if req.echo else "suffix")
+    if req.suffix or (req.best_of or 1) > 1:
+        raise InvalidRequest("suffix and best_of are not supported.", param="suffix" if req.suffix else "best_of")
+    if req.max_tokens == 0 and not req.echo:
+        raise InvalidRequest("max_tokens 0 is for scoring a prompt: it needs echo.", param="max_tokens")
     prompt: Any = req.prompt
     if isinstance(prompt, list) and prompt and not all(isinstance(x, int) for x in prompt):
         if len(prompt) != 1:

@@ -18,6 +18,7 @@ from runtime.types import (
     ChatFinished,
     FinishReason,
     Logprobs,
+    PromptLogprobs,
     TextDelta,
     TokenLogprob,
     ToolCallArgs,
@@ -59,15 +60,21 @@ def chat_logprobs(entries: list[TokenLogprob]) -> s.ChoiceLogprobs:
                              for e in entries])
 
 
-def completion_logprobs(entries: list[TokenLogprob], text_offset: int = 0) -> s.CompletionLogprobs:
-    """`text_offset`: where the first entry's token starts in the choice's text (streamed chunks go on)."""
+def completion_logprobs(entries: list[TokenLogprob], text_offset: int = 0, *,
+                        prompt: bool = False) -> s.CompletionLogprobs:
+    """`text_offset`: where the first entry's token starts in the choice's text (streamed chunks go on).
+    `prompt`: the entries start with the (echoed) prompt's first token, which has no logprob: null."""
     offsets = []
     for e in entries:
         offsets.append(text_offset)
         text_offset += len(e.token)
     # Asked for 0 alternatives, each position still names its own token, as vLLM does.
-    top = [{t.token: t.logprob for t in e.top} or {e.token: e.logprob} for e in entries]
-    return s.CompletionLogprobs([e.token for e in entries], [e.logprob for e in entries], top, offsets)
+    top: list[dict[str, float] | None] = [{t.token: t.logprob for t in e.top} or {e.token: e.logprob}
+                                          for e in entries]
+    values: list[float | None] = [e.logprob for e in entries]
+    if prompt and entries:
+        top[0] = values[0] = None
+    return s.CompletionLogprobs([e.token for e in entries], values, top, offsets)
 
 
 @dataclass
@@ -75,6 +82,7 @@ class Collected:
     text: list[str] = field(default_factory=list)
     calls: list[s.ToolCallOut] = field(default_factory=list)
     logprobs: list[TokenLogprob] | None = None  # None: not asked for
+    prompt_logprobs: list[TokenLogprob] | None = None  # completions with echo: the prompt's
     finished: ChatFinished | None = None
 
 
@@ -87,6 +95,8 @@ async def collect(events: AsyncIterator[ChatEvent]) -> Collected:
                 out.text.append(event.text)
             case Logprobs():
                 out.logprobs = (out.logprobs or []) + list(event.tokens)
+            case PromptLogprobs():
+                out.prompt_logprobs = list(event.tokens)
             case ToolCallStart():
                 out.calls.append(s.ToolCallOut(event.id, s.FunctionCallOut(event.name, "")))
                 arguments.append([])
@@ -115,10 +125,16 @@ def chat_completion(rid: str, model: str, collected: list[Collected]) -> s.ChatC
     return s.ChatCompletion(rid, int(time.time()), model, choices, usage)
 
 
-def completion(rid: str, model: str, collected: list[Collected]) -> s.Completion:
+def _echoed_logprobs(one: Collected) -> s.CompletionLogprobs | None:
+    if one.prompt_logprobs is not None:
+        return completion_logprobs(one.prompt_logprobs + (one.logprobs or []), prompt=True)
+    return completion_logprobs(one.logprobs) if one.logprobs is not None else None
+
+
+def completion(rid: str, model: str, collected: list[Collected], echo: str | None = None) -> s.Completion:
+    """`echo`: the prompt's text, put before each choice's (its tokens lead the logprobs when scored)."""
     finished = _finished(collected)
-    choices = [s.CompletionChoice(i, "".join(c.text), finish_reason(f),
-                                  completion_logprobs(c.logprobs) if c.logprobs is not None else None)
+    choices = [s.CompletionChoice(i, (echo or "") + "".join(c.text), finish_reason(f), _echoed_logprobs(c))
                for i, (c, f) in enumerate(zip(collected, finished))]
     return s.Completion(rid, int(time.time()), model, choices, usage=usage_out([f.usage for f in finished]))
 
@@ -173,24 +189,37 @@ async def chat_chunks(rid: str, model: str, events: AsyncIterator[tuple[int, Cha
 
 
 async def completion_chunks(rid: str, model: str, events: AsyncIterator[tuple[int, ChatEvent]],
-                            include_usage: bool) -> AsyncIterator[bytes]:
+                            include_usage: bool, echo: str | None = None) -> AsyncIterator[bytes]:
+    """`echo`: the prompt's text, sent as each choice's first text (with the prompt's logprobs when scored)."""
     created = int(time.time())
     usage = None if include_usage else s.UNSET
     usages: list[Usage] = []
     pending: dict[int, list[TokenLogprob]] = {}  # as in chat_chunks
     offsets: dict[int, int] = {}  # each choice's text_offset so far
 
-    def choice(index: int, text: str, reason: str | None) -> s.CompletionChoice:
+    def choice(index: int, text: str, reason: str | None, *, prompt: bool = False) -> s.CompletionChoice:
         entries = pending.pop(index, None)
         logprobs = None
         if entries:
-            logprobs = completion_logprobs(entries, offsets.get(index, 0))
+            logprobs = completion_logprobs(entries, offsets.get(index, 0), prompt=prompt)
             offsets[index] = offsets.get(index, 0) + sum(len(e.token) for e in entries)
         return s.CompletionChoice(index, text, reason, logprobs)
+
+    echoed: set[int] = set()
+
+    def echo_chunk(index: int, prompt: bool = False) -> bytes:
+        echoed.add(index)
+        return sse(s.Completion(rid, created, model, [choice(index, echo or "", None, prompt=prompt)], usage=usage))
 
     try:
         async with aclosing(events):
             async for index, event in events:
+                if isinstance(event, PromptLogprobs):  # comes first: the echo goes out with it
+                    pending[index] = list(event.tokens)
+                    yield echo_chunk(index, prompt=True)
+                    continue
+                if echo is not None and index not in echoed:
+                    yield echo_chunk(index)
                 if isinstance(event, Logprobs):
                     pending.setdefault(index, []).extend(event.tokens)
                 elif isinstance(event, TextDelta):

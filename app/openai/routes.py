@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
@@ -93,13 +94,21 @@ async def completions(request: Request, service_state: ServiceState, names: Mode
     req = decode(s.completion_request_decoder, await request.body())
     model = names.check(req.model)
     prompt = convert.completion_prompt(req)
-    sampling = convert.sampling_params(req, req.max_tokens or 16,  # OpenAI's default for completions
-                                       convert.completion_logprobs(req))
+    logprobs = convert.completion_logprobs(req)
+    sampling = convert.sampling_params(req, 16 if req.max_tokens is None else req.max_tokens,  # OpenAI's default
+                                       logprobs)
     service = service_state.require()
-    prepared = [await service.prepare_completion(prompt, one) for one in _choices(sampling, req.n)]
+    scored = req.echo and logprobs is not None  # echo + logprobs: the prompt's tokens get logprobs too
+    prepared = [await service.prepare_completion(prompt, one, prompt_logprobs=scored)
+                for one in _choices(sampling, req.n)]
+    echo = None
+    if req.echo:
+        echo = prompt if isinstance(prompt, str) else await asyncio.to_thread(service.model.tokenizer.decode, prompt)
     rid = "cmpl-" + secrets.token_hex(12)
-    stream = partial(render.completion_chunks, rid, model, include_usage=_include_usage(req)) if req.stream else None
-    return await _respond(request, service_state, prepared, stream, partial(render.completion, rid, model))
+    stream = None
+    if req.stream:
+        stream = partial(render.completion_chunks, rid, model, include_usage=_include_usage(req), echo=echo)
+    return await _respond(request, service_state, prepared, stream, partial(render.completion, rid, model, echo=echo))
 
 
 def model_cards(service_state: ServiceState, names: ModelNames) -> list[s.ModelCard]:

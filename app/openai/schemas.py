@@ -158,6 +158,7 @@ class ChatCompletionRequest(SamplingFields):
 
 class CompletionRequest(SamplingFields):
     prompt: str | list[Any] = ""  # a string, token ids, or a one-element list of either (checked on conversion)
+    max_tokens: Annotated[int, Meta(ge=0)] | None = None  # 0: score the prompt only (with echo)
     echo: bool = False
     suffix: str | None = None
     best_of: int | None = None
@@ -216,8 +217,8 @@ class CompletionLogprobs(Struct):
     """The legacy completions shape: parallel lists, alternatives as {token: logprob}."""
 
     tokens: list[str]
-    token_logprobs: list[float]
-    top_logprobs: list[dict[str, float]]
+    token_logprobs: list[float | None]  # None for the first prompt token when echoed
+    top_logprobs: list[dict[str, float] | None]
     text_offset: list[int]
 
 

@@ -52,6 +52,7 @@ from runtime.types import (
     Finished,
     FinishReason,
     Logprobs,
+    PromptLogprobs,
     SamplingParams,
     TextDelta,
     TokenLogprob,
@@ -104,6 +105,9 @@ class _MetaInfo(TypedDict, total=False):
     # per position a list of such tuples (None where there are none). Like `text`, these lists are cumulative.
     output_token_logprobs: list[tuple[float, int, str | None]]
     output_top_logprobs: list[list[tuple[float, int, str | None]] | None]
+    # With logprob_start_len 0: the prompt's, the first token's logprob None; sent once prefill is done.
+    input_token_logprobs: list[tuple[float | None, int, str | None]]
+    input_top_logprobs: list[list[tuple[float, int, str | None]] | None]
 
 
 class _Chunk(TypedDict):
@@ -168,13 +172,30 @@ def sampling_params(params: SamplingParams, constraint: Constraint | None) -> di
     return out
 
 
-def logprob_args(params: SamplingParams) -> dict[str, Any]:
-    """`async_generate` arguments for logprobs (GenerateReqInput): the output tokens' only, as
-    logprob_start_len's default (-1) leaves the prompt's out. SGLang's values are ours: the processed logits
-    over the temperature (sampler.py, without SGLANG_RETURN_ORIGINAL_LOGPROB)."""
-    if params.logprobs is None:
+def logprob_args(request: EngineRequest) -> dict[str, Any]:
+    """`async_generate` arguments for logprobs (GenerateReqInput). The output tokens': SGLang's values are ours,
+    the processed logits over the temperature (sampler.py, without SGLANG_RETURN_ORIGINAL_LOGPROB). The
+    prompt's only with prompt_logprobs (logprob_start_len 0; its default, -1, leaves them out)."""
+    if request.sampling.logprobs is None and not request.prompt_logprobs:
         return {}
-    return {"return_logprob": True, "top_logprobs_num": params.logprobs}
+    args: dict[str, Any] = {"return_logprob": True, "top_logprobs_num": request.sampling.logprobs or 0}
+    if request.prompt_logprobs:
+        args["logprob_start_len"] = 0
+    return args
+
+
+def prompt_logprobs(meta: _MetaInfo, vocab: list[bytes], prompt_tokens: int) -> PromptLogprobs | None:
+    """meta_info's input_token_logprobs (the first one's logprob is None) once all the prompt's are there."""
+    chosen = meta.get("input_token_logprobs") or []
+    if len(chosen) < prompt_tokens:
+        return None
+    tops = meta.get("input_top_logprobs") or []
+    entries = []
+    for i, (logprob, token_id, _) in enumerate(chosen[:prompt_tokens]):
+        top = tops[i] if i < len(tops) and tops[i] and i > 0 else ()
+        alternatives = tuple(TokenLogprob.of(vocab, t, lp) for lp, t, _ in top)
+        entries.append(TokenLogprob.of(vocab, token_id, 0.0 if logprob is None or i == 0 else logprob, alternatives))
+    return PromptLogprobs(tuple(entries))
 
 
 class _NewLogprobs:
@@ -305,16 +326,22 @@ class SglangEngine:
         finished = False
         try:
             text = _CumulativeText()
-            logprobs = _NewLogprobs(await self._vocabulary()) if request.sampling.logprobs is not None else None
+            wants_logprobs = request.sampling.logprobs is not None or request.prompt_logprobs
+            vocab = await self._vocabulary() if wants_logprobs else []
+            logprobs = _NewLogprobs(vocab) if request.sampling.logprobs is not None else None
+            prompt_pending = request.prompt_logprobs
             stream = await engine.async_generate(
                 input_ids=list(request.input_ids),
                 sampling_params=sampling_params(request.sampling, request.constraint),
                 stream=True,
                 rid=rid,
-                **logprob_args(request.sampling),
+                **logprob_args(request),
             )
             async for chunk in stream:
                 reason = chunk["meta_info"]["finish_reason"]
+                if prompt_pending and (scored := prompt_logprobs(chunk["meta_info"], vocab, len(request.input_ids))):
+                    prompt_pending = False
+                    yield scored
                 delta = text.delta(chunk["text"], final=reason is not None)
                 new_logprobs = logprobs.take(chunk["meta_info"]) if logprobs is not None else None
                 if reason is None:

@@ -28,7 +28,17 @@ from runtime.engines.cpu.utf8 import Utf8Guard
 from runtime.errors import EngineFailure, EngineUnavailable, InvalidRequest, Overloaded
 from runtime.model import ModelInfo
 from runtime.stops import StopMatcher
-from runtime.types import EngineEvent, EngineRequest, Finished, FinishReason, Logprobs, TextDelta, Usage
+from runtime.types import (
+    EngineEvent,
+    EngineRequest,
+    Finished,
+    FinishReason,
+    Logprobs,
+    PromptLogprobs,
+    TextDelta,
+    TokenLogprob,
+    Usage,
+)
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +59,7 @@ class _Sequence:
     cached_tokens: int = 0
     computed: int = 0  # prompt tokens whose keys/values are in `cache`
     generated: list[int] = field(default_factory=list)
+    prompt_logprobs: list[TokenLogprob] = field(default_factory=list)  # gathered chunk by chunk in prefill
     pending_bytes: bytes = b""  # an unfinished UTF-8 character at the end of the output
     aborted: bool = False
 
@@ -205,26 +216,49 @@ class CpuEngine:
             return True
         prompt = seq.request.input_ids
         if seq.cache is None:
-            seq.cached_tokens, seq.cache = self._prefix_cache.lookup(prompt)
+            if not seq.request.prompt_logprobs:  # (scoring needs every prompt position's logits: no cache)
+                seq.cached_tokens, seq.cache = self._prefix_cache.lookup(prompt)
             seq.computed = seq.cached_tokens
             if seq.cache is None:
                 from transformers import DynamicCache
 
                 seq.cache = DynamicCache()
         if seq.computed < len(prompt):
-            chunk = prompt[seq.computed : seq.computed + PREFILL_CHUNK]
+            start = seq.computed
+            chunk = prompt[start : start + PREFILL_CHUNK]
             logits = self._forward(seq, list(chunk))
+            if seq.request.prompt_logprobs:
+                self._gather_prompt_logprobs(seq, start, logits)
+            logits = logits[-1]
             seq.computed += len(chunk)
             if seq.computed < len(prompt):
                 return False
+            if seq.request.prompt_logprobs:
+                seq.emit(PromptLogprobs(tuple(seq.prompt_logprobs)))
+            if seq.request.sampling.max_new_tokens == 0:  # scoring only
+                self._finish(seq, FinishReason.LENGTH)
+                return True
         else:
-            logits = self._forward(seq, [seq.generated[-1]])
+            logits = self._forward(seq, [seq.generated[-1]])[-1]
         return self._choose(seq, logits)
 
     def _forward(self, seq: _Sequence, ids: list[int]) -> torch.Tensor:
+        """The logits at every position of `ids` (float32, one row each)."""
         out = self._model(input_ids=torch.tensor([ids]), past_key_values=seq.cache, use_cache=True)
         seq.cache = out.past_key_values
-        return out.logits[0, -1].float()
+        return out.logits[0].float()
+
+    def _gather_prompt_logprobs(self, seq: _Sequence, start: int, logits: torch.Tensor) -> None:
+        """Row j of a prefill chunk's logits predicts prompt token start + j + 1: its raw log-probability."""
+        assert self._grammars is not None
+        prompt, vocab, top = seq.request.input_ids, self._grammars.decoded_vocab, seq.request.sampling.logprobs or 0
+        if start == 0:
+            seq.prompt_logprobs.append(TokenLogprob.of(vocab, prompt[0], 0.0))
+        rows = min(len(logits), len(prompt) - start - 1)
+        if rows > 0:
+            distributions = torch.log_softmax(logits[:rows, : self._info.vocab_size], dim=-1)
+            for j in range(rows):
+                seq.prompt_logprobs.append(token_logprob(prompt[start + j + 1], distributions[j], top, vocab))
 
     def _choose(self, seq: _Sequence, logits: torch.Tensor) -> bool:
         params = seq.request.sampling

@@ -166,6 +166,15 @@ class _Logprobs:
     def __init__(self, obj: dict[str, Any]) -> None:
         self.wanted = bool(obj.get("return_logprob"))
         self.top = obj.get("top_logprobs_num") or 0
+        # logprob_start_len 0: the prompt's too (the first token's logprob None, as the scheduler sends them);
+        # the fake's values: -0.5 each, alternatives as for output tokens.
+        self.prompt: list[tuple[float | None, int, None]] = []
+        self.prompt_tops: list[list[tuple[float, int, None]] | None] = []
+        if self.wanted and obj.get("logprob_start_len") == 0:
+            ids = obj["input_ids"]
+            self.prompt = [(None if i == 0 else -0.5, t, None) for i, t in enumerate(ids)]
+            self.prompt_tops = [None] + [[(-1.0 - k, 10 + k, None) for k in range(self.top)] or None
+                                         for _ in ids[1:]]
         self.chosen: list[tuple[float, int, None]] = []
         self.tops: list[list[tuple[float, int, None]] | None] = []
 
@@ -177,11 +186,11 @@ class _Logprobs:
     def into(self, chunk: dict[str, Any]) -> dict[str, Any]:
         if self.wanted:
             meta = chunk["meta_info"]
-            meta["input_token_logprobs"] = []
+            meta["input_token_logprobs"] = self.prompt
             meta["output_token_logprobs"] = self.chosen
             meta["output_token_logprobs_length"] = len(self.chosen)
             if self.top:
-                meta["input_top_logprobs"] = []
+                meta["input_top_logprobs"] = self.prompt_tops
                 meta["output_top_logprobs"] = self.tops
         return chunk
 
