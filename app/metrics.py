@@ -26,7 +26,7 @@ E2E_BUCKETS = (0.3, 0.5, 0.8, 1.0, 1.5, 2.0, 2.5, 5.0, 10.0, 15.0, 20.0, 30.0, 4
 
 # Routes by their template; anything else (unknown paths) is "other", so a scanner cannot grow the label set.
 _ROUTES = ("/health", "/metrics", "/v1/chat/completions", "/v1/completions", "/v1/messages/count_tokens",
-           "/v1/messages", "/v1/models")
+           "/v1/messages", "/v1/models", "/tokenize", "/detokenize")
 
 
 def route_label(path: str) -> str:

@@ -12,6 +12,7 @@ from app.auth import api_key_guard
 from app.models import ModelNames
 from app.openai.errors import openai_error_handler
 from app.openai.routes import openai_router
+from app.openai.tokens import tokens_router
 from app.settings import Settings
 from app.state import ServiceState
 
@@ -61,7 +62,7 @@ def create_app(settings: Settings) -> Litestar:
     openai = openai_router()
     # /v1/models is shared: a client speaking Anthropic gets its errors (e.g. a 401) in Anthropic's shape.
     openai.exception_handlers = {Exception: _error_in_callers_dialect}
-    routers = [openai]
+    routers = [openai, tokens_router()]
     try:
         from app.anthropic.routes import anthropic_router
     except ImportError:

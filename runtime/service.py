@@ -86,8 +86,23 @@ class GenerationService:
         return PreparedRequest(replace(request, prompt_logprobs=prompt_logprobs), None)
 
     async def count_chat_tokens(self, request: ChatRequest) -> int:
+        return len(await self.tokenize_chat(request))
+
+    async def tokenize_chat(self, request: ChatRequest, *, add_generation_prompt: bool = True) -> list[int]:
+        """The prompt's token ids exactly as a chat request with these messages and tools would send them."""
         plan = plan_chat(request, self.tool_format, self.template.renders_tools)
-        return len(await asyncio.to_thread(self.template.render, plan.messages, plan.tools))
+        return await asyncio.to_thread(self.template.render, plan.messages, plan.tools,
+                                       add_generation_prompt=add_generation_prompt)
+
+    async def tokenize_text(self, text: str, *, add_special_tokens: bool = True) -> list[int]:
+        return await asyncio.to_thread(self.template.encode, text, add_special_tokens=add_special_tokens)
+
+    async def detokenize(self, ids: list[int]) -> str:
+        if ids and (max(ids) >= self.model.vocab_size or min(ids) < 0):
+            bad = max(ids) if max(ids) >= self.model.vocab_size else min(ids)
+            raise InvalidRequest(f"Token id {bad} is outside the vocabulary (size {self.model.vocab_size}).",
+                                 param="tokens")
+        return await asyncio.to_thread(self.model.tokenizer.decode, ids)
 
     def _engine_request(self, ids: list[int], sampling: SamplingParams, constraint: Constraint | None) -> EngineRequest:
         return EngineRequest(uuid.uuid4().hex, tuple(ids), sampling, constraint)

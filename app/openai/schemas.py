@@ -316,5 +316,35 @@ class ErrorResponse(Struct):
     error: ErrorDetail
 
 
+class TokenizeRequest(Struct):
+    """vLLM's /tokenize: a text `prompt`, or chat `messages` (and `tools`) rendered as a chat request would be."""
+
+    model: str | None = None
+    prompt: str | None = None
+    messages: list[ChatMessageIn] | None = None
+    tools: list[ToolDef] | None = None
+    add_generation_prompt: bool = True
+    add_special_tokens: bool = True  # for a prompt (a chat template writes its own special tokens)
+    return_token_strs: bool = False
+
+
+class TokenizeResponse(Struct):
+    count: int
+    max_model_len: int
+    tokens: list[int]
+    token_strs: list[str] | None = None
+
+
+class DetokenizeRequest(Struct):
+    tokens: list[Annotated[int, Meta(ge=0)]]
+    model: str | None = None
+
+
+class DetokenizeResponse(Struct):
+    prompt: str
+
+
 chat_request_decoder = msgspec.json.Decoder(ChatCompletionRequest)
 completion_request_decoder = msgspec.json.Decoder(CompletionRequest)
+tokenize_request_decoder = msgspec.json.Decoder(TokenizeRequest)
+detokenize_request_decoder = msgspec.json.Decoder(DetokenizeRequest)

@@ -1,0 +1,47 @@
+"""POST /tokenize and /detokenize, as vLLM's and SGLang's servers offer them: exact token counts and ids for
+clients that budget prompts (the Anthropic side has /v1/messages/count_tokens)."""
+
+from __future__ import annotations
+
+from litestar import Request, Response, Router, post
+
+from app.decoding import decode, json_dumps
+from app.models import ModelNames
+from app.openai import convert
+from app.openai import schemas as s
+from app.openai.errors import openai_error_handler
+from app.state import ServiceState
+from runtime.errors import InvalidRequest
+
+
+def _json(payload: object) -> Response:
+    return Response(json_dumps(payload), media_type="application/json")
+
+
+@post("/tokenize", status_code=200)
+async def tokenize(request: Request, service_state: ServiceState, names: ModelNames) -> Response:
+    req = decode(s.tokenize_request_decoder, await request.body())
+    model = names.check(req.model) if req.model is not None else names.served
+    service = service_state.require()
+    if (req.prompt is None) == (req.messages is None):
+        raise InvalidRequest("Send either prompt (text) or messages (a chat), not both.", param="prompt")
+    if req.messages is not None:
+        chat = convert.chat_request(s.ChatCompletionRequest(model=model, messages=req.messages, tools=req.tools))
+        ids = await service.tokenize_chat(chat, add_generation_prompt=req.add_generation_prompt)
+    else:
+        assert req.prompt is not None
+        ids = await service.tokenize_text(req.prompt, add_special_tokens=req.add_special_tokens)
+    strs = service.model.tokenizer.convert_ids_to_tokens(ids) if req.return_token_strs else None
+    return _json(s.TokenizeResponse(len(ids), service.context_length, ids, strs))
+
+
+@post("/detokenize", status_code=200)
+async def detokenize(request: Request, service_state: ServiceState, names: ModelNames) -> Response:
+    req = decode(s.detokenize_request_decoder, await request.body())
+    if req.model is not None:
+        names.check(req.model)
+    return _json(s.DetokenizeResponse(await service_state.require().detokenize(req.tokens)))
+
+
+def tokens_router() -> Router:
+    return Router(path="/", route_handlers=[tokenize, detokenize], exception_handlers={Exception: openai_error_handler})
