@@ -110,10 +110,12 @@ class GenerationService:
     def _budget(self, prompt_tokens: int, sampling: SamplingParams, *, clamp: bool = False) -> SamplingParams:
         """Fit the output into the context window: reject what cannot fit, fill in an absent max. (And check
         the sampling fields that only the model can: logit_bias token ids.)"""
-        for token_id, _ in sampling.logit_bias:
-            if token_id >= self.model.vocab_size:
-                raise InvalidRequest(f"logit_bias names token {token_id}, outside the vocabulary (size "
-                                     f"{self.model.vocab_size}).", param="logit_bias")
+        named = (("logit_bias", [i for i, _ in sampling.logit_bias]), ("stop_token_ids", sampling.stop_token_ids))
+        for param, ids in named:
+            for token_id in ids:
+                if token_id >= self.model.vocab_size:
+                    raise InvalidRequest(f"{param} names token {token_id}, outside the vocabulary (size "
+                                         f"{self.model.vocab_size}).", param=param)
         window = self.context_length
         if prompt_tokens >= window:
             raise ContextLengthExceeded(

@@ -36,6 +36,8 @@ def sampling_params(req: s.SamplingFields, max_tokens: int | None, logprobs: int
         max_new_tokens=max_tokens,
         stop=stop,
         ignore_eos=req.ignore_eos,
+        stop_token_ids=tuple(req.stop_token_ids or ()),
+        skip_special_tokens=req.skip_special_tokens,
         logprobs=logprobs,
         logit_bias=_logit_bias(req.logit_bias),
     )

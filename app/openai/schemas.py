@@ -144,6 +144,8 @@ class SamplingFields(Struct):
     logprobs: bool | int | None = None  # chat: a boolean (with top_logprobs); completions: how many alternatives
     logit_bias: dict[str, float] | None = None  # token id (as a string) -> bias in [-100, 100]
     ignore_eos: bool = False
+    stop_token_ids: list[Annotated[int, Meta(ge=0)]] | None = None  # vLLM's: these tokens end the output too
+    skip_special_tokens: bool = True  # vLLM's: False keeps special tokens in the text
 
 
 class ChatCompletionRequest(SamplingFields):
