@@ -103,7 +103,9 @@ CONTEXT_LENGTH_KEYS = ("max_sequence_length", "seq_length", "max_seq_len", "mode
 def _context_window(config: Any) -> int | None:
     """The model's window as SGLang 0.5.23 computes it (`get_context_length`), so both engines accept the same
     prompts: the configured length times the rope-scaling factor, except where the scaling names its
-    original length (YaRN as Qwen2.5 documents it) or is Llama 3's, which already count in the configured one."""
+    original length (YaRN as Qwen2.5 documents it) or is Llama 3's, which already count in the configured one.
+    (Where SGLang reads a sub-config other than `text_config`, or a config names no length at all, pass
+    --context-length to be sure.)"""
     config = getattr(config, "text_config", None) or config  # multimodal configs keep the LM's own
     rope = getattr(config, "rope_scaling", None)
     factor = 1.0

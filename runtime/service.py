@@ -117,7 +117,8 @@ class GenerationService:
                     raise InvalidRequest(f"{param} names token {token_id}, outside the vocabulary (size "
                                          f"{self.model.vocab_size}).", param=param)
         window = self.context_length
-        if prompt_tokens >= window:
+        scoring_only = sampling.max_new_tokens == 0  # (echo with max_tokens 0: the prompt may fill the window)
+        if prompt_tokens > window or (prompt_tokens == window and not scoring_only):
             raise ContextLengthExceeded(
                 f"This model's maximum context length is {window} tokens. However, your prompt is "
                 f"{prompt_tokens} tokens long, leaving no room for output.",

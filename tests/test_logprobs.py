@@ -136,7 +136,7 @@ def test_logit_bias_forces_and_forbids_tokens(client, tiny_model_dir):
     assert {bytes(t.bytes) for t in tokens} == {vocab[300]} and all(t.logprob > -1e-3 for t in tokens)
 
 
-@pytest.mark.parametrize("bias", [{"abc": 1}, {"5": 101}, {"5": -100.5}, {"99999999": 1}, {"²": 1}])
+@pytest.mark.parametrize("bias", [{"abc": 1}, {"5": 101}, {"5": -100.5}, {"99999999": 1}, {"²": 1}, {"1" * 5000: 1}])
 def test_bad_logit_bias_is_400(client, bias):
     with pytest.raises(openai.BadRequestError) as err:
         chat(client, max_tokens=2, logit_bias=bias)
@@ -225,3 +225,13 @@ def test_stop_token_ids_outside_the_vocabulary_are_400(client):
     with pytest.raises(openai.BadRequestError) as err:
         chat(client, max_tokens=2, extra_body={"stop_token_ids": [99999999]})
     assert err.value.body["param"] == "stop_token_ids"
+
+
+def test_a_prompt_may_fill_the_window_when_only_scored(client):
+    # The test server's window is 4096 tokens: scoring needs no room for output, generating does.
+    prompt = [(11 * i) % 4000 + 20 for i in range(4096)]
+    r = client.completions.create(model=MODEL_NAME, prompt=prompt, max_tokens=0, echo=True, logprobs=0)
+    assert len(r.choices[0].logprobs.tokens) == 4096 and r.usage.completion_tokens == 0
+    with pytest.raises(openai.BadRequestError) as err:
+        client.completions.create(model=MODEL_NAME, prompt=prompt, max_tokens=1, echo=True, logprobs=0)
+    assert err.value.body["code"] == "context_length_exceeded"

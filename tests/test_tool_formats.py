@@ -417,3 +417,19 @@ def test_qwen3_coder_bounded_strings_lose_only_the_grammars_whitespace(grammar_e
         _, calls = collect(events)
         assert [json.loads(arguments) for _, arguments in calls] == [expected]
         jsonschema.validate(expected, BOUNDED.parameters)
+
+
+def test_qwen3_coder_parser_reads_the_relaxed_schema_the_grammar_enforces() -> None:
+    """A non-strict tool's string bound above 32 is relaxed away for the grammar (free text there), so the
+    parser streams the value as free text and keeps its leading whitespace (indentation matters in code)."""
+    from runtime.tools.plan import plan_chat
+    from runtime.types import ChatRequest, Message
+
+    tool = Tool("edit", "", {"type": "object", "properties": {"code": {"type": "string", "maxLength": 200}},
+                             "required": ["code"]})
+    request = ChatRequest((Message("user", "hi"),), tools=(tool,), tool_choice=choice(ToolChoiceMode.REQUIRED))
+    plan = plan_chat(request, get_format("qwen3_coder"), True)
+    output = "<tool_call>\n<function=edit>\n<parameter=code>  indented\n</parameter>\n</function>\n</tool_call>"
+    events = list(plan.parser.feed(output)) + list(plan.parser.finish())
+    _, calls = collect(events)
+    assert [json.loads(arguments) for _, arguments in calls] == [{"code": "  indented"}]

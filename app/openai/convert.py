@@ -47,7 +47,7 @@ def _logit_bias(bias: dict[str, float] | None) -> tuple[tuple[int, float], ...]:
     """OpenAI's {"token id": bias}; whether each id is in the vocabulary is checked where the model is known."""
     out: dict[int, float] = {}  # "1" and "01" name one token: the last wins, as in SGLang
     for key, value in (bias or {}).items():
-        if not (key.isascii() and key.isdigit()):
+        if not (key.isascii() and key.isdigit() and len(key) <= 10):
             raise InvalidRequest(f"logit_bias keys must be token ids, got {key!r}.", param="logit_bias")
         if not -100.0 <= value <= 100.0:
             raise InvalidRequest(f"logit_bias values must be between -100 and 100, got {value} for token {key}.",

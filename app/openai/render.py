@@ -94,7 +94,9 @@ async def collect(events: AsyncIterator[ChatEvent]) -> Collected:
             case TextDelta():
                 out.text.append(event.text)
             case Logprobs():
-                out.logprobs = (out.logprobs or []) + list(event.tokens)
+                if out.logprobs is None:
+                    out.logprobs = []
+                out.logprobs.extend(event.tokens)
             case PromptLogprobs():
                 out.prompt_logprobs = list(event.tokens)
             case ToolCallStart():

@@ -184,14 +184,15 @@ def logprob_args(request: EngineRequest) -> dict[str, Any]:
     return args
 
 
-def prompt_logprobs(meta: _MetaInfo, vocab: list[bytes], prompt_tokens: int) -> PromptLogprobs | None:
-    """meta_info's input_token_logprobs (the first one's logprob is None) once all the prompt's are there."""
+def prompt_logprobs(meta: _MetaInfo, vocab: list[bytes], prompt: tuple[int, ...]) -> PromptLogprobs | None:
+    """meta_info's input_token_logprobs (the first one's logprob is None) once all the prompt's are there. The
+    ids are the prompt's own: SGLang reports an id at or above vocab_size - 1 as 0 (logprob_result_processor.py)."""
     chosen = meta.get("input_token_logprobs") or []
-    if len(chosen) < prompt_tokens:
+    if len(chosen) < len(prompt):
         return None
     tops = meta.get("input_top_logprobs") or []
     entries = []
-    for i, (logprob, token_id, _) in enumerate(chosen[:prompt_tokens]):
+    for i, ((logprob, _, _), token_id) in enumerate(zip(chosen, prompt)):
         top = tops[i] if i < len(tops) and tops[i] and i > 0 else ()
         alternatives = tuple(TokenLogprob.of(vocab, t, lp) for lp, t, _ in top)
         entries.append(TokenLogprob.of(vocab, token_id, 0.0 if logprob is None or i == 0 else logprob, alternatives))
@@ -339,7 +340,7 @@ class SglangEngine:
             )
             async for chunk in stream:
                 reason = chunk["meta_info"]["finish_reason"]
-                if prompt_pending and (scored := prompt_logprobs(chunk["meta_info"], vocab, len(request.input_ids))):
+                if prompt_pending and (scored := prompt_logprobs(chunk["meta_info"], vocab, request.input_ids)):
                     prompt_pending = False
                     yield scored
                 delta = text.delta(chunk["text"], final=reason is not None)
@@ -352,6 +353,8 @@ class SglangEngine:
                     continue
                 finished = True
                 event = self._finished(request, reason, chunk["meta_info"])  # raises for an error abort
+                if prompt_pending and event.reason is not FinishReason.ABORT:
+                    raise EngineFailure("SGLang returned no logprobs for the prompt.")
                 self._active.discard(rid)
                 if new_logprobs is not None:
                     yield new_logprobs

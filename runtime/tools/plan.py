@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import itertools
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from runtime.errors import InvalidRequest
@@ -68,7 +68,9 @@ def plan_chat(request: ChatRequest, fmt: ToolFormat, template_renders_tools: boo
     constraint = Constraint(ConstraintKind.STRUCTURAL_TAG, json.dumps(tag, ensure_ascii=False))
     parser = None
     if choice.mode is not ToolChoiceMode.NONE:
-        parser = fmt.parser(request.tools)
+        # The parser reads what the grammar enforces: the relaxed schemas (a bound relax() dropped is free text
+        # to the grammar, so it must be to the parser too).
+        parser = fmt.parser(tuple(replace(t, parameters=schemas[t.name]) for t in request.tools))
     if template_renders_tools:
         messages, tools = message_dicts(request.messages), tool_dicts(request.tools)
     else:

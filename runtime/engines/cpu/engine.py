@@ -228,8 +228,8 @@ class CpuEngine:
             chunk = prompt[start : start + PREFILL_CHUNK]
             logits = self._forward(seq, list(chunk))
             if seq.request.prompt_logprobs:
-                self._gather_prompt_logprobs(seq, start, logits)
-            logits = logits[-1]
+                self._gather_prompt_logprobs(seq, start, logits.float())
+            logits = logits[-1].float()
             seq.computed += len(chunk)
             if seq.computed < len(prompt):
                 return False
@@ -239,14 +239,14 @@ class CpuEngine:
                 self._finish(seq, FinishReason.LENGTH)
                 return True
         else:
-            logits = self._forward(seq, [seq.generated[-1]])[-1]
+            logits = self._forward(seq, [seq.generated[-1]])[-1].float()
         return self._choose(seq, logits)
 
     def _forward(self, seq: _Sequence, ids: list[int]) -> torch.Tensor:
-        """The logits at every position of `ids` (float32, one row each)."""
+        """The logits at every position of `ids`, one row each, in the model's dtype."""
         out = self._model(input_ids=torch.tensor([ids]), past_key_values=seq.cache, use_cache=True)
         seq.cache = out.past_key_values
-        return out.logits[0].float()
+        return out.logits[0]
 
     def _gather_prompt_logprobs(self, seq: _Sequence, start: int, logits: torch.Tensor) -> None:
         """Row j of a prefill chunk's logits predicts prompt token start + j + 1: its raw log-probability."""
