@@ -191,12 +191,16 @@ def prompt_logprobs(meta: _MetaInfo, vocab: list[bytes], prompt: tuple[int, ...]
     if len(chosen) < len(prompt):
         return None
     tops = meta.get("input_top_logprobs") or []
-    entries = []
-    for i, ((logprob, _, _), token_id) in enumerate(zip(chosen, prompt)):
-        top = tops[i] if i < len(tops) and tops[i] and i > 0 else ()
-        alternatives = tuple(TokenLogprob.of(vocab, t, lp) for lp, t, _ in top)
-        entries.append(TokenLogprob.of(vocab, token_id, 0.0 if logprob is None or i == 0 else logprob, alternatives))
+    entries = [TokenLogprob.of(vocab, prompt[0], 0.0)]
+    entries += [_entry(vocab, token_id, logprob or 0.0, tops, i)
+                for i, ((logprob, _, _), token_id) in enumerate(zip(chosen, prompt)) if i > 0]
     return PromptLogprobs(tuple(entries))
+
+
+def _entry(vocab: list[bytes], token_id: int, logprob: float, tops: list[Any], position: int) -> TokenLogprob:
+    """One position's entry from SGLang's (logprob, token_id, text) rows, with its alternatives if any."""
+    top = tops[position] if position < len(tops) and tops[position] else ()
+    return TokenLogprob.of(vocab, token_id, logprob, tuple(TokenLogprob.of(vocab, t, lp) for lp, t, _ in top))
 
 
 class _NewLogprobs:
@@ -209,12 +213,7 @@ class _NewLogprobs:
     def take(self, meta: _MetaInfo) -> Logprobs | None:
         chosen = meta.get("output_token_logprobs") or []
         tops = meta.get("output_top_logprobs") or []
-        entries = []
-        for i in range(self._sent, len(chosen)):
-            logprob, token_id, _ = chosen[i]
-            top = tops[i] if i < len(tops) and tops[i] else ()
-            alternatives = tuple(TokenLogprob.of(self._vocab, t, lp) for lp, t, _ in top)
-            entries.append(TokenLogprob.of(self._vocab, token_id, logprob, alternatives))
+        entries = [_entry(self._vocab, chosen[i][1], chosen[i][0], tops, i) for i in range(self._sent, len(chosen))]
         self._sent = max(self._sent, len(chosen))
         return Logprobs(tuple(entries)) if entries else None
 

@@ -155,14 +155,7 @@ def _admitted(schema: Any, root: dict[str, Any], seen: frozenset[str] = frozense
     if isinstance(ref, str):
         if ref in seen:
             return None
-        target: Any = root
-        if ref.startswith("#/"):
-            for part in ref[2:].split("/"):
-                target = target.get(part.replace("~1", "/").replace("~0", "~")) if isinstance(target, dict) else None
-        elif ref == "#":
-            target = root
-        else:
-            target = None
+        target = _ref_target(ref, root)
         return _admitted(target, root, seen | {ref}) if target is not None else None
     if "const" in schema:
         return frozenset({_json_type(schema["const"])})
@@ -203,15 +196,22 @@ _STRING_BOUNDS = ("minLength", "maxLength", "pattern", "format")
 _XML_WHITESPACE = " \n\r\t"
 
 
+def _ref_target(ref: str, root: dict[str, Any]) -> Any:
+    """What a local `$ref` (`#` or a `#/...` JSON pointer) points at in `root`; None for anything else."""
+    if ref == "#":
+        return root
+    if not ref.startswith("#/"):
+        return None
+    target: Any = root
+    for part in ref[2:].split("/"):
+        target = target.get(part.replace("~1", "/").replace("~0", "~")) if isinstance(target, dict) else None
+    return target
+
+
 def _resolve(schema: Any, root: dict[str, Any]) -> Any:
     """A local `$ref` followed (one level, which is how tool schemas name a shared string type)."""
     ref = schema.get("$ref") if isinstance(schema, dict) else None
-    if isinstance(ref, str) and ref.startswith("#/"):
-        target: Any = root
-        for part in ref[2:].split("/"):
-            target = target.get(part.replace("~1", "/").replace("~0", "~")) if isinstance(target, dict) else None
-        return target
-    return schema
+    return _ref_target(ref, root) if isinstance(ref, str) else schema
 
 
 def _fits_bounds(text: str, schema: dict[str, Any]) -> bool:
