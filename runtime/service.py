@@ -77,9 +77,7 @@ class GenerationService:
                                  prompt_logprobs: bool = False) -> PreparedRequest:
         if isinstance(prompt, list):
             ids = prompt
-            if max(ids) >= self.model.vocab_size:
-                raise InvalidRequest(f"Token id {max(ids)} is outside the vocabulary (size {self.model.vocab_size}).",
-                                     param="prompt")
+            self._require_tokens(ids, "prompt")
         else:  # a raw prompt gets the tokenizer's BOS, as base models expect (chat templates write their own)
             ids = await asyncio.to_thread(self.template.encode, prompt, add_special_tokens=True)
         request = self._engine_request(ids, self._budget(len(ids), sampling), None)
@@ -98,24 +96,25 @@ class GenerationService:
         return await asyncio.to_thread(self.template.encode, text, add_special_tokens=add_special_tokens)
 
     async def detokenize(self, ids: list[int]) -> str:
-        if ids and (max(ids) >= self.model.vocab_size or min(ids) < 0):
-            bad = max(ids) if max(ids) >= self.model.vocab_size else min(ids)
-            raise InvalidRequest(f"Token id {bad} is outside the vocabulary (size {self.model.vocab_size}).",
-                                 param="tokens")
+        self._require_tokens(ids, "tokens")
         return await asyncio.to_thread(self.model.tokenizer.decode, ids)
 
+    def _require_tokens(self, ids: Iterable[int], param: str) -> None:
+        """Every id one of the model's tokens, or a 400 naming `param` (the one check for prompts, logit_bias,
+        stop_token_ids and /detokenize)."""
+        for token_id in ids:
+            if not 0 <= token_id < self.model.vocab_size:
+                raise InvalidRequest(f"Token id {token_id} in {param} is outside the vocabulary (size "
+                                     f"{self.model.vocab_size}).", param=param)
+
     def _engine_request(self, ids: list[int], sampling: SamplingParams, constraint: Constraint | None) -> EngineRequest:
+        # The sampling fields only the model can check.
+        self._require_tokens((token_id for token_id, _ in sampling.logit_bias), "logit_bias")
+        self._require_tokens(sampling.stop_token_ids, "stop_token_ids")
         return EngineRequest(uuid.uuid4().hex, tuple(ids), sampling, constraint)
 
     def _budget(self, prompt_tokens: int, sampling: SamplingParams, *, clamp: bool = False) -> SamplingParams:
-        """Fit the output into the context window: reject what cannot fit, fill in an absent max. (And check
-        the sampling fields that only the model can: logit_bias token ids.)"""
-        named = (("logit_bias", [i for i, _ in sampling.logit_bias]), ("stop_token_ids", sampling.stop_token_ids))
-        for param, ids in named:
-            for token_id in ids:
-                if token_id >= self.model.vocab_size:
-                    raise InvalidRequest(f"{param} names token {token_id}, outside the vocabulary (size "
-                                         f"{self.model.vocab_size}).", param=param)
+        """Fit the output into the context window: reject what cannot fit, fill in an absent max."""
         window = self.context_length
         scoring_only = sampling.max_new_tokens == 0  # (echo with max_tokens 0: the prompt may fill the window)
         if prompt_tokens > window or (prompt_tokens == window and not scoring_only):

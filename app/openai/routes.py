@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
@@ -31,7 +30,7 @@ from runtime.service import PreparedRequest
 from runtime.types import ChatEvent, SamplingParams
 
 
-def _json(payload: object) -> Response:
+def json_response(payload: object) -> Response:
     return Response(json_dumps(payload), media_type="application/json")
 
 
@@ -60,7 +59,7 @@ async def _respond(
             request, all_or_none([_collect(service_state, p) for p in prepared]))
     except ClientDisconnected:
         return disconnected_response()
-    return _json(complete(collected))
+    return json_response(complete(collected))
 
 
 def _include_usage(req: s.SamplingFields) -> bool:
@@ -103,7 +102,7 @@ async def completions(request: Request, service_state: ServiceState, names: Mode
                 for one in _choices(sampling, req.n)]
     echo = None
     if req.echo:
-        echo = prompt if isinstance(prompt, str) else await asyncio.to_thread(service.model.tokenizer.decode, prompt)
+        echo = prompt if isinstance(prompt, str) else await service.detokenize(prompt)
     rid = "cmpl-" + secrets.token_hex(12)
     stream = None
     if req.stream:
@@ -122,7 +121,7 @@ async def list_models(request: Request, service_state: ServiceState, names: Mode
         from app.anthropic.models import model_list
 
         return model_list(request, service_state, names)
-    return _json(s.ModelList(model_cards(service_state, names)))
+    return json_response(s.ModelList(model_cards(service_state, names)))
 
 
 @get("/models/{model_id:path}")
@@ -136,7 +135,7 @@ async def get_model(request: Request, model_id: str, service_state: ServiceState
         raise NotFound(f"The model {model_id!r} does not exist.", param="model")
     card = model_cards(service_state, names)[0]
     card.id = model_id
-    return _json(card)
+    return json_response(card)
 
 
 def openai_router() -> Router:

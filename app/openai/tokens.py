@@ -5,17 +5,14 @@ from __future__ import annotations
 
 from litestar import Request, Response, Router, post
 
-from app.decoding import decode, json_dumps
+from app.decoding import decode
 from app.models import ModelNames
 from app.openai import convert
 from app.openai import schemas as s
 from app.openai.errors import openai_error_handler
+from app.openai.routes import json_response
 from app.state import ServiceState
 from runtime.errors import InvalidRequest
-
-
-def _json(payload: object) -> Response:
-    return Response(json_dumps(payload), media_type="application/json")
 
 
 @post("/tokenize", status_code=200)
@@ -32,7 +29,7 @@ async def tokenize(request: Request, service_state: ServiceState, names: ModelNa
         assert req.prompt is not None
         ids = await service.tokenize_text(req.prompt, add_special_tokens=req.add_special_tokens)
     strs = service.model.tokenizer.convert_ids_to_tokens(ids) if req.return_token_strs else None
-    return _json(s.TokenizeResponse(len(ids), service.context_length, ids, strs))
+    return json_response(s.TokenizeResponse(len(ids), service.context_length, ids, strs))
 
 
 @post("/detokenize", status_code=200)
@@ -40,7 +37,7 @@ async def detokenize(request: Request, service_state: ServiceState, names: Model
     req = decode(s.detokenize_request_decoder, await request.body())
     if req.model is not None:
         names.check(req.model)
-    return _json(s.DetokenizeResponse(await service_state.require().detokenize(req.tokens)))
+    return json_response(s.DetokenizeResponse(await service_state.require().detokenize(req.tokens)))
 
 
 def tokens_router() -> Router:
