@@ -11,7 +11,8 @@ from transformers import AutoTokenizer
 from app.decoding import error_param
 from app.settings import Settings, load_settings
 from runtime.detokenize import IncrementalDetokenizer
-from runtime.engines.cpu.sampler import apply_penalties, sample
+from runtime.engines.cpu.sampler import apply_penalties, log_distribution, sample
+from runtime.errors import EngineFailure
 from runtime.stops import StopMatcher
 from runtime.tools.base import JsonStringEscaper
 from runtime.tools.schemas import relax
@@ -220,3 +221,29 @@ def test_context_window_key_preference_and_gpt2():
     assert _context_window(SimpleNamespace(seq_length=2048, max_position_embeddings=4096)) == 2048
     assert _context_window(SimpleNamespace(n_positions=1024)) == 1024
     assert _context_window(SimpleNamespace()) is None
+
+
+def test_non_finite_logits_never_reach_multinomial(monkeypatch):
+    drawn: list[torch.Tensor] = []
+    real = torch.multinomial
+    monkeypatch.setattr(torch, "multinomial", lambda probs, *a, **k: drawn.append(probs) or real(probs, *a, **k))
+    nan_row = torch.tensor([float("nan"), 1.0, float("nan"), 0.5])
+    inf_row = torch.tensor([float("inf"), float("inf"), 0.0, float("-inf")])
+    for seed in range(5):
+        for params in (SamplingParams(), SamplingParams(temperature=1e-5, top_p=0.5, min_p=0.1)):
+            assert sample(nan_row.clone(), params, torch.Generator().manual_seed(seed)) in (1, 3)
+            assert sample(inf_row.clone(), params, torch.Generator().manual_seed(seed)) in (0, 1)
+        assert sample(nan_row.clone(), SamplingParams(temperature=0.0), torch.Generator()) == 1
+    assert drawn and all(bool(torch.isfinite(p).all()) for p in drawn)
+    # A tiny repetition penalty divides seen logits into infinity: still a distribution, the seen token wins.
+    penalised = apply_penalties(torch.tensor([3.0, 1.0, 2.0]), torch.tensor([0]), SamplingParams(repetition_penalty=1e-45))
+    assert sample(penalised, SamplingParams(), torch.Generator()) == 0
+    distribution = log_distribution(nan_row, SamplingParams())
+    assert not bool(distribution.isnan().any())
+
+
+def test_a_row_with_no_allowed_token_is_a_clean_engine_failure():
+    for row in (torch.full((4,), float("-inf")), torch.full((4,), float("nan"))):
+        for params in (SamplingParams(), SamplingParams(temperature=0.0)):
+            with pytest.raises(EngineFailure, match="No token could be sampled"):
+                sample(row.clone(), params, torch.Generator())

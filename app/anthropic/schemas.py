@@ -24,8 +24,24 @@ class ImageBlock(Struct, tag="image", tag_field="type"):
 
 
 class DocumentBlock(Struct, tag="document", tag_field="type"):
-    source: Any = None
+    source: msgspec.Raw  # read by its `type` (SourceHead), then as the typed source below, if it is one we read
     title: str | None = None
+
+
+class SourceHead(Struct):
+    type: str
+
+
+class TextSource(Struct, tag="text", tag_field="type"):
+    data: str
+    media_type: str = "text/plain"
+
+
+class ContentSource(Struct, tag="content", tag_field="type"):
+    content: str | list[msgspec.Raw]  # text (and image) blocks
+
+
+DocumentSource = TextSource | ContentSource
 
 
 class ToolUseBlock(Struct, tag="tool_use", tag_field="type"):
@@ -130,7 +146,7 @@ class MessagesRequest(CountTokensRequest, kw_only=True):
     max_tokens: Annotated[int, Meta(ge=1)]
     temperature: Temperature | None = None
     top_p: Probability | None = None
-    top_k: Annotated[int, Meta(ge=0)] | None = None
+    top_k: Annotated[int, Meta(ge=0, le=2**31 - 1)] | None = None  # int32, as engines keep it
     stop_sequences: list[str] | None = None
     stream: bool = False
 
@@ -258,3 +274,5 @@ messages_decoder = msgspec.json.Decoder(MessagesRequest)
 count_tokens_decoder = msgspec.json.Decoder(CountTokensRequest)
 block_head_decoder = msgspec.json.Decoder(BlockHead)
 block_decoder = msgspec.json.Decoder(InputBlock)
+source_head_decoder = msgspec.json.Decoder(SourceHead)
+document_source_decoder = msgspec.json.Decoder(DocumentSource)

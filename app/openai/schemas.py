@@ -121,6 +121,13 @@ class StreamOptions(Struct):
 Temperature = Annotated[float, Meta(ge=0.0, le=2.0)]
 Probability = Annotated[float, Meta(ge=0.0, le=1.0)]
 Penalty = Annotated[float, Meta(ge=-2.0, le=2.0)]
+# SGLang accepts [0, 2], vLLM (0, inf). At 0.01 a repeated token's logit is already multiplied by 100, which
+# decides the draw; smaller values only overflow (float16 logits above 65504, float32 ones below ~1e-37),
+# giving engines non-finite rows to sample from. Above 2: SGLang refuses it.
+RepetitionPenalty = Annotated[float, Meta(ge=0.01, le=2.0)]
+# A top_k beyond the vocabulary is the same as none; bounded so it fits the int32 tensors engines keep it in
+# (SGLang's SamplingBatchInfo.top_ks).
+TopK = Annotated[int, Meta(ge=-1, le=2**31 - 1)]
 PositiveInt = Annotated[int, Meta(ge=1)]
 
 
@@ -130,11 +137,11 @@ class SamplingFields(Struct):
     model: str
     temperature: Temperature | None = None
     top_p: Probability | None = None
-    top_k: Annotated[int, Meta(ge=-1)] | None = None
+    top_k: TopK | None = None
     min_p: Probability | None = None
     frequency_penalty: Penalty | None = None
     presence_penalty: Penalty | None = None
-    repetition_penalty: Annotated[float, Meta(gt=0.0)] | None = None
+    repetition_penalty: RepetitionPenalty | None = None
     seed: int | None = None
     stop: str | list[str] | None = None
     max_tokens: PositiveInt | None = None

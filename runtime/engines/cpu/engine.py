@@ -190,6 +190,10 @@ class CpuEngine:
             for seq in list(active):
                 try:
                     done = self._step(seq)
+                except EngineFailure as exc:  # a failure the engine explains itself (the sampler's): one line
+                    log.error("%s: %s", seq.request.rid, exc.message)
+                    seq.emit(exc)
+                    done = True
                 except Exception:  # one request's failure never takes the worker down
                     log.exception("CPU engine step failed for %s", seq.request.rid)
                     seq.emit(EngineFailure("The engine failed while generating."))

@@ -4,7 +4,21 @@ from __future__ import annotations
 
 import torch
 
+from runtime.errors import EngineFailure
 from runtime.types import SamplingParams, TokenLogprob
+
+
+def finite(logits: torch.Tensor) -> torch.Tensor:
+    """Logits safe to normalise: NaN becomes -inf (never drawn) and +inf the largest finite value, so softmax
+    never meets inf - inf. Penalties, logit_bias and a small temperature can overflow float32 on extreme
+    (but accepted) values, and a model can emit NaN; torch.multinomial raises on such a row, failing the run."""
+    return torch.nan_to_num(logits, nan=float("-inf"), posinf=torch.finfo(logits.dtype).max, neginf=float("-inf"))
+
+
+def _require_candidate(logits: torch.Tensor) -> None:
+    if not bool((logits > float("-inf")).any()):
+        raise EngineFailure("No token could be sampled: every candidate was masked or had an undefined "
+                            "probability at this step.")
 
 
 def apply_penalties(logits: torch.Tensor, generated: torch.Tensor, params: SamplingParams) -> torch.Tensor:
@@ -24,10 +38,13 @@ def apply_penalties(logits: torch.Tensor, generated: torch.Tensor, params: Sampl
 
 
 def sample(logits: torch.Tensor, params: SamplingParams, generator: torch.Generator) -> int:
-    """Pick the next token from 1-D float32 logits in which forbidden tokens are already -inf."""
+    """Pick the next token from 1-D float32 logits in which forbidden tokens are already -inf. A non-finite row
+    never reaches the draw (see `finite`); a row with no allowed token at all raises EngineFailure."""
+    logits = finite(logits)
+    _require_candidate(logits)
     if params.greedy:
         return int(torch.argmax(logits))
-    logits = logits / params.temperature
+    logits = finite(logits / params.temperature)
     if params.top_k > 0 and params.top_k < logits.shape[-1]:
         kth = torch.topk(logits, params.top_k).values[-1]
         logits = logits.masked_fill(logits < kth, float("-inf"))
@@ -41,15 +58,16 @@ def sample(logits: torch.Tensor, params: SamplingParams, generator: torch.Genera
         drop = cumulative - sorted_probs >= params.top_p
         sorted_probs = sorted_probs.masked_fill(drop, 0.0)
         probs = torch.zeros_like(probs).scatter_(0, order, sorted_probs)
-    if float(probs.sum()) <= 0.0:  # every candidate filtered: fall back to the most likely token
-        return int(torch.argmax(logits))
+    if not bool(torch.isfinite(probs).all()) or float(probs.sum()) <= 0.0:
+        return int(torch.argmax(logits))  # every candidate filtered (or, defensively, no distribution): the likeliest
     return int(torch.multinomial(probs, 1, generator=generator))
 
 
 def log_distribution(logits: torch.Tensor, params: SamplingParams) -> torch.Tensor:
     """Log-probabilities of the distribution `sample` draws from, before its top-k/top-p/min-p cuts: the
     processed logits (penalties, masks) over the temperature; greedy ones as they are. SGLang reports the same."""
-    return torch.log_softmax(logits if params.greedy else logits / params.temperature, dim=-1)
+    logits = finite(logits)
+    return torch.log_softmax(logits if params.greedy else finite(logits / params.temperature), dim=-1)
 
 
 def token_logprob(token: int, distribution: torch.Tensor, top: int, vocab: list[bytes]) -> TokenLogprob:
