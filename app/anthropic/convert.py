@@ -11,7 +11,8 @@ Mapping choices (documented for users in CLAUDE_CODE_INTEGRATION.md):
 - tool_result blocks become tool messages, in order; `is_error` results are prefixed with "Error: ".
 - thinking blocks become the assistant message's reasoning (rendered where the template knows
   `reasoning_content`, dropped by it otherwise); redacted_thinking and unknown block types are dropped.
-- image blocks, and documents that are not plain text, are rejected: the served models take text only.
+- image blocks, and documents that are not plain text (a `text` source, or a `content` source of text
+  blocks), are rejected: the served models take text only.
 - The `x-anthropic-billing-header:` line Claude Code puts first in the system prompt is removed, so that a
   per-request value in it (`cch=`) does not change the prompt prefix and defeat prefix caching.
 """
@@ -28,6 +29,8 @@ import msgspec
 from app.anthropic import schemas as s
 from app.decoding import error_param, without_path
 from runtime.errors import InvalidRequest
+from runtime.limits import check_tool_count
+from runtime.tools.arguments import check_arguments
 from runtime.tools.schemas import check_tool_name, normalise_parameters
 from runtime.types import (
     ChatRequest,
@@ -65,7 +68,7 @@ def conversation(req: s.CountTokensRequest) -> ChatRequest:
     builder = _Conversation(_system_prompt(req.system))
     for i, message in enumerate(req.messages):
         builder.add(message, f"messages[{i}]")
-    tools = _tools(req.tools or ())
+    tools = _tools(req.tools or [])
     return ChatRequest(builder.finish(), tools=tools, tool_choice=_tool_choice(req.tool_choice, tools),
                        response_format=_response_format(req))
 
@@ -141,6 +144,7 @@ class _Conversation:
         for block, where in blocks:
             match block:
                 case s.ToolUseBlock():
+                    check_arguments(block.input, f"{where}.input")
                     calls.append(ToolCall(block.id, block.name, block.input))
                     self._call_names[block.id] = block.name
                 case s.ThinkingBlock():
@@ -212,18 +216,16 @@ def _tool_result_text(block: s.ToolResultBlock, param: str) -> str:
 
 
 def _document_text(block: s.DocumentBlock, param: str) -> str:
-    source = block.source if isinstance(block.source, dict) else {}
-    kind = source.get("type")
-    if kind == "text" and isinstance(source.get("data"), str):
-        body = source["data"]
-    elif kind == "content" and isinstance(source.get("content"), (str, list)):
-        content = source["content"]
-        body = content if isinstance(content, str) else BLOCK_SEPARATOR.join(
-            part.get("text", "") for part in content if isinstance(part, dict) and part.get("type") == "text"
-        )
-    else:
+    where = f"{param}.source"
+    kind = decode_at(s.source_head_decoder, block.source, where).type
+    if kind not in ("text", "content"):  # base64 (PDF), url, file: not text this server can read
         raise InvalidRequest(f"Documents of source type {kind!r} are not supported by this model; send text.",
-                             param=f"{param}.source")
+                             param=where)
+    source = decode_at(s.document_source_decoder, block.source, where)
+    if isinstance(source, s.TextSource):
+        body = source.data
+    else:
+        body = BLOCK_SEPARATOR.join(_texts(_blocks(source.content, f"{where}.content")))
     return f"{block.title}\n\n{body}" if block.title else body
 
 
@@ -231,6 +233,8 @@ def decode_at(decoder: msgspec.json.Decoder[T], raw: msgspec.Raw, param: str) ->
     """Decode a nested raw value; a failure names the field by its full path."""
     try:
         return decoder.decode(raw)
+    except RecursionError:
+        raise InvalidRequest("Invalid request: nested too deeply.", param=param) from None
     except msgspec.ValidationError as exc:
         sub = error_param(str(exc))
         path = param
@@ -243,7 +247,8 @@ def decode_at(decoder: msgspec.json.Decoder[T], raw: msgspec.Raw, param: str) ->
 # -- tools ----------------------------------------------------------------------------------------------
 
 
-def _tools(tools_in: Iterable[s.ToolIn]) -> tuple[Tool, ...]:
+def _tools(tools_in: list[s.ToolIn]) -> tuple[Tool, ...]:
+    check_tool_count(len(tools_in))  # before any tool's schema check: those are what cost
     tools: list[Tool] = []
     seen: set[str] = set()
     for i, t in enumerate(tools_in):

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from app.openai import schemas as s
 from runtime.errors import InvalidRequest
+from runtime.limits import check_tool_count
+from runtime.tools.arguments import parse_arguments
 from runtime.tools.schemas import check_tool_name, normalise_parameters
 from runtime.types import (
     ChatRequest,
@@ -81,6 +82,7 @@ def completion_logprobs(req: s.CompletionRequest) -> int | None:
 def chat_request(req: s.ChatCompletionRequest) -> ChatRequest:
     if not req.messages:
         raise InvalidRequest("messages must be a non-empty list.", param="messages")
+    check_tool_count(len(req.tools or ()))  # before any tool's schema check: those are what cost
     messages = tuple(_message(m, i) for i, m in enumerate(req.messages))
     tools = tuple(_tool(t, i) for i, t in enumerate(req.tools or ()))
     return ChatRequest(
@@ -122,13 +124,7 @@ def _message(m: s.ChatMessageIn, i: int) -> Message:
 
 
 def _history_call(call: s.ToolCallIn, param: str) -> ToolCall:
-    try:
-        arguments = json.loads(call.function.arguments or "{}")
-    except json.JSONDecodeError:
-        raise InvalidRequest("Tool call arguments must be a JSON object string.", param=f"{param}.function.arguments")
-    if not isinstance(arguments, dict):
-        raise InvalidRequest("Tool call arguments must be a JSON object.", param=f"{param}.function.arguments")
-    return ToolCall(call.id, call.function.name, arguments)
+    return ToolCall(call.id, call.function.name, parse_arguments(call.function.arguments, f"{param}.function.arguments"))
 
 
 def _tool(t: s.ToolDef, i: int) -> Tool:
