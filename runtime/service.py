@@ -17,7 +17,7 @@ from runtime.model import ModelInfo
 from runtime.stops import StopMatcher
 from runtime.templating import ChatTemplate
 from runtime.tools.base import CallParser, JsonStringEscaper, ToolFormat
-from runtime.tools.plan import plan_chat
+from runtime.tools.plan import ChatPlan, plan_chat
 from runtime.types import (
     ChatEvent,
     ChatFinished,
@@ -61,9 +61,9 @@ class GenerationService:
     # -- preparing ------------------------------------------------------------------------------------
 
     async def prepare_chat(self, request: ChatRequest) -> PreparedRequest:
-        plan = plan_chat(request, self.tool_format, self.template.renders_tools)
-        # Rendering and tokenizing a long conversation takes milliseconds: keep it off the event loop.
-        input_ids = await asyncio.to_thread(self.template.render, plan.messages, plan.tools)
+        # Planning (a schema relaxation per tool) and rendering take time proportional to the request: in a
+        # worker thread, off the event loop.
+        plan, input_ids = await asyncio.to_thread(self._plan_and_render, request)
         sampling = self._budget(len(input_ids), request.sampling, clamp=request.clamp_max_tokens)
         text_stops: tuple[str, ...] = ()
         if plan.parser is not None:
@@ -88,9 +88,12 @@ class GenerationService:
 
     async def tokenize_chat(self, request: ChatRequest, *, add_generation_prompt: bool = True) -> list[int]:
         """The prompt's token ids exactly as a chat request with these messages and tools would send them."""
+        _, ids = await asyncio.to_thread(self._plan_and_render, request, add_generation_prompt=add_generation_prompt)
+        return ids
+
+    def _plan_and_render(self, request: ChatRequest, *, add_generation_prompt: bool = True) -> tuple[ChatPlan, list[int]]:
         plan = plan_chat(request, self.tool_format, self.template.renders_tools)
-        return await asyncio.to_thread(self.template.render, plan.messages, plan.tools,
-                                       add_generation_prompt=add_generation_prompt)
+        return plan, self.template.render(plan.messages, plan.tools, add_generation_prompt=add_generation_prompt)
 
     async def tokenize_text(self, text: str, *, add_special_tokens: bool = True) -> list[int]:
         return await asyncio.to_thread(self.template.encode, text, add_special_tokens=add_special_tokens)

@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from jinja2 import TemplateError
+
 from runtime.errors import InvalidRequest
 from runtime.model import ModelInfo
 from runtime.types import Message, Tool
@@ -57,8 +59,10 @@ class ChatTemplate:
             kwargs["tools"] = tools
         try:
             text = self._tokenizer.apply_chat_template(messages, **kwargs)
-        except Exception as exc:  # jinja raises TemplateError (and others) for conversations it rejects
-            raise InvalidRequest(f"The model's chat template rejected the conversation: {exc}", param="messages")
+        except TemplateError as exc:  # the template's raise_exception(...) (its message is meant for users), or
+            # an undefined it met; other exceptions from odd content are the preparation phase's (app/preparing.py)
+            raise InvalidRequest(f"The model's chat template rejected the conversation: {exc}",
+                                 param="messages") from None
         return self.encode(text)
 
     def _renders_tools(self) -> bool:

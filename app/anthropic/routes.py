@@ -22,6 +22,7 @@ from app.anthropic.models import resolve
 from app.anthropic.pacing import FIRST_EVENT_GRACE_S, with_pings
 from app.decoding import decode, json_dumps
 from app.models import ModelNames
+from app.preparing import preparing
 from app.state import ServiceState
 from app.streaming import SSE_HEADERS, ClientDisconnected, disconnected_response, start_events, unless_disconnected
 from runtime.service import PreparedRequest
@@ -57,10 +58,12 @@ async def _logged(rid: str, events: AsyncGenerator[T, None]) -> AsyncGenerator[T
 @post("/messages", status_code=200)
 async def create_message(request: Request, service_state: ServiceState, names: ModelNames) -> Response:
     rid = request_id(request)
-    req = decode(s.messages_decoder, await request.body())
-    resolve(names, req.model)
-    chat = convert.chat_request(req)
-    prepared = await service_state.require().prepare_chat(chat)
+    body = await request.body()
+    async with preparing(request):
+        req = await asyncio.to_thread(decode, s.messages_decoder, body)
+        resolve(names, req.model)
+        chat = await asyncio.to_thread(convert.chat_request, req)
+        prepared = await service_state.require().prepare_chat(chat)
     log.info("%s: %.100r, %d prompt tokens, max_tokens %d%s", rid, req.model, prepared.prompt_tokens,
              prepared.engine_request.sampling.max_new_tokens or 0, ", stream" if req.stream else "")
     mid = "msg_" + secrets.token_hex(12)
@@ -90,9 +93,12 @@ async def create_message(request: Request, service_state: ServiceState, names: M
 @post("/messages/count_tokens", status_code=200)
 async def count_tokens(request: Request, service_state: ServiceState, names: ModelNames) -> Response:
     rid = request_id(request)
-    req = decode(s.count_tokens_decoder, await request.body())
-    resolve(names, req.model)
-    tokens = await service_state.require().count_chat_tokens(convert.conversation(req))
+    body = await request.body()
+    async with preparing(request):
+        req = await asyncio.to_thread(decode, s.count_tokens_decoder, body)
+        resolve(names, req.model)
+        chat = await asyncio.to_thread(convert.conversation, req)
+        tokens = await service_state.require().count_chat_tokens(chat)
     return _json(s.CountTokensOut(tokens), rid)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
@@ -15,6 +16,7 @@ from app.models import ModelNames
 from app.openai import convert, render
 from app.openai import schemas as s
 from app.openai.errors import openai_error_handler
+from app.preparing import preparing
 from app.state import ServiceState
 from app.streaming import (
     SSE_HEADERS,
@@ -75,12 +77,14 @@ def _choices(sampling: SamplingParams, n: int) -> list[SamplingParams]:
 
 @post("/chat/completions", status_code=200)
 async def chat_completions(request: Request, service_state: ServiceState, names: ModelNames) -> Response:
-    req = decode(s.chat_request_decoder, await request.body())
-    model = names.check(req.model)
-    chat = convert.chat_request(req)
-    service = service_state.require()
-    prepared = [await service.prepare_chat(replace(chat, sampling=sampling))  # each its own parser and rid
-                for sampling in _choices(chat.sampling, req.n)]
+    body = await request.body()
+    async with preparing(request):
+        req = await asyncio.to_thread(decode, s.chat_request_decoder, body)
+        model = names.check(req.model)
+        chat = await asyncio.to_thread(convert.chat_request, req)
+        service = service_state.require()
+        prepared = [await service.prepare_chat(replace(chat, sampling=sampling))  # each its own parser and rid
+                    for sampling in _choices(chat.sampling, req.n)]
     rid = "chatcmpl-" + secrets.token_hex(12)
     stream = None
     if req.stream:
@@ -90,19 +94,21 @@ async def chat_completions(request: Request, service_state: ServiceState, names:
 
 @post("/completions", status_code=200)
 async def completions(request: Request, service_state: ServiceState, names: ModelNames) -> Response:
-    req = decode(s.completion_request_decoder, await request.body())
-    model = names.check(req.model)
-    prompt = convert.completion_prompt(req)
-    logprobs = convert.completion_logprobs(req)
-    sampling = convert.sampling_params(req, 16 if req.max_tokens is None else req.max_tokens,  # OpenAI's default
-                                       logprobs)
-    service = service_state.require()
-    scored = req.echo and logprobs is not None  # echo + logprobs: the prompt's tokens get logprobs too
-    prepared = [await service.prepare_completion(prompt, one, prompt_logprobs=scored)
-                for one in _choices(sampling, req.n)]
-    echo = None
-    if req.echo:
-        echo = prompt if isinstance(prompt, str) else await service.detokenize(prompt)
+    body = await request.body()
+    async with preparing(request):
+        req = await asyncio.to_thread(decode, s.completion_request_decoder, body)
+        model = names.check(req.model)
+        prompt = convert.completion_prompt(req)
+        logprobs = convert.completion_logprobs(req)
+        sampling = convert.sampling_params(req, 16 if req.max_tokens is None else req.max_tokens,  # OpenAI's
+                                           logprobs)  # default
+        service = service_state.require()
+        scored = req.echo and logprobs is not None  # echo + logprobs: the prompt's tokens get logprobs too
+        prepared = [await service.prepare_completion(prompt, one, prompt_logprobs=scored)
+                    for one in _choices(sampling, req.n)]
+        echo = None
+        if req.echo:
+            echo = prompt if isinstance(prompt, str) else await service.detokenize(prompt)
     rid = "cmpl-" + secrets.token_hex(12)
     stream = None
     if req.stream:

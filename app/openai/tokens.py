@@ -3,6 +3,8 @@ clients that budget prompts (the Anthropic side has /v1/messages/count_tokens)."
 
 from __future__ import annotations
 
+import asyncio
+
 from litestar import Request, Response, Router, post
 
 from app.decoding import decode
@@ -11,33 +13,40 @@ from app.openai import convert
 from app.openai import schemas as s
 from app.openai.errors import openai_error_handler
 from app.openai.routes import json_response
+from app.preparing import preparing
 from app.state import ServiceState
 from runtime.errors import InvalidRequest
 
 
 @post("/tokenize", status_code=200)
 async def tokenize(request: Request, service_state: ServiceState, names: ModelNames) -> Response:
-    req = decode(s.tokenize_request_decoder, await request.body())
-    model = names.check(req.model) if req.model is not None else names.served
-    service = service_state.require()
-    if (req.prompt is None) == (req.messages is None):
-        raise InvalidRequest("Send either prompt (text) or messages (a chat), not both.", param="prompt")
-    if req.messages is not None:
-        chat = convert.chat_request(s.ChatCompletionRequest(model=model, messages=req.messages, tools=req.tools))
-        ids = await service.tokenize_chat(chat, add_generation_prompt=req.add_generation_prompt)
-    else:
-        assert req.prompt is not None
-        ids = await service.tokenize_text(req.prompt, add_special_tokens=req.add_special_tokens)
-    strs = service.model.tokenizer.convert_ids_to_tokens(ids) if req.return_token_strs else None
+    body = await request.body()
+    async with preparing(request):
+        req = await asyncio.to_thread(decode, s.tokenize_request_decoder, body)
+        model = names.check(req.model) if req.model is not None else names.served
+        service = service_state.require()
+        if (req.prompt is None) == (req.messages is None):
+            raise InvalidRequest("Send either prompt (text) or messages (a chat), not both.", param="prompt")
+        if req.messages is not None:
+            chat = await asyncio.to_thread(
+                convert.chat_request, s.ChatCompletionRequest(model=model, messages=req.messages, tools=req.tools))
+            ids = await service.tokenize_chat(chat, add_generation_prompt=req.add_generation_prompt)
+        else:
+            assert req.prompt is not None
+            ids = await service.tokenize_text(req.prompt, add_special_tokens=req.add_special_tokens)
+        strs = service.model.tokenizer.convert_ids_to_tokens(ids) if req.return_token_strs else None
     return json_response(s.TokenizeResponse(len(ids), service.context_length, ids, strs))
 
 
 @post("/detokenize", status_code=200)
 async def detokenize(request: Request, service_state: ServiceState, names: ModelNames) -> Response:
-    req = decode(s.detokenize_request_decoder, await request.body())
-    if req.model is not None:
-        names.check(req.model)
-    return json_response(s.DetokenizeResponse(await service_state.require().detokenize(req.tokens)))
+    body = await request.body()
+    async with preparing(request):
+        req = await asyncio.to_thread(decode, s.detokenize_request_decoder, body)
+        if req.model is not None:
+            names.check(req.model)
+        text = await service_state.require().detokenize(req.tokens)
+    return json_response(s.DetokenizeResponse(text))
 
 
 def tokens_router() -> Router:
