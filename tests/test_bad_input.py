@@ -1,0 +1,259 @@
+"""Bad input gets a clear 400 in the caller's dialect, naming the field where it can, and nothing else is hurt:
+the server answers a normal request right after, and /health stays responsive while a costly body is prepared.
+The official SDKs are the clients; raw httpx sends what they cannot (a 5,000-digit integer)."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import anthropic
+import httpx
+import openai
+import pytest
+
+from tests.conftest import MODEL_NAME
+from tests.live_server import LiveServer
+
+USER = [{"role": "user", "content": "hi"}]
+CLAUDE = "claude-sonnet-4-5"
+
+
+@pytest.fixture()
+def claude(server: LiveServer) -> anthropic.Anthropic:
+    return anthropic.Anthropic(base_url=server.base_url, api_key="unused", max_retries=0, timeout=120)
+
+
+def _still_serves(client: openai.OpenAI) -> None:
+    reply = client.chat.completions.create(model=MODEL_NAME, messages=USER, max_tokens=2)
+    assert reply.choices[0].finish_reason in ("stop", "length")
+
+
+def _openai_400(client: openai.OpenAI, body: dict, path: str = "/chat/completions") -> dict:
+    with pytest.raises(openai.BadRequestError) as err:
+        client.post(path, body=body, cast_to=object)
+    error = err.value.body
+    assert error["type"] == "invalid_request_error" and error["message"]
+    assert "Traceback" not in json.dumps(error)
+    _still_serves(client)
+    return error
+
+
+def _anthropic_400(claude: anthropic.Anthropic, client: openai.OpenAI, body: dict,
+                   path: str = "/v1/messages") -> str:
+    with pytest.raises(anthropic.BadRequestError) as err:
+        claude.post(path, body={"model": CLAUDE, **body}, cast_to=object)
+    body_out = err.value.body
+    assert body_out["type"] == "error" and body_out["error"]["type"] == "invalid_request_error"
+    assert body_out["request_id"] == err.value.request_id
+    _still_serves(client)
+    return body_out["error"]["message"]
+
+
+def _tools(count: int, properties: int = 1) -> list[dict]:
+    schema = {"type": "object", "properties": {f"p{j}": {"type": "string", "description": "a value"}
+                                               for j in range(properties)}, "required": ["p0"]}
+    return [{"name": f"tool_{i}", "description": "does things", "input_schema": schema} for i in range(count)]
+
+
+def _openai_tools(count: int, properties: int = 1) -> list[dict]:
+    return [{"type": "function", "function": {"name": t["name"], "description": t["description"],
+                                              "parameters": t["input_schema"]}} for t in _tools(count, properties)]
+
+
+# -- sampling values that made non-finite distributions -----------------------------------------------------
+
+
+@pytest.mark.parametrize("extra", [{"repetition_penalty": 1e-30}, {"repetition_penalty": 0.0},
+                                   {"repetition_penalty": 1e30}, {"frequency_penalty": -1e300},
+                                   {"presence_penalty": 1e300}, {"temperature": 1e300},
+                                   {"logit_bias": {"5": 1e300}}, {"top_k": 2**40}])
+def test_extreme_sampling_values_are_400(client, extra):
+    param = next(iter(extra))
+    error = _openai_400(client, {"model": MODEL_NAME, "messages": USER, "max_tokens": 2, **extra})
+    assert error["param"] == param
+
+
+@pytest.mark.parametrize("extra", [{"repetition_penalty": 0.01}, {"repetition_penalty": 2.0},
+                                   {"frequency_penalty": -2.0, "presence_penalty": -2.0},
+                                   {"temperature": 1e-5, "top_p": 1e-9}, {"logit_bias": {"5": 100, "6": -100}}])
+def test_extreme_accepted_sampling_values_generate(client, extra):
+    reply = client.chat.completions.create(model=MODEL_NAME, messages=USER, max_tokens=8,
+                                           extra_body={"ignore_eos": True, **extra})
+    assert reply.usage.completion_tokens == 8
+
+
+# -- history tool-call arguments ------------------------------------------------------------------------
+
+
+DEEP = '{"a": ' * 5000 + "1" + "}" * 5000
+BAD_ARGUMENTS = {
+    "deep": DEEP,
+    "deeper_than_the_cap": '{"a": ' * 65 + "1" + "}" * 65,
+    "long_integer": '{"a": ' + "9" * 5000 + "}",
+    "lone_surrogate": '{"a": "\\ud800"}',
+    "lone_surrogate_key": '{"\\udc00": 1}',
+    "infinity": '{"a": 1e400}',
+}
+
+
+def _history(arguments: str) -> list[dict]:
+    return [{"role": "user", "content": "go"},
+            {"role": "assistant", "content": None, "tool_calls": [
+                {"id": "call_1", "type": "function", "function": {"name": "f", "arguments": arguments}}]},
+            {"role": "tool", "tool_call_id": "call_1", "content": "ok"}]
+
+
+@pytest.mark.parametrize("arguments", BAD_ARGUMENTS.values(), ids=BAD_ARGUMENTS.keys())
+def test_bad_history_arguments_are_400_naming_them(client, arguments):
+    error = _openai_400(client, {"model": MODEL_NAME, "messages": _history(arguments), "max_tokens": 2})
+    assert error["param"] == "messages[1].tool_calls[0].function.arguments"
+
+
+def test_bad_history_arguments_on_tokenize_are_400(server, client):
+    error = _openai_400(client, {"messages": _history(BAD_ARGUMENTS["long_integer"])}, path=server.base_url + "/tokenize")
+    assert error["param"] == "messages[1].tool_calls[0].function.arguments"
+
+
+def _tool_use(tool_input: object) -> list[dict]:
+    return [{"role": "user", "content": "go"},
+            {"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_1", "name": "f", "input": tool_input}]},
+            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_1", "content": "ok"}]}]
+
+
+def _nested(depth: int) -> dict:
+    value: dict = {"a": 1}
+    for _ in range(depth - 1):
+        value = {"a": value}
+    return value
+
+
+@pytest.mark.parametrize("path", ["/v1/messages", "/v1/messages/count_tokens"])
+def test_bad_tool_use_input_is_400_naming_it(claude, client, path):
+    body = {"max_tokens": 2, "messages": _tool_use(_nested(100))}
+    assert _anthropic_400(claude, client, body, path).startswith("messages[1].content[0].input:")
+
+
+@pytest.mark.parametrize("raw_input", ['{"a": ' + "9" * 5000 + "}", '{"a": "\\ud800"}', '{"a": 1e400}',
+                                       '{"a": ' * 3000 + "1" + "}" * 3000],
+                         ids=["long_integer", "lone_surrogate", "infinity", "deeper_than_the_decoder_goes"])
+def test_unsendable_tool_use_input_is_400(server, client, raw_input):
+    messages = json.dumps(_tool_use({})).replace('"input": {}', f'"input": {raw_input}')
+    body = f'{{"model": "{CLAUDE}", "max_tokens": 2, "messages": {messages}}}'
+    r = httpx.post(server.base_url + "/v1/messages", content=body,
+                   headers={"content-type": "application/json", "anthropic-version": "2023-06-01"})
+    assert r.status_code == 400, r.text
+    assert r.json()["error"]["type"] == "invalid_request_error" and r.headers["request-id"]
+    _still_serves(client)
+
+
+# -- Anthropic content blocks whose fields have the wrong type ---------------------------------------------
+
+
+def _user_blocks(*blocks: dict) -> list[dict]:
+    return [{"role": "user", "content": list(blocks)}]
+
+
+@pytest.mark.parametrize(("block", "where"), [
+    ({"type": "document", "source": {"type": "content", "content": [{"type": "text", "text": 5}]}},
+     "messages[0].content[0].source.content[0].text"),
+    ({"type": "document", "source": {"type": "content", "content": [{"type": "text", "text": ["x"]}]}},
+     "messages[0].content[0].source.content[0].text"),
+    ({"type": "document", "source": {"type": "content", "content": 7}}, "messages[0].content[0].source.content"),
+    ({"type": "document", "source": {"type": "text", "media_type": "text/plain", "data": {"x": 1}}},
+     "messages[0].content[0].source.data"),
+    ({"type": "document", "source": "text"}, "messages[0].content[0].source"),
+    ({"type": "document", "source": {"type": 3}}, "messages[0].content[0].source.type"),
+    ({"type": "document", "source": {"type": "text", "data": "x"}, "title": 9}, "messages[0].content[0].title"),
+    ({"type": "tool_result", "tool_use_id": "t", "content": [{"type": "text", "text": None}]},
+     "messages[0].content[0].content[0].text"),
+    ({"type": "tool_result", "tool_use_id": "t", "content": [
+        {"type": "document", "source": {"type": "content", "content": [{"type": "text", "text": 1.5}]}}]},
+     "messages[0].content[0].content[0].source.content[0].text"),
+    ({"type": "text", "text": {"nested": "object"}}, "messages[0].content[0].text"),
+])
+def test_content_blocks_of_the_wrong_shape_are_400_naming_the_field(claude, client, block, where):
+    message = _anthropic_400(claude, client, {"max_tokens": 2, "messages": _user_blocks(block)})
+    assert f"`$.{where}`" in message, message
+
+
+def test_plain_text_documents_are_read(claude):
+    counted = claude.messages.count_tokens(model=CLAUDE, messages=_user_blocks(
+        {"type": "document", "source": {"type": "text", "media_type": "text/plain", "data": "alpha"}},
+        {"type": "document", "title": "T", "source": {"type": "content", "content": [{"type": "text", "text": "b"}]}},
+    ))
+    assert counted.input_tokens > 0
+
+
+# -- tool counts, and costly bodies off the event loop -----------------------------------------------------
+
+
+def test_too_many_tools_is_400(claude, client):
+    error = _openai_400(client, {"model": MODEL_NAME, "messages": USER, "tools": _openai_tools(5000)})
+    assert error["param"] == "tools" and "512" in error["message"]
+    for path in ("/v1/messages", "/v1/messages/count_tokens"):
+        body = {"max_tokens": 2, "messages": USER, "tools": _tools(5000)}
+        assert "512" in _anthropic_400(claude, client, body, path)
+
+
+def _health_while(server: LiveServer, send) -> tuple[list[float], httpx.Response]:
+    """Latencies of /health polled while `send()` runs in a thread, and its response."""
+    result: dict[str, httpx.Response] = {}
+    worker = threading.Thread(target=lambda: result.update(response=send()))
+    latencies: list[float] = []
+    with httpx.Client(base_url=server.base_url, timeout=30) as http:
+        worker.start()
+        while worker.is_alive():
+            started = time.perf_counter()
+            assert http.get("/health").status_code == 200
+            latencies.append(time.perf_counter() - started)
+            time.sleep(0.05)
+    worker.join()
+    return latencies, result["response"]
+
+
+@pytest.mark.parametrize("route", ["/v1/chat/completions", "/v1/messages/count_tokens"])
+def test_health_answers_while_a_costly_body_is_prepared(server, client, route):
+    # As many tools as allowed, each schema a few milliseconds to check: seconds of preparation in all.
+    if route == "/v1/chat/completions":
+        body = {"model": MODEL_NAME, "messages": USER, "max_tokens": 2, "tools": _openai_tools(512, properties=8)}
+        headers = {}
+    else:
+        body = {"model": CLAUDE, "messages": USER, "tools": _tools(512, properties=8)}
+        headers = {"anthropic-version": "2023-06-01"}
+    send = lambda: httpx.post(server.base_url + route, json=body, headers=headers, timeout=300)
+    latencies, response = _health_while(server, send)
+    # 512 rendered tools overflow the test server's 4096-token window: the chat request is prepared in full
+    # and then refused for its length; count_tokens counts them.
+    if route == "/v1/chat/completions":
+        assert response.status_code == 400 and response.json()["error"]["code"] == "context_length_exceeded"
+    else:
+        assert response.status_code == 200 and response.json()["input_tokens"] > 4096
+    assert len(latencies) >= 3, latencies  # the body took a while: /health was asked during it
+    assert max(latencies) < 1.0, latencies
+
+
+# -- the general guard: an unforeseen bad value is a 400, not a 500 ----------------------------------------
+
+
+def _deep_schema(levels: int) -> dict:
+    schema: dict = {"type": "string"}
+    for _ in range(levels):
+        schema = {"anyOf": [schema]}
+    return {"type": "object", "properties": {"x": schema}}
+
+
+def test_unforeseen_bad_values_are_400_in_each_dialect(server, client, claude):
+    before = server.log().count("Traceback")
+    deep = _deep_schema(400)  # every walker of schemas recurses: nothing gave it a bound of its own
+    body = {"model": MODEL_NAME, "messages": USER, "max_tokens": 2,
+            "response_format": {"type": "json_schema", "json_schema": {"name": "r", "schema": deep}}}
+    _openai_400(client, body)
+    body = {"max_tokens": 2, "messages": USER, "output_config": {"format": {"type": "json_schema", "schema": deep}}}
+    _anthropic_400(claude, client, body)
+    tools = [{"name": "f", "input_schema": deep}]
+    _anthropic_400(claude, client, {"messages": USER, "tools": tools}, "/v1/messages/count_tokens")
+    _openai_400(client, {"messages": USER, "tools": _openai_tools(1) + [
+        {"type": "function", "function": {"name": "g", "parameters": deep}}]}, path=server.base_url + "/tokenize")
+    assert server.log().count("Traceback") == before  # one line each, no traceback flood
