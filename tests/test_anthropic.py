@@ -266,6 +266,18 @@ def test_missing_key(auth_server: LiveServer) -> None:
                           headers={"anthropic-version": "2023-06-01"})
     assert response.status_code == 401
     assert response.json()["error"]["type"] == "authentication_error"
+    assert "x-api-key" in response.json()["error"]["message"]  # the header Anthropic's clients send
+
+
+def test_either_key_header_may_match(auth_server: LiveServer) -> None:
+    """A gateway or client may send both headers, one of them stale: either one matching is enough."""
+    url = auth_server.base_url + "/v1/messages/count_tokens"
+    body = {"model": "claude-x", "messages": USER}
+    for headers, status in [({"authorization": "Bearer sk-stale", "x-api-key": API_KEY}, 200),
+                            ({"authorization": f"Bearer {API_KEY}", "x-api-key": "sk-stale"}, 200),
+                            ({"authorization": "Bearer sk-stale", "x-api-key": "sk-stale-too"}, 401)]:
+        response = httpx.post(url, json=body, headers={"anthropic-version": "2023-06-01", **headers})
+        assert response.status_code == status, (headers, response.text)
 
 
 # -- models ---------------------------------------------------------------------------------------------

@@ -238,7 +238,8 @@ def test_auth(auth_server):
     assert err.value.body["type"] == "authentication_error"
     with pytest.raises(openai.AuthenticationError):
         chat(bad, max_tokens=2)
-    assert httpx.post(base + "/chat/completions", json={}).status_code == 401
+    missing = httpx.post(base + "/chat/completions", json={})
+    assert missing.status_code == 401 and "Authorization: Bearer" in missing.json()["error"]["message"]
     assert httpx.get(auth_server.base_url + "/health").status_code == 200
     assert API_KEY not in auth_server.log() and "sk-second-key" not in auth_server.log()
 
