@@ -15,7 +15,7 @@ from litestar import Request, Response
 from app.anthropic import schemas as s
 from app.decoding import json_dumps
 from app.errors import as_service_error
-from runtime.errors import ContextLengthExceeded, EngineUnavailable, ServiceError
+from runtime.errors import ContextLengthExceeded, EngineUnavailable, NotFound, ServiceError
 
 _TYPES = {
     400: "invalid_request_error", 401: "authentication_error", 403: "permission_error", 404: "not_found_error",
@@ -33,6 +33,13 @@ def request_id(request: Request) -> str:
         rid = "req_" + secrets.token_hex(12)
         request.state[_REQUEST_ID] = rid
     return rid
+
+
+class ThreadNotFound(NotFound):
+    """A `thread: {"type": "continue"}` whose conversation this server does not hold. The SDK's thread state
+    recognises `details.error_code` and replays the whole history under a new thread."""
+
+    error_code = "thread_not_found"
 
 
 def error_status(err: ServiceError) -> int:
@@ -56,6 +63,8 @@ def error_message(err: ServiceError) -> str:
 
 def error_body(err: ServiceError, rid: str | None = None) -> s.ErrorOut:
     detail = s.ErrorDetail(error_type(error_status(err)), error_message(err))
+    if isinstance(err, ThreadNotFound):
+        detail.details = {"error_code": err.error_code}
     return s.ErrorOut(detail) if rid is None else s.ErrorOut(detail, request_id=rid)
 
 

@@ -17,7 +17,7 @@ from litestar.response import Stream
 
 from app.anthropic import convert, render
 from app.anthropic import schemas as s
-from app.anthropic.errors import anthropic_error_handler, request_id
+from app.anthropic.errors import ThreadNotFound, anthropic_error_handler, request_id
 from app.anthropic.models import resolve
 from app.anthropic.pacing import FIRST_EVENT_GRACE_S, with_pings
 from app.decoding import decode, json_dumps
@@ -59,6 +59,10 @@ async def create_message(request: Request, service_state: ServiceState, names: M
     rid = request_id(request)
     req = decode(s.messages_decoder, await request.body())
     resolve(names, req.model)
+    if req.thread is not None and req.thread.type == "continue":
+        # No conversation is held here (yet): the SDK then resends the whole history, which always works.
+        raise ThreadNotFound(f"No thread is held for previous_message_id {req.thread.previous_message_id!r}; "
+                             "send the whole conversation.", param="thread.previous_message_id")
     chat = convert.chat_request(req)
     prepared = await service_state.require().prepare_chat(chat)
     log.info("%s: %.100r, %d prompt tokens, max_tokens %d%s", rid, req.model, prepared.prompt_tokens,

@@ -113,6 +113,13 @@ Temperature = Annotated[float, Meta(ge=0.0, le=1.0)]
 Probability = Annotated[float, Meta(ge=0.0, le=1.0)]
 
 
+class ThreadIn(Struct):
+    """Server-held conversation state (the SDK's `thread`): `create` or `continue` with previous_message_id."""
+
+    type: str
+    previous_message_id: str | None = None
+
+
 class CountTokensRequest(Struct, kw_only=True):
     """What /v1/messages/count_tokens takes: a Messages request without the generation settings.
     thinking, metadata, context_management, cache_control, service_tier... are accepted and ignored."""
@@ -133,6 +140,7 @@ class MessagesRequest(CountTokensRequest, kw_only=True):
     top_k: Annotated[int, Meta(ge=0)] | None = None
     stop_sequences: list[str] | None = None
     stream: bool = False
+    thread: ThreadIn | None = None
 
 
 # -- responses ------------------------------------------------------------------------------------------
@@ -219,9 +227,10 @@ class Ping(Struct, tag="ping", tag_field="type"):
     pass
 
 
-class ErrorDetail(Struct):
+class ErrorDetail(Struct, omit_defaults=True):
     type: str
     message: str
+    details: dict[str, Any] | UnsetType = UNSET  # e.g. {"error_code": "thread_not_found"}, read by the SDK
 
 
 class ErrorOut(Struct, tag="error", tag_field="type", omit_defaults=True):
