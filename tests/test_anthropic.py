@@ -150,7 +150,7 @@ def test_prompt_too_long(claude: anthropic.Anthropic) -> None:
         claude.messages.create(model="claude-x", max_tokens=10, messages=[{"role": "user", "content": "word " * 5000}])
     exc = info.value
     assert exc.type == "invalid_request_error"
-    match = re.fullmatch(r"prompt is too long: (\d+) tokens > (\d+) maximum", exc.api_message or "")
+    match = re.match(r"prompt is too long: (\d+) tokens > (\d+) maximum \(.*--context-length", exc.api_message or "")
     assert match and int(match.group(1)) > WINDOW and int(match.group(2)) == WINDOW
     _request_id_matches(exc)
 

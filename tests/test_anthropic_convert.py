@@ -171,5 +171,5 @@ def test_error_shapes() -> None:
         assert error_status(err) == status
         assert error_body(err, "req_1").error.type == kind
     too_long = ContextLengthExceeded("long", prompt_tokens=5000, max_context=4096, param="messages")
-    assert error_body(too_long).error.message == "prompt is too long: 5000 tokens > 4096 maximum"
+    assert error_body(too_long).error.message .startswith("prompt is too long: 5000 tokens > 4096 maximum (")
     assert error_body(InvalidRequest("bad", param="x")).error.message == "x: bad"

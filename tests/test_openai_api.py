@@ -189,6 +189,7 @@ def test_context_window_exceeded_is_400_with_numbers(client):
     with pytest.raises(openai.BadRequestError) as err:
         chat(client, "word " * 5000, max_tokens=1)
     assert err.value.body["code"] == "context_length_exceeded"
+    assert "--context-length" in err.value.body["message"]  # names the setting that governs the window
 
 
 def test_bad_input_does_not_disturb_concurrent_requests(client):

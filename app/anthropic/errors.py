@@ -15,6 +15,7 @@ from litestar import Request, Response
 from app.anthropic import schemas as s
 from app.decoding import json_dumps
 from app.errors import as_service_error
+from runtime.service import WINDOW_HINT
 from runtime.errors import ContextLengthExceeded, EngineUnavailable, NotFound, ServiceError
 
 _TYPES = {
@@ -55,7 +56,8 @@ def error_type(status: int) -> str:
 def error_message(err: ServiceError) -> str:
     if isinstance(err, ContextLengthExceeded):
         # The wording Claude Code recognises: it compacts the conversation and retries.
-        return f"prompt is too long: {err.prompt_tokens} tokens > {err.max_context} maximum"
+        return (f"prompt is too long: {err.prompt_tokens} tokens > {err.max_context} maximum "
+                f"{WINDOW_HINT}")
     if err.param and err.param not in err.message:
         return f"{err.param}: {err.message}"
     return err.message
