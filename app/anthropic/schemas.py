@@ -40,6 +40,12 @@ class ToolResultBlock(Struct, tag="tool_result", tag_field="type"):
     is_error: bool = False
 
 
+class ToolReferenceBlock(Struct, tag="tool_reference", tag_field="type"):
+    """In tool_result content (Claude Code's ToolSearch): the named tool is now loaded."""
+
+    tool_name: str
+
+
 class ThinkingBlock(Struct, tag="thinking", tag_field="type"):
     thinking: str = ""
     signature: str = ""
@@ -50,9 +56,11 @@ class RedactedThinkingBlock(Struct, tag="redacted_thinking", tag_field="type"):
 
 
 InputBlock = (
-    TextBlock | ImageBlock | DocumentBlock | ToolUseBlock | ToolResultBlock | ThinkingBlock | RedactedThinkingBlock
+    TextBlock | ImageBlock | DocumentBlock | ToolUseBlock | ToolResultBlock | ToolReferenceBlock | ThinkingBlock
+    | RedactedThinkingBlock
 )
-KNOWN_BLOCK_TYPES = frozenset({"text", "image", "document", "tool_use", "tool_result", "thinking", "redacted_thinking"})
+KNOWN_BLOCK_TYPES = frozenset({"text", "image", "document", "tool_use", "tool_result", "tool_reference", "thinking",
+                               "redacted_thinking"})
 
 
 class BlockHead(Struct):
