@@ -12,6 +12,8 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import UNSET, Meta, Struct, UnsetType
 
+from app.anthropic.context_management import ContextManagement
+
 # -- requests: content blocks ---------------------------------------------------------------------------
 
 
@@ -139,6 +141,7 @@ class CountTokensRequest(Struct, kw_only=True):
     tool_choice: ToolChoiceIn | None = None
     output_config: OutputConfig | None = None
     output_format: OutputFormat | None = None  # the structured-outputs beta's spelling
+    context_management: ContextManagement | None = None
 
 
 class MessagesRequest(CountTokensRequest, kw_only=True):
@@ -182,10 +185,12 @@ class MessageOut(Struct, tag="message", tag_field="type"):
     stop_sequence: str | None
     usage: UsageOut
     role: str = "assistant"
+    context_management: dict[str, Any] | UnsetType = UNSET  # {"applied_edits": [...]} when edits were asked for
 
 
 class CountTokensOut(Struct):
     input_tokens: int
+    context_management: dict[str, Any] | UnsetType = UNSET  # {"original_input_tokens": N} when edits were asked for
 
 
 # -- stream events --------------------------------------------------------------------------------------
@@ -225,6 +230,7 @@ class MessageDeltaBody(Struct):
 class MessageDelta(Struct, tag="message_delta", tag_field="type"):
     delta: MessageDeltaBody
     usage: UsageOut  # cumulative: the final input split, cache counts and output tokens
+    context_management: dict[str, Any] | UnsetType = UNSET
 
 
 class MessageStop(Struct, tag="message_stop", tag_field="type"):
