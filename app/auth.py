@@ -7,16 +7,20 @@ import hmac
 from litestar.connection import ASGIConnection
 from litestar.handlers import BaseRouteHandler
 
+from app.dialect import speaks_anthropic
 from runtime.errors import Unauthorized
 
 
-def presented_key(connection: ASGIConnection) -> str | None:
-    auth = connection.headers.get("authorization")
-    if auth:
-        scheme, _, token = auth.partition(" ")
-        if scheme.lower() == "bearer" and token.strip():
-            return token.strip()
-    return connection.headers.get("x-api-key")
+def presented_keys(connection: ASGIConnection) -> list[str]:
+    """The keys a request presents: a Bearer token (OpenAI's clients) and an x-api-key (Anthropic's). Clients
+    and gateways may send both, one of them stale: either matching is enough."""
+    keys = []
+    scheme, _, token = connection.headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        keys.append(token.strip())
+    if connection.headers.get("x-api-key"):
+        keys.append(connection.headers["x-api-key"])
+    return keys
 
 
 def key_matches(presented: str, keys: tuple[str, ...]) -> bool:
@@ -31,10 +35,12 @@ def api_key_guard(keys: tuple[str, ...]):
     def guard(connection: ASGIConnection, _: BaseRouteHandler) -> None:
         if not keys:
             return
-        presented = presented_key(connection)
-        if presented is None:
-            raise Unauthorized("Missing API key: send 'Authorization: Bearer <key>'.")
-        if not key_matches(presented, keys):
+        presented = presented_keys(connection)
+        if not presented:
+            # Name the header this client's SDK sends (Anthropic's: x-api-key; OpenAI's: Authorization).
+            header = "'x-api-key: <key>'" if speaks_anthropic(connection) else "'Authorization: Bearer <key>'"
+            raise Unauthorized(f"Missing API key: send {header}.")
+        if not any([key_matches(key, keys) for key in presented]):  # a list: check every key, timing alike
             raise Unauthorized("Incorrect API key provided.")
 
     return guard

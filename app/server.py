@@ -9,6 +9,7 @@ from litestar import Litestar, Request, Response, get
 from litestar.di import Provide
 
 from app.auth import api_key_guard
+from app.dialect import speaks_anthropic
 from app.models import ModelNames
 from app.openai.errors import openai_error_handler
 from app.openai.routes import openai_router
@@ -33,15 +34,11 @@ async def metrics(service_state: ServiceState) -> Response:
 
 def _error_in_callers_dialect(request: Request, exc: Exception) -> Response:
     """Errors outside any router (unknown routes, methods): in the dialect the client speaks."""
-    if _speaks_anthropic(request):
+    if speaks_anthropic(request):
         from app.anthropic.errors import anthropic_error_handler
 
         return anthropic_error_handler(request, exc)
     return openai_error_handler(request, exc)
-
-
-def _speaks_anthropic(request: Request) -> bool:
-    return "anthropic-version" in request.headers or request.url.path.startswith("/v1/messages")
 
 
 def create_app(settings: Settings) -> Litestar:

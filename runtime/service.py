@@ -33,6 +33,11 @@ from runtime.types import (
 )
 
 
+# Said in every context-length error: the window is the server's setting, and agents' first requests (Claude
+# Code's is ~20k tokens) overflow a small model's default window.
+WINDOW_HINT = "(The server's window is set by --context-length.)"
+
+
 @dataclass(frozen=True)
 class PreparedRequest:
     engine_request: EngineRequest
@@ -123,7 +128,7 @@ class GenerationService:
         if prompt_tokens > window or (prompt_tokens == window and not scoring_only):
             raise ContextLengthExceeded(
                 f"This model's maximum context length is {window} tokens. However, your prompt is "
-                f"{prompt_tokens} tokens long, leaving no room for output.",
+                f"{prompt_tokens} tokens long, leaving no room for output. {WINDOW_HINT}",
                 prompt_tokens=prompt_tokens, max_context=window, param="messages",
             )
         room = window - prompt_tokens
@@ -134,7 +139,7 @@ class GenerationService:
             raise ContextLengthExceeded(
                 f"This model's maximum context length is {window} tokens. However, you requested "
                 f"{prompt_tokens + wanted} tokens ({prompt_tokens} in the messages, {wanted} in the completion). "
-                "Please reduce the length of the messages or completion.",
+                f"Please reduce the length of the messages or completion. {WINDOW_HINT}",
                 prompt_tokens=prompt_tokens, max_context=window, param="max_tokens",
             )
         return sampling

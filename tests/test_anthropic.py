@@ -150,7 +150,7 @@ def test_prompt_too_long(claude: anthropic.Anthropic) -> None:
         claude.messages.create(model="claude-x", max_tokens=10, messages=[{"role": "user", "content": "word " * 5000}])
     exc = info.value
     assert exc.type == "invalid_request_error"
-    match = re.fullmatch(r"prompt is too long: (\d+) tokens > (\d+) maximum", exc.api_message or "")
+    match = re.match(r"prompt is too long: (\d+) tokens > (\d+) maximum \(.*--context-length", exc.api_message or "")
     assert match and int(match.group(1)) > WINDOW and int(match.group(2)) == WINDOW
     _request_id_matches(exc)
 
@@ -266,6 +266,18 @@ def test_missing_key(auth_server: LiveServer) -> None:
                           headers={"anthropic-version": "2023-06-01"})
     assert response.status_code == 401
     assert response.json()["error"]["type"] == "authentication_error"
+    assert "x-api-key" in response.json()["error"]["message"]  # the header Anthropic's clients send
+
+
+def test_either_key_header_may_match(auth_server: LiveServer) -> None:
+    """A gateway or client may send both headers, one of them stale: either one matching is enough."""
+    url = auth_server.base_url + "/v1/messages/count_tokens"
+    body = {"model": "claude-x", "messages": USER}
+    for headers, status in [({"authorization": "Bearer sk-stale", "x-api-key": API_KEY}, 200),
+                            ({"authorization": f"Bearer {API_KEY}", "x-api-key": "sk-stale"}, 200),
+                            ({"authorization": "Bearer sk-stale", "x-api-key": "sk-stale-too"}, 401)]:
+        response = httpx.post(url, json=body, headers={"anthropic-version": "2023-06-01", **headers})
+        assert response.status_code == status, (headers, response.text)
 
 
 # -- models ---------------------------------------------------------------------------------------------

@@ -171,5 +171,19 @@ def test_error_shapes() -> None:
         assert error_status(err) == status
         assert error_body(err, "req_1").error.type == kind
     too_long = ContextLengthExceeded("long", prompt_tokens=5000, max_context=4096, param="messages")
-    assert error_body(too_long).error.message == "prompt is too long: 5000 tokens > 4096 maximum"
+    assert error_body(too_long).error.message .startswith("prompt is too long: 5000 tokens > 4096 maximum (")
     assert error_body(InvalidRequest("bad", param="x")).error.message == "x: bad"
+
+
+def test_tool_reference_in_a_tool_result_is_rendered() -> None:
+    """Claude Code's ToolSearch answers with tool_reference blocks; dropped, the model saw an empty result."""
+    chat = _chat(messages=[
+        {"role": "user", "content": "Find a tool"},
+        {"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_1", "name": "ToolSearch",
+                                           "input": {"query": "bash"}}]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_1",
+                                      "content": [{"type": "tool_reference", "tool_name": "Bash"},
+                                                  {"type": "tool_reference", "tool_name": "Grep"}]}]},
+    ])
+    assert chat.messages[-1] == Message("tool", "Tool loaded: Bash\n\nTool loaded: Grep", tool_call_id="toolu_1",
+                                        name="ToolSearch")

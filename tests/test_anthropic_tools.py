@@ -142,3 +142,29 @@ def test_stream_fragments_join_to_non_streaming_input(server: LiveServer, claude
     assert [b["name"] for b in streamed] == [u.name for u in expected]
     for index, fragments in transcript.partial_json.items():
         assert json.loads(fragments) == transcript.blocks[index]["input"]
+
+
+def test_tool_runner_threads_fall_back_to_the_whole_history(server: LiveServer, claude: anthropic.Anthropic) -> None:
+    """The SDK's tool runner asks for server-held threads (`thread: create`, then `continue` with only the tool
+    result). This server holds none yet: a continue gets 404 `thread_not_found`, and the SDK replays the whole
+    history, so the runner works."""
+    zones: list[str] = []
+
+    @anthropic.beta_tool
+    def get_time(zone: str, hour24: bool = True) -> str:
+        """Current time in a zone."""
+        zones.append(zone)
+        return "12:00"
+
+    get_time.input_schema = TIME  # bounded, so a forced call always fits in max_tokens
+    runner = claude.beta.messages.tool_runner(model="claude-x", max_tokens=200, messages=USER, tools=[get_time],
+                                              tool_choice={"type": "any", "disable_parallel_tool_use": True},
+                                              max_iterations=2)
+    messages = list(runner)
+    assert len(messages) == 2 and zones and all(m.stop_reason == "tool_use" for m in messages)
+    raw = httpx.post(server.base_url + "/v1/messages", headers={"anthropic-version": "2023-06-01"},
+                     json={"model": "claude-x", "max_tokens": 8, "messages": USER,
+                           "thread": {"type": "continue", "previous_message_id": "msg_unknown"}})
+    assert raw.status_code == 404
+    assert raw.json()["error"]["type"] == "not_found_error"
+    assert raw.json()["error"]["details"] == {"error_code": "thread_not_found"}

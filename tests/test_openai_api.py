@@ -189,6 +189,7 @@ def test_context_window_exceeded_is_400_with_numbers(client):
     with pytest.raises(openai.BadRequestError) as err:
         chat(client, "word " * 5000, max_tokens=1)
     assert err.value.body["code"] == "context_length_exceeded"
+    assert "--context-length" in err.value.body["message"]  # names the setting that governs the window
 
 
 def test_bad_input_does_not_disturb_concurrent_requests(client):
@@ -238,7 +239,8 @@ def test_auth(auth_server):
     assert err.value.body["type"] == "authentication_error"
     with pytest.raises(openai.AuthenticationError):
         chat(bad, max_tokens=2)
-    assert httpx.post(base + "/chat/completions", json={}).status_code == 401
+    missing = httpx.post(base + "/chat/completions", json={})
+    assert missing.status_code == 401 and "Authorization: Bearer" in missing.json()["error"]["message"]
     assert httpx.get(auth_server.base_url + "/health").status_code == 200
     assert API_KEY not in auth_server.log() and "sk-second-key" not in auth_server.log()
 

@@ -294,3 +294,18 @@ def test_stop_strings_never_cut_a_call(client):
                                          tools=[WEATHER], tool_choice="auto", max_tokens=40, temperature=0,
                                          stop=[stop], extra_body={"ignore_eos": True})
     assert cut.choices[0].finish_reason == "stop" and cut.choices[0].message.content == text[: text.index(stop)]
+
+
+def test_first_chunk_of_a_call_has_null_content(client):
+    """A choice that starts with a call opens with role and call in one delta, content null (as OpenAI sends
+    it): an empty-string content there makes @ai-sdk/openai emit an empty text part."""
+    stream = client.chat.completions.create(model=MODEL_NAME, messages=[{"role": "user", "content": "Weather?"}],
+                                            tools=[WEATHER], tool_choice="required", max_tokens=200, stream=True)
+    raw = [c.model_dump(exclude_unset=True) for c in stream]
+    first = raw[0]["choices"][0]["delta"]
+    assert first["role"] == "assistant" and first["content"] is None and first["tool_calls"][0]["function"]["name"]
+    assert not any(c["choices"] and c["choices"][0]["delta"].get("content") == "" for c in raw)
+    text = client.chat.completions.create(model=MODEL_NAME, messages=[{"role": "user", "content": "Hi"}],
+                                          max_tokens=3, stream=True)
+    assert next(iter(text)).model_dump(exclude_unset=True)["choices"][0]["delta"] == {"role": "assistant",
+                                                                                      "content": ""}

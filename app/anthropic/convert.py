@@ -9,6 +9,7 @@ Mapping choices (documented for users in CLAUDE_CODE_INTEGRATION.md):
   turn, and the prompt prefix stays stable from one request to the next.
 - Consecutive user turns merge, as do consecutive assistant turns (Anthropic's API does the same).
 - tool_result blocks become tool messages, in order; `is_error` results are prefixed with "Error: ".
+- tool_reference blocks (Claude Code's ToolSearch results) become a line `Tool loaded: <name>`.
 - thinking blocks become the assistant message's reasoning (rendered where the template knows
   `reasoning_content`, dropped by it otherwise); redacted_thinking and unknown block types are dropped.
 - image blocks, and documents that are not plain text (a `text` source, or a `content` source of text
@@ -187,6 +188,11 @@ def _texts(blocks: Iterable[tuple[Any, str]]) -> list[str]:
                 out.append(block.text)
             case s.DocumentBlock():
                 out.append(_document_text(block, where))
+            case s.ToolReferenceBlock():
+                # Every request tool is already in the prompt's tool list (defer_loading is not honoured), so
+                # a line saying which one the search loaded is what the model needs; dropping it left the
+                # tool_result empty.
+                out.append(f"Tool loaded: {block.tool_name}")
             case s.ImageBlock():
                 raise InvalidRequest("Images are not supported by this model; send text.", param=where)
             case s.ToolUseBlock() | s.ToolResultBlock():

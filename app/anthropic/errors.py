@@ -15,7 +15,8 @@ from litestar import Request, Response
 from app.anthropic import schemas as s
 from app.decoding import json_dumps
 from app.errors import as_service_error
-from runtime.errors import ContextLengthExceeded, EngineUnavailable, ServiceError
+from runtime.service import WINDOW_HINT
+from runtime.errors import ContextLengthExceeded, EngineUnavailable, NotFound, ServiceError
 
 _TYPES = {
     400: "invalid_request_error", 401: "authentication_error", 403: "permission_error", 404: "not_found_error",
@@ -35,6 +36,13 @@ def request_id(request: Request) -> str:
     return rid
 
 
+class ThreadNotFound(NotFound):
+    """A `thread: {"type": "continue"}` whose conversation this server does not hold. The SDK's thread state
+    recognises `details.error_code` and replays the whole history under a new thread."""
+
+    error_code = "thread_not_found"
+
+
 def error_status(err: ServiceError) -> int:
     return OVERLOADED if isinstance(err, EngineUnavailable) or err.status == 503 else err.status
 
@@ -48,7 +56,8 @@ def error_type(status: int) -> str:
 def error_message(err: ServiceError) -> str:
     if isinstance(err, ContextLengthExceeded):
         # The wording Claude Code recognises: it compacts the conversation and retries.
-        return f"prompt is too long: {err.prompt_tokens} tokens > {err.max_context} maximum"
+        return (f"prompt is too long: {err.prompt_tokens} tokens > {err.max_context} maximum "
+                f"{WINDOW_HINT}")
     if err.param and err.param not in err.message:
         return f"{err.param}: {err.message}"
     return err.message
@@ -56,6 +65,8 @@ def error_message(err: ServiceError) -> str:
 
 def error_body(err: ServiceError, rid: str | None = None) -> s.ErrorOut:
     detail = s.ErrorDetail(error_type(error_status(err)), error_message(err))
+    if isinstance(err, ThreadNotFound):
+        detail.details = {"error_code": err.error_code}
     return s.ErrorOut(detail) if rid is None else s.ErrorOut(detail, request_id=rid)
 
 

@@ -10,6 +10,9 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass, field
+from typing import Any
+
+from msgspec import UNSET, UnsetType
 
 from app.anthropic import schemas as s
 from app.anthropic.errors import error_body
@@ -84,7 +87,8 @@ async def collect(events: AsyncIterator[ChatEvent]) -> Collected:
     return out
 
 
-def message(mid: str, model: str, collected: Collected, stop_sequences: tuple[str, ...]) -> s.MessageOut:
+def message(mid: str, model: str, collected: Collected, stop_sequences: tuple[str, ...],
+            context: dict[str, Any] | UnsetType = UNSET) -> s.MessageOut:
     finished = collected.finished
     assert finished is not None
     reason, sequence = stop_reason(finished, stop_sequences)
@@ -94,7 +98,7 @@ def message(mid: str, model: str, collected: Collected, stop_sequences: tuple[st
             content.append(s.TextOut(block))
         else:
             content.append(s.ToolUseOut(block.id, block.name, _arguments(block)))
-    return s.MessageOut(mid, model, content, reason, sequence, usage_out(finished.usage))
+    return s.MessageOut(mid, model, content, reason, sequence, usage_out(finished.usage), context_management=context)
 
 
 def _arguments(call: _Call) -> dict:
@@ -111,7 +115,8 @@ def _arguments(call: _Call) -> dict:
 
 
 async def stream_events(mid: str, model: str, input_tokens: int, events: AsyncIterator[ChatEvent | s.Ping],
-                        stop_sequences: tuple[str, ...]) -> AsyncIterator[s.StreamEvent]:
+                        stop_sequences: tuple[str, ...],
+                        context: dict[str, Any] | UnsetType = UNSET) -> AsyncIterator[s.StreamEvent]:
     """message_start, then one content block per text run or tool call (indexes contiguous from 0, each
     opened before its deltas and stopped before the next opens), message_delta, message_stop. Pings pass
     through. Errors propagate: the caller decides how to report them."""
@@ -147,7 +152,7 @@ async def stream_events(mid: str, model: str, input_tokens: int, events: AsyncIt
                 if open_kind is not None:
                     yield s.ContentBlockStop(index)
                     open_kind = None
-                yield s.MessageDelta(s.MessageDeltaBody(reason, sequence), usage_out(event.usage))
+                yield s.MessageDelta(s.MessageDeltaBody(reason, sequence), usage_out(event.usage), context)
                 yield s.MessageStop()
                 return
 
@@ -159,11 +164,12 @@ def sse(event: s.StreamEvent) -> bytes:
 
 
 async def sse_stream(mid: str, model: str, input_tokens: int, events: AsyncGenerator[ChatEvent | s.Ping, None],
-                     stop_sequences: tuple[str, ...]) -> AsyncIterator[bytes]:
+                     stop_sequences: tuple[str, ...],
+                     context: dict[str, Any] | UnsetType = UNSET) -> AsyncIterator[bytes]:
     """The stream as bytes. Headers are sent by now: a failure goes out in-band as an `error` event.
     Ending, however it ends, closes `events` (which aborts the generation if it is still running)."""
     try:
-        async for event in stream_events(mid, model, input_tokens, events, stop_sequences):
+        async for event in stream_events(mid, model, input_tokens, events, stop_sequences, context):
             yield sse(event)
     except Exception as exc:  # noqa: BLE001  # every failure, typed or not, is reported (as_service_error logs)
         yield sse(error_body(as_service_error(exc)))

@@ -10,14 +10,16 @@ import asyncio
 import logging
 import secrets
 from collections.abc import AsyncGenerator
-from typing import TypeVar
+from typing import Any, TypeVar
+
+from msgspec import UNSET, UnsetType
 
 from litestar import Request, Response, Router, post
 from litestar.response import Stream
 
-from app.anthropic import convert, render
+from app.anthropic import context_management, convert, render
 from app.anthropic import schemas as s
-from app.anthropic.errors import anthropic_error_handler, request_id
+from app.anthropic.errors import ThreadNotFound, anthropic_error_handler, request_id
 from app.anthropic.models import resolve
 from app.anthropic.pacing import FIRST_EVENT_GRACE_S, with_pings
 from app.decoding import decode, json_dumps
@@ -25,8 +27,8 @@ from app.models import ModelNames
 from app.preparing import preparing
 from app.state import ServiceState
 from app.streaming import SSE_HEADERS, ClientDisconnected, disconnected_response, start_events, unless_disconnected
-from runtime.service import PreparedRequest
-from runtime.types import ChatFinished
+from runtime.service import GenerationService, PreparedRequest
+from runtime.types import ChatFinished, ChatRequest
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -62,8 +64,13 @@ async def create_message(request: Request, service_state: ServiceState, names: M
     async with preparing(request):
         req = await asyncio.to_thread(decode, s.messages_decoder, body)
         resolve(names, req.model)
-        chat = await asyncio.to_thread(convert.chat_request, req)
-        prepared = await service_state.require().prepare_chat(chat)
+        if req.thread is not None and req.thread.type == "continue":
+            # No conversation is held here (yet): the SDK then resends the whole history, which always works.
+            raise ThreadNotFound(f"No thread is held for previous_message_id {req.thread.previous_message_id!r}; "
+                                 "send the whole conversation.", param="thread.previous_message_id")
+        service = service_state.require()
+        chat, context = await _edited(service, await asyncio.to_thread(convert.chat_request, req), req)
+        prepared = await service.prepare_chat(chat)
     log.info("%s: %.100r, %d prompt tokens, max_tokens %d%s", rid, req.model, prepared.prompt_tokens,
              prepared.engine_request.sampling.max_new_tokens or 0, ", stream" if req.stream else "")
     mid = "msg_" + secrets.token_hex(12)
@@ -75,7 +82,7 @@ async def create_message(request: Request, service_state: ServiceState, names: M
             return disconnected_response()
         assert collected.finished is not None
         _log_finish(rid, collected.finished)
-        return _json(render.message(mid, req.model, collected, stops), rid)
+        return _json(render.message(mid, req.model, collected, stops, context), rid)
 
     starting = asyncio.ensure_future(start_events(service_state, prepared))
     try:
@@ -86,7 +93,7 @@ async def create_message(request: Request, service_state: ServiceState, names: M
     if starting.done():
         starting.result()  # a run that failed at once is answered with its status, not inside a 200
     events = _logged(rid, with_pings(starting))
-    return Stream(render.sse_stream(mid, req.model, prepared.prompt_tokens, events, stops),
+    return Stream(render.sse_stream(mid, req.model, prepared.prompt_tokens, events, stops, context),
                   media_type="text/event-stream", headers={**SSE_HEADERS, "request-id": rid})
 
 
@@ -97,9 +104,23 @@ async def count_tokens(request: Request, service_state: ServiceState, names: Mod
     async with preparing(request):
         req = await asyncio.to_thread(decode, s.count_tokens_decoder, body)
         resolve(names, req.model)
+        service = service_state.require()
         chat = await asyncio.to_thread(convert.conversation, req)
-        tokens = await service_state.require().count_chat_tokens(chat)
-    return _json(s.CountTokensOut(tokens), rid)
+        edited, context = await _edited(service, chat, req)
+        tokens = await service.count_chat_tokens(edited)
+        if context is not UNSET:
+            context = {"original_input_tokens": await service.count_chat_tokens(chat)}
+    return _json(s.CountTokensOut(tokens, context), rid)
+
+
+async def _edited(service: GenerationService, chat: ChatRequest,
+                  req: s.CountTokensRequest) -> tuple[ChatRequest, dict[str, Any] | UnsetType]:
+    """The conversation after the request's context_management edits, and what to report of them."""
+    if req.context_management is None:
+        return chat, UNSET
+    edits = context_management.parse(req.context_management)
+    chat, applied = await context_management.apply(chat, edits, service.count_chat_tokens)
+    return chat, {"applied_edits": applied}
 
 
 def anthropic_router() -> Router:

@@ -12,6 +12,8 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import UNSET, Meta, Struct, UnsetType
 
+from app.anthropic.context_management import ContextManagement
+
 # -- requests: content blocks ---------------------------------------------------------------------------
 
 
@@ -56,6 +58,12 @@ class ToolResultBlock(Struct, tag="tool_result", tag_field="type"):
     is_error: bool = False
 
 
+class ToolReferenceBlock(Struct, tag="tool_reference", tag_field="type"):
+    """In tool_result content (Claude Code's ToolSearch): the named tool is now loaded."""
+
+    tool_name: str
+
+
 class ThinkingBlock(Struct, tag="thinking", tag_field="type"):
     thinking: str = ""
     signature: str = ""
@@ -66,9 +74,11 @@ class RedactedThinkingBlock(Struct, tag="redacted_thinking", tag_field="type"):
 
 
 InputBlock = (
-    TextBlock | ImageBlock | DocumentBlock | ToolUseBlock | ToolResultBlock | ThinkingBlock | RedactedThinkingBlock
+    TextBlock | ImageBlock | DocumentBlock | ToolUseBlock | ToolResultBlock | ToolReferenceBlock | ThinkingBlock
+    | RedactedThinkingBlock
 )
-KNOWN_BLOCK_TYPES = frozenset({"text", "image", "document", "tool_use", "tool_result", "thinking", "redacted_thinking"})
+KNOWN_BLOCK_TYPES = frozenset({"text", "image", "document", "tool_use", "tool_result", "tool_reference", "thinking",
+                               "redacted_thinking"})
 
 
 class BlockHead(Struct):
@@ -129,6 +139,13 @@ Temperature = Annotated[float, Meta(ge=0.0, le=1.0)]
 Probability = Annotated[float, Meta(ge=0.0, le=1.0)]
 
 
+class ThreadIn(Struct):
+    """Server-held conversation state (the SDK's `thread`): `create` or `continue` with previous_message_id."""
+
+    type: str
+    previous_message_id: str | None = None
+
+
 class CountTokensRequest(Struct, kw_only=True):
     """What /v1/messages/count_tokens takes: a Messages request without the generation settings.
     thinking, metadata, context_management, cache_control, service_tier... are accepted and ignored."""
@@ -140,6 +157,7 @@ class CountTokensRequest(Struct, kw_only=True):
     tool_choice: ToolChoiceIn | None = None
     output_config: OutputConfig | None = None
     output_format: OutputFormat | None = None  # the structured-outputs beta's spelling
+    context_management: ContextManagement | None = None
 
 
 class MessagesRequest(CountTokensRequest, kw_only=True):
@@ -149,6 +167,7 @@ class MessagesRequest(CountTokensRequest, kw_only=True):
     top_k: Annotated[int, Meta(ge=0, le=2**31 - 1)] | None = None  # int32, as engines keep it
     stop_sequences: list[str] | None = None
     stream: bool = False
+    thread: ThreadIn | None = None
 
 
 # -- responses ------------------------------------------------------------------------------------------
@@ -182,10 +201,12 @@ class MessageOut(Struct, tag="message", tag_field="type"):
     stop_sequence: str | None
     usage: UsageOut
     role: str = "assistant"
+    context_management: dict[str, Any] | UnsetType = UNSET  # {"applied_edits": [...]} when edits were asked for
 
 
 class CountTokensOut(Struct):
     input_tokens: int
+    context_management: dict[str, Any] | UnsetType = UNSET  # {"original_input_tokens": N} when edits were asked for
 
 
 # -- stream events --------------------------------------------------------------------------------------
@@ -225,6 +246,7 @@ class MessageDeltaBody(Struct):
 class MessageDelta(Struct, tag="message_delta", tag_field="type"):
     delta: MessageDeltaBody
     usage: UsageOut  # cumulative: the final input split, cache counts and output tokens
+    context_management: dict[str, Any] | UnsetType = UNSET
 
 
 class MessageStop(Struct, tag="message_stop", tag_field="type"):
@@ -235,9 +257,10 @@ class Ping(Struct, tag="ping", tag_field="type"):
     pass
 
 
-class ErrorDetail(Struct):
+class ErrorDetail(Struct, omit_defaults=True):
     type: str
     message: str
+    details: dict[str, Any] | UnsetType = UNSET  # e.g. {"error_code": "thread_not_found"}, read by the SDK
 
 
 class ErrorOut(Struct, tag="error", tag_field="type", omit_defaults=True):

@@ -156,16 +156,22 @@ async def chat_chunks(rid: str, model: str, events: AsyncIterator[tuple[int, Cha
     # Logprobs come ahead of their text (which may be held back): each choice's ride on its next chunk.
     pending: dict[int, list[TokenLogprob]] = {}
 
-    def chunk(index: int, delta: s.ChatDelta, reason: str | None = None) -> bytes:
-        entries = pending.pop(index, None)
+    def chunk(index: int, delta: s.ChatDelta, reason: str | None = None, *, with_logprobs: bool = True) -> bytes:
+        entries = pending.pop(index, None) if with_logprobs else None
         logprobs = chat_logprobs(entries) if entries else None
         c = s.ChatCompletionChunk(rid, created, model, [s.ChatChunkChoice(index, delta, reason, logprobs)])
         if include_usage:
             c.usage = None
         return sse(c)
 
-    for index in range(choices):
-        yield chunk(index, s.ChatDelta(role="assistant", content=""))
+    # Each choice's first delta carries the role. As OpenAI does, its content is "" when text follows and null
+    # when the choice starts with a call (an empty string there makes @ai-sdk/openai open an empty text part).
+    started: set[int] = set()
+
+    def role(index: int) -> bytes:  # the role alone, before a choice's first text (its logprobs wait for that)
+        started.add(index)
+        return chunk(index, s.ChatDelta(role="assistant", content=""), with_logprobs=False)
+
     try:
         async with aclosing(events):  # a client gone mid-stream ends the run now, not at garbage collection
             async for index, event in events:
@@ -173,14 +179,22 @@ async def chat_chunks(rid: str, model: str, events: AsyncIterator[tuple[int, Cha
                     case Logprobs():
                         pending.setdefault(index, []).extend(event.tokens)
                     case TextDelta():
+                        if index not in started:
+                            yield role(index)
                         yield chunk(index, s.ChatDelta(content=event.text))
                     case ToolCallStart():
                         call = s.ToolCallDelta(event.index, event.id, "function", s.FunctionDelta(event.name, ""))
-                        yield chunk(index, s.ChatDelta(tool_calls=[call]))
+                        if index not in started:  # role and call in one delta, as OpenAI sends them
+                            started.add(index)
+                            yield chunk(index, s.ChatDelta(role="assistant", content=None, tool_calls=[call]))
+                        else:
+                            yield chunk(index, s.ChatDelta(tool_calls=[call]))
                     case ToolCallArgs():
                         call = s.ToolCallDelta(event.index, function=s.FunctionDelta(arguments=event.fragment))
                         yield chunk(index, s.ChatDelta(tool_calls=[call]))
                     case ChatFinished():
+                        if index not in started:
+                            yield role(index)
                         yield chunk(index, s.ChatDelta(), finish_reason(event))
                         usages.append(event.usage)
         if include_usage:

@@ -12,6 +12,7 @@ from litestar import Request, Response, Router, get, post
 from litestar.response import Stream
 
 from app.decoding import decode, json_dumps
+from app.dialect import speaks_anthropic
 from app.models import ModelNames
 from app.openai import convert, render
 from app.openai import schemas as s
@@ -123,7 +124,7 @@ def model_cards(service_state: ServiceState, names: ModelNames) -> list[s.ModelC
 
 @get("/models")
 async def list_models(request: Request, service_state: ServiceState, names: ModelNames) -> Response:
-    if "anthropic-version" in request.headers:
+    if speaks_anthropic(request):
         from app.anthropic.models import model_list
 
         return model_list(request, service_state, names)
@@ -133,7 +134,7 @@ async def list_models(request: Request, service_state: ServiceState, names: Mode
 @get("/models/{model_id:path}")
 async def get_model(request: Request, model_id: str, service_state: ServiceState, names: ModelNames) -> Response:
     model_id = model_id.lstrip("/")
-    if "anthropic-version" in request.headers:
+    if speaks_anthropic(request):
         from app.anthropic.models import model
 
         return model(request, model_id, service_state, names)
