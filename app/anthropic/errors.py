@@ -14,7 +14,7 @@ from litestar import Request, Response
 
 from app.anthropic import schemas as s
 from app.decoding import json_dumps
-from app.errors import as_service_error
+from app.errors import as_service_error, error_headers
 from runtime.errors import ContextLengthExceeded, EngineUnavailable, ServiceError
 
 _TYPES = {
@@ -62,7 +62,7 @@ def error_body(err: ServiceError, rid: str | None = None) -> s.ErrorOut:
 def error_response(request: Request, err: ServiceError) -> Response:
     rid = request_id(request)
     return Response(json_dumps(error_body(err, rid)), status_code=error_status(err), media_type="application/json",
-                    headers={"request-id": rid})
+                    headers={"request-id": rid, **error_headers(err)})
 
 
 def anthropic_error_handler(request: Request, exc: Exception) -> Response:
