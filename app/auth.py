@@ -1,4 +1,6 @@
-"""API keys: when configured, every /v1 route requires one (Bearer or x-api-key); /health stays open."""
+"""API keys: when configured, every /v1 route requires one (Bearer or x-api-key); /health and /metrics stay
+open. Unknown paths and wrong methods are checked too (app/server.py), so without a key a scanner learns
+nothing about which routes exist: 401, never 404 or 405."""
 
 from __future__ import annotations
 
@@ -27,14 +29,19 @@ def key_matches(presented: str, keys: tuple[str, ...]) -> bool:
     return matched
 
 
+def require_key(connection: ASGIConnection, keys: tuple[str, ...]) -> None:
+    """Unauthorized unless `keys` is empty (no auth) or the connection presents one of them."""
+    if not keys:
+        return
+    presented = presented_key(connection)
+    if presented is None:
+        raise Unauthorized("Missing API key: send 'Authorization: Bearer <key>'.")
+    if not key_matches(presented, keys):
+        raise Unauthorized("Incorrect API key provided.")
+
+
 def api_key_guard(keys: tuple[str, ...]):
     def guard(connection: ASGIConnection, _: BaseRouteHandler) -> None:
-        if not keys:
-            return
-        presented = presented_key(connection)
-        if presented is None:
-            raise Unauthorized("Missing API key: send 'Authorization: Bearer <key>'.")
-        if not key_matches(presented, keys):
-            raise Unauthorized("Incorrect API key provided.")
+        require_key(connection, keys)
 
     return guard
