@@ -25,9 +25,8 @@ from runtime.admission import Admission, Lease
 from runtime.engines import EngineConfig, create_engine, resolve_engine_name
 from runtime.errors import EngineUnavailable
 from runtime.model import load_model_info, resolve_model_path
-from runtime.service import GenerationService
+from runtime.service import GenerationService, PreparedRequest
 from runtime.tools.registry import select_format
-from runtime.service import PreparedRequest
 from runtime.types import SamplingParams
 
 log = logging.getLogger(__name__)

@@ -80,13 +80,17 @@ class Admission:
 
     @asynccontextmanager
     async def admit(self, slots: int = 1) -> AsyncIterator[Lease]:
-        """Wait for `slots` slots (rules 1-5 above); the lease's untaken slots go back on exit."""
-        await self._acquire(slots)
-        lease = Lease(self, slots)
+        """acquire(), with the lease's untaken slots given back on exit."""
+        lease = await self.acquire(slots)
         try:
             yield lease
         finally:
             lease.close()
+
+    async def acquire(self, slots: int = 1) -> Lease:
+        """Wait for `slots` slots (rules 1-5 above). The caller closes the lease."""
+        await self._acquire(slots)
+        return Lease(self, slots)
 
     def close(self) -> None:
         """Shutting down: the queued and every later request get EngineUnavailable (503)."""

@@ -17,7 +17,8 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis import GenerationMode
 
-REQUEST_TIMEOUT_S = 30
+REQUEST_TIMEOUT_S = 60  # a queue wait (bounded by the server's --max-queue-wait) plus a short generation
+TIMED_OUT = 999  # the status recorded for a request that got no answer in time: a failure, like a 5xx
 POST_ROUTES = ("/v1/chat/completions", "/v1/completions", "/v1/messages", "/v1/messages/count_tokens",
                "/tokenize", "/detokenize")
 
@@ -29,7 +30,7 @@ class Tally:
 
     def record(self, label: str, status: int, body: object, answer: str) -> None:
         self.by_status[status] += 1
-        if status >= 500:
+        if status >= 500:  # TIMED_OUT included
             self.server_errors.append(f"{label} -> {status}\nbody: {body!r:.600}\nanswer: {answer[:600]}")
 
 
@@ -48,9 +49,14 @@ def fuzz_schema(base_url: str, examples: int, tally: Tally, model: str,
             def call(case: schemathesis.Case) -> None:
                 if mode is GenerationMode.POSITIVE and isinstance(case.body, dict) and "model" in case.body:
                     case.body["model"] = model
-                response = case.call(base_url=base_url, session=session, headers=headers, timeout=REQUEST_TIMEOUT_S)
-                tally.record(f"{case.method} {case.path} ({mode.value})", response.status_code, case.body,
-                             response.text)
+                label = f"{case.method} {case.path} ({mode.value})"
+                try:
+                    response = case.call(base_url=base_url, session=session, headers=headers,
+                                         timeout=REQUEST_TIMEOUT_S)
+                except requests.Timeout:
+                    tally.record(label, TIMED_OUT, case.body, f"no answer within {REQUEST_TIMEOUT_S} s")
+                    return
+                tally.record(label, response.status_code, case.body, response.text)
 
             call()
 
@@ -106,7 +112,11 @@ def fuzz_malformed(base_url: str, count: int, tally: Tally, model: str, seed: in
         sent = {**(headers or {}), **({"Content-Type": content_type} if content_type else {})}
         if path.startswith("/v1/messages"):
             sent["anthropic-version"] = "2023-06-01"
-        response = session.post(base_url + path, data=body, headers=sent, timeout=REQUEST_TIMEOUT_S)
+        try:
+            response = session.post(base_url + path, data=body, headers=sent, timeout=REQUEST_TIMEOUT_S)
+        except requests.Timeout:
+            tally.record(f"POST {path} (malformed)", TIMED_OUT, body[:300], f"no answer within {REQUEST_TIMEOUT_S} s")
+            continue
         tally.record(f"POST {path} (malformed)", response.status_code, body[:300], response.text)
 
 

@@ -19,7 +19,7 @@ MALFORMED = int(os.environ.get("FUZZ_MALFORMED", "150"))
 
 
 def test_no_server_errors(served_model_args, server_logs):
-    server = start_server(*served_model_args, "--served-model-name", MODEL_NAME, "--context-length", "192",
+    server = start_server(*served_model_args, "--served-model-name", MODEL_NAME, "--context-length", "96",
                           "--max-running-requests", "4", "--max-queue-wait", "20", log_dir=server_logs)
     try:
         tally = Tally()
