@@ -67,7 +67,7 @@ _HELP = {
     "max_request_bytes": "largest request body accepted (413 above)",
     "threads": "CPU engine: torch threads (default: all cores)",
     "prefix_cache_entries": "CPU engine: how many recent requests' KV caches to keep for prefix reuse",
-    "max_running_requests": "generations running at once; more wait in a queue (default: the cores, at most 16, "
+    "max_running_requests": "generations running at once; more wait in a queue (default: the cores, between 8 and 16, "
                             "on the CPU engine; no limit on SGLang, whose scheduler queues)",
     "max_queued_requests": "requests waiting for a slot; beyond that, 429 at once (default: 4 x "
                            "--max-running-requests)",

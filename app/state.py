@@ -31,18 +31,20 @@ from runtime.types import SamplingParams
 
 log = logging.getLogger(__name__)
 
-CPU_RUNNING_CAP = 16  # the CPU engine's default cap is its cores, at most this
+CPU_RUNNING_CAP = (8, 16)  # the CPU engine's default cap: its cores, within these bounds (8 leaves room for n)
 QUEUE_PER_SLOT = 4  # the default queue holds this many requests per running slot
 
 
 def running_cap(settings: Settings, engine: str) -> int | None:
-    """--max-running-requests, or the engine's default: on the CPU engine the cores (it steps its sequences
-    in turn, so beyond that each stream only slows the others); none on SGLang, whose scheduler batches up to
-    its own limit and queues the rest."""
+    """--max-running-requests, or the engine's default: on the CPU engine the cores, between 8 and 16 (it
+    steps its sequences in turn, so beyond that each stream only slows the others; at least 8 so that OpenAI's
+    n up to 8 can run on a small machine); none on SGLang, whose scheduler batches up to its own limit and
+    queues the rest."""
     if settings.max_running_requests is not None:
         return settings.max_running_requests
     if engine == "cpu":
-        return max(2, min(CPU_RUNNING_CAP, os.cpu_count() or 1))
+        low, high = CPU_RUNNING_CAP
+        return max(low, min(high, os.cpu_count() or 1))
     return None
 
 
