@@ -1,4 +1,6 @@
-"""API keys: when configured, every /v1 route requires one (Bearer or x-api-key); /health stays open."""
+"""API keys: when configured, every /v1 route requires one (Bearer or x-api-key); /health and /metrics stay
+open. Unknown paths and wrong methods are checked too (app/server.py), so without a key a scanner learns
+nothing about which routes exist: 401, never 404 or 405."""
 
 from __future__ import annotations
 
@@ -31,16 +33,21 @@ def key_matches(presented: str, keys: tuple[str, ...]) -> bool:
     return matched
 
 
+def require_key(connection: ASGIConnection, keys: tuple[str, ...]) -> None:
+    """Unauthorized unless `keys` is empty (no auth) or the connection presents one of them."""
+    if not keys:
+        return
+    presented = presented_keys(connection)
+    if not presented:
+        # Name the header this client's SDK sends (Anthropic's: x-api-key; OpenAI's: Authorization).
+        header = "'x-api-key: <key>'" if speaks_anthropic(connection) else "'Authorization: Bearer <key>'"
+        raise Unauthorized(f"Missing API key: send {header}.")
+    if not any([key_matches(key, keys) for key in presented]):  # a list: check every key, timing alike
+        raise Unauthorized("Incorrect API key provided.")
+
+
 def api_key_guard(keys: tuple[str, ...]):
     def guard(connection: ASGIConnection, _: BaseRouteHandler) -> None:
-        if not keys:
-            return
-        presented = presented_keys(connection)
-        if not presented:
-            # Name the header this client's SDK sends (Anthropic's: x-api-key; OpenAI's: Authorization).
-            header = "'x-api-key: <key>'" if speaks_anthropic(connection) else "'Authorization: Bearer <key>'"
-            raise Unauthorized(f"Missing API key: send {header}.")
-        if not any([key_matches(key, keys) for key in presented]):  # a list: check every key, timing alike
-            raise Unauthorized("Incorrect API key provided.")
+        require_key(connection, keys)
 
     return guard

@@ -44,6 +44,8 @@ class Metrics:
         self.http_responses = Counter("inference_http_responses", "HTTP responses by route and status.",
                                       ["route", "status"], registry=r)
         self.running = Gauge("inference_requests_running", "Generations running now.", registry=r)
+        self.waiting = Gauge("inference_requests_waiting", "Requests queued for a generation slot now "
+                             "(--max-running-requests).", registry=r)
         self.generations = Counter(
             "inference_generations", "Generations ended, by how: a finish reason, or cancelled (the client went "
             "away) or error.", ["finish_reason"], registry=r)

@@ -6,16 +6,20 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from litestar import Litestar, Request, Response, get
+from litestar.datastructures import State
 from litestar.di import Provide
+from litestar.exceptions import MethodNotAllowedException, NotFoundException
 
-from app.auth import api_key_guard
+from app.auth import api_key_guard, require_key
 from app.dialect import speaks_anthropic
 from app.models import ModelNames
 from app.openai.errors import openai_error_handler
+from app.openapi import openapi_router
 from app.openai.routes import openai_router
 from app.openai.tokens import tokens_router
 from app.settings import Settings
 from app.state import ServiceState
+from runtime.errors import Unauthorized
 
 
 @get("/health", include_in_schema=False)
@@ -32,13 +36,30 @@ async def metrics(service_state: ServiceState) -> Response:
     return Response(body, media_type=media_type)
 
 
-def _error_in_callers_dialect(request: Request, exc: Exception) -> Response:
-    """Errors outside any router (unknown routes, methods): in the dialect the client speaks."""
+OPEN_PATHS = ("/health", "/metrics")  # answered without a key
+
+
+def _in_callers_dialect(request: Request, exc: Exception) -> Response:
     if speaks_anthropic(request):
         from app.anthropic.errors import anthropic_error_handler
 
         return anthropic_error_handler(request, exc)
     return openai_error_handler(request, exc)
+
+
+def error_handler(keys: tuple[str, ...]):
+    """Errors outside any router's handlers (unknown routes, methods): in the dialect the client speaks, and
+    behind the key like the routes themselves, so that a 404 or 405 tells only key holders what exists."""
+
+    def handle(request: Request, exc: Exception) -> Response:
+        if isinstance(exc, (NotFoundException, MethodNotAllowedException)) and request.url.path not in OPEN_PATHS:
+            try:
+                require_key(request, keys)
+            except Unauthorized as unauthorized:
+                return _in_callers_dialect(request, unauthorized)
+        return _in_callers_dialect(request, exc)
+
+    return handle
 
 
 def create_app(settings: Settings) -> Litestar:
@@ -58,8 +79,8 @@ def create_app(settings: Settings) -> Litestar:
 
     openai = openai_router()
     # /v1/models is shared: a client speaking Anthropic gets its errors (e.g. a 401) in Anthropic's shape.
-    openai.exception_handlers = {Exception: _error_in_callers_dialect}
-    routers = [openai, tokens_router()]
+    openai.exception_handlers = {Exception: _in_callers_dialect}
+    routers = [openai, tokens_router(), openapi_router()]
     try:
         from app.anthropic.routes import anthropic_router
     except ImportError:
@@ -72,9 +93,18 @@ def create_app(settings: Settings) -> Litestar:
         route_handlers=[health, metrics, *routers],
         dependencies={"service_state": Provide(lambda: state, sync_to_thread=False),
                       "names": Provide(lambda: names, sync_to_thread=False)},
-        exception_handlers={Exception: _error_in_callers_dialect},
+        exception_handlers={Exception: error_handler(settings.api_keys)},
         lifespan=[lifespan],
         request_max_body_size=settings.max_request_bytes,
         before_send=[state.metrics.count_response],
-        openapi_config=None,
+        openapi_config=None,  # app/openapi.py serves the document, from the structs the handlers decode with
+        state=State({_SERVICE_STATE: state}),
     )
+
+
+_SERVICE_STATE = "service_state"
+
+
+def service_state(app: Litestar) -> ServiceState:
+    """The app's ServiceState (for app/__main__.py, which tells it of a shutdown signal)."""
+    return app.state[_SERVICE_STATE]

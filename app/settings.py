@@ -32,8 +32,11 @@ class Settings:
     seed: int = 0
     threads: int | None = None
     prefix_cache_entries: int = 4
-    max_running_requests: int | None = None
+    max_running_requests: int | None = None  # default: from the cores on the CPU engine, none on SGLang
+    max_queued_requests: int | None = None  # default: 4 x max_running_requests
+    max_queue_wait: float = 30.0
     shutdown_timeout: float = 30.0
+    header_read_timeout: float = 30.0
     # SGLang
     tp_size: int = 1
     dp_size: int = 1
@@ -64,6 +67,13 @@ _HELP = {
     "max_request_bytes": "largest request body accepted (413 above)",
     "threads": "CPU engine: torch threads (default: all cores)",
     "prefix_cache_entries": "CPU engine: how many recent requests' KV caches to keep for prefix reuse",
+    "max_running_requests": "generations running at once; more wait in a queue (default: the cores, between 8 and 16, "
+                            "on the CPU engine; no limit on SGLang, whose scheduler queues)",
+    "max_queued_requests": "requests waiting for a slot; beyond that, 429 at once (default: 4 x "
+                           "--max-running-requests)",
+    "max_queue_wait": "seconds a request may wait for a slot before a 429 with Retry-After",
+    "shutdown_timeout": "seconds in-flight requests get to finish after SIGTERM; then streams end with an error",
+    "header_read_timeout": "seconds a client gets to send a request's headers; slower connections are closed",
     "dtype": "weights dtype (auto: the checkpoint's on SGLang, float32 on the CPU engine)",
 }
 _CHOICES = {"tool_format": format_names(),
@@ -102,4 +112,8 @@ def load_settings(argv: Sequence[str] | None = None, environ: dict[str, str] | N
         raw = getattr(args, f.name)
         if raw is not None:
             values[f.name] = raw if isinstance(raw, bool) else _convert(str(f.type), raw)
+    given_keys = args.api_keys is not None or ENV_PREFIX + "API_KEYS" in environ
+    if given_keys and not values.get("api_keys"):  # `--api-keys ","` must not mean "no auth"
+        parser.error("--api-keys (or INFER_API_KEYS) is set but holds no key; give at least one, or unset it "
+                     "to serve without auth")
     return Settings(**values)

@@ -1,10 +1,19 @@
 """The engine's life inside the app: loaded in the background (so /health can say 503 meanwhile), warmed up
-with one generation, drained and closed on shutdown."""
+with one generation, requests admitted through a bounded queue, drained and closed on shutdown.
+
+Shutdown, in order (app/__main__.py calls begin_shutdown() on SIGTERM, before uvicorn closes connections):
+1. Queued and new requests get EngineUnavailable (503; Anthropic's 529).
+2. Running generations get --shutdown-timeout seconds to finish.
+3. Those still running are aborted, and their streams end with EngineUnavailable in their dialect (OpenAI:
+   an error object then `[DONE]`; Anthropic: an `error` event), so no client sees a stream simply cut.
+4. Once uvicorn has no connection left, the lifespan's stop() closes the engine.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -12,14 +21,31 @@ from typing import Any
 
 from app.metrics import Metrics
 from app.settings import Settings
+from runtime.admission import Admission, Lease
 from runtime.engines import EngineConfig, create_engine, resolve_engine_name
 from runtime.errors import EngineUnavailable
 from runtime.model import load_model_info, resolve_model_path
-from runtime.service import GenerationService
+from runtime.service import GenerationService, PreparedRequest
 from runtime.tools.registry import select_format
 from runtime.types import SamplingParams
 
 log = logging.getLogger(__name__)
+
+CPU_RUNNING_CAP = (8, 16)  # the CPU engine's default cap: its cores, within these bounds (8 leaves room for n)
+QUEUE_PER_SLOT = 4  # the default queue holds this many requests per running slot
+
+
+def running_cap(settings: Settings, engine: str) -> int | None:
+    """--max-running-requests, or the engine's default: on the CPU engine the cores, between 8 and 16 (it
+    steps its sequences in turn, so beyond that each stream only slows the others; at least 8 so that OpenAI's
+    n up to 8 can run on a small machine); none on SGLang, whose scheduler batches up to its own limit and
+    queues the rest."""
+    if settings.max_running_requests is not None:
+        return settings.max_running_requests
+    if engine == "cpu":
+        low, high = CPU_RUNNING_CAP
+        return max(low, min(high, os.cpu_count() or 1))
+    return None
 
 
 class ServiceState:
@@ -29,7 +55,12 @@ class ServiceState:
         self.failure: str | None = None
         self.created = int(time.time())
         self.metrics = Metrics()
-        self._active = 0
+        self.admission = Admission(None, 0, settings.max_queue_wait)  # sized in start(), once the engine is known
+        self.metrics.waiting.set_function(lambda: self.admission.waiting)
+        self.shutting_down = False
+        self._cut_off = False  # the drain time is over: aborted runs end with an error
+        self._drain: asyncio.Task[None] | None = None
+        self._running: dict[str, GenerationService] = {}  # engine rid -> its service, for the cut-off
         self._idle = asyncio.Event()
         self._idle.set()
 
@@ -38,24 +69,61 @@ class ServiceState:
         return self.service is not None
 
     def require(self) -> GenerationService:
-        if self.service is not None:
+        if self.service is not None and not self.shutting_down:
             return self.service
+        if self.shutting_down:
+            raise EngineUnavailable("The server is shutting down; retry on another instance.")
         if self.failure is not None:
             raise EngineUnavailable("The engine failed to start; the server log has the details.")
         raise EngineUnavailable("The model is still loading; retry shortly.")
 
     @asynccontextmanager
-    async def request(self) -> AsyncIterator[GenerationService]:
-        """Marks a request in flight, so shutdown can wait for it."""
+    async def admit(self, generations: int = 1) -> AsyncIterator[Lease]:
+        """A place for `generations` runs, waiting in the admission queue if need be (429 when it is full or
+        the wait runs out); each run takes its slot in running()."""
+        self.require()
+        async with self.admission.admit(generations) as lease:
+            yield lease
+
+    @property
+    def cut_off(self) -> bool:
+        """The shutdown's drain time is over: a run that ends aborted now was aborted by the shutdown."""
+        return self._cut_off
+
+    @asynccontextmanager
+    async def running(self, lease: Lease, prepared: PreparedRequest) -> AsyncIterator[GenerationService]:
+        """One generation in flight, on one of the lease's slots, so shutdown can wait for it (or abort it)."""
         service = self.require()
-        self._active += 1
-        self._idle.clear()
+        rid = prepared.engine_request.rid
+        with lease.slot():
+            self._running[rid] = service
+            self._idle.clear()
+            try:
+                yield service
+            finally:
+                del self._running[rid]
+                if not self._running:
+                    self._idle.set()
+
+    def begin_shutdown(self) -> None:
+        """Refuse new work and start draining the running (steps 1-3 above). Idempotent."""
+        if self.shutting_down:
+            return
+        self.shutting_down = True
+        self.admission.close()
+        log.info("shutdown: %d generations running; they get %.0f s to finish", len(self._running),
+                 self.settings.shutdown_timeout)
+        self._drain = asyncio.ensure_future(self._drain_running())
+
+    async def _drain_running(self) -> None:
         try:
-            yield service
-        finally:
-            self._active -= 1
-            if self._active == 0:
-                self._idle.set()
+            await asyncio.wait_for(self._idle.wait(), self.settings.shutdown_timeout)
+        except TimeoutError:
+            log.warning("shutdown: %d generations still running after %.0f s; ending them with an error",
+                        len(self._running), self.settings.shutdown_timeout)
+            self._cut_off = True
+            for rid, service in list(self._running.items()):
+                await service.engine.abort(rid)
 
     async def start(self) -> None:
         s = self.settings
@@ -63,6 +131,9 @@ class ServiceState:
             path = await asyncio.to_thread(resolve_model_path, s.model, _cache_dir(s))
             info = await asyncio.to_thread(load_model_info, path, context_length=s.context_length)
             name = resolve_engine_name(s.engine)
+            cap = running_cap(s, name)
+            queue = s.max_queued_requests if s.max_queued_requests is not None else QUEUE_PER_SLOT * (cap or 0)
+            self.admission = Admission(cap, queue, s.max_queue_wait)
             config = EngineConfig(
                 model_path=path, served_model_name=s.model_name, context_length=s.context_length, dtype=s.dtype,
                 seed=s.seed, max_running_requests=s.max_running_requests, threads=s.threads,
@@ -80,19 +151,18 @@ class ServiceState:
             self.failure = type(exc).__name__
             return
         self.service = service
-        log.info("ready: %s on the %s engine (context %d, tool format %s)", s.model_name, name,
-                 info.context_length, service.tool_format.name)
+        log.info("ready: %s on the %s engine (context %d, tool format %s; %s running at once, %d queued for "
+                 "up to %g s)", s.model_name, name, info.context_length, service.tool_format.name,
+                 cap if cap is not None else "no limit on how many", self.admission.queue_cap, s.max_queue_wait)
 
     async def stop(self) -> None:
-        service, self.service = self.service, None  # new requests get 503 from here on
-        if service is None:
-            return
-        try:
-            await asyncio.wait_for(self._idle.wait(), self.settings.shutdown_timeout)
-        except TimeoutError:
-            log.warning("shutdown: %d requests still running after %.0f s; aborting them",
-                        self._active, self.settings.shutdown_timeout)
-        await service.engine.close()
+        """The lifespan's end: drain (if no signal began it), then close the engine."""
+        self.begin_shutdown()
+        if self._drain is not None:
+            await self._drain
+        service, self.service = self.service, None
+        if service is not None:
+            await service.engine.close()
 
 
 async def _warm_up(service: GenerationService) -> None:

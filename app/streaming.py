@@ -11,8 +11,10 @@ from typing import TypeVar
 from litestar import Request, Response
 
 from app.state import ServiceState
+from runtime.admission import Lease
+from runtime.errors import EngineUnavailable
 from runtime.service import PreparedRequest
-from runtime.types import ChatEvent
+from runtime.types import ChatEvent, ChatFinished, FinishReason
 
 T = TypeVar("T")
 
@@ -23,20 +25,24 @@ class ClientDisconnected(Exception):
     pass
 
 
-async def _events(state: ServiceState, prepared: PreparedRequest) -> AsyncIterator[ChatEvent]:
-    async with state.request() as service:
+async def _events(state: ServiceState, prepared: PreparedRequest, lease: Lease) -> AsyncIterator[ChatEvent]:
+    async with state.running(lease, prepared) as service:
         events = state.metrics.observe(service.run(prepared))
         try:
             async for event in events:
+                if isinstance(event, ChatFinished) and event.reason is FinishReason.ABORT and state.cut_off:
+                    # Aborted by the shutdown's cut-off: an error in the client's dialect, not a quiet finish.
+                    raise EngineUnavailable("The server is shutting down; this generation was stopped before "
+                                            "it finished.")
                 yield event
         finally:
             await events.aclose()  # type: ignore[attr-defined]
 
 
-async def start_events(state: ServiceState, prepared: PreparedRequest) -> AsyncIterator[ChatEvent]:
-    """Start the run and wait for its first event, so a request the engine rejects (say, a grammar that
-    does not compile) fails with a status code rather than inside a 200 stream."""
-    events = _events(state, prepared)
+async def start_events(state: ServiceState, prepared: PreparedRequest, lease: Lease) -> AsyncIterator[ChatEvent]:
+    """Start the run on one of the lease's slots and wait for its first event, so a request the engine
+    rejects (say, a grammar that does not compile) fails with a status code rather than inside a 200 stream."""
+    events = _events(state, prepared, lease)
     first = await anext(events)
 
     async def chained() -> AsyncIterator[ChatEvent]:

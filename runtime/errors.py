@@ -5,6 +5,7 @@ from __future__ import annotations
 
 class ServiceError(Exception):
     status: int = 500
+    retry_after: float | None = None  # seconds; sent as a Retry-After header where set
 
     def __init__(self, message: str, *, param: str | None = None) -> None:
         super().__init__(message)
@@ -38,9 +39,13 @@ class RequestTooLarge(ServiceError):
 
 
 class Overloaded(ServiceError):
-    """Too many requests queued; the client should retry later."""
+    """Too many requests queued; the client should retry later (after `retry_after` seconds)."""
 
     status = 429
+
+    def __init__(self, message: str, *, retry_after: float = 1.0) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class EngineUnavailable(ServiceError):

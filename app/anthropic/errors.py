@@ -14,9 +14,9 @@ from litestar import Request, Response
 
 from app.anthropic import schemas as s
 from app.decoding import json_dumps
-from app.errors import as_service_error
-from runtime.service import WINDOW_HINT
+from app.errors import as_service_error, error_headers
 from runtime.errors import ContextLengthExceeded, EngineUnavailable, NotFound, ServiceError
+from runtime.service import WINDOW_HINT
 
 _TYPES = {
     400: "invalid_request_error", 401: "authentication_error", 403: "permission_error", 404: "not_found_error",
@@ -73,7 +73,7 @@ def error_body(err: ServiceError, rid: str | None = None) -> s.ErrorOut:
 def error_response(request: Request, err: ServiceError) -> Response:
     rid = request_id(request)
     return Response(json_dumps(error_body(err, rid)), status_code=error_status(err), media_type="application/json",
-                    headers={"request-id": rid})
+                    headers={"request-id": rid, **error_headers(err)})
 
 
 def anthropic_error_handler(request: Request, exc: Exception) -> Response:

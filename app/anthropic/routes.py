@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any, TypeVar
 
 from msgspec import UNSET, UnsetType
@@ -28,7 +28,7 @@ from app.preparing import preparing
 from app.state import ServiceState
 from app.streaming import SSE_HEADERS, ClientDisconnected, disconnected_response, start_events, unless_disconnected
 from runtime.service import GenerationService, PreparedRequest
-from runtime.types import ChatFinished, ChatRequest
+from runtime.types import ChatEvent, ChatFinished, ChatRequest
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -38,7 +38,23 @@ def _json(payload: object, rid: str) -> Response:
 
 
 async def _collect(service_state: ServiceState, prepared: PreparedRequest) -> render.Collected:
-    return await render.collect(await start_events(service_state, prepared))
+    async with service_state.admit() as lease:
+        return await render.collect(await start_events(service_state, prepared, lease))
+
+
+async def _start(service_state: ServiceState, prepared: PreparedRequest) -> asyncio.Future[AsyncIterator[ChatEvent]]:
+    """Admitted (after a wait in the queue, if need be), the run started; its first event awaited for at most
+    the grace period (see app/anthropic/pacing.py). A run that fails at once raises here, for a real status."""
+    async with service_state.admit() as lease:
+        starting = asyncio.ensure_future(start_events(service_state, prepared, lease))
+        try:
+            await asyncio.wait({starting}, timeout=FIRST_EVENT_GRACE_S)
+        except BaseException:
+            starting.cancel()
+            raise
+    if starting.done():
+        starting.result()
+    return starting
 
 
 def _log_finish(rid: str, finished: ChatFinished) -> None:
@@ -84,14 +100,10 @@ async def create_message(request: Request, service_state: ServiceState, names: M
         _log_finish(rid, collected.finished)
         return _json(render.message(mid, req.model, collected, stops, context), rid)
 
-    starting = asyncio.ensure_future(start_events(service_state, prepared))
     try:
-        await asyncio.wait({starting}, timeout=FIRST_EVENT_GRACE_S)
-    except BaseException:
-        starting.cancel()
-        raise
-    if starting.done():
-        starting.result()  # a run that failed at once is answered with its status, not inside a 200
+        starting = await unless_disconnected(request, _start(service_state, prepared))
+    except ClientDisconnected:
+        return disconnected_response()
     events = _logged(rid, with_pings(starting))
     return Stream(render.sse_stream(mid, req.model, prepared.prompt_tokens, events, stops, context),
                   media_type="text/event-stream", headers={**SSE_HEADERS, "request-id": rid})

@@ -5,7 +5,7 @@ from __future__ import annotations
 from litestar import Request, Response
 
 from app.decoding import json_dumps
-from app.errors import as_service_error
+from app.errors import as_service_error, error_headers
 from app.openai.schemas import ErrorDetail, ErrorResponse
 from runtime.errors import ContextLengthExceeded, NotFound, ServiceError
 
@@ -30,4 +30,5 @@ def error_body(err: ServiceError) -> ErrorResponse:
 
 def openai_error_handler(_: Request, exc: Exception) -> Response:
     err = as_service_error(exc)
-    return Response(json_dumps(error_body(err)), status_code=err.status, media_type="application/json")
+    return Response(json_dumps(error_body(err)), status_code=err.status, media_type="application/json",
+                    headers=error_headers(err))

@@ -28,6 +28,7 @@ from app.streaming import (
     start_events,
     unless_disconnected,
 )
+from runtime.admission import Lease
 from runtime.errors import NotFound
 from runtime.service import PreparedRequest
 from runtime.types import ChatEvent, SamplingParams
@@ -37,12 +38,19 @@ def json_response(payload: object) -> Response:
     return Response(json_dumps(payload), media_type="application/json")
 
 
-async def _collect(service_state: ServiceState, prepared: PreparedRequest) -> render.Collected:
-    return await render.collect(await start_events(service_state, prepared))
+async def _collect(service_state: ServiceState, prepared: PreparedRequest, lease: Lease) -> render.Collected:
+    return await render.collect(await start_events(service_state, prepared, lease))
 
 
-async def _start_all(service_state: ServiceState, prepared: list[PreparedRequest]) -> list[AsyncIterator[ChatEvent]]:
-    return await all_or_none([start_events(service_state, p) for p in prepared])
+async def _admitted_streams(service_state: ServiceState,
+                            prepared: list[PreparedRequest]) -> list[AsyncIterator[ChatEvent]]:
+    async with service_state.admit(len(prepared)) as lease:
+        return await all_or_none([start_events(service_state, p, lease) for p in prepared])
+
+
+async def _admitted_collect(service_state: ServiceState, prepared: list[PreparedRequest]) -> list[render.Collected]:
+    async with service_state.admit(len(prepared)) as lease:
+        return await all_or_none([_collect(service_state, p, lease) for p in prepared])
 
 
 async def _respond(
@@ -56,10 +64,9 @@ async def _respond(
     `complete`. Either way a client that disconnects first cancels the runs."""
     try:
         if stream is not None:
-            events = await unless_disconnected(request, _start_all(service_state, prepared))
+            events = await unless_disconnected(request, _admitted_streams(service_state, prepared))
             return Stream(stream(merged(events)), media_type="text/event-stream", headers=SSE_HEADERS)
-        collected = await unless_disconnected(
-            request, all_or_none([_collect(service_state, p) for p in prepared]))
+        collected = await unless_disconnected(request, _admitted_collect(service_state, prepared))
     except ClientDisconnected:
         return disconnected_response()
     return json_response(complete(collected))

@@ -25,7 +25,7 @@ from runtime.engines.cpu.grammar import GrammarCache, GrammarMask
 from runtime.engines.cpu.prefix_cache import PrefixCache
 from runtime.engines.cpu.sampler import apply_penalties, log_distribution, sample, token_logprob
 from runtime.engines.cpu.utf8 import Utf8Guard
-from runtime.errors import EngineFailure, EngineUnavailable, InvalidRequest, Overloaded
+from runtime.errors import EngineFailure, EngineUnavailable, InvalidRequest
 from runtime.model import ModelInfo
 from runtime.stops import StopMatcher
 from runtime.types import (
@@ -121,9 +121,6 @@ class CpuEngine:
     async def generate(self, request: EngineRequest) -> AsyncIterator[EngineEvent]:
         if self._closed or self._worker is None or self._grammars is None:
             raise EngineUnavailable("The engine is not running.")
-        limit = self._config.max_running_requests
-        if limit is not None and len(self._by_rid) >= limit:
-            raise Overloaded(f"The server is busy ({limit} requests running); retry shortly.")
         mask = None
         if request.constraint is not None:
             compile_ = asyncio.get_running_loop().run_in_executor(self._compile_pool, self._grammars.get,
