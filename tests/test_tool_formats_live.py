@@ -36,7 +36,7 @@ def format_client(request: pytest.FixtureRequest, served_model_args: list[str],
 
 def test_each_format_calls_validly_in_every_mode(format_client) -> None:
     name, client, server = format_client
-    assert f"tool format {name})" in server.log()  # the setting took effect (the ready line names it)
+    assert f"tool format {name}" in server.log()  # the setting took effect (the ready line names it)
     forced_calls = 0
     for choice, parallel in CASES:
         whole = run(client, TOOLS, choice, stream=False, parallel=parallel, seed=7)
