@@ -9,6 +9,7 @@ from typing import Any, Sequence
 
 from runtime.engines import engine_names
 from runtime.model import DEFAULT_MODEL
+from runtime.reasoning.formats import reasoning_format_names
 from runtime.tools.registry import format_names
 
 ENV_PREFIX = "INFER_"
@@ -27,6 +28,10 @@ class Settings:
     context_length: int | None = None
     dtype: str = "auto"
     tool_format: str = "auto"
+    reasoning_format: str = "auto"
+    # Key of the HMAC that signs Anthropic thinking blocks (so one sent back is recognised as ours); None: a
+    # random key per process (blocks from before a restart are then not trusted, and not rendered).
+    thinking_signature_key: str | None = None
     max_request_bytes: int = 32 * 1024 * 1024
     cache_dir: str | None = None
     seed: int = 0
@@ -48,6 +53,7 @@ class Settings:
     def __repr__(self) -> str:  # keys never reach logs
         shown = {f.name: getattr(self, f.name) for f in fields(self)}
         shown["api_keys"] = f"<{len(self.api_keys)} keys>"
+        shown["thinking_signature_key"] = "<set>" if self.thinking_signature_key else None
         return f"Settings({', '.join(f'{k}={v!r}' for k, v in shown.items())})"
 
     @property
@@ -64,6 +70,8 @@ _HELP = {
     "api_keys": "accepted API keys, comma-separated (none: no auth)",
     "engine": f"inference engine: {', '.join(engine_names())}, or module:Class",
     "tool_format": "tool-call format (auto: from the chat template)",
+    "reasoning_format": "how the model's thinking is marked (auto: from the chat template; none: no splitting)",
+    "thinking_signature_key": "key signing Anthropic thinking blocks (default: random per process)",
     "max_request_bytes": "largest request body accepted (413 above)",
     "threads": "CPU engine: torch threads (default: all cores)",
     "prefix_cache_entries": "CPU engine: how many recent requests' KV caches to keep for prefix reuse",
@@ -76,7 +84,7 @@ _HELP = {
     "header_read_timeout": "seconds a client gets to send a request's headers; slower connections are closed",
     "dtype": "weights dtype (auto: the checkpoint's on SGLang, float32 on the CPU engine)",
 }
-_CHOICES = {"tool_format": format_names(),
+_CHOICES = {"tool_format": format_names(), "reasoning_format": reasoning_format_names(),
             "log_level": ("critical", "error", "warning", "info", "debug")}
 
 

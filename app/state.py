@@ -26,6 +26,7 @@ from runtime.engines import EngineConfig, create_engine, resolve_engine_name
 from runtime.errors import EngineUnavailable
 from runtime.model import load_model_info, resolve_model_path
 from runtime.service import GenerationService, PreparedRequest
+from runtime.reasoning.formats import select_reasoning_format
 from runtime.tools.registry import select_format
 from runtime.types import SamplingParams
 
@@ -144,15 +145,19 @@ class ServiceState:
             )
             engine = create_engine(name, config, info)
             await engine.start()
-            service = GenerationService(engine, info, select_format(s.tool_format, info.tokenizer.chat_template))
+            template = info.tokenizer.chat_template
+            service = GenerationService(engine, info, select_format(s.tool_format, template),
+                                        select_reasoning_format(s.reasoning_format, template))
             await _warm_up(service)
         except Exception as exc:  # reported through /health and 503s by type only; details in the log
             log.exception("engine start failed")
             self.failure = type(exc).__name__
             return
         self.service = service
-        log.info("ready: %s on the %s engine (context %d, tool format %s; %s running at once, %d queued for "
-                 "up to %g s)", s.model_name, name, info.context_length, service.tool_format.name,
+        reasoning = service.reasoning.format.name if service.reasoning else "none"
+        log.info("ready: %s on the %s engine (context %d, tool format %s, reasoning format %s; %s running at once, "
+                 "%d queued for up to %g s)", s.model_name, name, info.context_length, service.tool_format.name,
+                 reasoning,
                  cap if cap is not None else "no limit on how many", self.admission.queue_cap, s.max_queue_wait)
 
     async def stop(self) -> None:

@@ -131,8 +131,10 @@ def _eos_ids(path: str, config: Any, tokenizer: Any) -> tuple[int, ...]:
         for token_id in value if isinstance(value, (list, tuple)) else [value]:
             if isinstance(token_id, int) and token_id not in ids:
                 ids.append(token_id)
-    # Chat models end a turn with their end-of-turn token even when config names another EOS.
-    for marker in ("<|im_end|>", "<|eot_id|>", "<|end|>"):
+    # Chat models end a turn with their end-of-turn token even when config names another EOS. Not harmony's
+    # <|end|> (gpt-oss): it ends a message, often the thinking, while <|return|> and <|call|> end the turn.
+    harmony = "<|return|>" in tokenizer.get_vocab()
+    for marker in ("<|im_end|>", "<|eot_id|>") + (() if harmony else ("<|end|>",)):
         token_id = tokenizer.convert_tokens_to_ids(marker)
         if isinstance(token_id, int) and token_id != tokenizer.unk_token_id and token_id not in ids:
             if marker in tokenizer.get_vocab():

@@ -14,6 +14,9 @@ from dataclasses import dataclass, replace
 from runtime.engines import Engine
 from runtime.errors import ContextLengthExceeded, InvalidRequest
 from runtime.model import ModelInfo
+from runtime.reasoning.formats import ReasoningFormat
+from runtime.reasoning.grammar import with_reasoning
+from runtime.reasoning.plan import ReasoningModel, ReasoningPlan
 from runtime.stops import StopMatcher
 from runtime.templating import ChatTemplate
 from runtime.tools.base import CallParser, JsonStringEscaper, ToolFormat
@@ -23,6 +26,7 @@ from runtime.types import (
     ChatFinished,
     ChatRequest,
     Constraint,
+    ReasoningDelta,
     EngineRequest,
     Finished,
     FinishReason,
@@ -44,20 +48,31 @@ class PreparedRequest:
     parser: CallParser | None
     json_text: bool = False  # escape raw control characters in JSON strings of the text output
     # Stop strings matched on the text outside tool calls (with a parser, the engine must not stop inside a
-    # call: a stop string such as "\n" would cut `<tool_call>\n` and lose the call).
+    # call: a stop string such as "\n" would cut `<tool_call>\n` and lose the call), and outside the thinking.
     text_stops: tuple[str, ...] = ()
+    reasoning: ReasoningPlan | None = None  # a reasoning model's request: its output is split first
 
     @property
     def prompt_tokens(self) -> int:
         return len(self.engine_request.input_ids)
 
 
+def _rename(message: dict, old: str, new: str) -> dict:
+    if old == new or old not in message:
+        return message
+    out = dict(message)
+    out[new] = out.pop(old)
+    return out
+
+
 class GenerationService:
-    def __init__(self, engine: Engine, model: ModelInfo, tool_format: ToolFormat) -> None:
+    def __init__(self, engine: Engine, model: ModelInfo, tool_format: ToolFormat,
+                 reasoning_format: ReasoningFormat | None = None) -> None:
         self.engine = engine
         self.model = model
         self.tool_format = tool_format
         self.template = ChatTemplate(model)
+        self.reasoning = ReasoningModel(reasoning_format, model.tokenizer) if reasoning_format else None
 
     @property
     def context_length(self) -> int:
@@ -68,15 +83,19 @@ class GenerationService:
     async def prepare_chat(self, request: ChatRequest) -> PreparedRequest:
         # Planning (a schema relaxation per tool) and rendering take time proportional to the request: in a
         # worker thread, off the event loop.
-        plan, input_ids = await asyncio.to_thread(self._plan_and_render, request)
+        plan, input_ids, reasoning = await asyncio.to_thread(self._plan_and_render, request)
         sampling = self._budget(len(input_ids), request.sampling, clamp=request.clamp_max_tokens)
         text_stops: tuple[str, ...] = ()
-        if plan.parser is not None:
+        if plan.parser is not None or reasoning is not None:
             text_stops, sampling = sampling.stop, replace(sampling, stop=())
-        if plan.keep_special_tokens:
+        if plan.keep_special_tokens or (reasoning is not None and reasoning.format.keeps_special_tokens):
             sampling = replace(sampling, skip_special_tokens=False)
-        return PreparedRequest(self._engine_request(input_ids, sampling, plan.constraint), plan.parser,
-                               plan.json_text, text_stops)
+        constraint = plan.constraint
+        engine_request = self._engine_request(input_ids, sampling, constraint)
+        if reasoning is not None:
+            engine_request = replace(engine_request, constraint=with_reasoning(constraint, reasoning),
+                                     thinking=reasoning.control)
+        return PreparedRequest(engine_request, plan.parser, plan.json_text, text_stops, reasoning)
 
     async def prepare_completion(self, prompt: str | list[int], sampling: SamplingParams, *,
                                  prompt_logprobs: bool = False) -> PreparedRequest:
@@ -93,12 +112,22 @@ class GenerationService:
 
     async def tokenize_chat(self, request: ChatRequest, *, add_generation_prompt: bool = True) -> list[int]:
         """The prompt's token ids exactly as a chat request with these messages and tools would send them."""
-        _, ids = await asyncio.to_thread(self._plan_and_render, request, add_generation_prompt=add_generation_prompt)
+        _, ids, _ = await asyncio.to_thread(self._plan_and_render, request, add_generation_prompt=add_generation_prompt)
         return ids
 
-    def _plan_and_render(self, request: ChatRequest, *, add_generation_prompt: bool = True) -> tuple[ChatPlan, list[int]]:
+    def _plan_and_render(self, request: ChatRequest, *,
+                         add_generation_prompt: bool = True) -> tuple[ChatPlan, list[int], ReasoningPlan | None]:
         plan = plan_chat(request, self.tool_format, self.template.renders_tools)
-        return plan, self.template.render(plan.messages, plan.tools, add_generation_prompt=add_generation_prompt)
+        if self.reasoning is None:
+            variables = dict(request.reasoning.template_kwargs)
+            text = self.template.render_text(plan.messages, plan.tools, add_generation_prompt=add_generation_prompt,
+                                             variables=variables)
+            return plan, self.template.encode(text), None
+        history_key = self.reasoning.format.history_key
+        messages = [_rename(m, "reasoning_content", history_key) for m in plan.messages]
+        text = self.template.render_text(messages, plan.tools, add_generation_prompt=add_generation_prompt,
+                                         variables=self.reasoning.template_kwargs(request.reasoning))
+        return plan, self.template.encode(text), self.reasoning.plan(request.reasoning, text)
 
     async def tokenize_text(self, text: str, *, add_special_tokens: bool = True) -> list[int]:
         return await asyncio.to_thread(self.template.encode, text, add_special_tokens=add_special_tokens)
@@ -170,6 +199,19 @@ class GenerationService:
                 out.extend(text(event.text) if isinstance(event, TextDelta) else [event])
             return out
 
+        splitter = prepared.reasoning.splitter() if prepared.reasoning is not None else None
+
+        def answer(events: Iterable[ChatEvent]) -> list[ChatEvent]:
+            """Split text (reasoning passes by the parser and the stop strings) through the call parser."""
+            out: list[ChatEvent] = []
+            for event in events:
+                if isinstance(event, ReasoningDelta):
+                    if stopped_by is None:
+                        out.append(event)
+                elif isinstance(event, TextDelta):
+                    out.extend(parsed(parser.feed(event.text) if parser is not None else (event,)))
+            return out
+
         events = self.engine.generate(prepared.engine_request)
         try:
             async for event in events:
@@ -179,15 +221,18 @@ class GenerationService:
                     continue
                 if isinstance(event, TextDelta):
                     if stopped_by is None:
-                        for out in parsed(parser.feed(event.text) if parser is not None else (event,)):
+                        for out in answer(splitter.feed(event.text) if splitter is not None else (event,)):
                             yield out
                         if stopped_by is not None:
                             await self.engine.abort(prepared.engine_request.rid)
                     continue
                 assert isinstance(event, Finished)
                 calls = 0
-                if parser is not None and stopped_by is None:
-                    for out in parsed([*parser.finish(), TextDelta(stops.flush())]):
+                if splitter is not None and stopped_by is None:
+                    for out in answer(splitter.finish()):
+                        yield out
+                if (parser is not None or splitter is not None) and stopped_by is None:
+                    for out in parsed([*(parser.finish() if parser is not None else ()), TextDelta(stops.flush())]):
                         yield out
                 if parser is not None:
                     calls = parser.calls

@@ -52,18 +52,29 @@ class ChatTemplate:
 
     def render(
         self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None, *,
-        add_generation_prompt: bool = True,
+        add_generation_prompt: bool = True, variables: dict[str, Any] | None = None,
     ) -> list[int]:
-        kwargs: dict[str, Any] = {"add_generation_prompt": add_generation_prompt, "tokenize": False}
+        return self.encode(self.render_text(messages, tools, add_generation_prompt=add_generation_prompt,
+                                            variables=variables))
+
+    def render_text(
+        self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None, *,
+        add_generation_prompt: bool = True, variables: dict[str, Any] | None = None,
+    ) -> str:
+        """`variables`: more template variables (enable_thinking, reasoning_effort, a client's
+        chat_template_kwargs); the ones this method sets itself cannot be overridden."""
+        kwargs: dict[str, Any] = {**(variables or {}), "add_generation_prompt": add_generation_prompt,
+                                  "tokenize": False}
+        for reserved in ("messages", "conversation", "tools", "return_dict", "tokenizer_kwargs", "chat_template"):
+            kwargs.pop(reserved, None)
         if tools:
             kwargs["tools"] = tools
         try:
-            text = self._tokenizer.apply_chat_template(messages, **kwargs)
+            return self._tokenizer.apply_chat_template(messages, **kwargs)
         except TemplateError as exc:  # the template's raise_exception(...) (its message is meant for users), or
             # an undefined it met; other exceptions from odd content are the preparation phase's (app/preparing.py)
             raise InvalidRequest(f"The model's chat template rejected the conversation: {exc}",
                                  param="messages") from None
-        return self.encode(text)
 
     def _renders_tools(self) -> bool:
         """Whether the template shows both a tool list and past calls: probed by rendering them, since a

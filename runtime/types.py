@@ -109,6 +109,17 @@ class ResponseFormat:
 
 
 @dataclass(frozen=True, slots=True)
+class ReasoningOptions:
+    """What the client asked of the model's thinking (OpenAI's reasoning_effort and chat_template_kwargs,
+    Anthropic's `thinking`). The reasoning format maps these onto the family's template switches."""
+
+    enabled: bool | None = None  # None: the model's default
+    effort: str | None = None  # OpenAI's reasoning_effort (gpt-oss's template reads it)
+    budget_tokens: int | None = None  # at most this many thinking tokens, enforced by the engine
+    template_kwargs: dict[str, Any] = field(default_factory=dict)  # passed to the chat template as they are
+
+
+@dataclass(frozen=True, slots=True)
 class ChatRequest:
     messages: tuple[Message, ...]
     sampling: SamplingParams = field(default_factory=SamplingParams)
@@ -117,6 +128,26 @@ class ChatRequest:
     response_format: ResponseFormat = field(default_factory=ResponseFormat)
     # Clamp max_new_tokens to what the window leaves instead of rejecting (Anthropic's behaviour).
     clamp_max_tokens: bool = False
+    reasoning: ReasoningOptions = field(default_factory=ReasoningOptions)
+
+
+@dataclass(frozen=True, slots=True)
+class ThinkingControl:
+    """The thinking region in token ids, for an engine to count its tokens and enforce a budget
+    (runtime/reasoning/budget.py is the one implementation both engines run).
+
+    The region is open from the start when the prompt opened it; otherwise it opens when `start_ids` come
+    first in the output (after tokens in `lead_ids` only: whitespace). It closes at `end_ids`. Once `budget`
+    tokens are spent inside, the engine forces `forced_ids` (which begin with `end_ids`); with `force_open`,
+    an output that does not open the region is made to, by forcing `start_ids` first."""
+
+    start_ids: tuple[int, ...]
+    end_ids: tuple[int, ...]
+    forced_ids: tuple[int, ...]
+    starts_inside: bool = False
+    budget: int | None = None
+    force_open: bool = False
+    lead_ids: frozenset[int] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,6 +175,7 @@ class Usage:
     prompt_tokens: int
     completion_tokens: int
     cached_tokens: int = 0
+    reasoning_tokens: int = 0  # of completion_tokens, those inside the thinking region (markers excluded)
 
     @property
     def total_tokens(self) -> int:
@@ -204,6 +236,14 @@ EngineEvent = TextDelta | Logprobs | PromptLogprobs | Finished
 
 
 @dataclass(frozen=True, slots=True)
+class ReasoningDelta:
+    """Thinking text, split from the answer by the reasoning format. All of a response's reasoning comes
+    before its answer text and calls, except where a family interleaves them (harmony's channels)."""
+
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
 class ToolCallStart:
     """A tool call begins: its position among this response's calls, a fresh id, and the tool's name."""
 
@@ -232,4 +272,4 @@ class ChatFinished:
         return self.tool_calls > 0
 
 
-ChatEvent = TextDelta | Logprobs | PromptLogprobs | ToolCallStart | ToolCallArgs | ChatFinished
+ChatEvent = TextDelta | ReasoningDelta | Logprobs | PromptLogprobs | ToolCallStart | ToolCallArgs | ChatFinished

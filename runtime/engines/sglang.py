@@ -38,12 +38,14 @@ import logging
 import signal
 import threading
 import uuid
+from dataclasses import replace
 from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from typing import Any, TypedDict
 
 from runtime.engines import EngineConfig
 from runtime.errors import EngineFailure, EngineUnavailable, InvalidRequest, Overloaded, ServiceError
 from runtime.model import ModelInfo
+from runtime.reasoning.budget import ThinkingBudgetProcessor, ThinkingTracker, control_params
 from runtime.types import (
     Constraint,
     ConstraintKind,
@@ -139,6 +141,9 @@ def server_args(config: EngineConfig) -> dict[str, Any]:
         "max_running_requests": config.max_running_requests,
         "chunked_prefill_size": config.chunked_prefill_size,
         "quantization": config.quantization,
+        # The thinking budget runs as a custom logit processor (runtime/reasoning/budget.py); SGLang refuses
+        # requests that carry one unless this is on (tokenizer_manager.py `_validate_one_request`).
+        "enable_custom_logit_processor": True,
     }
     return {name: value for name, value in kwargs.items() if value is not None}
 
@@ -170,6 +175,27 @@ def sampling_params(params: SamplingParams, constraint: Constraint | None) -> di
     if constraint is not None:
         out[_CONSTRAINT_KEYS[constraint.kind]] = constraint.text
     return out
+
+
+def thinking_args(request: EngineRequest, params: dict[str, Any]) -> dict[str, Any]:
+    """The thinking budget as SGLang runs it: our processor, with the request's ThinkingControl in
+    `custom_params` (SGLang hands each row's params, plus `__req__`, to the processor at every step). Only
+    where something can be forced: counting alone needs nothing from SGLang (see `reasoning_tokens`)."""
+    control = request.thinking
+    if control is None or (control.budget is None and not control.force_open):
+        return {}
+    params["custom_params"] = {"thinking": control_params(control)}
+    return {"custom_logit_processor": _PROCESSOR}
+
+
+_PROCESSOR = ThinkingBudgetProcessor.to_str()
+
+
+def reasoning_tokens(request: EngineRequest, output_ids: list[int]) -> int:
+    """The thinking region's tokens, counted by the same tracker over the final output ids."""
+    if request.thinking is None:
+        return 0
+    return ThinkingTracker.replay(request.thinking, output_ids).used
 
 
 def logprob_args(request: EngineRequest) -> dict[str, Any]:
@@ -330,12 +356,14 @@ class SglangEngine:
             vocab = await self._vocabulary() if wants_logprobs else []
             logprobs = _NewLogprobs(vocab) if request.sampling.logprobs is not None else None
             prompt_pending = request.prompt_logprobs
+            params = sampling_params(request.sampling, request.constraint)
             stream = await engine.async_generate(
                 input_ids=list(request.input_ids),
-                sampling_params=sampling_params(request.sampling, request.constraint),
+                sampling_params=params,
                 stream=True,
                 rid=rid,
                 **logprob_args(request),
+                **thinking_args(request, params),
             )
             async for chunk in stream:
                 reason = chunk["meta_info"]["finish_reason"]
@@ -352,6 +380,9 @@ class SglangEngine:
                     continue
                 finished = True
                 event = self._finished(request, reason, chunk["meta_info"])  # raises for an error abort
+                if request.thinking is not None:
+                    event = replace(event, usage=replace(
+                        event.usage, reasoning_tokens=reasoning_tokens(request, chunk["output_ids"])))
                 if prompt_pending and event.reason is not FinishReason.ABORT:
                     raise EngineFailure("SGLang returned no logprobs for the prompt.")
                 self._active.discard(rid)

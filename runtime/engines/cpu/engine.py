@@ -27,6 +27,7 @@ from runtime.engines.cpu.sampler import apply_penalties, log_distribution, sampl
 from runtime.engines.cpu.utf8 import Utf8Guard
 from runtime.errors import EngineFailure, EngineUnavailable, InvalidRequest
 from runtime.model import ModelInfo
+from runtime.reasoning.budget import ThinkingTracker
 from runtime.stops import StopMatcher
 from runtime.types import (
     EngineEvent,
@@ -61,6 +62,7 @@ class _Sequence:
     generated: list[int] = field(default_factory=list)
     prompt_logprobs: list[TokenLogprob] = field(default_factory=list)  # gathered chunk by chunk in prefill
     pending_bytes: bytes = b""  # an unfinished UTF-8 character at the end of the output
+    thinking: ThinkingTracker | None = None  # counts the thinking region's tokens, forces its end at the budget
     aborted: bool = False
 
     def emit(self, event: EngineEvent) -> None:
@@ -143,6 +145,7 @@ class CpuEngine:
             detokenizer=IncrementalDetokenizer(self._info.tokenizer,
                                                skip_special_tokens=request.sampling.skip_special_tokens),
             stops=StopMatcher(request.sampling.stop),
+            thinking=ThinkingTracker(request.thinking) if request.thinking is not None else None,
         )
         self._by_rid[request.rid] = seq
         self._inbox.put(seq)
@@ -275,8 +278,14 @@ class CpuEngine:
         if params.logit_bias:  # after the mask, as SGLang adds it (a forbidden token stays forbidden)
             ids, biases = zip(*params.logit_bias)
             logits[list(ids)] += torch.tensor(biases, dtype=logits.dtype)
+        forced = seq.thinking.forced() if seq.thinking is not None else None
+        if forced is not None:  # the thinking budget is spent (or thinking must open): nothing else may come
+            logits.fill_(float("-inf"))
+            logits[forced] = 0.0
         distribution = log_distribution(logits[: self._info.vocab_size], params) if params.logprobs is not None else None
         token = sample(logits, params, seq.generator)
+        if seq.thinking is not None:
+            seq.thinking.push(token)
         seq.pending_bytes = self._utf8.advance(seq.pending_bytes, token)
         if seq.mask is not None and not seq.mask.accept(token):
             log.error("grammar rejected sampled token %d for %s", token, seq.request.rid)
@@ -309,7 +318,8 @@ class CpuEngine:
             tail = seq.stops.push(seq.detokenizer.flush()).text + seq.stops.flush()
             if tail:
                 seq.emit(TextDelta(tail))
-        usage = Usage(len(seq.request.input_ids), len(seq.generated), seq.cached_tokens)
+        usage = Usage(len(seq.request.input_ids), len(seq.generated), seq.cached_tokens,
+                      seq.thinking.used if seq.thinking is not None else 0)
         seq.emit(Finished(reason, usage, matched))
         if reason is not FinishReason.ABORT and seq.cache is not None and seq.generated:
             # The cache holds the prompt and every generated token but the last (never fed back).

@@ -1,0 +1,197 @@
+"""Pure tests of the reasoning core: the splitter on every split of a text, the budget tracker, the formats'
+detection and template switches, the grammar's free region."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from runtime.reasoning.budget import ThinkingBudgetProcessor, ThinkingTracker, control_params
+from runtime.reasoning.formats import detect_reasoning_format, select_reasoning_format
+from runtime.reasoning.grammar import with_reasoning
+from runtime.reasoning.plan import ReasoningPlan
+from runtime.reasoning.splitter import HarmonySplitter, ThinkSplitter
+from runtime.types import Constraint, ConstraintKind, ReasoningDelta, ReasoningOptions, TextDelta, ThinkingControl
+
+TEMPLATES = Path(__file__).parent / "templates"
+
+
+def split_every_way(factory, text: str) -> set[tuple[str, str]]:
+    """(reasoning, answer) for every split of `text` into three deltas."""
+    results = set()
+    for i in range(len(text) + 1):
+        for j in range(i, len(text) + 1):
+            splitter, events = factory(), []
+            for part in (text[:i], text[i:j], text[j:]):
+                events += splitter.feed(part)
+            events += splitter.finish()
+            reasoning = "".join(e.text for e in events if isinstance(e, ReasoningDelta))
+            answer = "".join(e.text for e in events if isinstance(e, TextDelta))
+            results.add((reasoning, answer))
+    return results
+
+
+@pytest.mark.parametrize("text, inside, expected", [
+    ("<think>\nhmm, ok\n</think>\n\nHello <b>", False, ("hmm, ok", "Hello <b>")),
+    ("hmm\n</think>\n\nHi", True, ("hmm", "Hi")),
+    ("\n<think>a</think>b", False, ("a", "b")),  # GLM writes a newline first
+    ("Hello <think> x", False, ("", "Hello <think> x")),  # opens only at the start
+    ("<thi", False, ("", "<thi")),  # an unfinished marker at the end is the model's text
+    ("abc </thi", True, ("abc </thi", "")),  # cut off while thinking
+    ("<think>never closed", False, ("never closed", "")),
+    ("</think>x", True, ("", "x")),
+])
+def test_think_splitter_gives_the_same_split_for_every_delta_boundary(text, inside, expected):
+    assert split_every_way(lambda: ThinkSplitter("<think>", "</think>", inside=inside), text) == {expected}
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("<|channel|>analysis<|message|>think a<|end|><|start|>assistant<|channel|>final<|message|>Answer!",
+     ("think a", "Answer!")),
+    ("<|channel|>analysis<|message|>a\n<|end|><|start|>assistant<|channel|>analysis<|message|>b<|end|>"
+     "<|start|>assistant<|channel|>final<|message|>c<|return|>", ("a\nb", "c")),
+    ("plain text", ("", "plain text")),
+    ("<|channel|>analysis<|message|>cut", ("cut", "")),
+])
+def test_harmony_splitter_gives_the_same_split_for_every_delta_boundary(text, expected):
+    assert split_every_way(HarmonySplitter, text) == {expected}
+
+
+def test_harmony_tool_call_messages_pass_to_the_answer_side_whole():
+    call = "<|start|>assistant<|channel|>commentary to=functions.f <|constrain|>json<|message|>{}<|call|>"
+    assert split_every_way(HarmonySplitter, "<|channel|>analysis<|message|>a<|end|>" + call) == {("a", call)}
+
+
+# -- the budget tracker, in token ids: 1 = <think>, 2 = </think>, 9 = whitespace, others text ---------------
+
+
+def control(**kw) -> ThinkingControl:
+    return ThinkingControl((1,), (2,), (2,), lead_ids=frozenset({9}), **kw)
+
+
+def run(control: ThinkingControl, proposals: list[int]) -> tuple[list[int], ThinkingTracker]:
+    """Each step the model proposes a token; the tracker may force another."""
+    tracker, out = ThinkingTracker(control), []
+    for proposed in proposals:
+        token = tracker.forced() or proposed
+        tracker.push(token)
+        out.append(token)
+    return out, tracker
+
+
+def test_the_budget_forces_the_end_marker_after_exactly_budget_tokens():
+    out, tracker = run(control(budget=3), [1, 5, 6, 7, 8, 8, 8])
+    assert out == [1, 5, 6, 7, 2, 8, 8] and tracker.used == 3
+
+
+def test_a_region_opened_in_the_prompt_counts_from_the_first_token():
+    out, tracker = run(control(budget=2, starts_inside=True), [5, 6, 7, 8])
+    assert out == [5, 6, 2, 8] and tracker.used == 2
+
+
+def test_budget_zero_closes_the_region_at_once_and_force_open_opens_it():
+    out, tracker = run(control(budget=0, force_open=True), [5, 6, 7])
+    assert out == [1, 2, 7] and tracker.used == 0
+
+
+def test_the_region_opens_only_at_the_start_after_whitespace():
+    assert run(control(budget=1), [9, 1, 5, 6, 7])[0] == [9, 1, 5, 2, 7]
+    out, tracker = run(control(budget=1), [5, 1, 6, 7])
+    assert out == [5, 1, 6, 7] and tracker.used == 0
+
+
+def test_the_model_closing_its_own_region_is_counted_without_the_marker():
+    out, tracker = run(control(), [1, 5, 6, 2, 7])
+    assert tracker.used == 2 and not tracker.inside
+
+
+def test_multi_token_markers_and_a_forced_continuation():
+    # harmony-like: start (1, 3), end (2,), forced (2, 4, 4)
+    c = ThinkingControl((1, 3), (2,), (2, 4, 4), budget=2)
+    out, tracker = run(c, [1, 3, 5, 6, 7, 8, 8])
+    assert out == [1, 3, 5, 6, 2, 4, 4] and tracker.used == 2
+
+
+def test_the_sglang_processor_forces_the_same_tokens_as_the_tracker():
+    import torch
+
+    class Req:  # what SGLang's processor sees of a request (schedule_batch.py Req)
+        def __init__(self, ids):
+            self.output_ids = ids
+
+    c = control(budget=2)
+    processor = ThinkingBudgetProcessor()
+    out: list[int] = []
+    for proposed in [1, 5, 6, 7, 8]:
+        logits = torch.zeros(1, 10)
+        logits[0, proposed] = 5.0
+        logits = processor(logits, [{"thinking": control_params(c), "__req__": Req(list(out))}])
+        out.append(int(logits[0].argmax()))
+    assert out == run(c, [1, 5, 6, 7, 8])[0] == [1, 5, 6, 2, 8]
+    assert json.loads(ThinkingBudgetProcessor.to_str())["callable"]
+
+
+# -- formats -----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("template, expected", [
+    ("reasoning-Qwen-Qwen3-0.6B.jinja", "qwen3"),
+    ("reasoning-GLM-4.6.jinja", "qwen3"),
+    ("reasoning-deepseek-ai-DeepSeek-V3.1.jinja", "deepseek_v3"),
+    ("reasoning-deepseek-ai-DeepSeek-R1-Distill-Qwen-32B.jinja", "deepseek_r1"),
+    ("reasoning-unsloth-MiniMax-M2.jinja", "deepseek_r1"),
+    ("reasoning-openai-gpt-oss-120b.jinja", "gpt_oss"),
+])
+def test_the_format_is_detected_from_each_real_template(template, expected):
+    assert detect_reasoning_format((TEMPLATES / template).read_text()) == expected
+
+
+def test_a_template_without_thinking_gets_none():
+    from tests.tiny_model import CHAT_TEMPLATE
+
+    assert detect_reasoning_format(CHAT_TEMPLATE) == "none"
+    assert select_reasoning_format("auto", CHAT_TEMPLATE) is None
+    assert select_reasoning_format("none", "<think>") is None
+
+
+def test_template_switches_follow_the_request_and_the_clients_kwargs_win():
+    qwen = select_reasoning_format("qwen3", "")
+    assert qwen.template_kwargs(ReasoningOptions(enabled=False)) == {"enable_thinking": False}
+    assert qwen.template_kwargs(ReasoningOptions(enabled=False, template_kwargs={"enable_thinking": True})) == {
+        "enable_thinking": True}
+    assert qwen.template_kwargs(ReasoningOptions()) == {}
+    oss = select_reasoning_format("gpt_oss", "")
+    assert oss.template_kwargs(ReasoningOptions(effort="high")) == {"reasoning_effort": "high"}
+    assert select_reasoning_format("deepseek_v3", "").template_kwargs(ReasoningOptions(enabled=True)) == {
+        "thinking": True}
+
+
+def test_the_grammar_puts_a_free_region_before_the_constraint():
+    fmt = select_reasoning_format("qwen3", "")
+    tag = {"type": "structural_tag", "format": {"type": "const_string", "value": "x"}}
+    constraint = Constraint(ConstraintKind.STRUCTURAL_TAG, json.dumps(tag))
+    inside = ReasoningPlan(fmt, True, control())
+    wrapped = json.loads(with_reasoning(constraint, inside).text)["format"]
+    assert wrapped["elements"][0] == {"type": "tag", "begin": "", "content": {"type": "any_text"}, "end": "</think>"}
+    assert wrapped["elements"][-1] == tag["format"]
+    optional = json.loads(with_reasoning(constraint, ReasoningPlan(fmt, False, control())).text)["format"]
+    assert optional["elements"][0]["type"] == "optional"
+    schema = Constraint(ConstraintKind.JSON_SCHEMA, json.dumps({"type": "object"}))
+    assert json.loads(with_reasoning(schema, inside).text)["format"]["elements"][-1]["type"] == "json_schema"
+    assert with_reasoning(None, inside) is None
+
+
+def test_the_wrapped_grammar_compiles_and_accepts_thinking_then_the_answer():
+    import xgrammar as xgr
+
+    fmt = select_reasoning_format("qwen3", "")
+    schema = Constraint(ConstraintKind.JSON_SCHEMA, json.dumps({"type": "object", "properties": {
+        "a": {"type": "integer"}}, "required": ["a"]}))
+    for inside, text in ((True, 'free <b> text</think>\n\n{"a": 1}'), (False, '<think>x</think>{"a": 1}'),
+                         (False, '{"a": 1}')):
+        wrapped = with_reasoning(schema, ReasoningPlan(fmt, inside, control()))
+        grammar = xgr.Grammar.from_structural_tag(wrapped.text)
+        assert xgr.testing._is_grammar_accept_string(grammar, text), (inside, text)
+        assert not xgr.testing._is_grammar_accept_string(grammar, text.replace('"a": 1', '"a": "x"'))
