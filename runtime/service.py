@@ -88,7 +88,8 @@ class GenerationService:
         text_stops: tuple[str, ...] = ()
         if plan.parser is not None or reasoning is not None:
             text_stops, sampling = sampling.stop, replace(sampling, stop=())
-        if plan.keep_special_tokens or (reasoning is not None and reasoning.format.keeps_special_tokens):
+        if plan.keep_special_tokens or (reasoning is not None and self.reasoning is not None
+                                               and self.reasoning.keeps_special_tokens):
             sampling = replace(sampling, skip_special_tokens=False)
         constraint = plan.constraint
         engine_request = self._engine_request(input_ids, sampling, constraint)

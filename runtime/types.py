@@ -161,6 +161,7 @@ class EngineRequest:
     # Also the prompt tokens' log-probabilities (with sampling.logprobs alternatives each): a PromptLogprobs
     # event before any output. For scoring (completions with echo); max_new_tokens may then be 0.
     prompt_logprobs: bool = False
+    thinking: ThinkingControl | None = None  # a reasoning model's thinking region: counted, maybe budgeted
 
 
 class FinishReason(enum.Enum):

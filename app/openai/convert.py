@@ -12,6 +12,7 @@ from runtime.tools.schemas import check_tool_name, normalise_parameters
 from runtime.types import (
     ChatRequest,
     Message,
+    ReasoningOptions,
     ResponseFormat,
     SamplingParams,
     Tool,
@@ -91,7 +92,26 @@ def chat_request(req: s.ChatCompletionRequest) -> ChatRequest:
         tools=tools,
         tool_choice=_tool_choice(req, tools),
         response_format=_response_format(req.response_format),
+        reasoning=reasoning_options(req),
     )
+
+
+# The switches a client may set in chat_template_kwargs that say whether the model thinks (the families'
+# template variables, runtime/reasoning/formats.py); the budget and forced opening follow them.
+_THINKING_SWITCHES = ("enable_thinking", "thinking")
+
+
+def reasoning_options(req: s.ChatCompletionRequest) -> ReasoningOptions:
+    """reasoning_effort "none"/"minimal" turns thinking off, the others on; an explicit switch in
+    chat_template_kwargs has the last word."""
+    kwargs = dict(req.chat_template_kwargs or {})
+    enabled: bool | None = None
+    if req.reasoning_effort is not None:
+        enabled = req.reasoning_effort not in ("none", "minimal")
+    for switch in _THINKING_SWITCHES:
+        if isinstance(kwargs.get(switch), bool):
+            enabled = kwargs[switch]
+    return ReasoningOptions(enabled, req.reasoning_effort, req.thinking_token_budget, kwargs)
 
 
 def _text(content: str | list[Any] | None, param: str) -> str:
@@ -117,7 +137,8 @@ def _message(m: s.ChatMessageIn, i: int) -> Message:
             return Message("user", _text(m.content, param))
         case s.AssistantMessage():
             calls = tuple(_history_call(c, f"messages[{i}].tool_calls[{j}]") for j, c in enumerate(m.tool_calls or ()))
-            return Message("assistant", _text(m.content, param), tool_calls=calls, reasoning=m.reasoning_content)
+            return Message("assistant", _text(m.content, param), tool_calls=calls,
+                           reasoning=m.reasoning_content or m.reasoning)
         case s.ToolMessage():
             return Message("tool", _text(m.content, param), tool_call_id=m.tool_call_id)
     raise AssertionError(m)

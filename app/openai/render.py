@@ -19,6 +19,7 @@ from runtime.types import (
     FinishReason,
     Logprobs,
     PromptLogprobs,
+    ReasoningDelta,
     TextDelta,
     TokenLogprob,
     ToolCallArgs,
@@ -35,11 +36,15 @@ def finish_reason(finished: ChatFinished) -> str:
     return finished.reason.value
 
 
-def usage_out(usages: list[Usage]) -> s.UsageOut:
-    """One response's usage over its choices: the prompt counted once (as OpenAI does), outputs summed."""
+def usage_out(usages: list[Usage], *, chat: bool = False) -> s.UsageOut:
+    """One response's usage over its choices: the prompt counted once (as OpenAI does), outputs summed. Chat
+    also says how many of the output tokens were thinking."""
     prompt, cached = usages[0].prompt_tokens, usages[0].cached_tokens
     completion = sum(u.completion_tokens for u in usages)
-    return s.UsageOut(prompt, completion, prompt + completion, s.PromptTokensDetails(cached))
+    out = s.UsageOut(prompt, completion, prompt + completion, s.PromptTokensDetails(cached))
+    if chat:
+        out.completion_tokens_details = s.CompletionTokensDetails(sum(u.reasoning_tokens for u in usages))
+    return out
 
 
 def _finished(collected: list[Collected]) -> list[ChatFinished]:
@@ -80,6 +85,7 @@ def completion_logprobs(entries: list[TokenLogprob], text_offset: int = 0, *,
 @dataclass
 class Collected:
     text: list[str] = field(default_factory=list)
+    reasoning: list[str] = field(default_factory=list)
     calls: list[s.ToolCallOut] = field(default_factory=list)
     logprobs: list[TokenLogprob] | None = None  # None: not asked for
     prompt_logprobs: list[TokenLogprob] | None = None  # completions with echo: the prompt's
@@ -93,6 +99,8 @@ async def collect(events: AsyncIterator[ChatEvent]) -> Collected:
         match event:
             case TextDelta():
                 out.text.append(event.text)
+            case ReasoningDelta():
+                out.reasoning.append(event.text)
             case Logprobs():
                 if out.logprobs is None:
                     out.logprobs = []
@@ -121,9 +129,11 @@ def chat_completion(rid: str, model: str, collected: list[Collected]) -> s.ChatC
         message = s.ChatMessageOut(content=text if text or not one.calls else None)
         if one.calls:
             message.tool_calls = one.calls
+        if one.reasoning:
+            message.reasoning_content = message.reasoning = "".join(one.reasoning)
         logprobs = chat_logprobs(one.logprobs) if one.logprobs is not None else None
         choices.append(s.ChatChoice(index, message, finish_reason(finished), logprobs))
-    usage = usage_out([f.usage for f in _finished(collected)])
+    usage = usage_out([f.usage for f in _finished(collected)], chat=True)
     return s.ChatCompletion(rid, int(time.time()), model, choices, usage)
 
 
@@ -182,6 +192,10 @@ async def chat_chunks(rid: str, model: str, events: AsyncIterator[tuple[int, Cha
                         if index not in started:
                             yield role(index)
                         yield chunk(index, s.ChatDelta(content=event.text))
+                    case ReasoningDelta():
+                        if index not in started:
+                            yield role(index)
+                        yield chunk(index, s.ChatDelta(reasoning_content=event.text, reasoning=event.text))
                     case ToolCallStart():
                         call = s.ToolCallDelta(event.index, event.id, "function", s.FunctionDelta(event.name, ""))
                         if index not in started:  # role and call in one delta, as OpenAI sends them
@@ -198,7 +212,7 @@ async def chat_chunks(rid: str, model: str, events: AsyncIterator[tuple[int, Cha
                         yield chunk(index, s.ChatDelta(), finish_reason(event))
                         usages.append(event.usage)
         if include_usage:
-            yield sse(s.ChatCompletionChunk(rid, created, model, [], usage=usage_out(usages)))
+            yield sse(s.ChatCompletionChunk(rid, created, model, [], usage=usage_out(usages, chat=True)))
     except Exception as exc:  # headers are sent: report in-band, as vLLM and SGLang do
         yield sse(error_body(as_service_error(exc)))
     yield DONE

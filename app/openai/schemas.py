@@ -59,7 +59,8 @@ class UserMessage(Struct, tag="user", tag_field="role"):
 class AssistantMessage(Struct, tag="assistant", tag_field="role"):
     content: str | list[TextPart] | None = None
     tool_calls: list[ToolCallIn] | None = None
-    reasoning_content: str | None = None
+    reasoning_content: str | None = None  # past thinking (SGLang's name; vLLM's `reasoning` too)
+    reasoning: str | None = None
     name: str | None = None
 
 
@@ -163,6 +164,11 @@ class ChatCompletionRequest(SamplingFields):
     parallel_tool_calls: bool | None = None
     response_format: ResponseFormatIn | None = None
     top_logprobs: int | None = None
+    # Reasoning models: OpenAI's effort ("none" and "minimal" turn thinking off), the template variables vLLM
+    # and SGLang pass through (e.g. {"enable_thinking": false}), and vLLM's hard cap on thinking tokens.
+    reasoning_effort: Literal["none", "minimal", "low", "medium", "high"] | None = None
+    chat_template_kwargs: dict[str, Any] | None = None
+    thinking_token_budget: Annotated[int, Meta(ge=0)] | None = None
 
 
 class CompletionRequest(SamplingFields):
@@ -180,11 +186,16 @@ class PromptTokensDetails(Struct):
     cached_tokens: int = 0
 
 
+class CompletionTokensDetails(Struct):
+    reasoning_tokens: int = 0
+
+
 class UsageOut(Struct):
     prompt_tokens: int
     completion_tokens: int
     total_tokens: int
     prompt_tokens_details: PromptTokensDetails
+    completion_tokens_details: CompletionTokensDetails | UnsetType = UNSET  # chat only
 
 
 class FunctionCallOut(Struct):
@@ -202,6 +213,9 @@ class ChatMessageOut(Struct):
     content: str | None
     role: str = "assistant"
     tool_calls: list[ToolCallOut] | UnsetType = UNSET
+    # A reasoning model's thinking, under both names clients read (SGLang's and vLLM's older one; vLLM's new).
+    reasoning_content: str | UnsetType = UNSET
+    reasoning: str | UnsetType = UNSET
 
 
 class TopLogprobOut(Struct):
@@ -263,6 +277,8 @@ class ToolCallDelta(Struct, omit_defaults=True):
 class ChatDelta(Struct, omit_defaults=True):
     role: str | UnsetType = UNSET
     content: str | None | UnsetType = UNSET
+    reasoning_content: str | UnsetType = UNSET
+    reasoning: str | UnsetType = UNSET
     tool_calls: list[ToolCallDelta] | UnsetType = UNSET
 
 

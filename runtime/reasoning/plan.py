@@ -42,6 +42,10 @@ class ReasoningModel:
         self._start, self._end = ids(fmt.start), ids(fmt.end)
         self._forced = self._end + ids(fmt.after_end)
         self._lead = whitespace_ids(tokenizer)
+        # Markers that are special tokens vanish from text detokenized without them (a family may make
+        # <think> one): the output is then detokenized with special tokens kept.
+        special = set(getattr(tokenizer, "all_special_tokens", ()))
+        self.keeps_special_tokens = fmt.keeps_special_tokens or fmt.start in special or fmt.end in special
 
     def template_kwargs(self, options: ReasoningOptions) -> dict[str, Any]:
         return self.format.template_kwargs(options)
