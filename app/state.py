@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+from app.anthropic.signature import ThinkingSigner
 from app.metrics import Metrics
 from app.settings import Settings
 from runtime.admission import Admission, Lease
@@ -56,6 +57,7 @@ class ServiceState:
         self.failure: str | None = None
         self.created = int(time.time())
         self.metrics = Metrics()
+        self.thinking_signer = ThinkingSigner.from_setting(settings.thinking_signature_key)
         self.admission = Admission(None, 0, settings.max_queue_wait)  # sized in start(), once the engine is known
         self.metrics.waiting.set_function(lambda: self.admission.waiting)
         self.shutting_down = False

@@ -22,6 +22,7 @@ from tests.tiny_model import build_tiny_model
 MODEL_NAME = "test-model"
 TERSE_MODEL_NAME = "terse-model"
 API_KEY = "sk-test-key-1"
+THINKING_KEY = "test-thinking-key"  # the shared server's --thinking-signature-key: tests can sign thinking blocks
 
 # The API suites run on the CPU engine with the tiny model by default. On a GPU machine, `pytest -m gpu`
 # (tests/test_gpu_suite.py) reruns them with these set, against a real SGLang engine and a small real model.
@@ -73,7 +74,8 @@ def server(served_model_args: list[str], server_logs: Path) -> Iterator[LiveServ
     """The tiny model, no auth, a 4096-token window (so context errors are cheap to provoke)."""
     s = start_server(*served_model_args, "--served-model-name", MODEL_NAME,
                      "--model-aliases", "alias-model,qwen2.5-coder-32b-instruct", "--context-length", "4096",
-                     "--max-request-bytes", str(2 * 1024 * 1024), log_dir=server_logs)
+                     "--max-request-bytes", str(2 * 1024 * 1024), "--thinking-signature-key", THINKING_KEY,
+                     log_dir=server_logs)
     yield s
     s.stop()
 

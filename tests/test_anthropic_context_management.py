@@ -5,6 +5,8 @@ from __future__ import annotations
 import anthropic
 import pytest
 
+from app.anthropic.signature import ThinkingSigner
+from tests.conftest import THINKING_KEY
 from tests.live_server import LiveServer
 
 RESULT = "The weather in Paris is sunny with a light breeze and 21 degrees. " * 8
@@ -14,7 +16,8 @@ def _history(uses: int) -> list[dict]:
     messages: list[dict] = [{"role": "user", "content": "Check the weather a few times."}]
     for i in range(uses):
         messages.append({"role": "assistant", "content": [
-            {"type": "thinking", "thinking": f"Checking again, attempt {i}.", "signature": "sig"},
+            {"type": "thinking", "thinking": f"Checking again, attempt {i}.",
+             "signature": ThinkingSigner.from_setting(THINKING_KEY).sign(f"Checking again, attempt {i}.")},
             {"type": "tool_use", "id": f"toolu_{i}", "name": "get_weather" if i else "get_time",
              "input": {"city": "Paris"}}]})
         messages.append({"role": "user", "content": [{"type": "tool_result", "tool_use_id": f"toolu_{i}",

@@ -9,6 +9,7 @@ import pytest
 from app.anthropic import convert
 from app.anthropic import schemas as s
 from app.anthropic.errors import error_body, error_status
+from app.anthropic.signature import ThinkingSigner
 from app.decoding import decode
 from runtime.errors import (
     ContextLengthExceeded,
@@ -24,9 +25,16 @@ from runtime.types import Message, ToolCall, ToolChoiceMode
 from tests.claude_code import request as claude_code
 
 
-def _chat(**body):
+class _TrustAll(ThinkingSigner):
+    """Conversion shapes, not signatures, are tested here: every thinking block counts as ours."""
+
+    def verify(self, thinking: str, signature: str) -> bool:
+        return True
+
+
+def _chat(signer: ThinkingSigner | None = None, **body):
     payload = {"model": "claude-x", "max_tokens": 100, **body}
-    return convert.chat_request(decode(s.messages_decoder, json.dumps(payload).encode()))
+    return convert.chat_request(decode(s.messages_decoder, json.dumps(payload).encode()), signer or _TrustAll(b"k"))
 
 
 def test_system_blocks_and_billing_header() -> None:
@@ -187,3 +195,22 @@ def test_tool_reference_in_a_tool_result_is_rendered() -> None:
     ])
     assert chat.messages[-1] == Message("tool", "Tool loaded: Bash\n\nTool loaded: Grep", tool_call_id="toolu_1",
                                         name="ToolSearch")
+
+
+def test_thinking_blocks_are_trusted_only_with_this_servers_signature() -> None:
+    signer = ThinkingSigner(b"server key")
+    for signature, kept in ((signer.sign("Plan it."), "Plan it."), (ThinkingSigner(b"other").sign("Plan it."), None),
+                            ("forged", None), (signer.sign("Plan it!"), None)):
+        chat = _chat(signer, messages=[{"role": "user", "content": "hi"}, {"role": "assistant", "content": [
+            {"type": "thinking", "thinking": "Plan it.", "signature": signature}, {"type": "text", "text": "ok"}]},
+            {"role": "user", "content": "go"}])
+        assert chat.messages[1].reasoning == kept
+
+
+def test_thinking_request_maps_to_reasoning_options() -> None:
+    user = [{"role": "user", "content": "hi"}]
+    assert _chat(messages=user, thinking={"type": "enabled", "budget_tokens": 64}).reasoning.budget_tokens == 64
+    assert _chat(messages=user, thinking={"type": "enabled", "budget_tokens": 64}).reasoning.enabled is True
+    assert _chat(messages=user, thinking={"type": "disabled"}).reasoning.enabled is False
+    assert _chat(messages=user, thinking={"type": "adaptive"}).reasoning.enabled is None
+    assert _chat(messages=user).reasoning.enabled is None

@@ -80,7 +80,7 @@ async def _events(items: list) -> AsyncIterator[ChatEvent]:
 
 def _transcript(items: list, stops: tuple[str, ...] = ()) -> list[sse.Record]:
     async def run() -> bytes:
-        chunks = [c async for c in render.sse_stream("msg_1", "claude-x", 50, _events(items), stops)]
+        chunks = [c async for c in render.sse_stream("msg_1", "claude-x", 50, _events(items), stops, _sign)]
         return b"".join(chunks)
 
     return sse.parse(asyncio.run(run()).decode())
@@ -177,7 +177,7 @@ def test_a_late_start_failure_is_raised_from_the_stream() -> None:
             raise InvalidRequest("grammar failed")
 
         events = pacing.with_pings(asyncio.ensure_future(start()), 0.1)
-        chunks = [c async for c in render.sse_stream("msg_1", "claude-x", 5, events, ())]
+        chunks = [c async for c in render.sse_stream("msg_1", "claude-x", 5, events, (), _sign)]
         return sse.parse(b"".join(chunks).decode())
 
     transcript = sse.check(asyncio.run(encoded()))
@@ -199,7 +199,7 @@ def test_closing_the_stream_closes_the_run() -> None:
         async def start() -> AsyncIterator[ChatEvent]:
             return endless()
 
-        stream = render.sse_stream("msg_1", "claude-x", 5, pacing.with_pings(asyncio.ensure_future(start()), 1.0), ())
+        stream = render.sse_stream("msg_1", "claude-x", 5, pacing.with_pings(asyncio.ensure_future(start()), 1.0), (), _sign)
         for _ in range(4):
             await anext(stream)
         await stream.aclose()

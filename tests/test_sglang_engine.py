@@ -123,6 +123,7 @@ def test_start_passes_only_set_options_by_their_0_5_23_names(fake: ModuleType) -
         "dp_size": 1,
         "disable_radix_cache": False,
         "enable_cache_report": True,
+        "enable_custom_logit_processor": True,  # the thinking budget (tests/test_reasoning_sglang.py)
     }
 
 
@@ -142,6 +143,7 @@ def test_start_passes_every_engine_setting(fake: ModuleType) -> None:
         "dp_size": 2,
         "disable_radix_cache": True,
         "enable_cache_report": True,
+        "enable_custom_logit_processor": True,
         "context_length": 65536,
         "mem_fraction_static": 0.85,
         "max_running_requests": 64,

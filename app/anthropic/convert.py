@@ -10,8 +10,12 @@ Mapping choices (documented for users in CLAUDE_CODE_INTEGRATION.md):
 - Consecutive user turns merge, as do consecutive assistant turns (Anthropic's API does the same).
 - tool_result blocks become tool messages, in order; `is_error` results are prefixed with "Error: ".
 - tool_reference blocks (Claude Code's ToolSearch results) become a line `Tool loaded: <name>`.
-- thinking blocks become the assistant message's reasoning (rendered where the template knows
-  `reasoning_content`, dropped by it otherwise); redacted_thinking and unknown block types are dropped.
+- thinking blocks whose signature is ours (app/anthropic/signature.py) become the assistant message's
+  reasoning, rendered as the family's template renders past thinking (most drop it; some keep the turn in
+  progress's, around tool calls); a block with any other signature is dropped, as are redacted_thinking and
+  unknown block types.
+- `thinking`: enabled (with its budget, which the engine enforces), adaptive (the model's default) or
+  disabled, mapped onto the template's switches by the reasoning format (runtime/reasoning/formats.py).
 - image blocks, and documents that are not plain text (a `text` source, or a `content` source of text
   blocks), are rejected: the served models take text only.
 - The `x-anthropic-billing-header:` line Claude Code puts first in the system prompt is removed, so that a
@@ -28,6 +32,7 @@ from typing import Any, TypeVar
 import msgspec
 
 from app.anthropic import schemas as s
+from app.anthropic.signature import ThinkingSigner
 from app.decoding import error_param, without_path
 from runtime.errors import InvalidRequest
 from runtime.limits import check_tool_count
@@ -36,6 +41,7 @@ from runtime.tools.schemas import check_tool_name, normalise_parameters
 from runtime.types import (
     ChatRequest,
     Message,
+    ReasoningOptions,
     ResponseFormat,
     SamplingParams,
     Tool,
@@ -52,8 +58,8 @@ BILLING_HEADER = "x-anthropic-billing-header:"
 BLOCK_SEPARATOR = "\n\n"  # between text blocks merged into one message
 
 
-def chat_request(req: s.MessagesRequest) -> ChatRequest:
-    chat = conversation(req)
+def chat_request(req: s.MessagesRequest, signer: ThinkingSigner) -> ChatRequest:
+    chat = conversation(req, signer)
     if chat.messages[-1].role == "assistant":
         raise InvalidRequest(
             "This model does not support assistant message prefill. The conversation must end with a user message.",
@@ -62,16 +68,27 @@ def chat_request(req: s.MessagesRequest) -> ChatRequest:
     return replace(chat, sampling=_sampling(req), clamp_max_tokens=True)
 
 
-def conversation(req: s.CountTokensRequest) -> ChatRequest:
+def conversation(req: s.CountTokensRequest, signer: ThinkingSigner) -> ChatRequest:
     """The request without generation settings: what count_tokens measures."""
     if not req.messages:
         raise InvalidRequest("messages: at least one message is required.", param="messages")
-    builder = _Conversation(_system_prompt(req.system))
+    builder = _Conversation(_system_prompt(req.system), signer)
     for i, message in enumerate(req.messages):
         builder.add(message, f"messages[{i}]")
     tools = _tools(req.tools or [])
     return ChatRequest(builder.finish(), tools=tools, tool_choice=_tool_choice(req.tool_choice, tools),
-                       response_format=_response_format(req))
+                       response_format=_response_format(req), reasoning=_reasoning(req))
+
+
+def _reasoning(req: s.CountTokensRequest) -> ReasoningOptions:
+    effort = req.output_config.effort if req.output_config is not None else None
+    effort = effort if effort in ("low", "medium", "high") else None
+    match req.thinking:
+        case s.ThinkingEnabled():  # (a budget at or above max_tokens is accepted: max_tokens bounds it anyway)
+            return ReasoningOptions(True, effort, req.thinking.budget_tokens)
+        case s.ThinkingDisabled():
+            return ReasoningOptions(False, effort)
+    return ReasoningOptions(None, effort)  # adaptive, or not asked: the model's default
 
 
 # -- system prompt --------------------------------------------------------------------------------------
@@ -98,7 +115,8 @@ def without_billing_header(text: str) -> str:
 class _Conversation:
     """Builds the neutral message list, merging turns as the module docstring describes."""
 
-    def __init__(self, system: str) -> None:
+    def __init__(self, system: str, signer: ThinkingSigner) -> None:
+        self._signer = signer
         self._system = [system] if system else []
         self._messages: list[Message] = []
         self._call_names: dict[str, str] = {}  # tool_use id -> tool name, for the tool messages
@@ -149,8 +167,10 @@ class _Conversation:
                     calls.append(ToolCall(block.id, block.name, block.input))
                     self._call_names[block.id] = block.name
                 case s.ThinkingBlock():
-                    if block.thinking:
+                    if block.thinking and self._signer.verify(block.thinking, block.signature):
                         reasoning.append(block.thinking)
+                    elif block.thinking:
+                        log.info("%s: a thinking block whose signature is not this server's, dropped", where)
                 case s.RedactedThinkingBlock():
                     pass  # encrypted for Anthropic's models; nothing a local model can read
                 case s.ToolResultBlock():

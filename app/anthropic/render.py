@@ -8,7 +8,7 @@ automatic and free here, so input + cache_read is the whole prompt, as Anthropic
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,7 +19,18 @@ from app.anthropic.errors import error_body
 from app.decoding import json_dumps
 from app.errors import as_service_error
 from runtime.errors import EngineFailure, EngineUnavailable
-from runtime.types import ChatEvent, ChatFinished, FinishReason, TextDelta, ToolCallArgs, ToolCallStart, Usage
+from runtime.types import (
+    ChatEvent,
+    ChatFinished,
+    FinishReason,
+    ReasoningDelta,
+    TextDelta,
+    ToolCallArgs,
+    ToolCallStart,
+    Usage,
+)
+
+Sign = Callable[[str], str]  # a thinking block's signature (app/anthropic/signature.py)
 
 
 def tool_use_id(call_id: str) -> str:
@@ -57,8 +68,13 @@ class _Call:
 
 
 @dataclass
+class _Thinking:
+    text: list[str] = field(default_factory=list)
+
+
+@dataclass
 class Collected:
-    blocks: list[str | _Call] = field(default_factory=list)  # text runs and calls, in output order
+    blocks: list[str | _Call | _Thinking] = field(default_factory=list)  # thinking, text runs, calls, in order
     finished: ChatFinished | None = None
 
 
@@ -73,6 +89,10 @@ async def collect(events: AsyncIterator[ChatEvent]) -> Collected:
                         out.blocks[-1] += event.text
                     else:
                         out.blocks.append(event.text)
+            case ReasoningDelta():
+                if not (out.blocks and isinstance(out.blocks[-1], _Thinking)):
+                    out.blocks.append(_Thinking())
+                out.blocks[-1].text.append(event.text)  # type: ignore[union-attr]
             case ToolCallStart():
                 calls.append(_Call(tool_use_id(event.id), event.name))
                 out.blocks.append(calls[-1])
@@ -87,7 +107,7 @@ async def collect(events: AsyncIterator[ChatEvent]) -> Collected:
     return out
 
 
-def message(mid: str, model: str, collected: Collected, stop_sequences: tuple[str, ...],
+def message(mid: str, model: str, collected: Collected, stop_sequences: tuple[str, ...], sign: Sign,
             context: dict[str, Any] | UnsetType = UNSET) -> s.MessageOut:
     finished = collected.finished
     assert finished is not None
@@ -96,6 +116,9 @@ def message(mid: str, model: str, collected: Collected, stop_sequences: tuple[st
     for block in collected.blocks:
         if isinstance(block, str):
             content.append(s.TextOut(block))
+        elif isinstance(block, _Thinking):
+            thinking = "".join(block.text)
+            content.append(s.ThinkingOut(thinking, sign(thinking)))
         else:
             content.append(s.ToolUseOut(block.id, block.name, _arguments(block)))
     return s.MessageOut(mid, model, content, reason, sequence, usage_out(finished.usage), context_management=context)
@@ -115,32 +138,53 @@ def _arguments(call: _Call) -> dict:
 
 
 async def stream_events(mid: str, model: str, input_tokens: int, events: AsyncIterator[ChatEvent | s.Ping],
-                        stop_sequences: tuple[str, ...],
+                        stop_sequences: tuple[str, ...], sign: Sign,
                         context: dict[str, Any] | UnsetType = UNSET) -> AsyncIterator[s.StreamEvent]:
-    """message_start, then one content block per text run or tool call (indexes contiguous from 0, each
-    opened before its deltas and stopped before the next opens), message_delta, message_stop. Pings pass
-    through. Errors propagate: the caller decides how to report them."""
+    """message_start, then one content block per thinking run, text run or tool call (indexes contiguous
+    from 0, each opened before its deltas and stopped before the next opens; a thinking block's last delta is
+    its signature_delta, as Anthropic sends it), message_delta, message_stop. Pings pass through. Errors
+    propagate: the caller decides how to report them."""
     start_usage = s.UsageOut(input_tokens=input_tokens, output_tokens=0)
     yield s.MessageStart(s.MessageOut(mid, model, [], None, None, start_usage))
     index = -1  # the last block opened
-    open_kind: str | None = None  # "text" or "tool_use" while a block is open
+    open_kind: str | None = None  # "thinking", "text" or "tool_use" while a block is open
+    thinking: list[str] = []  # the open thinking block's text, signed when it closes
+
+    def stop() -> list[s.StreamEvent]:
+        out: list[s.StreamEvent] = []
+        if open_kind == "thinking":
+            out.append(s.ContentBlockDelta(index, s.SignatureDeltaOut(sign("".join(thinking)))))
+            thinking.clear()
+        if open_kind is not None:
+            out.append(s.ContentBlockStop(index))
+        return out
+
     async for event in events:
         match event:
             case s.Ping():
                 yield event
+            case ReasoningDelta():
+                if open_kind != "thinking":
+                    for out in stop():
+                        yield out
+                    index += 1
+                    open_kind = "thinking"
+                    yield s.ContentBlockStart(index, s.ThinkingOut("", ""))
+                thinking.append(event.text)
+                yield s.ContentBlockDelta(index, s.ThinkingDeltaOut(event.text))
             case TextDelta():
                 if not event.text:
                     continue
                 if open_kind != "text":
-                    if open_kind is not None:
-                        yield s.ContentBlockStop(index)
+                    for out in stop():
+                        yield out
                     index += 1
                     open_kind = "text"
                     yield s.ContentBlockStart(index, s.TextOut(""))
                 yield s.ContentBlockDelta(index, s.TextDeltaOut(event.text))
             case ToolCallStart():
-                if open_kind is not None:
-                    yield s.ContentBlockStop(index)
+                for out in stop():
+                    yield out
                 index += 1
                 open_kind = "tool_use"
                 yield s.ContentBlockStart(index, s.ToolUseOut(tool_use_id(event.id), event.name, {}))
@@ -149,9 +193,9 @@ async def stream_events(mid: str, model: str, input_tokens: int, events: AsyncIt
                     yield s.ContentBlockDelta(index, s.InputJsonDelta(event.fragment))
             case ChatFinished():
                 reason, sequence = stop_reason(event, stop_sequences)
-                if open_kind is not None:
-                    yield s.ContentBlockStop(index)
-                    open_kind = None
+                for out in stop():
+                    yield out
+                open_kind = None
                 yield s.MessageDelta(s.MessageDeltaBody(reason, sequence), usage_out(event.usage), context)
                 yield s.MessageStop()
                 return
@@ -164,12 +208,12 @@ def sse(event: s.StreamEvent) -> bytes:
 
 
 async def sse_stream(mid: str, model: str, input_tokens: int, events: AsyncGenerator[ChatEvent | s.Ping, None],
-                     stop_sequences: tuple[str, ...],
+                     stop_sequences: tuple[str, ...], sign: Sign,
                      context: dict[str, Any] | UnsetType = UNSET) -> AsyncIterator[bytes]:
     """The stream as bytes. Headers are sent by now: a failure goes out in-band as an `error` event.
     Ending, however it ends, closes `events` (which aborts the generation if it is still running)."""
     try:
-        async for event in stream_events(mid, model, input_tokens, events, stop_sequences, context):
+        async for event in stream_events(mid, model, input_tokens, events, stop_sequences, sign, context):
             yield sse(event)
     except Exception as exc:  # noqa: BLE001  # every failure, typed or not, is reported (as_service_error logs)
         yield sse(error_body(as_service_error(exc)))

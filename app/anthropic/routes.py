@@ -85,7 +85,8 @@ async def create_message(request: Request, service_state: ServiceState, names: M
             raise ThreadNotFound(f"No thread is held for previous_message_id {req.thread.previous_message_id!r}; "
                                  "send the whole conversation.", param="thread.previous_message_id")
         service = service_state.require()
-        chat, context = await _edited(service, await asyncio.to_thread(convert.chat_request, req), req)
+        signer = service_state.thinking_signer
+        chat, context = await _edited(service, await asyncio.to_thread(convert.chat_request, req, signer), req)
         prepared = await service.prepare_chat(chat)
     log.info("%s: %.100r, %d prompt tokens, max_tokens %d%s", rid, req.model, prepared.prompt_tokens,
              prepared.engine_request.sampling.max_new_tokens or 0, ", stream" if req.stream else "")
@@ -98,14 +99,14 @@ async def create_message(request: Request, service_state: ServiceState, names: M
             return disconnected_response()
         assert collected.finished is not None
         _log_finish(rid, collected.finished)
-        return _json(render.message(mid, req.model, collected, stops, context), rid)
+        return _json(render.message(mid, req.model, collected, stops, signer.sign, context), rid)
 
     try:
         starting = await unless_disconnected(request, _start(service_state, prepared))
     except ClientDisconnected:
         return disconnected_response()
     events = _logged(rid, with_pings(starting))
-    return Stream(render.sse_stream(mid, req.model, prepared.prompt_tokens, events, stops, context),
+    return Stream(render.sse_stream(mid, req.model, prepared.prompt_tokens, events, stops, signer.sign, context),
                   media_type="text/event-stream", headers={**SSE_HEADERS, "request-id": rid})
 
 
@@ -117,7 +118,7 @@ async def count_tokens(request: Request, service_state: ServiceState, names: Mod
         req = await asyncio.to_thread(decode, s.count_tokens_decoder, body)
         resolve(names, req.model)
         service = service_state.require()
-        chat = await asyncio.to_thread(convert.conversation, req)
+        chat = await asyncio.to_thread(convert.conversation, req, service_state.thinking_signer)
         edited, context = await _edited(service, chat, req)
         tokens = await service.count_chat_tokens(edited)
         if context is not UNSET:

@@ -146,9 +146,25 @@ class ThreadIn(Struct):
     previous_message_id: str | None = None
 
 
+class ThinkingEnabled(Struct, tag="enabled", tag_field="type"):
+    budget_tokens: Annotated[int, Meta(ge=0)]
+
+
+class ThinkingAdaptive(Struct, tag="adaptive", tag_field="type"):
+    pass
+
+
+class ThinkingDisabled(Struct, tag="disabled", tag_field="type"):
+    pass
+
+
+ThinkingIn = ThinkingEnabled | ThinkingAdaptive | ThinkingDisabled
+
+
 class CountTokensRequest(Struct, kw_only=True):
     """What /v1/messages/count_tokens takes: a Messages request without the generation settings.
-    thinking, metadata, context_management, cache_control, service_tier... are accepted and ignored."""
+    metadata, cache_control, service_tier... are accepted and ignored; `thinking` switches the template's
+    thinking on or off, so it counts here too."""
 
     model: str
     messages: list[MessageIn]
@@ -158,6 +174,7 @@ class CountTokensRequest(Struct, kw_only=True):
     output_config: OutputConfig | None = None
     output_format: OutputFormat | None = None  # the structured-outputs beta's spelling
     context_management: ContextManagement | None = None
+    thinking: ThinkingIn | None = None
 
 
 class MessagesRequest(CountTokensRequest, kw_only=True):
@@ -183,7 +200,12 @@ class ToolUseOut(Struct, tag="tool_use", tag_field="type"):
     input: dict[str, Any]
 
 
-ContentOut = TextOut | ToolUseOut
+class ThinkingOut(Struct, tag="thinking", tag_field="type"):
+    thinking: str
+    signature: str  # our MAC of the text (app/anthropic/signature.py)
+
+
+ContentOut = TextOut | ToolUseOut | ThinkingOut
 
 
 class UsageOut(Struct):
@@ -229,9 +251,17 @@ class InputJsonDelta(Struct, tag="input_json_delta", tag_field="type"):
     partial_json: str
 
 
+class ThinkingDeltaOut(Struct, tag="thinking_delta", tag_field="type"):
+    thinking: str
+
+
+class SignatureDeltaOut(Struct, tag="signature_delta", tag_field="type"):
+    signature: str
+
+
 class ContentBlockDelta(Struct, tag="content_block_delta", tag_field="type"):
     index: int
-    delta: TextDeltaOut | InputJsonDelta
+    delta: TextDeltaOut | InputJsonDelta | ThinkingDeltaOut | SignatureDeltaOut
 
 
 class ContentBlockStop(Struct, tag="content_block_stop", tag_field="type"):

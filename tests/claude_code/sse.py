@@ -71,6 +71,8 @@ def check(records: list[Record]) -> Transcript:
             if block["type"] == "tool_use":
                 assert block["input"] == {} and block["id"].startswith("toolu_")
                 partial[d["index"]] = ""
+            elif block["type"] == "thinking":
+                assert block == {"type": "thinking", "thinking": "", "signature": ""}
             else:
                 assert block == {"type": "text", "text": ""}
             blocks.append(block)
@@ -79,7 +81,15 @@ def check(records: list[Record]) -> Transcript:
             assert d["index"] == open_index, f"delta for block {d['index']}, open: {open_index}"
             block = blocks[d["index"]]
             kind = d["delta"]["type"]
-            if kind == "text_delta":
+            if block["type"] == "thinking":  # thinking_deltas, then exactly one signature_delta, then the stop
+                assert not block["signature"], f"{kind} after the thinking block's signature_delta"
+                if kind == "signature_delta":
+                    assert d["delta"]["signature"]
+                    block["signature"] = d["delta"]["signature"]
+                else:
+                    assert kind == "thinking_delta", kind
+                    block["thinking"] += d["delta"]["thinking"]
+            elif kind == "text_delta":
                 assert block["type"] == "text"
                 block["text"] += d["delta"]["text"]
             else:
@@ -87,6 +97,8 @@ def check(records: list[Record]) -> Transcript:
                 partial[d["index"]] += d["delta"]["partial_json"]
         elif r.event == "content_block_stop":
             assert d["index"] == open_index, f"stop for block {d['index']}, open: {open_index}"
+            if blocks[open_index]["type"] == "thinking":
+                assert blocks[open_index]["signature"], "a thinking block stopped without its signature_delta"
             open_index = None
         elif r.event == "message_delta":
             assert open_index is None, "message_delta with a block still open"

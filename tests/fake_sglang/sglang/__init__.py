@@ -62,6 +62,13 @@ class Script:
     abort_reason: dict[str, Any] = field(default_factory=abort)
     raise_on_call: Exception | None = None  # raised by async_generate itself
     raise_in_stream: Exception | None = None  # raised at the first chunk, where 0.5.23's validation raises
+    # Token-level scripting, for custom logit processors: the token the model proposes at each step (its logit
+    # highest of `vocab_size`); the request's processor (sglang/srt/layers/sampler.py
+    # `apply_custom_logit_processor`) may change the row, then the argmax is taken. `texts` then come from
+    # `detokenize(output_ids)` after each step.
+    proposed_ids: list[int] | None = None
+    vocab_size: int = 256
+    detokenize: Any = None
 
 
 class Control:
@@ -130,10 +137,13 @@ class TokenizerManager:
             state.dispatched = True
             output_ids: list[int] = []
             logprobs = _Logprobs(obj)
+            if script.proposed_ids is not None:
+                script.texts = list(_run_processor(obj, script, output_ids))
+                output_ids.clear()
             texts = script.texts or [""]
             for i, text in enumerate(texts):
                 await asyncio.sleep(0)
-                output_ids.append(1000 + i)
+                output_ids.append(script.proposed_ids[i] if script.proposed_ids is not None else 1000 + i)
                 logprobs.add(1000 + i)
                 last = i == len(texts) - 1 and not script.hold
                 reason = script.finish if last else None
@@ -155,6 +165,34 @@ class TokenizerManager:
             raise
         finally:
             obj["closed"] = True
+
+
+def _run_processor(obj: dict[str, Any], script: Script, output_ids: list[int]) -> Any:
+    """The scripted steps through the request's custom logit processor: each step's cumulative text. The
+    processor string is `CustomLogitProcessor.to_str()`'s shape, loaded as `_cache_from_str` does (dill.loads,
+    which reads plain pickles too); its params are the request's custom_params plus `__req__`
+    (schedule_batch.py), whose `output_ids` grows as tokens are chosen."""
+    import json
+    import pickle
+    from types import SimpleNamespace
+
+    import torch
+
+    processor = None
+    if obj.get("custom_logit_processor"):
+        processor = pickle.loads(bytes.fromhex(json.loads(obj["custom_logit_processor"])["callable"]))()
+    params = dict(obj["sampling_params"].get("custom_params") or {})
+    params["__req__"] = SimpleNamespace(origin_input_ids=list(obj["input_ids"]), output_ids=output_ids)
+    chosen = []
+    for proposed in script.proposed_ids or ():
+        logits = torch.full((1, script.vocab_size), -1.0)
+        logits[0, proposed] = 1.0
+        if processor is not None:
+            logits = processor(logits, [params])
+        output_ids.append(int(logits[0].argmax()))
+        chosen.append(output_ids[-1])
+        yield script.detokenize(output_ids)
+    script.proposed_ids = chosen  # what was actually generated, for the chunks' output_ids
 
 
 class _Logprobs:
@@ -245,13 +283,18 @@ class Engine:
         *,
         stream: bool = False,
         rid: str | None = None,
+        custom_logit_processor: str | None = None,
     ) -> Any:
         assert stream, "the fake models streaming only"
         call = {"input_ids": input_ids, "sampling_params": sampling_params, "rid": rid, "stream": stream,
                 "return_logprob": return_logprob, "logprob_start_len": logprob_start_len,
-                "top_logprobs_num": top_logprobs_num}
+                "top_logprobs_num": top_logprobs_num, "custom_logit_processor": custom_logit_processor}
         self.calls.append(call)
         script = control.scripts.popleft() if control.scripts else Script()
+        if custom_logit_processor and not self.kwargs.get("enable_custom_logit_processor"):
+            # tokenizer_manager.py `_validate_one_request`
+            script.raise_in_stream = ValueError("The server is not configured to enable custom logit processor. "
+                                                "Please set `--enable-custom-logit-processor` to enable this feature.")
         if script.raise_on_call is not None:
             raise script.raise_on_call
         return self.tokenizer_manager.generate_request(call, script)  # stream=True: the generator itself
