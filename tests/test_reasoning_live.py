@@ -1,6 +1,6 @@
-"""Reasoning over the OpenAI dialect, live, one tiny model per family (tests/reasoning_models.py) on the CPU
-engine: reasoning separated into `reasoning_content` and `reasoning`, streamed = non-streamed, no marker in
-`content`, the budget honoured to the token, the switches honoured, tools valid after thinking."""
+"""Reasoning over both dialects, live, one tiny model per family (tests/reasoning_models.py) on the CPU engine:
+OpenAI's `reasoning_content` and `reasoning`, Anthropic's signed thinking blocks; streamed = non-streamed, no
+marker in the answer, the budget honoured to the token, the switches honoured, tools valid after thinking."""
 
 from __future__ import annotations
 
@@ -8,12 +8,19 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
+import anthropic
+import httpx
 import jsonschema
 import openai
 import pytest
 
+from app.anthropic.signature import ThinkingSigner
+from tests.claude_code import sse
 from tests.live_server import LiveServer, start_server
 from tests.reasoning_models import build_family_model
+
+KEY = "reasoning-test-key"
+SIGNER = ThinkingSigner.from_setting(KEY)
 
 MARKERS = ("<think>", "</think>", "<|channel|>", "<|message|>", "<|end|>", "<|start|>")
 HI = [{"role": "user", "content": "Hi"}]
@@ -24,7 +31,7 @@ def family_server(request, tiny_model_dir: Path, server_logs: Path) -> Iterator[
     family = request.param
     model = build_family_model(tiny_model_dir, tiny_model_dir.parent / f"reasoning-{family}", family)
     server = start_server("--model", str(model), "--served-model-name", "m", "--engine", "cpu",
-                          "--context-length", "4096", log_dir=server_logs)
+                          "--context-length", "4096", "--thinking-signature-key", KEY, log_dir=server_logs)
     yield family, server
     server.stop()
 
@@ -121,3 +128,74 @@ def test_past_thinking_is_accepted_under_either_name(family_server, oai):
                     {"role": "user", "content": "And?"}]
         r = oai.chat.completions.create(model="m", messages=messages, max_tokens=4)
         assert r.choices[0].finish_reason in ("length", "stop")
+
+
+# -- Anthropic -----------------------------------------------------------------------------------------------
+
+ANTHROPIC_HEADERS = {"anthropic-version": "2023-06-01", "x-api-key": "x"}
+
+
+@pytest.fixture()
+def claude(family_server) -> anthropic.Anthropic:
+    return anthropic.Anthropic(base_url=family_server[1].base_url, api_key="x", max_retries=0, timeout=120)
+
+
+def test_anthropic_thinking_blocks_streamed_and_not(family_server, claude):
+    """Thinking first, with a signature that is this server's MAC of its text; then the answer; the stream's
+    exact event order (thinking_deltas, signature_delta, stop) and its blocks equal the non-streamed message."""
+    family, server = family_server
+    body = dict(model="m", max_tokens=24, messages=HI, thinking={"type": "enabled", "budget_tokens": 6})
+    message = claude.messages.create(**body)
+    kinds = [b.type for b in message.content]
+    assert kinds[0] == "thinking" and "thinking" not in kinds[1:], kinds
+    thinking = message.content[0]
+    assert thinking.thinking and thinking.signature == SIGNER.sign(thinking.thinking)
+    text = "".join(b.text for b in message.content if b.type == "text")
+    assert not any(m in text for m in MARKERS), text
+    with httpx.Client(base_url=server.base_url, timeout=120) as http:
+        response = http.post("/v1/messages", headers=ANTHROPIC_HEADERS, json={**body, "stream": True})
+    transcript = sse.check(sse.parse(response.text))
+    assert transcript.blocks[0]["type"] == "thinking" and transcript.blocks[0]["signature"]
+    assert transcript.blocks[0]["signature"] == SIGNER.sign(transcript.blocks[0]["thinking"])
+    with claude.messages.stream(**body) as stream:
+        final = stream.get_final_message()
+    assert [b.model_dump() for b in final.content][0]["type"] == "thinking"
+
+
+def test_anthropic_stream_equals_the_message_with_a_seed(family_server, claude):
+    _, server = family_server
+    body = dict(model="m", max_tokens=20, messages=HI, thinking={"type": "enabled", "budget_tokens": 5},
+                extra_body={"temperature": 0.0})  # (this SDK's create() no longer takes temperature itself)
+    message = claude.messages.create(**body)
+    with claude.messages.stream(**body) as stream:
+        final = stream.get_final_message()
+    assert [b.model_dump() for b in final.content] == [b.model_dump() for b in message.content]
+
+
+def test_anthropic_thinking_disabled_gives_no_thinking_block(family_server, claude):
+    message = claude.messages.create(model="m", max_tokens=10, messages=HI, thinking={"type": "disabled"})
+    assert all(b.type != "thinking" for b in message.content)
+
+
+def test_signed_thinking_is_rendered_back_and_forged_thinking_is_not(family_server, claude):
+    """In a tool loop, the turn in progress keeps its thinking in the templates that render it (Qwen3, GLM,
+    MiniMax, gpt-oss); a block with a signature that is not ours is dropped."""
+    family, _ = family_server
+    tool = {"name": "get_weather", "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}}}
+
+    def tokens(signature: str) -> int:
+        messages = [*HI, {"role": "assistant", "content": [
+            {"type": "thinking", "thinking": "The user wants the weather in Paris.", "signature": signature},
+            {"type": "tool_use", "id": "toolu_1", "name": "get_weather", "input": {"city": "Paris"}}]},
+            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_1", "content": "sunny"}]}]
+        return claude.messages.count_tokens(model="m", messages=messages, tools=[tool]).input_tokens
+
+    signed, forged = tokens(SIGNER.sign("The user wants the weather in Paris.")), tokens("forged")
+    if family in ("qwen3", "glm_4_6", "minimax_m2", "gpt_oss"):
+        assert signed > forged
+    else:  # DeepSeek's templates drop past thinking
+        assert signed == forged
+    redacted = [*HI, {"role": "assistant", "content": [{"type": "redacted_thinking", "data": "opaque"},
+                                                         {"type": "text", "text": "Hello"}]},
+                {"role": "user", "content": "And?"}]
+    assert claude.messages.create(model="m", max_tokens=3, messages=redacted).stop_reason
