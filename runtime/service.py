@@ -34,6 +34,7 @@ from runtime.types import (
     PromptLogprobs,
     SamplingParams,
     TextDelta,
+    ToolChoiceMode,
 )
 
 
@@ -128,7 +129,9 @@ class GenerationService:
         messages = [_rename(m, "reasoning_content", history_key) for m in plan.messages]
         text = self.template.render_text(messages, plan.tools, add_generation_prompt=add_generation_prompt,
                                          variables=self.reasoning.template_kwargs(request.reasoning))
-        return plan, self.template.encode(text), self.reasoning.plan(request.reasoning, text)
+        call_forced = plan.parser is not None and request.tool_choice.mode in (ToolChoiceMode.REQUIRED,
+                                                                              ToolChoiceMode.NAMED)
+        return plan, self.template.encode(text), self.reasoning.plan(request.reasoning, text, call_forced=call_forced)
 
     async def tokenize_text(self, text: str, *, add_special_tokens: bool = True) -> list[int]:
         return await asyncio.to_thread(self.template.encode, text, add_special_tokens=add_special_tokens)

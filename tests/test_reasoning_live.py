@@ -96,8 +96,6 @@ WEATHER = {"type": "function", "function": {"name": "get_weather", "parameters":
 @pytest.mark.parametrize("tool_choice", ["required", {"type": "function", "function": {"name": "get_weather"}}])
 def test_forced_tool_calls_are_valid_after_thinking(family_server, oai, tool_choice):
     family, _ = family_server
-    if family == "gpt_oss":
-        pytest.skip("harmony tool calls are not implemented yet (docs/API.md)")
     extra = {"thinking_token_budget": 4, **thinking_on(family)}
     for stream in (False, True):
         kw = dict(model="m", messages=HI, tools=[WEATHER], tool_choice=tool_choice, max_tokens=80, seed=11,

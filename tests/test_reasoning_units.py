@@ -59,9 +59,14 @@ def test_harmony_splitter_gives_the_same_split_for_every_delta_boundary(text, ex
     assert split_every_way(HarmonySplitter, text) == {expected}
 
 
-def test_harmony_tool_call_messages_pass_to_the_answer_side_whole():
-    call = "<|start|>assistant<|channel|>commentary to=functions.f <|constrain|>json<|message|>{}<|call|>"
-    assert split_every_way(HarmonySplitter, "<|channel|>analysis<|message|>a<|end|>" + call) == {("a", call)}
+@pytest.mark.parametrize("call", [
+    "<|start|>assistant<|channel|>commentary to=functions.f <|constrain|>json<|message|>{}<|call|>",
+    "<|start|>assistant to=functions.f<|channel|>commentary json<|message|>{}<|call|>",
+    "<|start|>assistant<|channel|>commentary to=functions.f<|message|>{}",
+])
+def test_harmony_tool_calls_pass_to_the_answer_side_in_one_header_form(call):
+    expected = ("a", "<|channel|>commentary to=functions.f <|constrain|>json<|message|>{}")
+    assert split_every_way(HarmonySplitter, "<|channel|>analysis<|message|>a<|end|>" + call) == {expected}
 
 
 # -- the budget tracker, in token ids: 1 = <think>, 2 = </think>, 9 = whitespace, others text ---------------

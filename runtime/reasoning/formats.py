@@ -21,8 +21,10 @@ class ReasoningFormat:
     kind: Literal["think", "harmony"]
     start: str  # opens the thinking region
     end: str  # closes it
-    # Forced after `end` when the budget is spent, so the answer begins (harmony: the final channel's header).
+    # Forced after `end` when the budget is spent, so the answer begins (harmony: the next message's start and
+    # the final channel's header); `between` alone where the answer must be a tool call (harmony's next message).
     after_end: str = ""
+    between: str = ""
     # Template variables that switch thinking on or off (booleans), and the one that takes reasoning_effort.
     switches: tuple[str, ...] = ()
     effort_variable: str | None = None
@@ -58,7 +60,7 @@ _FORMATS: dict[str, ReasoningFormat] = {
     "deepseek_r1": ReasoningFormat("deepseek_r1", **_THINK,  # type: ignore[arg-type]
                                    families="DeepSeek R1, MiniMax M2, Kimi K2 thinking (always think)"),
     "gpt_oss": ReasoningFormat("gpt_oss", "harmony", "<|channel|>analysis<|message|>", "<|end|>",
-                               after_end="<|start|>assistant<|channel|>final<|message|>",
+                               after_end="<|start|>assistant<|channel|>final<|message|>", between="<|start|>assistant",
                                effort_variable="reasoning_effort", history_key="thinking",
                                keeps_special_tokens=True, families="gpt-oss (harmony channels)"),
 }

@@ -41,6 +41,7 @@ class ReasoningModel:
         self.format = fmt
         self._start, self._end = ids(fmt.start), ids(fmt.end)
         self._forced = self._end + ids(fmt.after_end)
+        self._forced_call = self._end + ids(fmt.between)
         self._lead = whitespace_ids(tokenizer)
         # Markers that are special tokens vanish from text detokenized without them (a family may make
         # <think> one): the output is then detokenized with special tokens kept.
@@ -50,9 +51,10 @@ class ReasoningModel:
     def template_kwargs(self, options: ReasoningOptions) -> dict[str, Any]:
         return self.format.template_kwargs(options)
 
-    def plan(self, options: ReasoningOptions, prompt: str) -> ReasoningPlan:
+    def plan(self, options: ReasoningOptions, prompt: str, *, call_forced: bool = False) -> ReasoningPlan:
         """`prompt`: the rendered prompt text, whose end says whether the template opened the region (DeepSeek
-        R1, MiniMax M2, V3.1 thinking) or closed it (Qwen3 and GLM with thinking off)."""
+        R1, MiniMax M2, V3.1 thinking) or closed it (Qwen3 and GLM with thinking off). `call_forced`: the answer
+        must be a tool call (tool_choice required or named), so a spent budget forces no final-answer header."""
         tail = prompt.rstrip()
         inside = self.format.kind == "think" and tail.endswith(self.format.start)
         closed = self.format.kind == "think" and tail.endswith(self.format.end)
@@ -61,7 +63,8 @@ class ReasoningModel:
             raise InvalidRequest("The thinking budget must not be negative.", param="thinking.budget_tokens")
         if options.enabled is False:  # where the template has no switch, the engine closes the region at once
             budget = 0
-        control = ThinkingControl(self._start, self._end, self._forced, starts_inside=inside, budget=budget,
+        forced = self._forced_call if call_forced else self._forced
+        control = ThinkingControl(self._start, self._end, forced, starts_inside=inside, budget=budget,
                                   force_open=options.enabled is True and not inside and not closed,
                                   lead_ids=self._lead)
         return ReasoningPlan(self.format, inside, control)

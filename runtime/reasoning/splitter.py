@@ -109,8 +109,8 @@ ANALYSIS = "analysis"
 
 class HarmonySplitter:
     """Harmony channels: analysis is reasoning; final (and commentary without a recipient, a preamble) is the
-    answer; a message to a recipient (a tool call) passes to the answer side whole, header and end marker
-    included, for a harmony tool parser. Output with no header at all is answer text."""
+    answer; a message to a recipient (a tool call) passes to the answer side as one header form plus its
+    content, for the harmony tool parser. Output with no header at all is answer text."""
 
     def __init__(self) -> None:
         self._buffer = ""
@@ -138,17 +138,19 @@ class HarmonySplitter:
                     self._header, self._channel, self._call, self._fresh = None, "final", False, True
                 return []
             header = buffer[:at]
-            self._channel, _, rest = header.partition(HARMONY_CHANNEL)[2].partition(" ")
-            self._channel = self._channel.split("<|")[0]
-            self._call = " to=" in f" {rest}" or "to=" in header.partition(HARMONY_CHANNEL)[0]
+            role, _, channel_part = header.partition(HARMONY_CHANNEL)
+            self._channel = channel_part.split(" ")[0].split("<|")[0]
+            recipient = _recipient(role) or _recipient(channel_part)
+            self._call = recipient is not None
             self._header, self._buffer, self._fresh = None, buffer[at + len(HARMONY_MESSAGE):], True
-            return [TextDelta(header + HARMONY_MESSAGE)] if self._call else []
+            if recipient is not None:  # one header form for the tool parser (runtime/tools/harmony.py)
+                return [TextDelta(f"{HARMONY_CHANNEL}commentary to={recipient} <|constrain|>json{HARMONY_MESSAGE}")]
+            return []
         ends = [(at, marker) for marker in HARMONY_ENDS if (at := buffer.find(marker)) >= 0]
         if ends:
             at, marker = min(ends)
             self._header, self._buffer = "", buffer[at + len(marker):]
-            out = self._content(buffer[:at], final=True)
-            return out + [TextDelta(marker)] if self._call else out
+            return self._content(buffer[:at], final=True)
         keep = max(partial_suffix(buffer, marker) for marker in HARMONY_ENDS)
         if not self._call and self._channel == ANALYSIS:
             keep = _held(buffer, keep)
@@ -179,6 +181,15 @@ class HarmonySplitter:
             return []
         buffer, self._buffer = self._buffer, ""
         return self._content(buffer, final=True)
+
+
+def _recipient(part: str) -> str | None:
+    """The `to=` recipient in a header part (`<|start|>assistant to=functions.f` or `commentary to=functions.f
+    <|constrain|>json`), if any."""
+    for word in part.replace("<|", " <|").split():
+        if word.startswith("to="):
+            return word[3:]
+    return None
 
 
 def _held(buffer: str, marker_part: int) -> int:

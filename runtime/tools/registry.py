@@ -13,6 +13,7 @@ _FORMATS = {
     "llama3_json": "runtime.tools.llama3:Llama3JsonFormat",
     "mistral": "runtime.tools.mistral:MistralFormat",
     "mistral_v11": "runtime.tools.mistral_v11:MistralV11Format",
+    "harmony": "runtime.tools.harmony:HarmonyFormat",
 }
 
 
@@ -31,6 +32,7 @@ def detect_format(chat_template: Any) -> str:
     """The family whose call syntax the template shows; Hermes (our documented fallback) otherwise."""
     text = str(chat_template or "")
     markers = [
+        ("harmony", ("<|channel|>", "<|call|>")),  # gpt-oss
         ("qwen3_coder", ("<function=", "<parameter=")),
         ("mistral_v11", ("[TOOL_CALLS]", "[ARGS]")),  # before the older form, whose marker it shares
         ("mistral", ("[TOOL_CALLS]",)),
