@@ -187,7 +187,8 @@ class GenerationService:
                 assert isinstance(event, Finished)
                 calls = 0
                 if parser is not None and stopped_by is None:
-                    for out in parsed([*parser.finish(), TextDelta(stops.flush())]):
+                    cut_off = event.reason is FinishReason.LENGTH  # a trigger's start held back is not text
+                    for out in parsed([*parser.finish(cut_off), TextDelta(stops.flush())]):
                         yield out
                 if parser is not None:
                     calls = parser.calls

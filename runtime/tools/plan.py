@@ -10,7 +10,7 @@ from typing import Any
 
 from runtime.errors import InvalidRequest
 from runtime.templating import message_dicts, tool_dicts
-from runtime.tools.base import CallParser, ToolFormat
+from runtime.tools.base import CallParser, OnlyCalls, ToolFormat
 from runtime.tools.schemas import relax
 from runtime.types import ChatRequest, Constraint, ConstraintKind, Message, ResponseFormat, ToolChoiceMode
 
@@ -71,6 +71,8 @@ def plan_chat(request: ChatRequest, fmt: ToolFormat, template_renders_tools: boo
         # The parser reads what the grammar enforces: the relaxed schemas (a bound relax() dropped is free text
         # to the grammar, so it must be to the parser too).
         parser = fmt.parser(tuple(replace(t, parameters=schemas[t.name]) for t in request.tools))
+        if choice.mode in (ToolChoiceMode.REQUIRED, ToolChoiceMode.NAMED):
+            parser = OnlyCalls(parser)
     if template_renders_tools:
         messages, tools = message_dicts(request.messages), tool_dicts(request.tools)
     else:
