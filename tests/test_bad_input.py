@@ -84,6 +84,36 @@ def test_extreme_accepted_sampling_values_generate(client, extra):
     assert reply.usage.completion_tokens == 8
 
 
+# -- seeds: vLLM's range, which both engines hold (torch.long) --------------------------------------------
+
+
+@pytest.mark.parametrize("path", ["/chat/completions", "/completions"])
+@pytest.mark.parametrize("extra", [{"seed": 2**64}, {"seed": 2**64 - 1}, {"seed": 2**63}, {"seed": -(2**63) - 1},
+                                   {"seed": 10**30}, {"seed": 2**63 - 1, "n": 2}],
+                         ids=["2^64", "2^64-1", "2^63", "-2^63-1", "10^30", "max+n"])
+def test_out_of_range_seeds_are_400(client, path, extra):
+    body = {"model": MODEL_NAME, "max_tokens": 2, **extra}
+    body.update({"messages": USER} if path == "/chat/completions" else {"prompt": "hi"})
+    assert _openai_400(client, body, path)["param"] == "seed"
+
+
+@pytest.mark.parametrize("seed", [-(2**63), 2**63 - 2, 0])
+def test_seeds_at_the_bounds_generate(client, seed):
+    reply = client.chat.completions.create(model=MODEL_NAME, messages=USER, max_tokens=2, seed=seed, n=2)
+    assert len(reply.choices) == 2
+
+
+# -- stream_options without a stream (OpenAI and vLLM refuse it) --------------------------------------------
+
+
+@pytest.mark.parametrize("path", ["/chat/completions", "/completions"])
+def test_stream_options_without_stream_is_400(client, path):
+    body = {"model": MODEL_NAME, "max_tokens": 2, "stream_options": {"include_usage": True}}
+    body.update({"messages": USER} if path == "/chat/completions" else {"prompt": "hi"})
+    assert _openai_400(client, body, path)["param"] == "stream_options"
+    assert _openai_400(client, {**body, "stream": False}, path)["param"] == "stream_options"
+
+
 # -- history tool-call arguments ------------------------------------------------------------------------
 
 

@@ -24,6 +24,9 @@ MAX_TOP_LOGPROBS = 20  # OpenAI's bound for top_logprobs (and vLLM's default max
 
 
 def sampling_params(req: s.SamplingFields, max_tokens: int | None, logprobs: int | None = None) -> SamplingParams:
+    _check_stream_options(req)
+    if req.seed is not None and req.seed + req.n - 1 > s.SEED_MAX:
+        raise InvalidRequest(f"seed must be at most {s.SEED_MAX} - (n - 1): choice i uses seed + i.", param="seed")
     stop = (req.stop,) if isinstance(req.stop, str) else tuple(req.stop or ())
     return SamplingParams(
         temperature=1.0 if req.temperature is None else req.temperature,
@@ -42,6 +45,12 @@ def sampling_params(req: s.SamplingFields, max_tokens: int | None, logprobs: int
         logprobs=logprobs,
         logit_bias=_logit_bias(req.logit_bias),
     )
+
+
+def _check_stream_options(req: s.SamplingFields) -> None:
+    # OpenAI and vLLM refuse it rather than ignore it: a client asking for usage chunks would get none.
+    if req.stream_options is not None and not req.stream:
+        raise InvalidRequest("stream_options is only allowed when stream is true.", param="stream_options")
 
 
 def _logit_bias(bias: dict[str, float] | None) -> tuple[tuple[int, float], ...]:

@@ -129,6 +129,10 @@ RepetitionPenalty = Annotated[float, Meta(ge=0.01, le=2.0)]
 # (SGLang's SamplingBatchInfo.top_ks).
 TopK = Annotated[int, Meta(ge=-1, le=2**31 - 1)]
 PositiveInt = Annotated[int, Meta(ge=1)]
+# vLLM's bounds (torch.long); what both engines can hold: the CPU engine's torch.Generator takes [-2^63, 2^64),
+# SGLang keeps sampling seeds in an int64 tensor. With n > 1, choice i uses seed + i: checked on conversion.
+SEED_MIN, SEED_MAX = -(2**63), 2**63 - 1
+Seed = Annotated[int, Meta(ge=SEED_MIN, le=SEED_MAX)]
 
 
 class SamplingFields(Struct):
@@ -142,7 +146,7 @@ class SamplingFields(Struct):
     frequency_penalty: Penalty | None = None
     presence_penalty: Penalty | None = None
     repetition_penalty: RepetitionPenalty | None = None
-    seed: int | None = None
+    seed: Seed | None = None
     stop: str | list[str] | None = None
     max_tokens: PositiveInt | None = None
     n: Annotated[int, Meta(ge=1, le=16)] = 1  # choices; each is a full generation, hence the cap
