@@ -287,3 +287,43 @@ def test_unforeseen_bad_values_are_400_in_each_dialect(server, client, claude):
     _openai_400(client, {"messages": USER, "tools": _openai_tools(1) + [
         {"type": "function", "function": {"name": "g", "parameters": deep}}]}, path=server.base_url + "/tokenize")
     assert server.log().count("Traceback") == before  # one line each, no traceback flood
+
+
+# -- bodies not declared JSON ------------------------------------------------------------------------------
+
+POST_ROUTES = {
+    "/v1/chat/completions": {"model": MODEL_NAME, "messages": USER, "max_tokens": 2},
+    "/v1/completions": {"model": MODEL_NAME, "prompt": "hi", "max_tokens": 2},
+    "/tokenize": {"prompt": "hi"},
+    "/detokenize": {"tokens": [1, 2]},
+    "/v1/messages": {"model": CLAUDE, "messages": USER, "max_tokens": 2},
+    "/v1/messages/count_tokens": {"model": CLAUDE, "messages": USER},
+}
+
+
+@pytest.mark.parametrize("content_type", ["application/x-www-form-urlencoded", "multipart/form-data; boundary=x",
+                                          "text/plain", "application/xml"])
+@pytest.mark.parametrize("path", list(POST_ROUTES))
+def test_a_body_not_declared_json_is_415_in_the_dialects_shape(server, path, content_type):
+    """`curl -d` sends its body as a form unless told otherwise: refused, not read as JSON anyway."""
+    r = httpx.post(server.base_url + path, content=json.dumps(POST_ROUTES[path]),
+                   headers={"content-type": content_type})
+    assert r.status_code == 415, r.text
+    if path.startswith("/v1/messages"):
+        body = r.json()
+        assert body["type"] == "error" and body["error"]["type"] == "invalid_request_error"
+        assert body["request_id"] == r.headers["request-id"]
+    else:
+        assert r.json()["error"]["type"] == "invalid_request_error"
+    assert "application/json" in r.text
+
+
+@pytest.mark.parametrize("content_type", ["application/json; charset=utf-8", "Application/JSON", None])
+@pytest.mark.parametrize("path", list(POST_ROUTES))
+def test_json_bodies_with_a_charset_or_no_content_type_are_read(server, path, content_type):
+    headers = {"content-type": content_type} if content_type else {}
+    request = httpx.Request("POST", server.base_url + path, content=json.dumps(POST_ROUTES[path]).encode(),
+                            headers=headers)
+    assert request.headers.get("content-type") == content_type  # (httpx adds none for bytes content)
+    r = httpx.Client().send(request)
+    assert r.status_code == 200, r.text
