@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from app.openai import schemas as s
+from app.openai.constraints import output_format
 from runtime.errors import InvalidRequest
 from runtime.limits import check_tool_count
 from runtime.tools.arguments import parse_arguments
@@ -12,7 +13,6 @@ from runtime.tools.schemas import check_tool_name, normalise_parameters
 from runtime.types import (
     ChatRequest,
     Message,
-    ResponseFormat,
     SamplingParams,
     Tool,
     ToolCall,
@@ -99,7 +99,7 @@ def chat_request(req: s.ChatCompletionRequest) -> ChatRequest:
         sampling=sampling_params(req, req.max_completion_tokens or req.max_tokens, chat_logprobs(req)),
         tools=tools,
         tool_choice=_tool_choice(req, tools),
-        response_format=_response_format(req.response_format),
+        response_format=output_format(req),
     )
 
 
@@ -156,21 +156,6 @@ def _tool_choice(req: s.ChatCompletionRequest, tools: tuple[Tool, ...]) -> ToolC
             )
         return ToolChoice(ToolChoiceMode.NAMED, name=choice.function.name, parallel=parallel)
     return ToolChoice(ToolChoiceMode(choice), parallel=parallel)
-
-
-def _response_format(rf: s.ResponseFormatIn | None) -> ResponseFormat:
-    match rf:
-        case None | s.TextFormat():
-            return ResponseFormat()
-        case s.JsonObjectFormat():
-            return ResponseFormat("json_object")
-        case s.JsonSchemaFormat():
-            schema = rf.json_schema.schema
-            if schema is not None and not isinstance(schema, dict):
-                raise InvalidRequest("response_format.json_schema.schema must be an object.",
-                                     param="response_format.json_schema.schema")
-            return ResponseFormat("json_schema", schema, bool(rf.json_schema.strict))
-    raise AssertionError(rf)
 
 
 def completion_prompt(req: s.CompletionRequest) -> str | list[int]:

@@ -16,6 +16,7 @@ from app.dialect import speaks_anthropic
 from app.models import ModelNames
 from app.openai import convert, render
 from app.openai import schemas as s
+from app.openai.constraints import output_format
 from app.openai.errors import openai_error_handler
 from app.preparing import preparing
 from app.state import ServiceState
@@ -112,7 +113,8 @@ async def completions(request: Request, service_state: ServiceState, names: Mode
                                            logprobs)  # default
         service = service_state.require()
         scored = req.echo and logprobs is not None  # echo + logprobs: the prompt's tokens get logprobs too
-        prepared = [await service.prepare_completion(prompt, one, prompt_logprobs=scored)
+        output = await asyncio.to_thread(output_format, req)  # (parses grammars: off the event loop)
+        prepared = [await service.prepare_completion(prompt, one, prompt_logprobs=scored, response_format=output)
                     for one in _choices(sampling, req.n)]
         echo = None
         if req.echo:
