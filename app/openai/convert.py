@@ -158,22 +158,37 @@ def _tool_choice(req: s.ChatCompletionRequest, tools: tuple[Tool, ...]) -> ToolC
     return ToolChoice(ToolChoiceMode(choice), parallel=parallel)
 
 
-def completion_prompt(req: s.CompletionRequest) -> str | list[int]:
+MAX_PROMPTS = 64  # prompts in one completions request; each runs n generations, admitted together
+
+
+def completion_prompts(req: s.CompletionRequest) -> list[str | list[int]]:
+    """`prompt` as a list of prompts: a string, a list of token ids, or a list of either (a batch, answered
+    prompt-major: choice i * n + j is prompt i's j-th, as OpenAI and vLLM index them)."""
     if req.suffix or (req.best_of or 1) > 1:
         raise InvalidRequest("suffix and best_of are not supported.", param="suffix" if req.suffix else "best_of")
     if req.max_tokens == 0 and not req.echo:
         raise InvalidRequest("max_tokens 0 is for scoring a prompt: it needs echo.", param="max_tokens")
     prompt: Any = req.prompt
-    if isinstance(prompt, list) and prompt and not all(isinstance(x, int) for x in prompt):
-        if len(prompt) != 1:
-            raise InvalidRequest("Only one prompt per request is supported.", param="prompt")
-        prompt = prompt[0]
+    if isinstance(prompt, str) or (prompt and all(_is_token_id(x) for x in prompt)):
+        return [_one_prompt(prompt, "prompt")]
+    if not prompt:
+        raise InvalidRequest("prompt must not be empty.", param="prompt")
+    if len(prompt) > MAX_PROMPTS:
+        raise InvalidRequest(f"At most {MAX_PROMPTS} prompts per request.", param="prompt")
+    return [_one_prompt(p, f"prompt[{i}]") for i, p in enumerate(prompt)]
+
+
+def _is_token_id(x: Any) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool)
+
+
+def _one_prompt(prompt: Any, param: str) -> str | list[int]:
     if isinstance(prompt, list):
-        if not all(isinstance(x, int) and not isinstance(x, bool) and x >= 0 for x in prompt):
-            raise InvalidRequest("prompt must be a string or a list of token ids.", param="prompt")
         if not prompt:
-            raise InvalidRequest("prompt must not be empty.", param="prompt")
+            raise InvalidRequest("A prompt must not be empty.", param=param)
+        if not all(_is_token_id(x) and x >= 0 for x in prompt):
+            raise InvalidRequest("A prompt must be a string or a list of token ids.", param=param)
         return prompt
     if not isinstance(prompt, str) or not prompt:
-        raise InvalidRequest("prompt must be a non-empty string or a list of token ids.", param="prompt")
+        raise InvalidRequest("A prompt must be a non-empty string or a list of token ids.", param=param)
     return prompt
