@@ -12,6 +12,7 @@ from litestar.exceptions import MethodNotAllowedException, NotFoundException
 
 from app.auth import api_key_guard, require_key
 from app.dialect import speaks_anthropic
+from app.media_type import require_json_body
 from app.models import ModelNames
 from app.openai.errors import openai_error_handler
 from app.openapi import openapi_router
@@ -94,6 +95,7 @@ def create_app(settings: Settings) -> Litestar:
         dependencies={"service_state": Provide(lambda: state, sync_to_thread=False),
                       "names": Provide(lambda: names, sync_to_thread=False)},
         exception_handlers={Exception: error_handler(settings.api_keys)},
+        before_request=require_json_body,
         lifespan=[lifespan],
         request_max_body_size=settings.max_request_bytes,
         before_send=[state.metrics.count_response],

@@ -20,7 +20,7 @@ from runtime.reasoning.plan import ReasoningModel, ReasoningPlan
 from runtime.stops import StopMatcher
 from runtime.templating import ChatTemplate
 from runtime.tools.base import CallParser, JsonStringEscaper, ToolFormat
-from runtime.tools.plan import ChatPlan, plan_chat
+from runtime.tools.plan import ChatPlan, plan_chat, text_constraint, text_schema
 from runtime.types import (
     ChatEvent,
     ChatFinished,
@@ -32,6 +32,7 @@ from runtime.types import (
     FinishReason,
     Logprobs,
     PromptLogprobs,
+    ResponseFormat,
     SamplingParams,
     TextDelta,
     ToolChoiceMode,
@@ -100,14 +101,17 @@ class GenerationService:
         return PreparedRequest(engine_request, plan.parser, plan.json_text, text_stops, reasoning)
 
     async def prepare_completion(self, prompt: str | list[int], sampling: SamplingParams, *,
-                                 prompt_logprobs: bool = False) -> PreparedRequest:
+                                 prompt_logprobs: bool = False,
+                                 response_format: ResponseFormat = ResponseFormat()) -> PreparedRequest:
         if isinstance(prompt, list):
             ids = prompt
             self._require_tokens(ids, "prompt")
         else:  # a raw prompt gets the tokenizer's BOS, as base models expect (chat templates write their own)
             ids = await asyncio.to_thread(self.template.encode, prompt, add_special_tokens=True)
-        request = self._engine_request(ids, self._budget(len(ids), sampling), None)
-        return PreparedRequest(replace(request, prompt_logprobs=prompt_logprobs), None)
+        constraint = text_constraint(response_format)
+        request = self._engine_request(ids, self._budget(len(ids), sampling), constraint)
+        return PreparedRequest(replace(request, prompt_logprobs=prompt_logprobs), None,
+                               json_text=text_schema(response_format) is not None)
 
     async def count_chat_tokens(self, request: ChatRequest) -> int:
         return len(await self.tokenize_chat(request))
@@ -236,7 +240,9 @@ class GenerationService:
                     for out in answer(splitter.finish()):
                         yield out
                 if (parser is not None or splitter is not None) and stopped_by is None:
-                    for out in parsed([*(parser.finish() if parser is not None else ()), TextDelta(stops.flush())]):
+                    cut_off = event.reason is FinishReason.LENGTH  # a trigger's start held back is not text
+                    finished = parser.finish(cut_off) if parser is not None else ()
+                    for out in parsed([*finished, TextDelta(stops.flush())]):
                         yield out
                 if parser is not None:
                     calls = parser.calls

@@ -186,6 +186,11 @@ def test_the_grammar_puts_a_free_region_before_the_constraint():
     schema = Constraint(ConstraintKind.JSON_SCHEMA, json.dumps({"type": "object"}))
     assert json.loads(with_reasoning(schema, inside).text)["format"]["elements"][-1]["type"] == "json_schema"
     assert with_reasoning(None, inside) is None
+    regex = Constraint(ConstraintKind.REGEX, "(yes|no)")
+    assert json.loads(with_reasoning(regex, inside).text)["format"]["elements"][-1] == {"type": "regex",
+                                                                                       "pattern": "(yes|no)"}
+    ebnf = Constraint(ConstraintKind.EBNF, 'root ::= "a"')
+    assert json.loads(with_reasoning(ebnf, inside).text)["format"]["elements"][-1]["type"] == "grammar"
 
 
 def test_the_wrapped_grammar_compiles_and_accepts_thinking_then_the_answer():

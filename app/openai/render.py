@@ -36,10 +36,12 @@ def finish_reason(finished: ChatFinished) -> str:
     return finished.reason.value
 
 
-def usage_out(usages: list[Usage], *, chat: bool = False) -> s.UsageOut:
-    """One response's usage over its choices: the prompt counted once (as OpenAI does), outputs summed. Chat
-    also says how many of the output tokens were thinking."""
-    prompt, cached = usages[0].prompt_tokens, usages[0].cached_tokens
+def usage_out(usages: list[Usage], n: int = 1, *, chat: bool = False) -> s.UsageOut:
+    """One response's usage over its choices, in index order: each prompt counted once (as OpenAI does; a
+    batch of completion prompts has `n` choices per prompt, prompt-major), outputs summed. Chat also says how
+    many of the output tokens were thinking."""
+    prompt = sum(u.prompt_tokens for u in usages[::n])
+    cached = sum(u.cached_tokens for u in usages[::n])
     completion = sum(u.completion_tokens for u in usages)
     out = s.UsageOut(prompt, completion, prompt + completion, s.PromptTokensDetails(cached))
     if chat:
@@ -133,7 +135,7 @@ def chat_completion(rid: str, model: str, collected: list[Collected]) -> s.ChatC
             message.reasoning_content = message.reasoning = "".join(one.reasoning)
         logprobs = chat_logprobs(one.logprobs) if one.logprobs is not None else None
         choices.append(s.ChatChoice(index, message, finish_reason(finished), logprobs))
-    usage = usage_out([f.usage for f in _finished(collected)], chat=True)
+    usage = usage_out([f.usage for f in _finished(collected)], len(collected), chat=True)  # one prompt
     return s.ChatCompletion(rid, int(time.time()), model, choices, usage)
 
 
@@ -143,12 +145,15 @@ def _echoed_logprobs(one: Collected) -> s.CompletionLogprobs | None:
     return completion_logprobs(one.logprobs) if one.logprobs is not None else None
 
 
-def completion(rid: str, model: str, collected: list[Collected], echo: str | None = None) -> s.Completion:
-    """`echo`: the prompt's text, put before each choice's (its tokens lead the logprobs when scored)."""
+def completion(rid: str, model: str, collected: list[Collected], echo: list[str] | None = None,
+               n: int = 1) -> s.Completion:
+    """`echo`: each choice's prompt text, put before its text (its tokens lead the logprobs when scored).
+    `n`: choices per prompt (a batch of prompts is prompt-major: choice i belongs to prompt i // n)."""
     finished = _finished(collected)
-    choices = [s.CompletionChoice(i, (echo or "") + "".join(c.text), finish_reason(f), _echoed_logprobs(c))
+    choices = [s.CompletionChoice(i, (echo[i] if echo else "") + "".join(c.text), finish_reason(f),
+                                  _echoed_logprobs(c))
                for i, (c, f) in enumerate(zip(collected, finished))]
-    return s.Completion(rid, int(time.time()), model, choices, usage=usage_out([f.usage for f in finished]))
+    return s.Completion(rid, int(time.time()), model, choices, usage=usage_out([f.usage for f in finished], n))
 
 
 def sse(payload: object) -> bytes:
@@ -212,18 +217,19 @@ async def chat_chunks(rid: str, model: str, events: AsyncIterator[tuple[int, Cha
                         yield chunk(index, s.ChatDelta(), finish_reason(event))
                         usages.append(event.usage)
         if include_usage:
-            yield sse(s.ChatCompletionChunk(rid, created, model, [], usage=usage_out(usages, chat=True)))
+            yield sse(s.ChatCompletionChunk(rid, created, model, [], usage=usage_out(usages, len(usages), chat=True)))
     except Exception as exc:  # headers are sent: report in-band, as vLLM and SGLang do
         yield sse(error_body(as_service_error(exc)))
     yield DONE
 
 
 async def completion_chunks(rid: str, model: str, events: AsyncIterator[tuple[int, ChatEvent]],
-                            include_usage: bool, echo: str | None = None) -> AsyncIterator[bytes]:
-    """`echo`: the prompt's text, sent as each choice's first text (with the prompt's logprobs when scored)."""
+                            include_usage: bool, echo: list[str] | None = None, n: int = 1) -> AsyncIterator[bytes]:
+    """`echo`: each choice's prompt text, sent as its first text (with the prompt's logprobs when scored).
+    `n`: choices per prompt, as in completion()."""
     created = int(time.time())
     usage = None if include_usage else s.UNSET
-    usages: list[Usage] = []
+    usages: dict[int, Usage] = {}
     pending: dict[int, list[TokenLogprob]] = {}  # as in chat_chunks
     offsets: dict[int, int] = {}  # each choice's text_offset so far
 
@@ -239,7 +245,8 @@ async def completion_chunks(rid: str, model: str, events: AsyncIterator[tuple[in
 
     def echo_chunk(index: int, prompt: bool = False) -> bytes:
         echoed.add(index)
-        return sse(s.Completion(rid, created, model, [choice(index, echo or "", None, prompt=prompt)], usage=usage))
+        text = echo[index] if echo else ""
+        return sse(s.Completion(rid, created, model, [choice(index, text, None, prompt=prompt)], usage=usage))
 
     try:
         async with aclosing(events):
@@ -257,9 +264,9 @@ async def completion_chunks(rid: str, model: str, events: AsyncIterator[tuple[in
                 elif isinstance(event, ChatFinished):
                     yield sse(s.Completion(rid, created, model, [choice(index, "", finish_reason(event))],
                                            usage=usage))
-                    usages.append(event.usage)
+                    usages[index] = event.usage
         if include_usage:
-            yield sse(s.Completion(rid, created, model, [], usage=usage_out(usages)))
+            yield sse(s.Completion(rid, created, model, [], usage=usage_out([usages[i] for i in sorted(usages)], n)))
     except Exception as exc:
         yield sse(error_body(as_service_error(exc)))
     yield DONE

@@ -36,7 +36,9 @@ def with_reasoning(constraint: Constraint | None, plan: ReasoningPlan) -> Constr
             answer = json.loads(constraint.text)["format"]
         case ConstraintKind.JSON_SCHEMA:
             answer = json_content(json.loads(constraint.text))
-        case _:
-            return constraint
+        case ConstraintKind.REGEX:
+            answer = {"type": "regex", "pattern": constraint.text}
+        case ConstraintKind.EBNF:
+            answer = {"type": "grammar", "grammar": constraint.text}
     tag = structural_tag({"type": "sequence", "elements": [reasoning_region(plan), BETWEEN, answer]})
     return Constraint(ConstraintKind.STRUCTURAL_TAG, json.dumps(tag, ensure_ascii=False))

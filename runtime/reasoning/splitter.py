@@ -180,6 +180,8 @@ class HarmonySplitter:
             self._buffer = ""
             return []
         buffer, self._buffer = self._buffer, ""
+        if self._call:  # a call cut off inside its end marker: JSON never ends in a marker's start
+            buffer = buffer[:len(buffer) - max(partial_suffix(buffer, marker) for marker in HARMONY_ENDS)]
         return self._content(buffer, final=True)
 
 
