@@ -12,12 +12,25 @@ import pytest
 from app.anthropic import pacing, render
 from app.anthropic import schemas as s
 from runtime.errors import EngineFailure, InvalidRequest, ServiceError
-from runtime.types import ChatEvent, ChatFinished, FinishReason, TextDelta, ToolCallArgs, ToolCallStart, Usage
+from runtime.types import (
+    ChatEvent,
+    ChatFinished,
+    FinishReason,
+    ReasoningDelta,
+    TextDelta,
+    ToolCallArgs,
+    ToolCallStart,
+    Usage,
+)
 from tests.claude_code import sse
 from tests.live_server import LiveServer
 from tests.test_anthropic_tools import SCHEMAS, TOOLS, USER
 
 HEADERS = {"anthropic-version": "2023-06-01", "x-api-key": "unused"}
+
+
+def _sign(thinking: str) -> str:  # the encoder's signer (the server's is an HMAC: app/anthropic/signature.py)
+    return f"sig:{len(thinking)}"
 
 
 def _stream(server: LiveServer, **body) -> tuple[httpx.Response, sse.Transcript]:
@@ -206,3 +219,16 @@ def test_closing_the_stream_closes_the_run() -> None:
         return closed.is_set()
 
     assert asyncio.run(run())
+
+
+def test_encoder_thinking_block_ends_with_its_signature() -> None:
+    """A thinking block: thinking_deltas, then one signature_delta, then its stop; the text block after it."""
+    records = _transcript([ReasoningDelta("Let me "), ReasoningDelta("think."), TextDelta("Hi"),
+                           ChatFinished(FinishReason.STOP, USAGE)])
+    body = [(r.event, r.data.get("delta", r.data.get("content_block", {})).get("type")) for r in records[1:-2]]
+    assert body == [("content_block_start", "thinking"), ("content_block_delta", "thinking_delta"),
+                    ("content_block_delta", "thinking_delta"), ("content_block_delta", "signature_delta"),
+                    ("content_block_stop", None), ("content_block_start", "text"),
+                    ("content_block_delta", "text_delta"), ("content_block_stop", None)]
+    transcript = sse.check(records)
+    assert transcript.blocks[0] == {"type": "thinking", "thinking": "Let me think.", "signature": "sig:13"}
