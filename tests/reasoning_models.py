@@ -31,6 +31,7 @@ _DEEPSEEK = ("<｜begin▁of▁sentence｜>", "<｜end▁of▁sentence｜>", "<�
 
 FAMILIES = {
     "qwen3": Family("reasoning-Qwen-Qwen3-0.6B.jinja", (), ("<|im_end|>",)),
+    "qwen3_5": Family("reasoning-Qwen3.5-4B.jinja", (), ("<|im_end|>",)),  # opens <think> in the prompt
     "deepseek_r1": Family("reasoning-deepseek-ai-DeepSeek-R1-Distill-Qwen-32B.jinja", _DEEPSEEK,
                           ("<｜end▁of▁sentence｜>",), bos="<｜begin▁of▁sentence｜>"),
     "deepseek_v3_1": Family("reasoning-deepseek-ai-DeepSeek-V3.1.jinja", _DEEPSEEK, ("<｜end▁of▁sentence｜>",),

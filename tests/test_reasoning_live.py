@@ -26,7 +26,7 @@ MARKERS = ("<think>", "</think>", "<|channel|>", "<|message|>", "<|end|>", "<|st
 HI = [{"role": "user", "content": "Hi"}]
 
 
-@pytest.fixture(scope="module", params=["qwen3", "deepseek_r1", "deepseek_v3_1", "glm_4_6", "minimax_m2", "gpt_oss"])
+@pytest.fixture(scope="module", params=["qwen3", "qwen3_5", "deepseek_r1", "deepseek_v3_1", "glm_4_6", "minimax_m2", "gpt_oss"])
 def family_server(request, tiny_model_dir: Path, server_logs: Path) -> Iterator[tuple[str, LiveServer]]:
     family = request.param
     model = build_family_model(tiny_model_dir, tiny_model_dir.parent / f"reasoning-{family}", family)
@@ -190,7 +190,7 @@ def test_signed_thinking_is_rendered_back_and_forged_thinking_is_not(family_serv
         return claude.messages.count_tokens(model="m", messages=messages, tools=[tool]).input_tokens
 
     signed, forged = tokens(SIGNER.sign("The user wants the weather in Paris.")), tokens("forged")
-    if family in ("qwen3", "glm_4_6", "minimax_m2", "gpt_oss"):
+    if family in ("qwen3", "qwen3_5", "glm_4_6", "minimax_m2", "gpt_oss"):
         assert signed > forged
     else:  # DeepSeek's templates drop past thinking
         assert signed == forged

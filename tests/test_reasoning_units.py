@@ -143,6 +143,7 @@ def test_the_sglang_processor_forces_the_same_tokens_as_the_tracker():
 
 @pytest.mark.parametrize("template, expected", [
     ("reasoning-Qwen-Qwen3-0.6B.jinja", "qwen3"),
+    ("reasoning-Qwen3.5-4B.jinja", "qwen3"),
     ("reasoning-GLM-4.6.jinja", "qwen3"),
     ("reasoning-deepseek-ai-DeepSeek-V3.1.jinja", "deepseek_v3"),
     ("reasoning-deepseek-ai-DeepSeek-R1-Distill-Qwen-32B.jinja", "deepseek_r1"),
