@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import socket
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,11 +19,9 @@ import anthropic
 import httpx
 import openai
 import pytest
-import uvicorn
 
-from app.server import create_app, service_state
 from app.settings import Settings
-from app.state import ServiceState
+from app.state import ServiceState, engine_config
 from runtime.errors import InvalidRequest
 from runtime.output import OutputPipeline, OutputSpec
 from runtime.result import ChatResult, OutOfOrder, accumulate
@@ -44,6 +40,7 @@ from runtime.types import (
 from tests import scripted_engine
 from tests.claude_code import sse as anthropic_sse
 from tests.scripted_engine import SCRIPTS, ScriptedEngine
+from tests.thread_server import ThreadServer
 
 MODEL = "scripted"
 GRACE = 0.2  # --first-byte-grace: the scripts' long prefills are longer
@@ -70,27 +67,9 @@ def live(tiny_model_dir: Path) -> Iterator[InProcess]:
     settings = Settings(model=str(tiny_model_dir), engine="tests.scripted_engine:ScriptedEngine",
                         served_model_name=MODEL, first_byte_grace=GRACE, keep_alive_interval=KEEP_ALIVE,
                         max_running_requests=4, log_level="warning")
-    app = create_app(settings)
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    base_url = "http://127.0.0.1:%d" % sock.getsockname()[1]
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(base_url + "/health", timeout=2).status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        time.sleep(0.05)
-    else:
-        raise RuntimeError("the in-process server did not become ready")
-    yield InProcess(base_url, service_state(app))
-    server.should_exit = True
-    thread.join(30)
-    sock.close()
+    with ThreadServer(settings) as server:
+        assert server.wait_health("ok")["status_code"] == 200
+        yield InProcess(server.base_url, server.state)
 
 
 @pytest.fixture(autouse=True)
@@ -326,6 +305,20 @@ def test_models_in_one_place_for_both_dialects(live: InProcess):
     anthropic_shape = httpx.get(live.base_url + "/v1/models", headers=CLAUDE_HEADERS).json()
     assert openai_shape["object"] == "list" and openai_shape["data"][0]["id"] == MODEL
     assert anthropic_shape["data"][0]["type"] == "model" and anthropic_shape["first_id"] == MODEL
+
+
+# -- settings to the engine ---------------------------------------------------------------------------------
+
+
+def test_engine_config_is_derived_from_the_settings_with_a_pass_through(live: InProcess, tiny_model_dir: Path):
+    config = live.engine.config
+    assert config.served_model_name == MODEL and config.max_running_requests == 4 and config.extra == ()
+    derived = engine_config(Settings(model="m", seed=3, tp_size=2, threads=5,
+                                     engine_args=("schedule_policy=lpm", "enable-mixed-chunk=true")), "/models/m")
+    assert (derived.model_path, derived.seed, derived.tp_size, derived.threads) == ("/models/m", 3, 2, 5)
+    assert derived.extra == (("schedule_policy", "lpm"), ("enable_mixed_chunk", "true"))
+    with pytest.raises(ValueError, match="name=value"):
+        engine_config(Settings(engine_args=("oops",)), "/m")
 
 
 # -- the output pipeline, alone --------------------------------------------------------------------------------
