@@ -13,6 +13,7 @@ from litestar.exceptions import MethodNotAllowedException, NotFoundException
 from app.anthropic.routes import anthropic_router
 from app.auth import api_key_guard, require_key
 from app.dialect import error_in_callers_dialect
+from app.media_type import require_json_body
 from app.model_routes import models_router
 from app.models import ModelNames
 from app.openai.routes import openai_router
@@ -79,6 +80,7 @@ def create_app(settings: Settings) -> Litestar:
         dependencies={"service_state": Provide(lambda: state, sync_to_thread=False),
                       "names": Provide(lambda: names, sync_to_thread=False)},
         exception_handlers={Exception: error_handler(settings.api_keys)},
+        before_request=require_json_body,
         lifespan=[lifespan],
         request_max_body_size=settings.max_request_bytes,
         middleware=[RequestIdMiddleware],

@@ -72,7 +72,8 @@ class OutputPipeline:
         self.finished = True
         out: list[ChatEvent] = []
         if not self.stopped and self._parser is not None:
-            out = self._outside_calls(self._parser.finish())
+            cut_off = finished.reason is FinishReason.LENGTH  # a trigger's start held back is not text
+            out = self._outside_calls(self._parser.finish(cut_off))
         if not self.stopped:  # the text held as a possible stop string's start is text after all
             tail = self._stops.flush()
             tail = self._escape(tail) if self._escape is not None and tail else tail

@@ -18,8 +18,8 @@ from runtime.model import ModelInfo
 from runtime.output import OutputPipeline, OutputSpec
 from runtime.templating import ChatTemplate
 from runtime.tools.base import ToolFormat
-from runtime.tools.plan import ChatPlan, plan_chat
-from runtime.types import ChatEvent, ChatRequest, Constraint, EngineRequest, SamplingParams
+from runtime.tools.plan import ChatPlan, plan_chat, text_constraint, text_schema
+from runtime.types import ChatEvent, ChatRequest, Constraint, EngineRequest, ResponseFormat, SamplingParams
 
 
 # Said in every context-length error: the window is the server's setting, and agents' first requests (Claude
@@ -71,14 +71,17 @@ class GenerationService:
                                OutputSpec(plan.parser, text_stops, plan.json_text))
 
     async def prepare_completion(self, prompt: str | list[int], sampling: SamplingParams, *,
-                                 prompt_logprobs: bool = False, rid: str | None = None) -> PreparedRequest:
+                                 prompt_logprobs: bool = False, rid: str | None = None,
+                                 response_format: ResponseFormat = ResponseFormat()) -> PreparedRequest:
         if isinstance(prompt, list):
             ids = prompt
             self._require_tokens(ids, "prompt")
         else:  # a raw prompt gets the tokenizer's BOS, as base models expect (chat templates write their own)
             ids = await asyncio.to_thread(self.template.encode, prompt, add_special_tokens=True)
-        request = self._engine_request(ids, self._budget(len(ids), sampling), None, rid)
-        return PreparedRequest(replace(request, prompt_logprobs=prompt_logprobs))
+        constraint = text_constraint(response_format)
+        request = self._engine_request(ids, self._budget(len(ids), sampling), constraint, rid)
+        return PreparedRequest(replace(request, prompt_logprobs=prompt_logprobs),
+                               OutputSpec(json_text=text_schema(response_format) is not None))
 
     async def count_chat_tokens(self, request: ChatRequest) -> int:
         return len(await self.tokenize_chat(request))

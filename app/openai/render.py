@@ -23,9 +23,11 @@ from runtime.types import (
 )
 
 
-def usage_out(usages: list[Usage]) -> s.UsageOut:
-    """One response's usage over its choices: the prompt counted once (as OpenAI does), outputs summed."""
-    prompt, cached = usages[0].prompt_tokens, usages[0].cached_tokens
+def usage_out(usages: list[Usage], n: int = 1) -> s.UsageOut:
+    """One response's usage over its choices, in index order: each prompt counted once (as OpenAI does; a
+    batch of completion prompts has `n` choices per prompt, prompt-major), outputs summed."""
+    prompt = sum(u.prompt_tokens for u in usages[::n])
+    cached = sum(u.cached_tokens for u in usages[::n])
     completion = sum(u.completion_tokens for u in usages)
     return s.UsageOut(prompt, completion, prompt + completion, s.PromptTokensDetails(cached))
 
@@ -78,7 +80,8 @@ def chat_completion(rid: str, model: str, results: list[ChatResult]) -> s.ChatCo
             message.tool_calls = calls
         logprobs = chat_logprobs(one.logprobs) if one.logprobs is not None else None
         choices.append(s.ChatChoice(index, message, finished.reason.value, logprobs))
-    usage = usage_out([f.usage for f in _finished(results)])
+    usages = [f.usage for f in _finished(results)]
+    usage = usage_out(usages, len(usages))  # every choice has the same prompt
     return s.ChatCompletion(rid, int(time.time()), model, choices, usage)
 
 
@@ -88,12 +91,14 @@ def _echoed_logprobs(one: ChatResult) -> s.CompletionLogprobs | None:
     return completion_logprobs(one.logprobs) if one.logprobs is not None else None
 
 
-def completion(rid: str, model: str, results: list[ChatResult], echo: str | None = None) -> s.Completion:
-    """`echo`: the prompt's text, put before each choice's (its tokens lead the logprobs when scored)."""
+def completion(rid: str, model: str, results: list[ChatResult], echo: list[str] | None = None,
+               n: int = 1) -> s.Completion:
+    """`echo`: each choice's prompt text, put before its text (its tokens lead the logprobs when scored).
+    `n`: choices per prompt (a batch of prompts is prompt-major: choice i belongs to prompt i // n)."""
     finished = _finished(results)
-    choices = [s.CompletionChoice(i, (echo or "") + r.text, f.reason.value, _echoed_logprobs(r))
+    choices = [s.CompletionChoice(i, (echo[i] if echo else "") + r.text, f.reason.value, _echoed_logprobs(r))
                for i, (r, f) in enumerate(zip(results, finished))]
-    return s.Completion(rid, int(time.time()), model, choices, usage=usage_out([f.usage for f in finished]))
+    return s.Completion(rid, int(time.time()), model, choices, usage=usage_out([f.usage for f in finished], n))
 
 
 # -- the chunk streams (driven by app/streaming.py) ---------------------------------------------------------
@@ -169,16 +174,18 @@ class ChatChunks(_Chunks):
         if not self.include_usage:
             return DONE
         return sse.data(s.ChatCompletionChunk(self.rid, self.created, self.model, [],
-                                              usage=usage_out(self.usages))) + DONE
+                                              usage=usage_out(self.usages, len(self.usages)))) + DONE
 
 
 class CompletionChunks(_Chunks):
-    """text_completion records; `echo`: the prompt's text, sent as each choice's first text (with the
-    prompt's logprobs when scored)."""
+    """text_completion records; `echo`: each choice's prompt text, sent as its first text (with the prompt's
+    logprobs when scored); `n`: choices per prompt, as in completion()."""
 
-    def __init__(self, rid: str, model: str, include_usage: bool, echo: str | None = None) -> None:
+    def __init__(self, rid: str, model: str, include_usage: bool, echo: list[str] | None = None,
+                 n: int = 1) -> None:
         super().__init__(rid, model, include_usage)
-        self.echo = echo
+        self.echo, self.n = echo, n
+        self.by_index: dict[int, Usage] = {}
         self.usage = None if include_usage else s.UNSET
         self.offsets: dict[int, int] = {}  # each choice's text_offset so far
         self.echoed: set[int] = set()
@@ -194,7 +201,7 @@ class CompletionChunks(_Chunks):
 
     def _echo(self, index: int, prompt: bool = False) -> bytes:
         self.echoed.add(index)
-        return self._choice(index, self.echo or "", None, prompt=prompt)
+        return self._choice(index, self.echo[index] if self.echo else "", None, prompt=prompt)
 
     def event(self, index: int, event: ChatEvent) -> bytes:
         if isinstance(event, PromptLogprobs):  # comes first: the echo goes out with it
@@ -206,11 +213,12 @@ class CompletionChunks(_Chunks):
         elif isinstance(event, TextDelta):
             out += self._choice(index, event.text, None)
         elif isinstance(event, ChatFinished):
-            self.usages.append(event.usage)
+            self.by_index[index] = event.usage
             out += self._choice(index, "", event.reason.value)
         return out
 
     def end(self) -> bytes:
         if not self.include_usage:
             return DONE
-        return sse.data(s.Completion(self.rid, self.created, self.model, [], usage=usage_out(self.usages))) + DONE
+        usage = usage_out([self.by_index[i] for i in sorted(self.by_index)], self.n)
+        return sse.data(s.Completion(self.rid, self.created, self.model, [], usage=usage)) + DONE

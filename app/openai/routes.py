@@ -13,6 +13,7 @@ from app.decoding import decode, json_dumps
 from app.models import ModelNames
 from app.openai import convert, render
 from app.openai import schemas as s
+from app.openai.constraints import output_format
 from app.openai.errors import openai_error_handler
 from app.preparing import preparing
 from app.request_id import engine_rids
@@ -59,23 +60,27 @@ async def completions(request: Request, service_state: ServiceState, names: Mode
     async with preparing(request):
         req = await asyncio.to_thread(decode, s.completion_request_decoder, body)
         model = names.check(req.model)
-        prompt = convert.completion_prompt(req)
+        prompts = convert.completion_prompts(req)
         logprobs = convert.completion_logprobs(req)
         sampling = convert.sampling_params(req, 16 if req.max_tokens is None else req.max_tokens,  # OpenAI's
                                            logprobs)  # default
         service = service_state.require()
         scored = req.echo and logprobs is not None  # echo + logprobs: the prompt's tokens get logprobs too
-        prepared = [await service.prepare_completion(prompt, one, prompt_logprobs=scored, rid=rid)
-                    for one, rid in zip(_choices(sampling, req.n), engine_rids(request, req.n))]
+        output = await asyncio.to_thread(output_format, req)  # (parses grammars: off the event loop)
+        runs = [(prompt, one) for prompt in prompts for one in _choices(sampling, req.n)]  # prompt-major
+        prepared = [await service.prepare_completion(prompt, one, prompt_logprobs=scored, rid=rid,
+                                                     response_format=output)
+                    for (prompt, one), rid in zip(runs, engine_rids(request, len(runs)))]
         echo = None
         if req.echo:
-            echo = prompt if isinstance(prompt, str) else await service.detokenize(prompt)
+            texts = [p if isinstance(p, str) else await service.detokenize(p) for p in prompts]
+            echo = [text for text in texts for _ in range(req.n)]
     rid = "cmpl-" + secrets.token_hex(12)
     if req.stream:
         return await streaming.stream(request, service_state, prepared,
-                                      render.CompletionChunks(rid, model, _include_usage(req), echo))
+                                      render.CompletionChunks(rid, model, _include_usage(req), echo, req.n))
     return await streaming.respond(request, service_state, prepared,
-                                   lambda results: json_response(render.completion(rid, model, results, echo)))
+                                   lambda results: json_response(render.completion(rid, model, results, echo, req.n)))
 
 
 def openai_router() -> Router:
