@@ -115,12 +115,22 @@ class ResponseFormat:
 
 
 @dataclass(frozen=True, slots=True)
+class TemplateOptions:
+    """How the chat template renders the conversation (vLLM's and SGLang's chat request extensions)."""
+
+    add_generation_prompt: bool = True  # open an assistant turn after the messages
+    continue_final_message: bool = False  # leave the last message open: the output continues its text
+    kwargs: dict[str, Any] = field(default_factory=dict)  # chat_template_kwargs: more variables for the template
+
+
+@dataclass(frozen=True, slots=True)
 class ChatRequest:
     messages: tuple[Message, ...]
     sampling: SamplingParams = field(default_factory=SamplingParams)
     tools: tuple[Tool, ...] = ()
     tool_choice: ToolChoice = field(default_factory=ToolChoice)
     response_format: ResponseFormat = field(default_factory=ResponseFormat)
+    template: TemplateOptions = field(default_factory=TemplateOptions)
     # Clamp max_new_tokens to what the window leaves instead of rejecting (Anthropic's behaviour).
     clamp_max_tokens: bool = False
 

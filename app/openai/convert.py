@@ -8,12 +8,14 @@ from app.openai import schemas as s
 from app.openai.constraints import output_format
 from runtime.errors import InvalidRequest
 from runtime.limits import check_tool_count
+from runtime.templating import RESERVED_TEMPLATE_KWARGS
 from runtime.tools.arguments import parse_arguments
 from runtime.tools.schemas import check_tool_name, normalise_parameters
 from runtime.types import (
     ChatRequest,
     Message,
     SamplingParams,
+    TemplateOptions,
     Tool,
     ToolCall,
     ToolChoice,
@@ -100,7 +102,23 @@ def chat_request(req: s.ChatCompletionRequest) -> ChatRequest:
         tools=tools,
         tool_choice=_tool_choice(req, tools),
         response_format=output_format(req),
+        template=_template_options(req),
     )
+
+
+def _template_options(req: s.ChatCompletionRequest) -> TemplateOptions:
+    """vLLM's rules: continuing the final message means no new assistant turn (asking for both is a 400)."""
+    add = req.add_generation_prompt
+    if req.continue_final_message:
+        if add is True:
+            raise InvalidRequest("continue_final_message and add_generation_prompt cannot both be true.",
+                                 param="add_generation_prompt")
+        add = False
+    kwargs = req.chat_template_kwargs or {}
+    for key in kwargs:
+        if key in RESERVED_TEMPLATE_KWARGS:
+            raise InvalidRequest(f"chat_template_kwargs may not set {key!r}.", param=f"chat_template_kwargs.{key}")
+    return TemplateOptions(add is not False, req.continue_final_message, dict(kwargs))
 
 
 def _text(content: str | list[Any] | None, param: str) -> str:
