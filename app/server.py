@@ -17,7 +17,9 @@ from app.openai.errors import openai_error_handler
 from app.openapi import openapi_router
 from app.openai.routes import openai_router
 from app.openai.tokens import tokens_router
+from app.responses.routes import responses_router
 from app.settings import Settings
+from app.store import ConversationStore, StoreLimits, open_store
 from app.state import ServiceState
 from runtime.errors import Unauthorized
 
@@ -65,22 +67,29 @@ def error_handler(keys: tuple[str, ...]):
 def create_app(settings: Settings) -> Litestar:
     state = ServiceState(settings)
     names = ModelNames(settings)
+    conversations: list[ConversationStore] = []  # opened by the lifespan (a file or a connection pool)
+
+    def conversation_store() -> ConversationStore:
+        return conversations[0]
 
     @asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
         import asyncio
 
+        limits = StoreLimits(settings.responses_store_max_age, settings.responses_store_max_bytes)
+        conversations.append(await asyncio.to_thread(open_store, settings.store_location, limits))
         loading = asyncio.create_task(state.start())
         try:
             yield
         finally:
             loading.cancel()
             await state.stop()
+            await conversations.pop().close()
 
     openai = openai_router()
     # /v1/models is shared: a client speaking Anthropic gets its errors (e.g. a 401) in Anthropic's shape.
     openai.exception_handlers = {Exception: _in_callers_dialect}
-    routers = [openai, tokens_router(), openapi_router()]
+    routers = [openai, tokens_router(), responses_router(), openapi_router()]
     try:
         from app.anthropic.routes import anthropic_router
     except ImportError:
@@ -92,7 +101,8 @@ def create_app(settings: Settings) -> Litestar:
     return Litestar(
         route_handlers=[health, metrics, *routers],
         dependencies={"service_state": Provide(lambda: state, sync_to_thread=False),
-                      "names": Provide(lambda: names, sync_to_thread=False)},
+                      "names": Provide(lambda: names, sync_to_thread=False),
+                      "conversations": Provide(conversation_store, sync_to_thread=False)},
         exception_handlers={Exception: error_handler(settings.api_keys)},
         lifespan=[lifespan],
         request_max_body_size=settings.max_request_bytes,

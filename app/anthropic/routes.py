@@ -17,15 +17,16 @@ from msgspec import UNSET, UnsetType
 from litestar import Request, Response, Router, post
 from litestar.response import Stream
 
-from app.anthropic import context_management, convert, render
+from app.anthropic import context_management, convert, render, threads
 from app.anthropic import schemas as s
-from app.anthropic.errors import ThreadNotFound, anthropic_error_handler, request_id
+from app.anthropic.errors import anthropic_error_handler, request_id
 from app.anthropic.models import resolve
 from app.anthropic.pacing import FIRST_EVENT_GRACE_S, with_pings
 from app.decoding import decode, json_dumps
 from app.models import ModelNames
 from app.preparing import preparing
 from app.state import ServiceState
+from app.store import ConversationStore
 from app.streaming import SSE_HEADERS, ClientDisconnected, disconnected_response, start_events, unless_disconnected
 from runtime.service import GenerationService, PreparedRequest
 from runtime.types import ChatEvent, ChatFinished, ChatRequest
@@ -74,16 +75,16 @@ async def _logged(rid: str, events: AsyncGenerator[T, None]) -> AsyncGenerator[T
 
 
 @post("/messages", status_code=200)
-async def create_message(request: Request, service_state: ServiceState, names: ModelNames) -> Response:
+async def create_message(request: Request, service_state: ServiceState, names: ModelNames,
+                         conversations: ConversationStore) -> Response:
     rid = request_id(request)
     body = await request.body()
     async with preparing(request):
-        req = await asyncio.to_thread(decode, s.messages_decoder, body)
+        received = req = await asyncio.to_thread(decode, s.messages_decoder, body)
         resolve(names, req.model)
-        if req.thread is not None and req.thread.type == "continue":
-            # No conversation is held here (yet): the SDK then resends the whole history, which always works.
-            raise ThreadNotFound(f"No thread is held for previous_message_id {req.thread.previous_message_id!r}; "
-                                 "send the whole conversation.", param="thread.previous_message_id")
+        thread = req.thread if req.thread is not None and req.thread.type in ("create", "continue") else None
+        if thread is not None and thread.type == "continue":
+            req = await threads.resume(conversations, req)
         service = service_state.require()
         chat, context = await _edited(service, await asyncio.to_thread(convert.chat_request, req), req)
         prepared = await service.prepare_chat(chat)
@@ -98,13 +99,19 @@ async def create_message(request: Request, service_state: ServiceState, names: M
             return disconnected_response()
         assert collected.finished is not None
         _log_finish(rid, collected.finished)
-        return _json(render.message(mid, req.model, collected, stops, context), rid)
+        reply = render.message(mid, req.model, collected, stops, context)
+        if thread is not None:
+            await threads.record(conversations, thread, received.messages, received, reply)
+        return _json(reply, rid)
 
     try:
         starting = await unless_disconnected(request, _start(service_state, prepared))
     except ClientDisconnected:
         return disconnected_response()
     events = _logged(rid, with_pings(starting))
+    if thread is not None:
+        events = threads.recorded_stream(events, conversations, thread, received.messages, received, mid, req.model,
+                                         stops)
     return Stream(render.sse_stream(mid, req.model, prepared.prompt_tokens, events, stops, context),
                   media_type="text/event-stream", headers={**SSE_HEADERS, "request-id": rid})
 

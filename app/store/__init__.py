@@ -16,7 +16,7 @@ with its own `maxmemory` policy; docs/GPU.md).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 MAX_CHAIN = 10_000  # turns walked at most for one history: a longer chain (or a cycle) is treated as broken
 
@@ -36,6 +36,7 @@ class StoreLimits:
     max_bytes: int = 1 << 30  # SQLite: total size of the bodies kept
 
 
+@runtime_checkable  # Litestar checks injected dependencies against their annotation
 class ConversationStore(Protocol):
     async def put(self, turn: StoredTurn) -> None:
         """Keep `turn` (replacing one with the same id, as a cancelled response's final state does)."""
