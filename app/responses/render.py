@@ -1,0 +1,228 @@
+"""Neutral chat events to a Response: the stream events in OpenAI's order, and the final object as their fold.
+
+`ResponseBuilder.feed(event)` turns one ChatEvent into the stream events it causes and updates the response it
+builds; a non-streamed request feeds the same events and answers with the result, so the two cannot disagree.
+Order (as OpenAI sends it): response.created, response.in_progress, then per output item
+`output_item.added` → (message: `content_part.added`, `output_text.delta`…, `output_text.done`,
+`content_part.done`) / (function call: `function_call_arguments.delta`…, `.done`) / (custom tool call:
+`custom_tool_call_input.delta`, `.done`) → `output_item.done`, and last `response.completed` or
+`response.incomplete` (max_output_tokens reached). A failure after the stream has started is an `error` event
+followed by `response.failed`. Every event's `sequence_number` counts from 0, set as it is framed.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import aclosing
+
+import msgspec
+
+from app.decoding import json_dumps
+from app.errors import as_service_error
+from app.openai.errors import error_body
+from app.responses import schemas as s
+from app.responses.convert import CUSTOM_INPUT, ToolName
+from runtime.errors import EngineUnavailable, ServiceError
+from runtime.types import ChatEvent, ChatFinished, FinishReason, Logprobs, TextDelta, TokenLogprob, ToolCallArgs, \
+    ToolCallStart, Usage
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}_{secrets.token_hex(24)}"
+
+
+def usage_out(usage: Usage) -> s.UsageOut:
+    return s.UsageOut(usage.prompt_tokens, usage.completion_tokens, usage.total_tokens,
+                      s.InputTokensDetails(usage.cached_tokens), s.OutputTokensDetails(0))
+
+
+def _logprobs(entries: list[TokenLogprob]) -> list[s.TokenLogprob]:
+    return [s.TokenLogprob(e.token, list(e.data), e.logprob, [s.TopLogprob(t.token, list(t.data), t.logprob)
+                                                               for t in e.top]) for e in entries]
+
+
+class _OpenCall:
+    def __init__(self, index: int, item: s.FunctionCallOut | s.CustomToolCallOut) -> None:
+        self.index = index  # the call's index among this response's calls
+        self.item = item
+        self.arguments: list[str] = []
+
+
+class ResponseBuilder:
+    """The response of one run, built event by event. `response` starts as the in_progress snapshot."""
+
+    def __init__(self, response: s.ResponseObject, names: dict[str, ToolName]) -> None:
+        self.response = response
+        self._names = names
+        self._open: s.OutputMessage | _OpenCall | None = None
+        self._pending_logprobs: list[TokenLogprob] = []
+        self._calls: list[_OpenCall] = []
+
+    @property
+    def _output_index(self) -> int:
+        return len(self.response.output) - 1
+
+    def start(self) -> Iterator[s.Event]:
+        yield s.ResponseCreated(response=self.response)
+        yield s.ResponseInProgress(response=self.response)
+
+    def feed(self, event: ChatEvent) -> Iterator[s.Event]:
+        match event:
+            case Logprobs():
+                self._pending_logprobs.extend(event.tokens)
+            case TextDelta():
+                if event.text:
+                    yield from self._text(event.text)
+            case ToolCallStart():
+                yield from self._close(completed=True)
+                yield from self._start_call(event)
+            case ToolCallArgs():
+                call = self._calls[event.index]
+                call.arguments.append(event.fragment)
+                if isinstance(call.item, s.FunctionCallOut) and event.fragment:
+                    yield s.FunctionCallArgumentsDelta(item_id=call.item.id, output_index=self._output_index,
+                                                       delta=event.fragment)
+            case ChatFinished():
+                yield from self._finish(event)
+
+    def _text(self, text: str) -> Iterator[s.Event]:
+        if not isinstance(self._open, s.OutputMessage):
+            yield from self._close(completed=True)
+            message = s.OutputMessage(new_id("msg"), "in_progress", [])
+            self.response.output.append(message)
+            self._open = message
+            yield s.OutputItemAdded(output_index=self._output_index, item=message)
+            part = s.OutputText("")
+            message.content.append(part)
+            yield s.ContentPartAdded(item_id=message.id, output_index=self._output_index, content_index=0,
+                                     part=part)
+        message = self._open
+        part = message.content[0]
+        part.text += text
+        logprobs = _logprobs(self._pending_logprobs)
+        self._pending_logprobs = []
+        part.logprobs.extend(logprobs)
+        yield s.OutputTextDelta(item_id=message.id, output_index=self._output_index, content_index=0, delta=text,
+                                logprobs=logprobs)
+
+    def _start_call(self, event: ToolCallStart) -> Iterator[s.Event]:
+        name = self._names.get(event.name, ToolName("function", event.name))
+        namespace = name.namespace if name.namespace is not None else msgspec.UNSET
+        item: s.FunctionCallOut | s.CustomToolCallOut
+        if name.kind == "custom":
+            item = s.CustomToolCallOut(new_id("ctc"), event.id, name.name, "", "in_progress", namespace)
+        else:
+            item = s.FunctionCallOut(new_id("fc"), event.id, name.name, "", "in_progress", namespace)
+        call = _OpenCall(event.index, item)
+        self._calls.append(call)
+        self.response.output.append(item)
+        self._open = call
+        yield s.OutputItemAdded(output_index=self._output_index, item=item)
+
+    def _close(self, *, completed: bool) -> Iterator[s.Event]:
+        """End the open item: `completed`, or cut off by the token limit."""
+        open_item, self._open = self._open, None
+        index = self._output_index
+        status = "completed" if completed else "incomplete"
+        if isinstance(open_item, s.OutputMessage):
+            part = open_item.content[0]
+            yield s.OutputTextDone(item_id=open_item.id, output_index=index, content_index=0, text=part.text,
+                                   logprobs=part.logprobs)
+            yield s.ContentPartDone(item_id=open_item.id, output_index=index, content_index=0, part=part)
+            open_item.status = status
+            yield s.OutputItemDone(output_index=index, item=open_item)
+        elif isinstance(open_item, _OpenCall):
+            item = open_item.item
+            arguments = "".join(open_item.arguments)
+            if isinstance(item, s.FunctionCallOut):
+                item.arguments = arguments
+                yield s.FunctionCallArgumentsDone(item_id=item.id, output_index=index, arguments=arguments,
+                                                  name=item.name)
+            else:
+                item.input = _custom_input(arguments)
+                if item.input:
+                    yield s.CustomToolCallInputDelta(item_id=item.id, output_index=index, delta=item.input)
+                yield s.CustomToolCallInputDone(item_id=item.id, output_index=index, input=item.input)
+            item.status = status
+            yield s.OutputItemDone(output_index=index, item=item)
+
+    def _finish(self, finished: ChatFinished) -> Iterator[s.Event]:
+        if finished.reason is FinishReason.ABORT:
+            raise EngineUnavailable("The request was aborted because the server is shutting down.")
+        # A call is complete once the parser closed it: one the token limit cut off is `incomplete`.
+        cut_off = isinstance(self._open, _OpenCall) and self._open.index >= finished.tool_calls
+        yield from self._close(completed=not cut_off)
+        response = self.response
+        response.usage = usage_out(finished.usage)
+        if finished.reason is FinishReason.LENGTH:
+            response.status = "incomplete"
+            response.incomplete_details = s.IncompleteDetails("max_output_tokens")
+        else:
+            response.status = "completed"
+            response.completed_at = int(time.time())
+
+    def end(self) -> s.Event:
+        if self.response.status == "incomplete":
+            return s.ResponseIncomplete(response=self.response)
+        return s.ResponseCompleted(response=self.response)
+
+    def fail(self, err: ServiceError) -> Iterator[s.Event]:
+        body = error_body(err).error
+        yield s.ErrorEvent(message=body.message, code=body.code or body.type, param=body.param)
+        self.response.status = "failed"
+        self.response.error = s.ErrorOut("server_error" if err.status >= 500 else "invalid_prompt", body.message)
+        yield s.ResponseFailed(response=self.response)
+
+
+def _custom_input(arguments: str) -> str:
+    """A custom tool's call carries its input as the one string argument."""
+    try:
+        value = json.loads(arguments)
+    except json.JSONDecodeError:
+        return arguments
+    return value.get(CUSTOM_INPUT, "") if isinstance(value, dict) and isinstance(value.get(CUSTOM_INPUT), str) \
+        else arguments
+
+
+def sse(event: s.Event, sequence_number: int) -> bytes:
+    """One SSE record; its `event:` line is the payload's `type`."""
+    event.sequence_number = sequence_number
+    name = type(event).__struct_config__.tag
+    return b"event: " + str(name).encode() + b"\ndata: " + json_dumps(event) + b"\n\n"
+
+
+async def fold(builder: ResponseBuilder, events: AsyncIterator[ChatEvent]) -> s.ResponseObject:
+    """The non-streamed answer: every event fed, the stream events dropped."""
+    async for event in events:
+        for _ in builder.feed(event):
+            pass
+    return builder.response
+
+
+async def sse_stream(builder: ResponseBuilder, events: AsyncIterator[ChatEvent],
+                     finishing: Callable[[s.ResponseObject], Awaitable[None]]) -> AsyncIterator[bytes]:
+    """The stream as bytes. `finishing` runs once the response is complete and before its last event (so a
+    request continuing from it, sent as soon as the client sees the end, finds it stored). Headers are sent by
+    now: a failure goes out in-band. Ending, however it ends, closes `events` (aborting the run if it is on)."""
+    sequence = 0
+
+    def frame(event: s.Event) -> bytes:
+        nonlocal sequence
+        sequence += 1
+        return sse(event, sequence - 1)
+
+    try:
+        for event in builder.start():
+            yield frame(event)
+        async with aclosing(events):
+            async for chat_event in events:
+                for event in builder.feed(chat_event):
+                    yield frame(event)
+        await finishing(builder.response)
+        yield frame(builder.end())
+    except Exception as exc:  # noqa: BLE001  # every failure, typed or not, is reported (as_service_error logs)
+        for event in builder.fail(as_service_error(exc)):
+            yield frame(event)
