@@ -69,7 +69,7 @@ class Run:
 
 
 def run_exec(binary: Path, prompt: str, *, base_url: str, model: str, home: Path, cwd: Path, timeout: float,
-             sandbox: str = "danger-full-access") -> Run:
+             sandbox: str = "read-only") -> Run:
     """`codex exec --json PROMPT` with a config.toml naming the server as a custom provider."""
     codex_home = home / ".codex"
     codex_home.mkdir(parents=True, exist_ok=True)
