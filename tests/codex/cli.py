@@ -3,15 +3,13 @@ and one non-interactive run of it (`codex exec`) against a server, configured as
 
 from __future__ import annotations
 
-import json
 import os
-import shutil
 import subprocess
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
+from tests.claude_code.cli import Run
 from tests.live_server import ROOT
+from tests.npm import install_pinned
 
 PACKAGE = "@openai/codex"
 VERSION = "0.171.0"  # pinned, so a new release cannot change the test
@@ -33,39 +31,9 @@ request_max_retries = 0
 """
 
 
-def installed_binary() -> Path:
-    return PREFIX / "node_modules" / ".bin" / "codex"
-
-
 def install() -> Path:
     """The `codex` binary, installing the pinned version first where it is missing or another version."""
-    manifest = PREFIX / "node_modules" / "@openai" / "codex" / "package.json"
-    if installed_binary().exists() and manifest.exists() and json.loads(manifest.read_text())["version"] == VERSION:
-        return installed_binary()
-    npm = shutil.which("npm")
-    assert npm is not None
-    PREFIX.mkdir(parents=True, exist_ok=True)
-    subprocess.run([npm, "install", "--no-audit", "--no-fund", "--prefix", str(PREFIX), f"{PACKAGE}@{VERSION}"],
-                   check=True, capture_output=True, timeout=600)
-    return installed_binary()
-
-
-@dataclass
-class Run:
-    returncode: int
-    stdout: str
-    stderr: str
-
-    def records(self) -> list[dict[str, Any]]:
-        """The JSON Lines events `codex exec --json` prints."""
-        out = []
-        for line in self.stdout.splitlines():
-            if line.strip().startswith("{"):
-                try:
-                    out.append(json.loads(line))
-                except json.JSONDecodeError:
-                    pass
-        return out
+    return install_pinned(PREFIX, PACKAGE, VERSION, "codex")
 
 
 def run_exec(binary: Path, prompt: str, *, base_url: str, model: str, home: Path, cwd: Path, timeout: float,
