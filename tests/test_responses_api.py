@@ -5,6 +5,7 @@ JSON answer it returns is valid only because the grammar made anything else impo
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -154,14 +155,37 @@ def test_parse_structured_output(oai: openai.OpenAI) -> None:
         assert isinstance(json.loads(plain.output_text), dict)
 
 
-def test_custom_and_namespace_tools(oai: openai.OpenAI, responses_server: LiveServer) -> None:
-    """Codex's tool kinds: a freeform `custom` tool (its call carries text, not JSON) and a `namespace` group."""
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
+@pytest.mark.parametrize("syntax,definition,pattern", [
+    ("lark", 'start: "*** Begin Patch\\n" LINE+ "*** End Patch"\nLINE: /[+-][a-z "]{1,6}\\n/',
+     r'\*\*\* Begin Patch\n([+-][a-z "]{1,6}\n)+\*\*\* End Patch'),
+    ("regex", r'"[a-c\\]{1,4}"\t?', r'"[a-c\\]{1,4}"\t?'),
+], ids=["lark", "regex"])
+def test_custom_tool_input_follows_its_grammar(oai: openai.OpenAI, stream: bool, syntax: str, definition: str,
+                                               pattern: str) -> None:
+    """Codex's freeform `custom` tools: the call carries text, not JSON, and that text follows the tool's Lark or
+    regex grammar (newlines, quotes and backslashes included), whatever the random model would have written."""
     custom = {"type": "custom", "name": "apply_patch", "description": "Apply a patch.",
-              "format": {"type": "grammar", "syntax": "lark", "definition": 'start: "*** Begin Patch" /[a-z ]+/'}}
-    response = oai.responses.create(model=MODEL_NAME, input="Patch it.", tools=[custom],
-                                    tool_choice={"type": "custom", "name": "apply_patch"}, max_output_tokens=60)
+              "format": {"type": "grammar", "syntax": syntax, "definition": definition}}
+    kwargs = dict(model=MODEL_NAME, input="Patch it.", tools=[custom], max_output_tokens=300,
+                  tool_choice={"type": "custom", "name": "apply_patch"})
+    if stream:
+        with oai.responses.stream(**kwargs) as s:
+            events = list(s)
+        _check_sequence(events)
+        response = events[-1].response
+        done = [e for e in events if e.type == "response.custom_tool_call_input.done"]
+        deltas = "".join(e.delta for e in events if e.type == "response.custom_tool_call_input.delta")
+        assert len(done) == 1 and done[0].input == deltas
+    else:
+        response = oai.responses.create(**kwargs)
     calls = [item for item in response.output if item.type == "custom_tool_call"]
-    assert len(calls) == 1 and calls[0].name == "apply_patch" and isinstance(calls[0].input, str)
+    assert response.status == "completed" and len(calls) == 1 and calls[0].name == "apply_patch"
+    assert re.fullmatch(pattern, calls[0].input), calls[0].input
+
+
+def test_namespace_tools_and_web_search(oai: openai.OpenAI, responses_server: LiveServer) -> None:
+    """Codex's `namespace` groups: calls name the namespace again; its `web_search` is ignored."""
     namespace = {"type": "namespace", "name": "weather_v1", "description": "Weather tools.",
                  "tools": [{"type": "function", "name": "get_weather", "parameters": WEATHER, "strict": False}]}
     body = {"model": MODEL_NAME, "input": QUESTION, "tools": [namespace, {"type": "web_search"}],

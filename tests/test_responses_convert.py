@@ -9,6 +9,7 @@ from app.decoding import decode
 from app.responses import convert
 from app.responses import schemas as s
 from runtime.errors import InvalidRequest
+from runtime.tools.freeform import freeform_parameters
 from runtime.types import Message, ToolCall, ToolChoiceMode
 
 
@@ -56,7 +57,8 @@ def test_tools_custom_namespace_and_hosted() -> None:
         {"type": "web_search", "external_web_access": False},
     ], "tool_choice": {"type": "custom", "name": "apply_patch"}, "parallel_tool_calls": False})
     assert [t.name for t in converted.chat.tools] == ["f", "apply_patch", "ns.g"]
-    assert converted.chat.tools[1].parameters == convert.custom_parameters()
+    assert converted.chat.tools[1].parameters == freeform_parameters()
+    assert converted.chat.tools[1].freeform_grammar.startswith("root ::=")
     assert converted.names["ns.g"] == convert.ToolName("function", "g", "ns")
     assert converted.names["apply_patch"].kind == "custom"
     choice = converted.chat.tool_choice

@@ -12,8 +12,8 @@ Mapping choices (users' view in docs/API.md, "Responses API"):
   refused; item_reference is refused (items are not addressable here); item types this server does not know are
   dropped with a debug log line (new ones appear in every SDK release).
 - Tools: `function` (strict or not: the same grammar enforcement either way); `custom` (freeform: the model
-  writes the input as the one string argument `input` of a call, so the call is enforced like a function's;
-  a Lark or regex grammar given in `format` is checked to compile, not yet enforced inside the string);
+  writes the input as the one string argument `input` of a call, so the call is enforced like a function's, and
+  a Lark or regex grammar given in `format` is enforced on that string: runtime/tools/freeform.py);
   `namespace` groups (Codex's) are flattened to `namespace.name` and calls name the namespace again. Hosted
   tools run on OpenAI's side: `web_search` (which Codex CLI sends on every request) is ignored with a log line,
   the others are a 400.
@@ -32,6 +32,7 @@ from app.responses import schemas as s
 from runtime.errors import InvalidRequest
 from runtime.limits import check_tool_count
 from runtime.tools.arguments import check_arguments, parse_arguments
+from runtime.tools.freeform import INPUT, freeform_parameters
 from runtime.tools.schemas import check_tool_name, normalise_parameters
 from runtime.types import (
     ChatRequest,
@@ -49,13 +50,7 @@ log = logging.getLogger(__name__)
 PART_SEPARATOR = "\n\n"  # between system texts merged into one message
 IGNORED_HOSTED_TOOLS = frozenset({"web_search", "web_search_preview", "web_search_2025_08_26",
                                   "web_search_preview_2025_03_11"})
-CUSTOM_INPUT = "input"  # the one argument a custom tool's call carries
 LOGPROBS_INCLUDE = "message.output_text.logprobs"
-
-
-def custom_parameters() -> dict[str, Any]:
-    return {"type": "object", "properties": {CUSTOM_INPUT: {"type": "string"}}, "required": [CUSTOM_INPUT],
-            "additionalProperties": False}
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,7 +128,7 @@ class _Conversation:
                 self._call(ToolCall(item.call_id, name, parse_arguments(item.arguments, f"{where}.arguments")))
             case s.CustomToolCallItem():
                 name = f"{item.namespace}.{item.name}" if item.namespace else item.name
-                arguments = {CUSTOM_INPUT: item.input}
+                arguments = {INPUT: item.input}
                 check_arguments(arguments, f"{where}.input")
                 self._call(ToolCall(item.call_id, name, arguments))
             case s.FunctionCallOutputItem() | s.CustomToolCallOutputItem():
@@ -256,21 +251,22 @@ def _one_tool(tool: s.FunctionTool | s.CustomTool, where: str, namespace: str | 
         return Tool(flat, tool.description or "", parameters, bool(tool.strict)), \
             ToolName("function", tool.name, namespace)
     description = tool.description or ""
+    grammar = None
     if isinstance(tool.format, s.GrammarFormat):
-        check_grammar(tool.format, f"{where}.format")
+        grammar = freeform_grammar(tool.format, f"{where}.format")
         description += f"\n\nThe input follows this {tool.format.syntax} grammar:\n{tool.format.definition}"
-    return Tool(flat, description.strip(), custom_parameters(), True), ToolName("custom", tool.name, namespace)
+    return Tool(flat, description.strip(), freeform_parameters(), True, freeform_grammar=grammar), \
+        ToolName("custom", tool.name, namespace)
 
 
-def check_grammar(fmt: s.GrammarFormat, where: str) -> None:
-    """A custom tool's grammar must compile (xgrammar reads Lark and regular expressions)."""
+def freeform_grammar(fmt: s.GrammarFormat, where: str) -> str:
+    """A custom tool's grammar as xgrammar's EBNF (xgrammar reads Lark and regular expressions)."""
     import xgrammar
 
     try:
         if fmt.syntax == "lark":
-            xgrammar.Grammar.from_lark(fmt.definition)
-        else:
-            xgrammar.Grammar.from_regex(fmt.definition)
+            return str(xgrammar.Grammar.from_lark(fmt.definition))
+        return str(xgrammar.Grammar.from_regex(fmt.definition))
     except Exception as exc:  # xgrammar raises RuntimeError or its own parse errors
         message = " ".join(str(exc).split())[:300]
         raise InvalidRequest(f"The custom tool's {fmt.syntax} grammar does not compile: {message}",

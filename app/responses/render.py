@@ -24,8 +24,9 @@ from app.decoding import json_dumps
 from app.errors import as_service_error
 from app.openai.errors import error_body
 from app.responses import schemas as s
-from app.responses.convert import CUSTOM_INPUT, ToolName
+from app.responses.convert import ToolName
 from runtime.errors import EngineUnavailable, ServiceError
+from runtime.tools.freeform import INPUT
 from runtime.types import ChatEvent, ChatFinished, FinishReason, Logprobs, TextDelta, TokenLogprob, ToolCallArgs, \
     ToolCallStart, Usage
 
@@ -183,7 +184,7 @@ def _custom_input(arguments: str) -> str:
         value = json.loads(arguments)
     except json.JSONDecodeError:
         return arguments
-    return value.get(CUSTOM_INPUT, "") if isinstance(value, dict) and isinstance(value.get(CUSTOM_INPUT), str) \
+    return value.get(INPUT, "") if isinstance(value, dict) and isinstance(value.get(INPUT), str) \
         else arguments
 
 
