@@ -12,6 +12,7 @@ from litestar.exceptions import MethodNotAllowedException, NotFoundException
 
 from app.auth import api_key_guard, require_key
 from app.dialect import speaks_anthropic
+from app.media_type import require_json_body
 from app.models import ModelNames
 from app.openai.errors import openai_error_handler
 from app.openapi import openapi_router
@@ -104,6 +105,7 @@ def create_app(settings: Settings) -> Litestar:
                       "names": Provide(lambda: names, sync_to_thread=False),
                       "conversations": Provide(conversation_store, sync_to_thread=False)},
         exception_handlers={Exception: error_handler(settings.api_keys)},
+        before_request=require_json_body,
         lifespan=[lifespan],
         request_max_body_size=settings.max_request_bytes,
         before_send=[state.metrics.count_response],

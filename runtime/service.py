@@ -17,7 +17,7 @@ from runtime.model import ModelInfo
 from runtime.stops import StopMatcher
 from runtime.templating import ChatTemplate
 from runtime.tools.base import CallParser, JsonStringEscaper, ToolFormat
-from runtime.tools.plan import ChatPlan, plan_chat
+from runtime.tools.plan import ChatPlan, plan_chat, text_constraint, text_schema
 from runtime.types import (
     ChatEvent,
     ChatFinished,
@@ -28,6 +28,7 @@ from runtime.types import (
     FinishReason,
     Logprobs,
     PromptLogprobs,
+    ResponseFormat,
     SamplingParams,
     TextDelta,
 )
@@ -79,14 +80,17 @@ class GenerationService:
                                plan.json_text, text_stops)
 
     async def prepare_completion(self, prompt: str | list[int], sampling: SamplingParams, *,
-                                 prompt_logprobs: bool = False) -> PreparedRequest:
+                                 prompt_logprobs: bool = False,
+                                 response_format: ResponseFormat = ResponseFormat()) -> PreparedRequest:
         if isinstance(prompt, list):
             ids = prompt
             self._require_tokens(ids, "prompt")
         else:  # a raw prompt gets the tokenizer's BOS, as base models expect (chat templates write their own)
             ids = await asyncio.to_thread(self.template.encode, prompt, add_special_tokens=True)
-        request = self._engine_request(ids, self._budget(len(ids), sampling), None)
-        return PreparedRequest(replace(request, prompt_logprobs=prompt_logprobs), None)
+        constraint = text_constraint(response_format)
+        request = self._engine_request(ids, self._budget(len(ids), sampling), constraint)
+        return PreparedRequest(replace(request, prompt_logprobs=prompt_logprobs), None,
+                               json_text=text_schema(response_format) is not None)
 
     async def count_chat_tokens(self, request: ChatRequest) -> int:
         return len(await self.tokenize_chat(request))
@@ -187,7 +191,8 @@ class GenerationService:
                 assert isinstance(event, Finished)
                 calls = 0
                 if parser is not None and stopped_by is None:
-                    for out in parsed([*parser.finish(), TextDelta(stops.flush())]):
+                    cut_off = event.reason is FinishReason.LENGTH  # a trigger's start held back is not text
+                    for out in parsed([*parser.finish(cut_off), TextDelta(stops.flush())]):
                         yield out
                 if parser is not None:
                     calls = parser.calls

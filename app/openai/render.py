@@ -35,9 +35,11 @@ def finish_reason(finished: ChatFinished) -> str:
     return finished.reason.value
 
 
-def usage_out(usages: list[Usage]) -> s.UsageOut:
-    """One response's usage over its choices: the prompt counted once (as OpenAI does), outputs summed."""
-    prompt, cached = usages[0].prompt_tokens, usages[0].cached_tokens
+def usage_out(usages: list[Usage], n: int = 1) -> s.UsageOut:
+    """One response's usage over its choices, in index order: each prompt counted once (as OpenAI does; a
+    batch of completion prompts has `n` choices per prompt, prompt-major), outputs summed."""
+    prompt = sum(u.prompt_tokens for u in usages[::n])
+    cached = sum(u.cached_tokens for u in usages[::n])
     completion = sum(u.completion_tokens for u in usages)
     return s.UsageOut(prompt, completion, prompt + completion, s.PromptTokensDetails(cached))
 
@@ -133,12 +135,15 @@ def _echoed_logprobs(one: Collected) -> s.CompletionLogprobs | None:
     return completion_logprobs(one.logprobs) if one.logprobs is not None else None
 
 
-def completion(rid: str, model: str, collected: list[Collected], echo: str | None = None) -> s.Completion:
-    """`echo`: the prompt's text, put before each choice's (its tokens lead the logprobs when scored)."""
+def completion(rid: str, model: str, collected: list[Collected], echo: list[str] | None = None,
+               n: int = 1) -> s.Completion:
+    """`echo`: each choice's prompt text, put before its text (its tokens lead the logprobs when scored).
+    `n`: choices per prompt (a batch of prompts is prompt-major: choice i belongs to prompt i // n)."""
     finished = _finished(collected)
-    choices = [s.CompletionChoice(i, (echo or "") + "".join(c.text), finish_reason(f), _echoed_logprobs(c))
+    choices = [s.CompletionChoice(i, (echo[i] if echo else "") + "".join(c.text), finish_reason(f),
+                                  _echoed_logprobs(c))
                for i, (c, f) in enumerate(zip(collected, finished))]
-    return s.Completion(rid, int(time.time()), model, choices, usage=usage_out([f.usage for f in finished]))
+    return s.Completion(rid, int(time.time()), model, choices, usage=usage_out([f.usage for f in finished], n))
 
 
 def sse(payload: object) -> bytes:
@@ -205,11 +210,12 @@ async def chat_chunks(rid: str, model: str, events: AsyncIterator[tuple[int, Cha
 
 
 async def completion_chunks(rid: str, model: str, events: AsyncIterator[tuple[int, ChatEvent]],
-                            include_usage: bool, echo: str | None = None) -> AsyncIterator[bytes]:
-    """`echo`: the prompt's text, sent as each choice's first text (with the prompt's logprobs when scored)."""
+                            include_usage: bool, echo: list[str] | None = None, n: int = 1) -> AsyncIterator[bytes]:
+    """`echo`: each choice's prompt text, sent as its first text (with the prompt's logprobs when scored).
+    `n`: choices per prompt, as in completion()."""
     created = int(time.time())
     usage = None if include_usage else s.UNSET
-    usages: list[Usage] = []
+    usages: dict[int, Usage] = {}
     pending: dict[int, list[TokenLogprob]] = {}  # as in chat_chunks
     offsets: dict[int, int] = {}  # each choice's text_offset so far
 
@@ -225,7 +231,8 @@ async def completion_chunks(rid: str, model: str, events: AsyncIterator[tuple[in
 
     def echo_chunk(index: int, prompt: bool = False) -> bytes:
         echoed.add(index)
-        return sse(s.Completion(rid, created, model, [choice(index, echo or "", None, prompt=prompt)], usage=usage))
+        text = echo[index] if echo else ""
+        return sse(s.Completion(rid, created, model, [choice(index, text, None, prompt=prompt)], usage=usage))
 
     try:
         async with aclosing(events):
@@ -243,9 +250,9 @@ async def completion_chunks(rid: str, model: str, events: AsyncIterator[tuple[in
                 elif isinstance(event, ChatFinished):
                     yield sse(s.Completion(rid, created, model, [choice(index, "", finish_reason(event))],
                                            usage=usage))
-                    usages.append(event.usage)
+                    usages[index] = event.usage
         if include_usage:
-            yield sse(s.Completion(rid, created, model, [], usage=usage_out(usages)))
+            yield sse(s.Completion(rid, created, model, [], usage=usage_out([usages[i] for i in sorted(usages)], n)))
     except Exception as exc:
         yield sse(error_body(as_service_error(exc)))
     yield DONE

@@ -16,6 +16,7 @@ from app.dialect import speaks_anthropic
 from app.models import ModelNames
 from app.openai import convert, render
 from app.openai import schemas as s
+from app.openai.constraints import output_format
 from app.openai.errors import openai_error_handler
 from app.preparing import preparing
 from app.state import ServiceState
@@ -106,22 +107,25 @@ async def completions(request: Request, service_state: ServiceState, names: Mode
     async with preparing(request):
         req = await asyncio.to_thread(decode, s.completion_request_decoder, body)
         model = names.check(req.model)
-        prompt = convert.completion_prompt(req)
+        prompts = convert.completion_prompts(req)
         logprobs = convert.completion_logprobs(req)
         sampling = convert.sampling_params(req, 16 if req.max_tokens is None else req.max_tokens,  # OpenAI's
                                            logprobs)  # default
         service = service_state.require()
         scored = req.echo and logprobs is not None  # echo + logprobs: the prompt's tokens get logprobs too
-        prepared = [await service.prepare_completion(prompt, one, prompt_logprobs=scored)
-                    for one in _choices(sampling, req.n)]
+        output = await asyncio.to_thread(output_format, req)  # (parses grammars: off the event loop)
+        prepared = [await service.prepare_completion(prompt, one, prompt_logprobs=scored, response_format=output)
+                    for prompt in prompts for one in _choices(sampling, req.n)]  # prompt-major
         echo = None
         if req.echo:
-            echo = prompt if isinstance(prompt, str) else await service.detokenize(prompt)
+            texts = [p if isinstance(p, str) else await service.detokenize(p) for p in prompts]
+            echo = [text for text in texts for _ in range(req.n)]
     rid = "cmpl-" + secrets.token_hex(12)
     stream = None
     if req.stream:
-        stream = partial(render.completion_chunks, rid, model, include_usage=_include_usage(req), echo=echo)
-    return await _respond(request, service_state, prepared, stream, partial(render.completion, rid, model, echo=echo))
+        stream = partial(render.completion_chunks, rid, model, include_usage=_include_usage(req), echo=echo, n=req.n)
+    return await _respond(request, service_state, prepared, stream,
+                          partial(render.completion, rid, model, echo=echo, n=req.n))
 
 
 def model_cards(service_state: ServiceState, names: ModelNames) -> list[s.ModelCard]:
