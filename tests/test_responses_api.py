@@ -52,6 +52,7 @@ def test_create_text(oai: openai.OpenAI) -> None:
     assert response.status in ("completed", "incomplete")
     if response.status == "incomplete":
         assert response.incomplete_details.reason == "max_output_tokens"
+        assert response.output[-1].status == "incomplete"
     message = response.output[0]
     assert message.type == "message" and message.role == "assistant" and message.id.startswith("msg_")
     assert response.output_text == message.content[0].text and response.output_text

@@ -153,8 +153,11 @@ class ResponseBuilder:
     def _finish(self, finished: ChatFinished) -> Iterator[s.Event]:
         if finished.reason is FinishReason.ABORT:
             raise EngineUnavailable("The request was aborted because the server is shutting down.")
-        # A call is complete once the parser closed it: one the token limit cut off is `incomplete`.
-        cut_off = isinstance(self._open, _OpenCall) and self._open.index >= finished.tool_calls
+        # A call is complete once the parser closed it, a message unless the token limit cut it off.
+        if isinstance(self._open, _OpenCall):
+            cut_off = self._open.index >= finished.tool_calls
+        else:
+            cut_off = finished.reason is FinishReason.LENGTH
         yield from self._close(completed=not cut_off)
         response = self.response
         response.usage = usage_out(finished.usage)
