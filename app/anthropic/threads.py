@@ -14,8 +14,6 @@ body), so a `continue` sent right after always finds it.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncGenerator, AsyncIterator
-from typing import TypeVar
 
 import msgspec
 
@@ -23,11 +21,11 @@ from app.anthropic import render
 from app.anthropic import schemas as s
 from app.anthropic.errors import ThreadNotFound
 from app.store import ConversationStore, StoredTurn
-from runtime.errors import InvalidRequest
+from runtime.errors import InvalidRequest, ServiceError
+from runtime.result import ChatResult, accumulate
 from runtime.types import ChatEvent, ChatFinished
 
 KIND = "message"
-T = TypeVar("T")
 
 
 class ThreadTurn(msgspec.Struct, omit_defaults=True):
@@ -63,36 +61,53 @@ async def resume(store: ConversationStore, req: s.MessagesRequest) -> s.Messages
                                    tools=turns[0].tools)
 
 
-async def record(store: ConversationStore, thread: s.ThreadIn, new_messages: list[s.MessageIn],
-                 req: s.MessagesRequest, reply: s.MessageOut) -> None:
-    """Keep the turn that produced `reply` (its id names it). `req` is the request as received (for a
-    `create`, its system and tools start the thread)."""
-    answer = s.MessageIn("assistant", [msgspec.Raw(msgspec.json.encode(block)) for block in reply.content])
-    if thread.type == "continue":
-        body, parent = ThreadTurn([*new_messages, answer]), thread.previous_message_id
-    else:
-        body, parent = ThreadTurn([*new_messages, answer], req.system, req.tools), None
-    await store.put(StoredTurn(reply.id, KIND, parent, time.time(), msgspec.json.encode(body)))
+class Turn:
+    """The turn a threaded request makes: kept, with its reply, once the run has finished."""
+
+    def __init__(self, store: ConversationStore, thread: s.ThreadIn, received: s.MessagesRequest, mid: str,
+                 model: str, stops: tuple[str, ...]) -> None:
+        self.store, self.thread, self.received = store, thread, received  # the request as the client sent it
+        self.mid, self.model, self.stops = mid, model, stops
+
+    async def record(self, result: ChatResult) -> None:
+        reply = render.message(self.mid, self.model, result, self.stops)
+        answer = s.MessageIn("assistant", [msgspec.Raw(msgspec.json.encode(block)) for block in reply.content])
+        new = [*self.received.messages, answer]
+        if self.thread.type == "continue":
+            body, parent = ThreadTurn(new), self.thread.previous_message_id
+        else:  # a create: its system prompt and tools are the thread's
+            body, parent = ThreadTurn(new, self.received.system, self.received.tools), None
+        await self.store.put(StoredTurn(self.mid, KIND, parent, time.time(), msgspec.json.encode(body)))
 
 
-async def recorded_stream(events: AsyncGenerator[T, None], store: ConversationStore, thread: s.ThreadIn,
-                          new_messages: list[s.MessageIn], req: s.MessagesRequest, mid: str, model: str,
-                          stops: tuple[str, ...]) -> AsyncGenerator[T, None]:
-    """`events` passed through; once the run finishes, before its finish goes on to be rendered, the turn is
-    kept."""
-    seen: list[ChatEvent] = []
-    try:
-        async for event in events:
-            if not isinstance(event, s.Ping):
-                seen.append(event)  # type: ignore[arg-type]
-            if isinstance(event, ChatFinished):
-                collected = await render.collect(_replay(seen))
-                await record(store, thread, new_messages, req, render.message(mid, model, collected, stops))
-            yield event
-    finally:
-        await events.aclose()
+class RecordedEvents:
+    """A stream encoder (app/streaming.py) around the Messages one, for a threaded request: it folds the events,
+    holds back the records of the finish (message_delta, message_stop) until `end()`, and `finishing`, which
+    the run owner awaits before `end()`, keeps the turn."""
 
+    def __init__(self, inner: render.MessageEvents, turn: Turn) -> None:
+        self.inner, self.turn = inner, turn
+        self.result = ChatResult()
+        self._held = b""
 
-async def _replay(events: list[ChatEvent]) -> AsyncIterator[ChatEvent]:
-    for event in events:
-        yield event
+    def start(self) -> bytes:
+        return self.inner.start()
+
+    def event(self, index: int, event: ChatEvent) -> bytes:
+        accumulate(self.result, event)
+        out = self.inner.event(index, event)
+        if isinstance(event, ChatFinished):
+            self._held, out = out, b""
+        return out
+
+    async def finishing(self) -> None:
+        await self.turn.record(self.result)
+
+    def keep_alive(self) -> bytes:
+        return self.inner.keep_alive()
+
+    def end(self) -> bytes:
+        return self._held + self.inner.end()
+
+    def error(self, err: ServiceError) -> bytes:
+        return self.inner.error(err)

@@ -8,6 +8,7 @@ Order (as OpenAI sends it): response.created, response.in_progress, then per out
 `custom_tool_call_input.delta`, `.done`) → `output_item.done`, and last `response.completed` or
 `response.incomplete` (max_output_tokens reached). A failure after the stream has started is an `error` event
 followed by `response.failed`. Every event's `sequence_number` counts from 0, set as it is framed.
+app/streaming.py drives both: the stream through `ResponseEvents`, the whole answer through `from_result`.
 """
 
 from __future__ import annotations
@@ -15,18 +16,17 @@ from __future__ import annotations
 import json
 import secrets
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import aclosing
+from collections.abc import Iterable, Iterator
 
 import msgspec
 
-from app.decoding import json_dumps
-from app.errors import as_service_error
+from app import sse
 from app.openai.errors import error_body
 from app.responses import schemas as s
 from app.responses.convert import ToolName
-from runtime.errors import EngineUnavailable, ServiceError
+from runtime.errors import ServiceError
 from runtime.tools.freeform import INPUT
+from runtime.result import ChatResult, TextBlock
 from runtime.types import ChatEvent, ChatFinished, FinishReason, Logprobs, TextDelta, TokenLogprob, ToolCallArgs, \
     ToolCallStart, Usage
 
@@ -151,8 +151,6 @@ class ResponseBuilder:
             yield s.OutputItemDone(output_index=index, item=item)
 
     def _finish(self, finished: ChatFinished) -> Iterator[s.Event]:
-        if finished.reason is FinishReason.ABORT:
-            raise EngineUnavailable("The request was aborted because the server is shutting down.")
         # A call is complete once the parser closed it, a message unless the token limit cut it off.
         if isinstance(self._open, _OpenCall):
             cut_off = self._open.index >= finished.tool_calls
@@ -191,42 +189,55 @@ def _custom_input(arguments: str) -> str:
         else arguments
 
 
-def sse(event: s.Event, sequence_number: int) -> bytes:
-    """One SSE record; its `event:` line is the payload's `type`."""
-    event.sequence_number = sequence_number
-    name = type(event).__struct_config__.tag
-    return b"event: " + str(name).encode() + b"\ndata: " + json_dumps(event) + b"\n\n"
-
-
-async def fold(builder: ResponseBuilder, events: AsyncIterator[ChatEvent]) -> s.ResponseObject:
-    """The non-streamed answer: every event fed, the stream events dropped."""
-    async for event in events:
+def from_result(builder: ResponseBuilder, result: ChatResult) -> s.ResponseObject:
+    """The non-streamed answer: the run's events, as its result holds them, fed to the builder the stream uses
+    (all logprobs go with the first text, which the whole answer does not tell apart)."""
+    for event in _events(result):
         for _ in builder.feed(event):
             pass
     return builder.response
 
 
-async def sse_stream(builder: ResponseBuilder, events: AsyncIterator[ChatEvent],
-                     finishing: Callable[[s.ResponseObject], Awaitable[None]]) -> AsyncIterator[bytes]:
-    """The stream as bytes. `finishing` runs once the response is complete and before its last event (so a
-    request continuing from it, sent as soon as the client sees the end, finds it stored). Headers are sent by
-    now: a failure goes out in-band. Ending, however it ends, closes `events` (aborting the run if it is on)."""
-    sequence = 0
+def _events(result: ChatResult) -> Iterator[ChatEvent]:
+    if result.logprobs:
+        yield Logprobs(tuple(result.logprobs))
+    for block in result.blocks:
+        if isinstance(block, TextBlock):
+            yield TextDelta(block.text)
+        else:
+            yield ToolCallStart(block.index, block.id, block.name)
+            yield ToolCallArgs(block.index, block.arguments)
+    assert result.finished is not None  # the run owner hands over only finished results
+    yield result.finished
 
-    def frame(event: s.Event) -> bytes:
-        nonlocal sequence
-        sequence += 1
-        return sse(event, sequence - 1)
 
-    try:
-        for event in builder.start():
-            yield frame(event)
-        async with aclosing(events):
-            async for chat_event in events:
-                for event in builder.feed(chat_event):
-                    yield frame(event)
-        await finishing(builder.response)
-        yield frame(builder.end())
-    except Exception as exc:  # noqa: BLE001  # every failure, typed or not, is reported (as_service_error logs)
-        for event in builder.fail(as_service_error(exc)):
-            yield frame(event)
+class ResponseEvents:
+    """The stream as a StreamEncoder (app/streaming.py drives it): each event an SSE record named by its
+    `type`, numbered from 0; keep-alives as SSE comments (the SDKs skip them)."""
+
+    def __init__(self, builder: ResponseBuilder) -> None:
+        self.builder = builder
+        self._sequence = 0
+
+    def _records(self, events: Iterable[s.Event]) -> bytes:
+        out = []
+        for event in events:
+            event.sequence_number = self._sequence
+            self._sequence += 1
+            out.append(sse.named(str(type(event).__struct_config__.tag), event))
+        return b"".join(out)
+
+    def start(self) -> bytes:
+        return self._records(self.builder.start())
+
+    def event(self, index: int, event: ChatEvent) -> bytes:
+        return self._records(self.builder.feed(event))
+
+    def keep_alive(self) -> bytes:
+        return sse.COMMENT
+
+    def end(self) -> bytes:
+        return self._records([self.builder.end()])
+
+    def error(self, err: ServiceError) -> bytes:
+        return self._records(self.builder.fail(err))

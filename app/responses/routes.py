@@ -6,14 +6,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator
 from typing import Literal
 
 import msgspec
 
 from litestar import Request, Response, Router, delete, get, post
-from litestar.response import Stream
 
+from app import streaming
 from app.decoding import decode, json_dumps
 from app.models import ModelNames
 from app.openai.errors import openai_error_handler
@@ -21,29 +20,17 @@ from app.preparing import preparing
 from app.responses import convert, render, stored
 from app.responses import schemas as s
 from app.responses.render import ResponseBuilder, new_id
+from app.request_id import engine_rids
 from app.state import ServiceState
 from app.store import ConversationStore
-from app.streaming import SSE_HEADERS, ClientDisconnected, disconnected_response, start_events, unless_disconnected
 from runtime.errors import InvalidRequest
-from runtime.service import PreparedRequest
-from runtime.types import ChatEvent
+from runtime.result import ChatResult
 
 log = logging.getLogger(__name__)
 
 
 def json_response(payload: object) -> Response:
     return Response(json_dumps(payload), media_type="application/json")
-
-
-async def _started(service_state: ServiceState, prepared: PreparedRequest) -> AsyncIterator[ChatEvent]:
-    async with service_state.admit() as lease:
-        return await start_events(service_state, prepared, lease)
-
-
-async def _folded(service_state: ServiceState, prepared: PreparedRequest,
-                  builder: ResponseBuilder) -> s.ResponseObject:
-    async with service_state.admit() as lease:
-        return await render.fold(builder, await start_events(service_state, prepared, lease))
 
 
 def _snapshot(rid: str, model: str, req: s.ResponsesRequest, converted: convert.Converted) -> s.ResponseObject:
@@ -69,7 +56,7 @@ async def create_response(request: Request, service_state: ServiceState, names: 
         history = await stored.history(conversations, req.previous_response_id) if req.previous_response_id else []
         converted = await asyncio.to_thread(convert.chat_request, req, history)
         service = service_state.require()
-        prepared = await service.prepare_chat(converted.chat)
+        prepared = await service.prepare_chat(converted.chat, engine_rids(request, 1)[0])
     rid = new_id("resp")
     log.info("%s: %.100r, %d prompt tokens, max_output_tokens %d%s%s", rid, req.model, prepared.prompt_tokens,
              prepared.engine_request.sampling.max_new_tokens or 0, ", stream" if req.stream else "",
@@ -77,20 +64,19 @@ async def create_response(request: Request, service_state: ServiceState, names: 
     builder = ResponseBuilder(_snapshot(rid, model, req, converted), converted.names)
     inputs = stored.input_items(req, new_id)
 
-    async def finishing(response: s.ResponseObject) -> None:
+    async def keep() -> None:
         if req.store:
-            await stored.keep(conversations, response, inputs)
+            await stored.keep(conversations, builder.response, inputs)
 
-    try:
-        if req.stream:
-            events = await unless_disconnected(request, _started(service_state, prepared))
-            return Stream(render.sse_stream(builder, events, finishing), media_type="text/event-stream",
-                          headers=SSE_HEADERS)
-        response = await unless_disconnected(request, _folded(service_state, prepared, builder))
-    except ClientDisconnected:
-        return disconnected_response()
-    await finishing(response)
-    return json_response(response)
+    if req.stream:
+        return await streaming.stream(request, service_state, [prepared], render.ResponseEvents(builder), keep)
+
+    async def finished(results: list[ChatResult]) -> None:
+        render.from_result(builder, results[0])
+        await keep()
+
+    return await streaming.respond(request, service_state, [prepared],
+                                   lambda _: json_response(builder.response), finished)
 
 
 @get("/responses/{response_id:str}")
