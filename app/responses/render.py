@@ -23,7 +23,7 @@ import msgspec
 from app import sse
 from app.openai.errors import error_body
 from app.responses import schemas as s
-from app.responses.convert import ToolName
+from app.responses.convert import Converted, ToolName, text_config_out
 from runtime.errors import ServiceError
 from runtime.tools.freeform import INPUT
 from runtime.result import ChatResult, TextBlock
@@ -43,6 +43,19 @@ def usage_out(usage: Usage) -> s.UsageOut:
 def _logprobs(entries: list[TokenLogprob]) -> list[s.TokenLogprob]:
     return [s.TokenLogprob(e.token, list(e.data), e.logprob, [s.TopLogprob(t.token, list(t.data), t.logprob)
                                                                for t in e.top]) for e in entries]
+
+
+def snapshot(rid: str, model: str, req: s.ResponsesRequest, converted: Converted) -> s.ResponseObject:
+    """The response as it starts (in_progress), with the request's settings echoed."""
+    return s.ResponseObject(
+        id=rid, created_at=int(time.time()), model=model, status="in_progress", instructions=req.instructions,
+        max_output_tokens=req.max_output_tokens, metadata=req.metadata or {},
+        parallel_tool_calls=converted.chat.tool_choice.parallel, previous_response_id=req.previous_response_id,
+        reasoning=req.reasoning, store=req.store, temperature=converted.chat.sampling.temperature,
+        text=text_config_out(req.text), tool_choice=converted.tool_choice_out, tools=converted.tools_out,
+        top_logprobs=req.top_logprobs, top_p=converted.chat.sampling.top_p, truncation=req.truncation or "disabled",
+        user=req.user,
+    )
 
 
 class _OpenCall:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from typing import Literal
 
 import msgspec
@@ -33,19 +32,6 @@ def json_response(payload: object) -> Response:
     return Response(json_dumps(payload), media_type="application/json")
 
 
-def _snapshot(rid: str, model: str, req: s.ResponsesRequest, converted: convert.Converted) -> s.ResponseObject:
-    """The response as it starts (in_progress), with the request's settings echoed."""
-    return s.ResponseObject(
-        id=rid, created_at=int(time.time()), model=model, status="in_progress", instructions=req.instructions,
-        max_output_tokens=req.max_output_tokens, metadata=req.metadata or {},
-        parallel_tool_calls=converted.chat.tool_choice.parallel, previous_response_id=req.previous_response_id,
-        reasoning=req.reasoning, store=req.store, temperature=converted.chat.sampling.temperature,
-        text=convert.text_config_out(req.text), tool_choice=converted.tool_choice_out, tools=converted.tools_out,
-        top_logprobs=req.top_logprobs, top_p=converted.chat.sampling.top_p, truncation=req.truncation or "disabled",
-        user=req.user,
-    )
-
-
 @post("/responses", status_code=200)
 async def create_response(request: Request, service_state: ServiceState, names: ModelNames,
                           conversations: ConversationStore) -> Response:
@@ -61,8 +47,8 @@ async def create_response(request: Request, service_state: ServiceState, names: 
     log.info("%s: %.100r, %d prompt tokens, max_output_tokens %d%s%s", rid, req.model, prepared.prompt_tokens,
              prepared.engine_request.sampling.max_new_tokens or 0, ", stream" if req.stream else "",
              ", stored" if req.store else "")
-    builder = ResponseBuilder(_snapshot(rid, model, req, converted), converted.names)
-    inputs = stored.input_items(req, new_id)
+    builder = ResponseBuilder(render.snapshot(rid, model, req, converted), converted.names)
+    inputs = stored.input_items(req)
 
     async def keep() -> None:
         if req.store:

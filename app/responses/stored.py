@@ -9,6 +9,7 @@ import time
 import msgspec
 
 from app.responses import schemas as s
+from app.responses.render import new_id
 from app.store import ConversationStore, StoredTurn
 from runtime.errors import InvalidRequest, NotFound
 
@@ -34,7 +35,7 @@ async def history(store: ConversationStore, previous_id: str) -> list[msgspec.Ra
     return items
 
 
-def input_items(req: s.ResponsesRequest, new_id) -> list[msgspec.Raw]:
+def input_items(req: s.ResponsesRequest) -> list[msgspec.Raw]:
     """The request's input as items, each with an id (as the input_items route lists them)."""
     if isinstance(req.input, str):
         return [msgspec.Raw(msgspec.json.encode({"id": new_id("msg"), "type": "message", "role": "user",
