@@ -162,11 +162,9 @@ def test_a_template_without_thinking_gets_none():
     assert select_reasoning_format("none", "<think>") is None
 
 
-def test_template_switches_follow_the_request_and_the_clients_kwargs_win():
+def test_template_switches_follow_the_request():
     qwen = select_reasoning_format("qwen3", "")
     assert qwen.template_kwargs(ReasoningOptions(enabled=False)) == {"enable_thinking": False}
-    assert qwen.template_kwargs(ReasoningOptions(enabled=False, template_kwargs={"enable_thinking": True})) == {
-        "enable_thinking": True}
     assert qwen.template_kwargs(ReasoningOptions()) == {}
     oss = select_reasoning_format("gpt_oss", "")
     assert oss.template_kwargs(ReasoningOptions(effort="high")) == {"reasoning_effort": "high"}

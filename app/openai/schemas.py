@@ -197,10 +197,13 @@ class ChatCompletionRequest(SamplingFields):
     tool_choice: Literal["auto", "none", "required"] | NamedToolChoice | None = None
     parallel_tool_calls: bool | None = None
     top_logprobs: int | None = None
-    # Reasoning models: OpenAI's effort ("none" and "minimal" turn thinking off), the template variables vLLM
-    # and SGLang pass through (e.g. {"enable_thinking": false}), and vLLM's hard cap on thinking tokens.
+    # vLLM's and SGLang's chat template controls (runtime.types.TemplateOptions)
+    add_generation_prompt: bool | UnsetType = UNSET  # default true; false when continue_final_message
+    continue_final_message: bool = False
+    chat_template_kwargs: dict[str, Any] | None = None  # e.g. {"enable_thinking": false}
+    # Reasoning models: OpenAI's effort ("none" and "minimal" turn thinking off) and vLLM's hard cap on
+    # thinking tokens.
     reasoning_effort: Literal["none", "minimal", "low", "medium", "high"] | None = None
-    chat_template_kwargs: dict[str, Any] | None = None
     thinking_token_budget: Annotated[int, Meta(ge=0)] | None = None
 
 
@@ -381,7 +384,9 @@ class TokenizeRequest(Struct):
     prompt: str | None = None
     messages: list[ChatMessageIn] | None = None
     tools: list[ToolDef] | None = None
-    add_generation_prompt: bool = True
+    add_generation_prompt: bool | UnsetType = UNSET
+    continue_final_message: bool = False
+    chat_template_kwargs: dict[str, Any] | None = None
     add_special_tokens: bool = True  # for a prompt (a chat template writes its own special tokens)
     return_token_strs: bool = False
 

@@ -38,7 +38,7 @@ class ReasoningFormat:
         return ThinkSplitter(self.start, self.end, inside=inside)
 
     def template_kwargs(self, options: ReasoningOptions) -> dict[str, Any]:
-        """The template variables for `options`; the client's own chat_template_kwargs win."""
+        """The template variables for `options` (the client's own chat_template_kwargs go over them)."""
         out: dict[str, Any] = {}
         if options.enabled is not None:
             out.update({switch: options.enabled for switch in self.switches})
@@ -47,7 +47,7 @@ class ReasoningFormat:
                 out[self.effort_variable] = options.effort
             elif options.enabled is False:
                 out[self.effort_variable] = "low"
-        return {**out, **options.template_kwargs}
+        return out
 
 
 _THINK = dict(kind="think", start="<think>", end="</think>")
