@@ -198,3 +198,20 @@ def test_signed_thinking_is_rendered_back_and_forged_thinking_is_not(family_serv
                                                          {"type": "text", "text": "Hello"}]},
                 {"role": "user", "content": "And?"}]
     assert claude.messages.create(model="m", max_tokens=3, messages=redacted).stop_reason
+
+
+# -- Responses -----------------------------------------------------------------------------------------------
+
+
+def test_responses_reasoning_items_streamed_and_not(family_server, oai):
+    """Thinking comes back as a reasoning item (its text in `content`), counted in
+    output_tokens_details.reasoning_tokens; streamed as reasoning_text deltas; effort none gives none."""
+    body = dict(model="m", input="Hi", max_output_tokens=12, reasoning={"effort": "low"})
+    response = oai.responses.create(**body)
+    item = response.output[0]
+    assert item.type == "reasoning" and item.content and item.content[0].text
+    assert response.usage.output_tokens_details.reasoning_tokens > 0
+    deltas = [e.delta for e in oai.responses.create(stream=True, **body) if e.type == "response.reasoning_text.delta"]
+    assert "".join(deltas)
+    off = oai.responses.create(model="m", input="Hi", max_output_tokens=6, reasoning={"effort": "none"})
+    assert all(o.type != "reasoning" for o in off.output)
