@@ -99,7 +99,8 @@ def test_forced_tool_calls_are_valid_after_thinking(family_server, oai, tool_cho
     extra = {"thinking_token_budget": 4, **thinking_on(family)}
     for stream in (False, True):
         # (max_tokens: harmony's headers may be spelled out in text tokens by a random model, which takes room)
-        kw = dict(model="m", messages=HI, tools=[WEATHER], tool_choice=tool_choice, max_tokens=200, seed=11,
+        kw = dict(model="m", messages=HI, tools=[WEATHER], tool_choice=tool_choice, parallel_tool_calls=False,
+                  max_tokens=200, seed=11,
                   extra_body=extra)
         if stream:
             calls: dict[int, list[str]] = {}
