@@ -17,7 +17,7 @@ from runtime.errors import ContextLengthExceeded, InvalidRequest
 from runtime.model import ModelInfo
 from runtime.output import OutputPipeline, OutputSpec
 from runtime.reasoning.formats import ReasoningFormat
-from runtime.reasoning.grammar import with_reasoning
+from runtime.reasoning.grammar import unforced, with_reasoning
 from runtime.reasoning.plan import ReasoningModel, ReasoningPlan
 from runtime.templating import ChatTemplate
 from runtime.tools.base import ToolFormat
@@ -91,10 +91,19 @@ class GenerationService:
                                         and self.reasoning.keeps_special_tokens):
             sampling = replace(sampling, skip_special_tokens=False)
         engine_request = self._engine_request(input_ids, sampling, plan.constraint, rid)
+        if reasoning is not None and not self._forcing_fits(request, plan, reasoning):
+            reasoning = unforced(reasoning)
         if reasoning is not None:
             engine_request = replace(engine_request, constraint=with_reasoning(plan.constraint, reasoning),
                                      thinking=reasoning.control)
         return PreparedRequest(engine_request, OutputSpec(plan.parser, text_stops, plan.json_text, reasoning))
+
+    def _forcing_fits(self, request: ChatRequest, plan: ChatPlan, reasoning: ReasoningPlan) -> bool:
+        """Whether the grammar accepts what the engine may force: think tags are free in every grammar
+        (runtime/reasoning/grammar.py); harmony's headers only without one, or in the harmony tool format's."""
+        if reasoning.format.kind != "harmony" or plan.constraint is None:
+            return True
+        return bool(request.tools) and self.tool_format.name == "harmony" and request.response_format.grammar is None
 
     async def prepare_completion(self, prompt: str | list[int], sampling: SamplingParams, *,
                                  prompt_logprobs: bool = False, rid: str | None = None,

@@ -5,6 +5,7 @@ reasoning (the shape xgrammar's own builtin structural tags give reasoning model
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import Any
 
 from runtime.reasoning.plan import ReasoningPlan
@@ -26,9 +27,15 @@ def reasoning_region(plan: ReasoningPlan) -> dict[str, Any]:
     return region if plan.inside else {"type": "optional", "content": region}
 
 
+def unforced(plan: ReasoningPlan) -> ReasoningPlan:
+    """The plan with nothing forced: for a harmony request whose constraint knows no channels (a
+    response_format without the harmony tool format's grammar), which would refuse the forced headers."""
+    return replace(plan, control=replace(plan.control, budget=None, force_open=False))
+
+
 def with_reasoning(constraint: Constraint | None, plan: ReasoningPlan) -> Constraint | None:
-    """`constraint` preceded by the free reasoning region. (Harmony's headers are special tokens, which a
-    structural tag does not match: there the constraint is left as it is, see docs/API.md.)"""
+    """`constraint` preceded by the free reasoning region. (Harmony's channels are the harmony tool format's
+    grammar itself; any other constraint is left as it is there, see docs/API.md.)"""
     if constraint is None or plan.format.kind != "think":
         return constraint
     match constraint.kind:
