@@ -41,6 +41,9 @@ class Tool:
     description: str
     parameters: dict[str, Any]  # a JSON schema of type object
     strict: bool = False
+    # A freeform tool (the Responses API's `custom`): its one string argument `input` follows this grammar
+    # (xgrammar EBNF for the unescaped text; runtime/tools/freeform.py).
+    freeform_grammar: str | None = None
 
 
 class ToolChoiceMode(enum.Enum):

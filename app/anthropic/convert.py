@@ -23,12 +23,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from dataclasses import replace
-from typing import Any, TypeVar
+from typing import Any
 
 import msgspec
 
 from app.anthropic import schemas as s
-from app.decoding import error_param, without_path
+from app.decoding import decode_at
 from runtime.errors import InvalidRequest
 from runtime.limits import check_tool_count
 from runtime.tools.arguments import check_arguments
@@ -45,8 +45,6 @@ from runtime.types import (
 )
 
 log = logging.getLogger(__name__)
-
-T = TypeVar("T")
 
 BILLING_HEADER = "x-anthropic-billing-header:"
 BLOCK_SEPARATOR = "\n\n"  # between text blocks merged into one message
@@ -233,21 +231,6 @@ def _document_text(block: s.DocumentBlock, param: str) -> str:
     else:
         body = BLOCK_SEPARATOR.join(_texts(_blocks(source.content, f"{where}.content")))
     return f"{block.title}\n\n{body}" if block.title else body
-
-
-def decode_at(decoder: msgspec.json.Decoder[T], raw: msgspec.Raw, param: str) -> T:
-    """Decode a nested raw value; a failure names the field by its full path."""
-    try:
-        return decoder.decode(raw)
-    except RecursionError:
-        raise InvalidRequest("Invalid request: nested too deeply.", param=param) from None
-    except msgspec.ValidationError as exc:
-        sub = error_param(str(exc))
-        path = param
-        if sub:
-            path += sub if sub.startswith("[") else "." + sub
-        message = without_path(str(exc))
-        raise InvalidRequest(f"Invalid request: {message} - at `$.{path}`", param=path) from None
 
 
 # -- tools ----------------------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from typing import Any
 from runtime.errors import InvalidRequest
 from runtime.templating import message_dicts, tool_dicts
 from runtime.tools.base import CallParser, OnlyCalls, ToolFormat
+from runtime.tools.freeform import FREEFORM_KEY
 from runtime.tools.schemas import relax
 from runtime.types import ChatRequest, Constraint, ConstraintKind, Message, ResponseFormat, ToolChoiceMode
 
@@ -69,6 +70,8 @@ def plan_chat(request: ChatRequest, fmt: ToolFormat, template_renders_tools: boo
                 "which the grammar cannot enforce.",
                 param="tools",
             )
+        if tool.freeform_grammar is not None:
+            relaxed = {**relaxed, FREEFORM_KEY: tool.freeform_grammar}
         schemas[tool.name] = relaxed
     choice = request.tool_choice  # (names unique, a named choice among them: ChatRequest checked)
 
