@@ -18,9 +18,9 @@ from app.media_type import require_json_body
 from app.model_routes import models_router
 from app.models import ModelNames
 from app.openai.routes import openai_router
+from app.openai.tokens import tokens_router
 from app.openapi import openapi_router
 from app.request_id import LOG_FORMAT, RequestIdMiddleware, add_headers, install_log_ids
-from app.openai.tokens import tokens_router
 from app.responses.routes import responses_router
 from app.settings import Settings
 from app.store import ConversationStore, StoreLimits, open_store
