@@ -66,6 +66,9 @@ class SamplingParams:
     repetition_penalty: float = 1.0
     seed: int | None = None
     max_new_tokens: int | None = None  # None = up to the context window
+    # End-of-sequence and stop_token_ids cannot end the output before this many tokens (vLLM's min_tokens,
+    # SGLang's min_new_tokens); stop strings still can, as on SGLang.
+    min_new_tokens: int = 0
     stop: tuple[str, ...] = ()
     stop_token_ids: tuple[int, ...] = ()
     ignore_eos: bool = False

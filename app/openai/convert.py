@@ -40,6 +40,7 @@ def sampling_params(req: s.SamplingFields, max_tokens: int | None, logprobs: int
         repetition_penalty=req.repetition_penalty or 1.0,
         seed=req.seed,
         max_new_tokens=max_tokens,
+        min_new_tokens=_min_tokens(req, max_tokens),
         stop=stop,
         ignore_eos=req.ignore_eos,
         stop_token_ids=tuple(req.stop_token_ids or ()),
@@ -47,6 +48,13 @@ def sampling_params(req: s.SamplingFields, max_tokens: int | None, logprobs: int
         logprobs=logprobs,
         logit_bias=_logit_bias(req.logit_bias),
     )
+
+
+def _min_tokens(req: s.SamplingFields, max_tokens: int | None) -> int:
+    if max_tokens is not None and req.min_tokens > max_tokens:
+        raise InvalidRequest(f"min_tokens ({req.min_tokens}) must be at most max_tokens ({max_tokens}).",
+                             param="min_tokens")
+    return req.min_tokens
 
 
 def _check_stream_options(req: s.SamplingFields) -> None:

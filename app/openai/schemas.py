@@ -175,6 +175,7 @@ class SamplingFields(Struct):
     logprobs: bool | int | None = None  # chat: a boolean (with top_logprobs); completions: how many alternatives
     logit_bias: dict[str, float] | None = None  # token id (as a string) -> bias in [-100, 100]
     ignore_eos: bool = False
+    min_tokens: Annotated[int, Meta(ge=0)] = 0  # vLLM's: no end-of-sequence or stop token before this many
     stop_token_ids: list[Annotated[int, Meta(ge=0)]] | None = None  # vLLM's: these tokens end the output too
     skip_special_tokens: bool = True  # vLLM's: False keeps special tokens in the text
     # What the output must match (at most one of these and response_format; app/openai/constraints.py).

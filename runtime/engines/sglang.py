@@ -149,6 +149,7 @@ def sampling_params(params: SamplingParams, constraint: Constraint | None) -> di
         # Omitted, SGLang would stop at 128 tokens; None runs to the context window (scheduler.py
         # `init_req_max_new_tokens`).
         "max_new_tokens": params.max_new_tokens,
+        "min_new_tokens": params.min_new_tokens,
         # SGLang turns temperature 0 into greedy (top_k=1) itself; our other greedy cases (a vanishing
         # temperature, top_p 0, which SGLang's verify() rejects) become that too.
         "temperature": 0.0 if params.greedy else params.temperature,

@@ -266,6 +266,8 @@ class CpuEngine:
         eos = self._info.eos_token_ids
         if params.ignore_eos and seq.mask is None:
             logits[list(eos)] = float("-inf")
+        elif len(seq.generated) < params.min_new_tokens and seq.mask is None:  # (a grammar decides its own end)
+            logits[list({*eos, *params.stop_token_ids})] = float("-inf")
         if params.penalised:  # the history tensor is built only when a penalty needs it (the hot path)
             logits = apply_penalties(logits, torch.tensor(seq.generated, dtype=torch.long), params)
         assert self._utf8 is not None
