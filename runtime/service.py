@@ -31,6 +31,7 @@ from runtime.types import (
     ResponseFormat,
     SamplingParams,
     TextDelta,
+    TokenIds,
 )
 
 
@@ -177,7 +178,7 @@ class GenerationService:
         events = self.engine.generate(prepared.engine_request)
         try:
             async for event in events:
-                if isinstance(event, (Logprobs, PromptLogprobs)):  # not text: past the parser and stops as it is
+                if isinstance(event, (Logprobs, PromptLogprobs, TokenIds)):  # not text: past the parser and stops
                     if stopped_by is None:
                         yield event
                     continue

@@ -77,6 +77,7 @@ class SamplingParams:
     logprobs: int | None = None
     # (token id, bias) pairs added to the logits after penalties and the grammar's mask (OpenAI's logit_bias).
     logit_bias: tuple[tuple[int, float], ...] = ()
+    return_token_ids: bool = False  # also TokenIds events: the generated tokens' ids (vLLM's return_token_ids)
 
     @property
     def penalised(self) -> bool:
@@ -211,13 +212,21 @@ class PromptLogprobs:
 
 
 @dataclass(frozen=True, slots=True)
+class TokenIds:
+    """The ids of tokens just generated (asked for with SamplingParams.return_token_ids). Like Logprobs, sent no
+    later than the text they make; every generated token's, end-of-turn included."""
+
+    ids: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class Finished:
     reason: FinishReason
     usage: Usage
     matched_stop: str | None = None  # the stop string that ended generation, if any
 
 
-EngineEvent = TextDelta | Logprobs | PromptLogprobs | Finished
+EngineEvent = TextDelta | Logprobs | PromptLogprobs | TokenIds | Finished
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,4 +258,4 @@ class ChatFinished:
         return self.tool_calls > 0
 
 
-ChatEvent = TextDelta | Logprobs | PromptLogprobs | ToolCallStart | ToolCallArgs | ChatFinished
+ChatEvent = TextDelta | Logprobs | PromptLogprobs | TokenIds | ToolCallStart | ToolCallArgs | ChatFinished

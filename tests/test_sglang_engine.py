@@ -613,3 +613,24 @@ def test_real_sglang_streams_caches_constrains_and_aborts() -> None:
             await engine.close()
 
     asyncio.run(scenario())
+
+
+def test_token_ids_are_reported_once_each_before_their_text(fake: ModuleType, tiny_model_dir: Path) -> None:
+    """return_token_ids: SGLang's cumulative output_ids become TokenIds events of the new ids only."""
+    from runtime.model import load_model_info
+    from runtime.types import TokenIds
+
+    model = load_model_info(str(tiny_model_dir))
+
+    async def scenario() -> list[EngineEvent]:
+        engine = SglangEngine(CONFIG, model)
+        await engine.start()
+        fake.control.scripts.append(fake.Script(texts=["a", "ab", "abc"], finish=fake.stop_token(2)))
+        try:
+            return await collect(engine, request(SamplingParams(return_token_ids=True)))
+        finally:
+            await engine.close()
+
+    events = asyncio.run(scenario())
+    assert [i for e in events if isinstance(e, TokenIds) for i in e.ids] == [1000, 1001, 1002]
+    assert [type(e).__name__ for e in events] == ["TokenIds", "TextDelta"] * 3 + ["Finished"]

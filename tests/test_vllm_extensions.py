@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import httpx
 import openai
 import pytest
 
@@ -34,3 +35,51 @@ def test_min_tokens_above_max_tokens_is_400(client, path):
     with pytest.raises(openai.BadRequestError) as err:
         client.post(path, body=body, cast_to=object)
     assert err.value.body["param"] == "min_tokens"
+
+
+# -- return_token_ids -------------------------------------------------------------------------------------------
+
+
+def _tokens(server, **body) -> list[int]:
+    return httpx.post(server.base_url + "/tokenize", json=body).json()["tokens"]
+
+
+def _text(server, ids: list[int]) -> str:
+    return httpx.post(server.base_url + "/detokenize", json={"tokens": ids}).json()["prompt"]
+
+
+def test_chat_returns_the_prompt_and_output_token_ids(server, client):
+    kwargs = dict(model=MODEL_NAME, messages=USER, max_tokens=8, temperature=0,
+                  extra_body={"return_token_ids": True, "ignore_eos": True})
+    reply = client.chat.completions.create(**kwargs)
+    assert reply.prompt_token_ids == _tokens(server, messages=USER)
+    ids = reply.choices[0].token_ids
+    assert len(ids) == reply.usage.completion_tokens == 8
+    assert _text(server, ids) == reply.choices[0].message.content
+    chunks = list(client.chat.completions.create(**kwargs, stream=True))
+    assert chunks[0].prompt_token_ids == reply.prompt_token_ids
+    assert all("prompt_token_ids" not in c.model_dump(exclude_unset=True) for c in chunks[1:])
+    assert [t for c in chunks if c.choices for t in (c.choices[0].token_ids or [])] == ids
+    plain = client.chat.completions.create(model=MODEL_NAME, messages=USER, max_tokens=2)
+    dumped = plain.model_dump(exclude_unset=True)
+    assert "prompt_token_ids" not in dumped and "token_ids" not in dumped["choices"][0]
+
+
+def test_completions_return_each_choices_token_ids(server, client):
+    prompts = ["Hello there", [10, 11, 12]]
+    kwargs = dict(model=MODEL_NAME, prompt=prompts, max_tokens=5, temperature=0,
+                  extra_body={"return_token_ids": True, "ignore_eos": True})
+    reply = client.completions.create(**kwargs)
+    expected = [_tokens(server, prompt="Hello there"), [10, 11, 12]]
+    assert [c.prompt_token_ids for c in reply.choices] == expected
+    assert all(len(c.token_ids) == 5 and _text(server, c.token_ids) == c.text for c in reply.choices)
+    streamed: dict[int, list[int]] = {0: [], 1: []}
+    prompt_ids: dict[int, list[int]] = {}
+    for chunk in client.completions.create(**kwargs, stream=True):
+        for choice in chunk.choices:
+            streamed[choice.index] += choice.token_ids or []
+            if getattr(choice, "prompt_token_ids", None) is not None:
+                assert choice.index not in prompt_ids, "prompt ids come once, on the choice's first chunk"
+                prompt_ids[choice.index] = choice.prompt_token_ids
+    assert [prompt_ids[0], prompt_ids[1]] == expected
+    assert [streamed[0], streamed[1]] == [c.token_ids for c in reply.choices]

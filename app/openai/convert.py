@@ -47,6 +47,7 @@ def sampling_params(req: s.SamplingFields, max_tokens: int | None, logprobs: int
         skip_special_tokens=req.skip_special_tokens,
         logprobs=logprobs,
         logit_bias=_logit_bias(req.logit_bias),
+        return_token_ids=req.return_token_ids,
     )
 
 

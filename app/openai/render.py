@@ -20,6 +20,7 @@ from runtime.types import (
     Logprobs,
     PromptLogprobs,
     TextDelta,
+    TokenIds,
     TokenLogprob,
     ToolCallArgs,
     ToolCallStart,
@@ -87,6 +88,7 @@ class Collected:
     calls: list[s.ToolCallOut] = field(default_factory=list)
     logprobs: list[TokenLogprob] | None = None  # None: not asked for
     prompt_logprobs: list[TokenLogprob] | None = None  # completions with echo: the prompt's
+    token_ids: list[int] = field(default_factory=list)  # with return_token_ids
     finished: ChatFinished | None = None
 
 
@@ -103,6 +105,8 @@ async def collect(events: AsyncIterator[ChatEvent]) -> Collected:
                 out.logprobs.extend(event.tokens)
             case PromptLogprobs():
                 out.prompt_logprobs = list(event.tokens)
+            case TokenIds():
+                out.token_ids.extend(event.ids)
             case ToolCallStart():
                 out.calls.append(s.ToolCallOut(event.id, s.FunctionCallOut(event.name, "")))
                 arguments.append([])
@@ -118,7 +122,9 @@ async def collect(events: AsyncIterator[ChatEvent]) -> Collected:
     return out
 
 
-def chat_completion(rid: str, model: str, collected: list[Collected]) -> s.ChatCompletion:
+def chat_completion(rid: str, model: str, collected: list[Collected],
+                    prompt_ids: list[int] | None = None) -> s.ChatCompletion:
+    """`prompt_ids`: with return_token_ids, the prompt's ids (and each choice gets its own)."""
     choices = []
     for index, (one, finished) in enumerate(zip(collected, _finished(collected))):
         text = "".join(one.text)
@@ -126,9 +132,11 @@ def chat_completion(rid: str, model: str, collected: list[Collected]) -> s.ChatC
         if one.calls:
             message.tool_calls = one.calls
         logprobs = chat_logprobs(one.logprobs) if one.logprobs is not None else None
-        choices.append(s.ChatChoice(index, message, finish_reason(finished), logprobs))
+        choices.append(s.ChatChoice(index, message, finish_reason(finished), logprobs,
+                                    s.UNSET if prompt_ids is None else one.token_ids))
     usage = usage_out([f.usage for f in _finished(collected)])
-    return s.ChatCompletion(rid, int(time.time()), model, choices, usage)
+    return s.ChatCompletion(rid, int(time.time()), model, choices, usage,
+                            prompt_token_ids=s.UNSET if prompt_ids is None else prompt_ids)
 
 
 def _echoed_logprobs(one: Collected) -> s.CompletionLogprobs | None:
@@ -138,12 +146,14 @@ def _echoed_logprobs(one: Collected) -> s.CompletionLogprobs | None:
 
 
 def completion(rid: str, model: str, collected: list[Collected], echo: list[str] | None = None,
-               n: int = 1) -> s.Completion:
+               n: int = 1, prompt_ids: list[list[int]] | None = None) -> s.Completion:
     """`echo`: each choice's prompt text, put before its text (its tokens lead the logprobs when scored).
-    `n`: choices per prompt (a batch of prompts is prompt-major: choice i belongs to prompt i // n)."""
+    `n`: choices per prompt (a batch of prompts is prompt-major: choice i belongs to prompt i // n).
+    `prompt_ids`: with return_token_ids, each choice's prompt ids."""
     finished = _finished(collected)
     choices = [s.CompletionChoice(i, (echo[i] if echo else "") + "".join(c.text), finish_reason(f),
-                                  _echoed_logprobs(c))
+                                  _echoed_logprobs(c), *((s.UNSET, s.UNSET) if prompt_ids is None
+                                                         else (prompt_ids[i], c.token_ids)))
                for i, (c, f) in enumerate(zip(collected, finished))]
     return s.Completion(rid, int(time.time()), model, choices, usage=usage_out([f.usage for f in finished], n))
 
@@ -156,17 +166,26 @@ DONE = b"data: [DONE]\n\n"
 
 
 async def chat_chunks(rid: str, model: str, events: AsyncIterator[tuple[int, ChatEvent]], choices: int,
-                      include_usage: bool) -> AsyncIterator[bytes]:
-    """`events` tagged with their choice's index (several when n > 1)."""
+                      include_usage: bool, prompt_ids: list[int] | None = None) -> AsyncIterator[bytes]:
+    """`events` tagged with their choice's index (several when n > 1). `prompt_ids`: with return_token_ids,
+    sent on the first chunk; each chunk then carries its choice's token ids since its last one."""
     created = int(time.time())
     usages: list[Usage] = []
-    # Logprobs come ahead of their text (which may be held back): each choice's ride on its next chunk.
+    # Logprobs and token ids come ahead of their text (which may be held back): each choice's ride on its next
+    # chunk.
     pending: dict[int, list[TokenLogprob]] = {}
+    pending_ids: dict[int, list[int]] = {}
+    first = [True]
 
     def chunk(index: int, delta: s.ChatDelta, reason: str | None = None, *, with_logprobs: bool = True) -> bytes:
         entries = pending.pop(index, None) if with_logprobs else None
         logprobs = chat_logprobs(entries) if entries else None
-        c = s.ChatCompletionChunk(rid, created, model, [s.ChatChunkChoice(index, delta, reason, logprobs)])
+        choice = s.ChatChunkChoice(index, delta, reason, logprobs)
+        c = s.ChatCompletionChunk(rid, created, model, [choice])
+        if prompt_ids is not None:
+            choice.token_ids = pending_ids.pop(index, []) if with_logprobs else []
+            if first[0]:
+                c.prompt_token_ids, first[0] = prompt_ids, False
         if include_usage:
             c.usage = None
         return sse(c)
@@ -185,6 +204,8 @@ async def chat_chunks(rid: str, model: str, events: AsyncIterator[tuple[int, Cha
                 match event:
                     case Logprobs():
                         pending.setdefault(index, []).extend(event.tokens)
+                    case TokenIds():
+                        pending_ids.setdefault(index, []).extend(event.ids)
                     case TextDelta():
                         if index not in started:
                             yield role(index)
@@ -212,14 +233,18 @@ async def chat_chunks(rid: str, model: str, events: AsyncIterator[tuple[int, Cha
 
 
 async def completion_chunks(rid: str, model: str, events: AsyncIterator[tuple[int, ChatEvent]],
-                            include_usage: bool, echo: list[str] | None = None, n: int = 1) -> AsyncIterator[bytes]:
+                            include_usage: bool, echo: list[str] | None = None, n: int = 1,
+                            prompt_ids: list[list[int]] | None = None) -> AsyncIterator[bytes]:
     """`echo`: each choice's prompt text, sent as its first text (with the prompt's logprobs when scored).
-    `n`: choices per prompt, as in completion()."""
+    `n`: choices per prompt, as in completion(). `prompt_ids`: with return_token_ids, each choice's prompt
+    ids, sent on its first chunk; each chunk then carries the token ids since its choice's last one."""
     created = int(time.time())
     usage = None if include_usage else s.UNSET
     usages: dict[int, Usage] = {}
     pending: dict[int, list[TokenLogprob]] = {}  # as in chat_chunks
     offsets: dict[int, int] = {}  # each choice's text_offset so far
+    pending_ids: dict[int, list[int]] = {}
+    started: set[int] = set()
 
     def choice(index: int, text: str, reason: str | None, *, prompt: bool = False) -> s.CompletionChoice:
         entries = pending.pop(index, None)
@@ -227,7 +252,13 @@ async def completion_chunks(rid: str, model: str, events: AsyncIterator[tuple[in
         if entries:
             logprobs = completion_logprobs(entries, offsets.get(index, 0), prompt=prompt)
             offsets[index] = offsets.get(index, 0) + sum(len(e.token) for e in entries)
-        return s.CompletionChoice(index, text, reason, logprobs)
+        out = s.CompletionChoice(index, text, reason, logprobs)
+        if prompt_ids is not None:
+            out.token_ids = pending_ids.pop(index, [])
+            if index not in started:
+                out.prompt_token_ids = prompt_ids[index]
+        started.add(index)
+        return out
 
     echoed: set[int] = set()
 
@@ -247,6 +278,8 @@ async def completion_chunks(rid: str, model: str, events: AsyncIterator[tuple[in
                     yield echo_chunk(index)
                 if isinstance(event, Logprobs):
                     pending.setdefault(index, []).extend(event.tokens)
+                elif isinstance(event, TokenIds):
+                    pending_ids.setdefault(index, []).extend(event.ids)
                 elif isinstance(event, TextDelta):
                     yield sse(s.Completion(rid, created, model, [choice(index, event.text, None)], usage=usage))
                 elif isinstance(event, ChatFinished):

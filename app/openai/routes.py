@@ -95,10 +95,13 @@ async def chat_completions(request: Request, service_state: ServiceState, names:
         prepared = [await service.prepare_chat(replace(chat, sampling=sampling))  # each its own parser and rid
                     for sampling in _choices(chat.sampling, req.n)]
     rid = "chatcmpl-" + secrets.token_hex(12)
+    prompt_ids = list(prepared[0].engine_request.input_ids) if req.return_token_ids else None
     stream = None
     if req.stream:
-        stream = partial(render.chat_chunks, rid, model, choices=req.n, include_usage=_include_usage(req))
-    return await _respond(request, service_state, prepared, stream, partial(render.chat_completion, rid, model))
+        stream = partial(render.chat_chunks, rid, model, choices=req.n, include_usage=_include_usage(req),
+                         prompt_ids=prompt_ids)
+    return await _respond(request, service_state, prepared, stream,
+                          partial(render.chat_completion, rid, model, prompt_ids=prompt_ids))
 
 
 @post("/completions", status_code=200)
@@ -121,11 +124,13 @@ async def completions(request: Request, service_state: ServiceState, names: Mode
             texts = [p if isinstance(p, str) else await service.detokenize(p) for p in prompts]
             echo = [text for text in texts for _ in range(req.n)]
     rid = "cmpl-" + secrets.token_hex(12)
+    prompt_ids = [list(p.engine_request.input_ids) for p in prepared] if req.return_token_ids else None
     stream = None
     if req.stream:
-        stream = partial(render.completion_chunks, rid, model, include_usage=_include_usage(req), echo=echo, n=req.n)
+        stream = partial(render.completion_chunks, rid, model, include_usage=_include_usage(req), echo=echo, n=req.n,
+                         prompt_ids=prompt_ids)
     return await _respond(request, service_state, prepared, stream,
-                          partial(render.completion, rid, model, echo=echo, n=req.n))
+                          partial(render.completion, rid, model, echo=echo, n=req.n, prompt_ids=prompt_ids))
 
 
 def model_cards(service_state: ServiceState, names: ModelNames) -> list[s.ModelCard]:

@@ -175,6 +175,7 @@ class SamplingFields(Struct):
     logprobs: bool | int | None = None  # chat: a boolean (with top_logprobs); completions: how many alternatives
     logit_bias: dict[str, float] | None = None  # token id (as a string) -> bias in [-100, 100]
     ignore_eos: bool = False
+    return_token_ids: bool = False  # vLLM's: the prompt's and each choice's token ids in the answer
     min_tokens: Annotated[int, Meta(ge=0)] = 0  # vLLM's: no end-of-sequence or stop token before this many
     stop_token_ids: list[Annotated[int, Meta(ge=0)]] | None = None  # vLLM's: these tokens end the output too
     skip_special_tokens: bool = True  # vLLM's: False keeps special tokens in the text
@@ -274,6 +275,7 @@ class ChatChoice(Struct):
     message: ChatMessageOut
     finish_reason: str | None
     logprobs: ChoiceLogprobs | None = None
+    token_ids: list[int] | UnsetType = UNSET  # vLLM's return_token_ids
 
 
 class ChatCompletion(Struct):
@@ -284,6 +286,7 @@ class ChatCompletion(Struct):
     usage: UsageOut
     object: str = "chat.completion"
     system_fingerprint: str | None = None
+    prompt_token_ids: list[int] | UnsetType = UNSET  # vLLM's return_token_ids
 
 
 class FunctionDelta(Struct, omit_defaults=True):
@@ -309,6 +312,7 @@ class ChatChunkChoice(Struct):
     delta: ChatDelta
     finish_reason: str | None = None
     logprobs: ChoiceLogprobs | None = None
+    token_ids: list[int] | UnsetType = UNSET  # vLLM's return_token_ids: the tokens since the last chunk
 
 
 class ChatCompletionChunk(Struct):
@@ -319,6 +323,7 @@ class ChatCompletionChunk(Struct):
     object: str = "chat.completion.chunk"
     system_fingerprint: str | None = None
     usage: UsageOut | None | UnsetType = UNSET
+    prompt_token_ids: list[int] | UnsetType = UNSET  # vLLM's return_token_ids: on the first chunk
 
 
 class CompletionChoice(Struct):
@@ -326,6 +331,8 @@ class CompletionChoice(Struct):
     text: str
     finish_reason: str | None
     logprobs: CompletionLogprobs | None = None
+    prompt_token_ids: list[int] | UnsetType = UNSET  # vLLM's return_token_ids (streamed: the first chunk)
+    token_ids: list[int] | UnsetType = UNSET
 
 
 class Completion(Struct):

@@ -55,6 +55,7 @@ from runtime.types import (
     PromptLogprobs,
     SamplingParams,
     TextDelta,
+    TokenIds,
     TokenLogprob,
     Usage,
 )
@@ -219,6 +220,19 @@ class _NewLogprobs:
         return Logprobs(tuple(entries)) if entries else None
 
 
+class _NewIds:
+    """SGLang's `output_ids` are every output token's so far (tokenizer_manager.py, without
+    incremental_streaming_output); we emit the ones not yet sent."""
+
+    def __init__(self) -> None:
+        self._sent = 0
+
+    def take(self, chunk: _Chunk) -> TokenIds | None:
+        ids = chunk.get("output_ids") or []
+        new, self._sent = tuple(ids[self._sent:]), max(self._sent, len(ids))
+        return TokenIds(new) if new else None
+
+
 class _CumulativeText:
     """SGLang sends the whole text so far; we emit what is new. A trailing U+FFFD (the start of a multi-byte
     character whose remaining bytes are still to come) is held back until a later chunk settles it."""
@@ -331,6 +345,7 @@ class SglangEngine:
             vocab = await self._vocabulary() if wants_logprobs else []
             logprobs = _NewLogprobs(vocab) if request.sampling.logprobs is not None else None
             prompt_pending = request.prompt_logprobs
+            ids = _NewIds() if request.sampling.return_token_ids else None
             stream = await engine.async_generate(
                 input_ids=list(request.input_ids),
                 sampling_params=sampling_params(request.sampling, request.constraint),
@@ -345,6 +360,8 @@ class SglangEngine:
                     yield scored
                 delta = text.delta(chunk["text"], final=reason is not None)
                 new_logprobs = logprobs.take(chunk["meta_info"]) if logprobs is not None else None
+                if ids is not None and (new_ids := ids.take(chunk)) is not None:
+                    yield new_ids
                 if reason is None:
                     if new_logprobs is not None:
                         yield new_logprobs

@@ -36,6 +36,7 @@ from runtime.types import (
     Logprobs,
     PromptLogprobs,
     TextDelta,
+    TokenIds,
     TokenLogprob,
     Usage,
 )
@@ -284,6 +285,8 @@ class CpuEngine:
             log.error("grammar rejected sampled token %d for %s", token, seq.request.rid)
             raise RuntimeError("grammar rejected a sampled token")
         seq.generated.append(token)
+        if seq.request.sampling.return_token_ids:
+            seq.emit(TokenIds((token,)))
         if distribution is not None:
             assert params.logprobs is not None and self._grammars is not None
             seq.emit(Logprobs((token_logprob(token, distribution, params.logprobs, self._grammars.decoded_vocab),)))
