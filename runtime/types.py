@@ -133,6 +133,8 @@ class ChatRequest:
     tool_choice: ToolChoice = field(default_factory=ToolChoice)
     response_format: ResponseFormat = field(default_factory=ResponseFormat)
     template: TemplateOptions = field(default_factory=TemplateOptions)
+    # Also the prompt's tokens' log-probabilities, with this many alternatives each (vLLM's prompt_logprobs).
+    prompt_logprobs: int | None = None
     # Clamp max_new_tokens to what the window leaves instead of rejecting (Anthropic's behaviour).
     clamp_max_tokens: bool = False
 
@@ -148,6 +150,7 @@ class EngineRequest:
     # Also the prompt tokens' log-probabilities (with sampling.logprobs alternatives each): a PromptLogprobs
     # event before any output. For scoring (completions with echo); max_new_tokens may then be 0.
     prompt_logprobs: bool = False
+    prompt_top_logprobs: int | None = None  # alternatives per prompt position; None: as sampling.logprobs
 
 
 class FinishReason(enum.Enum):
@@ -182,13 +185,14 @@ class TokenLogprob:
     data: bytes
     logprob: float
     top: tuple[TokenLogprob, ...] = ()  # the most likely tokens at this position, most likely first
+    id: int = -1  # its token id
 
     @classmethod
     def of(cls, vocab: Sequence[bytes], token_id: int, logprob: float,
            top: tuple[TokenLogprob, ...] = ()) -> TokenLogprob:
         """`vocab`: each token's bytes (xgrammar's decoded vocabulary, so both engines name tokens alike)."""
         data = vocab[token_id] if 0 <= token_id < len(vocab) else b""
-        return cls(data.decode("utf-8", errors="replace"), data, max(logprob, LOGPROB_FLOOR), top)
+        return cls(data.decode("utf-8", errors="replace"), data, max(logprob, LOGPROB_FLOOR), top, token_id)
 
 
 LOGPROB_FLOOR = -9999.0  # what a forbidden token's -inf is reported as (JSON has no infinity; vLLM's value)

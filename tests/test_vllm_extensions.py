@@ -83,3 +83,41 @@ def test_completions_return_each_choices_token_ids(server, client):
                 prompt_ids[choice.index] = choice.prompt_token_ids
     assert [prompt_ids[0], prompt_ids[1]] == expected
     assert [streamed[0], streamed[1]] == [c.token_ids for c in reply.choices]
+
+
+# -- prompt_logprobs ---------------------------------------------------------------------------------------------
+
+
+def _check_prompt_logprobs(entries, prompt_ids: list[int], top: int) -> None:
+    assert entries[0] is None and len(entries) == len(prompt_ids)
+    for position, token_id in zip(entries[1:], prompt_ids[1:]):
+        assert str(token_id) in position
+        assert top <= len(position) <= top + 1
+        assert all(e["logprob"] <= 0.0 and e["rank"] >= 1 and isinstance(e["decoded_token"], str)
+                   for e in position.values())
+
+
+@pytest.mark.parametrize("top", [0, 2])
+def test_chat_prompt_logprobs(server, client, top):
+    reply = client.chat.completions.create(model=MODEL_NAME, messages=USER, max_tokens=2,
+                                           extra_body={"prompt_logprobs": top, "return_token_ids": True})
+    _check_prompt_logprobs(reply.model_dump()["prompt_logprobs"], reply.prompt_token_ids, top)
+    plain = client.chat.completions.create(model=MODEL_NAME, messages=USER, max_tokens=2)
+    assert "prompt_logprobs" not in plain.model_dump(exclude_unset=True)
+
+
+def test_completions_prompt_logprobs_per_choice(client):
+    reply = client.completions.create(model=MODEL_NAME, prompt=["A robot may not", "My name is"], max_tokens=2,
+                                      extra_body={"prompt_logprobs": 1, "return_token_ids": True})
+    for choice in reply.model_dump()["choices"]:
+        _check_prompt_logprobs(choice["prompt_logprobs"], choice["prompt_token_ids"], 1)
+        assert choice["logprobs"] is None  # (not echoed into the legacy logprobs)
+
+
+@pytest.mark.parametrize("extra", [{"prompt_logprobs": -1}, {"prompt_logprobs": 21},
+                                   {"prompt_logprobs": 1, "stream": True}])
+def test_bad_prompt_logprobs_are_400(client, extra):
+    with pytest.raises(openai.BadRequestError) as err:
+        client.post("/chat/completions", body={"model": MODEL_NAME, "messages": USER, "max_tokens": 2, **extra},
+                    cast_to=object)
+    assert err.value.body["param"] == "prompt_logprobs"

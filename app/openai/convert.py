@@ -99,6 +99,18 @@ def completion_logprobs(req: s.CompletionRequest) -> int | None:
     return req.logprobs
 
 
+def prompt_logprobs(req: s.SamplingFields) -> int | None:
+    """vLLM's prompt_logprobs: how many alternatives per prompt position (0: the prompt's own tokens only)."""
+    n = req.prompt_logprobs
+    if n is None:
+        return None
+    if not 0 <= n <= MAX_TOP_LOGPROBS:
+        raise InvalidRequest(f"prompt_logprobs must be between 0 and {MAX_TOP_LOGPROBS}.", param="prompt_logprobs")
+    if req.stream:
+        raise InvalidRequest("prompt_logprobs are not available when stream is true.", param="prompt_logprobs")
+    return n
+
+
 def chat_request(req: s.ChatCompletionRequest) -> ChatRequest:
     if not req.messages:
         raise InvalidRequest("messages must be a non-empty list.", param="messages")
@@ -112,6 +124,7 @@ def chat_request(req: s.ChatCompletionRequest) -> ChatRequest:
         tool_choice=_tool_choice(req, tools),
         response_format=output_format(req),
         template=_template_options(req),
+        prompt_logprobs=prompt_logprobs(req),
     )
 
 

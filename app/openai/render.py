@@ -82,6 +82,20 @@ def completion_logprobs(entries: list[TokenLogprob], text_offset: int = 0, *,
     return s.CompletionLogprobs([e.token for e in entries], values, top, offsets)
 
 
+def prompt_logprobs_out(entries: list[TokenLogprob]) -> s.PromptLogprobsOut:
+    """vLLM's prompt_logprobs: per prompt position {token id: {logprob, rank, decoded_token}} for the prompt's
+    own token and the alternatives; null for the first token. A rank past the alternatives is their count + 1
+    (the engines rank no further)."""
+    out: s.PromptLogprobsOut = [None]
+    for e in entries[1:]:
+        ranks = {t.id: rank for rank, t in enumerate(e.top, 1)}
+        position = {str(e.id): s.PromptLogprobOut(e.logprob, ranks.get(e.id, len(e.top) + 1), e.token)}
+        for rank, t in enumerate(e.top, 1):
+            position.setdefault(str(t.id), s.PromptLogprobOut(t.logprob, rank, t.token))
+        out.append(position)
+    return out
+
+
 @dataclass
 class Collected:
     text: list[str] = field(default_factory=list)
@@ -124,7 +138,8 @@ async def collect(events: AsyncIterator[ChatEvent]) -> Collected:
 
 def chat_completion(rid: str, model: str, collected: list[Collected],
                     prompt_ids: list[int] | None = None) -> s.ChatCompletion:
-    """`prompt_ids`: with return_token_ids, the prompt's ids (and each choice gets its own)."""
+    """`prompt_ids`: with return_token_ids, the prompt's ids (and each choice gets its own). The prompt's
+    logprobs (vLLM's prompt_logprobs) when the engine sent them."""
     choices = []
     for index, (one, finished) in enumerate(zip(collected, _finished(collected))):
         text = "".join(one.text)
@@ -135,26 +150,32 @@ def chat_completion(rid: str, model: str, collected: list[Collected],
         choices.append(s.ChatChoice(index, message, finish_reason(finished), logprobs,
                                     s.UNSET if prompt_ids is None else one.token_ids))
     usage = usage_out([f.usage for f in _finished(collected)])
+    scored = collected[0].prompt_logprobs
     return s.ChatCompletion(rid, int(time.time()), model, choices, usage,
-                            prompt_token_ids=s.UNSET if prompt_ids is None else prompt_ids)
+                            prompt_token_ids=s.UNSET if prompt_ids is None else prompt_ids,
+                            prompt_logprobs=s.UNSET if scored is None else prompt_logprobs_out(scored))
 
 
-def _echoed_logprobs(one: Collected) -> s.CompletionLogprobs | None:
-    if one.prompt_logprobs is not None:
+def _echoed_logprobs(one: Collected, echoed: bool) -> s.CompletionLogprobs | None:
+    if echoed and one.prompt_logprobs is not None:
         return completion_logprobs(one.prompt_logprobs + (one.logprobs or []), prompt=True)
     return completion_logprobs(one.logprobs) if one.logprobs is not None else None
 
 
 def completion(rid: str, model: str, collected: list[Collected], echo: list[str] | None = None,
-               n: int = 1, prompt_ids: list[list[int]] | None = None) -> s.Completion:
+               n: int = 1, prompt_ids: list[list[int]] | None = None,
+               prompt_logprobs: bool = False) -> s.Completion:
     """`echo`: each choice's prompt text, put before its text (its tokens lead the logprobs when scored).
     `n`: choices per prompt (a batch of prompts is prompt-major: choice i belongs to prompt i // n).
-    `prompt_ids`: with return_token_ids, each choice's prompt ids."""
+    `prompt_ids`: with return_token_ids, each choice's prompt ids. `prompt_logprobs`: vLLM's, per choice."""
     finished = _finished(collected)
     choices = [s.CompletionChoice(i, (echo[i] if echo else "") + "".join(c.text), finish_reason(f),
-                                  _echoed_logprobs(c), *((s.UNSET, s.UNSET) if prompt_ids is None
-                                                         else (prompt_ids[i], c.token_ids)))
+                                  _echoed_logprobs(c, echo is not None), *((s.UNSET, s.UNSET) if prompt_ids is None
+                                                                           else (prompt_ids[i], c.token_ids)))
                for i, (c, f) in enumerate(zip(collected, finished))]
+    for choice, c in zip(choices, collected):
+        if prompt_logprobs and c.prompt_logprobs is not None:
+            choice.prompt_logprobs = prompt_logprobs_out(c.prompt_logprobs)
     return s.Completion(rid, int(time.time()), model, choices, usage=usage_out([f.usage for f in finished], n))
 
 

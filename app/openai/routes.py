@@ -116,8 +116,10 @@ async def completions(request: Request, service_state: ServiceState, names: Mode
                                            logprobs)  # default
         service = service_state.require()
         scored = req.echo and logprobs is not None  # echo + logprobs: the prompt's tokens get logprobs too
+        prompt_top = convert.prompt_logprobs(req)  # vLLM's prompt_logprobs
         output = await asyncio.to_thread(output_format, req)  # (parses grammars: off the event loop)
-        prepared = [await service.prepare_completion(prompt, one, prompt_logprobs=scored, response_format=output)
+        prepared = [await service.prepare_completion(prompt, one, prompt_logprobs=scored,
+                                                     prompt_top_logprobs=prompt_top, response_format=output)
                     for prompt in prompts for one in _choices(sampling, req.n)]  # prompt-major
         echo = None
         if req.echo:
@@ -130,7 +132,8 @@ async def completions(request: Request, service_state: ServiceState, names: Mode
         stream = partial(render.completion_chunks, rid, model, include_usage=_include_usage(req), echo=echo, n=req.n,
                          prompt_ids=prompt_ids)
     return await _respond(request, service_state, prepared, stream,
-                          partial(render.completion, rid, model, echo=echo, n=req.n, prompt_ids=prompt_ids))
+                          partial(render.completion, rid, model, echo=echo, n=req.n, prompt_ids=prompt_ids,
+                                  prompt_logprobs=prompt_top is not None))
 
 
 def model_cards(service_state: ServiceState, names: ModelNames) -> list[s.ModelCard]:

@@ -176,6 +176,7 @@ class SamplingFields(Struct):
     logit_bias: dict[str, float] | None = None  # token id (as a string) -> bias in [-100, 100]
     ignore_eos: bool = False
     return_token_ids: bool = False  # vLLM's: the prompt's and each choice's token ids in the answer
+    prompt_logprobs: int | None = None  # vLLM's: the prompt's tokens' logprobs, with this many alternatives
     min_tokens: Annotated[int, Meta(ge=0)] = 0  # vLLM's: no end-of-sequence or stop token before this many
     stop_token_ids: list[Annotated[int, Meta(ge=0)]] | None = None  # vLLM's: these tokens end the output too
     skip_special_tokens: bool = True  # vLLM's: False keeps special tokens in the text
@@ -270,6 +271,17 @@ class CompletionLogprobs(Struct):
     text_offset: list[int]
 
 
+class PromptLogprobOut(Struct):
+    """vLLM's prompt_logprobs entry for one token, keyed by its id."""
+
+    logprob: float
+    rank: int | None
+    decoded_token: str
+
+
+PromptLogprobsOut = list[dict[str, PromptLogprobOut] | None]  # the first prompt token has none
+
+
 class ChatChoice(Struct):
     index: int
     message: ChatMessageOut
@@ -287,6 +299,7 @@ class ChatCompletion(Struct):
     object: str = "chat.completion"
     system_fingerprint: str | None = None
     prompt_token_ids: list[int] | UnsetType = UNSET  # vLLM's return_token_ids
+    prompt_logprobs: PromptLogprobsOut | UnsetType = UNSET  # vLLM's
 
 
 class FunctionDelta(Struct, omit_defaults=True):
@@ -333,6 +346,7 @@ class CompletionChoice(Struct):
     logprobs: CompletionLogprobs | None = None
     prompt_token_ids: list[int] | UnsetType = UNSET  # vLLM's return_token_ids (streamed: the first chunk)
     token_ids: list[int] | UnsetType = UNSET
+    prompt_logprobs: PromptLogprobsOut | UnsetType = UNSET  # vLLM's
 
 
 class Completion(Struct):

@@ -253,7 +253,10 @@ class CpuEngine:
     def _gather_prompt_logprobs(self, seq: _Sequence, start: int, logits: torch.Tensor) -> None:
         """Row j of a prefill chunk's logits predicts prompt token start + j + 1: its raw log-probability."""
         assert self._grammars is not None
-        prompt, vocab, top = seq.request.input_ids, self._grammars.decoded_vocab, seq.request.sampling.logprobs or 0
+        prompt, vocab = seq.request.input_ids, self._grammars.decoded_vocab
+        top = seq.request.prompt_top_logprobs
+        if top is None:
+            top = seq.request.sampling.logprobs or 0
         if start == 0:
             seq.prompt_logprobs.append(TokenLogprob.of(vocab, prompt[0], 0.0))
         rows = min(len(logits), len(prompt) - start - 1)
