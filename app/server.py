@@ -19,6 +19,7 @@ from app.openapi import openapi_router
 from app.openai.routes import openai_router
 from app.openai.tokens import tokens_router
 from app.settings import Settings
+from app.sglang_native.routes import sglang_native_router
 from app.state import ServiceState
 from runtime.errors import Unauthorized
 
@@ -97,7 +98,7 @@ def create_app(settings: Settings) -> Litestar:
     openai = openai_router()
     # /v1/models is shared: a client speaking Anthropic gets its errors (e.g. a 401) in Anthropic's shape.
     openai.exception_handlers = {Exception: _in_callers_dialect}
-    routers = [openai, tokens_router(), openapi_router()]
+    routers = [openai, tokens_router(), sglang_native_router(), openapi_router()]
     try:
         from app.anthropic.routes import anthropic_router
     except ImportError:

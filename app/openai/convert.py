@@ -46,7 +46,7 @@ def sampling_params(req: s.SamplingFields, max_tokens: int | None, logprobs: int
         stop_token_ids=tuple(req.stop_token_ids or ()),
         skip_special_tokens=req.skip_special_tokens,
         logprobs=logprobs,
-        logit_bias=_logit_bias(req.logit_bias),
+        logit_bias=logit_bias(req.logit_bias),
         return_token_ids=req.return_token_ids,
     )
 
@@ -64,7 +64,7 @@ def _check_stream_options(req: s.SamplingFields) -> None:
         raise InvalidRequest("stream_options is only allowed when stream is true.", param="stream_options")
 
 
-def _logit_bias(bias: dict[str, float] | None) -> tuple[tuple[int, float], ...]:
+def logit_bias(bias: dict[str, float] | None) -> tuple[tuple[int, float], ...]:
     """OpenAI's {"token id": bias}; whether each id is in the vocabulary is checked where the model is known."""
     out: dict[int, float] = {}  # "1" and "01" name one token: the last wins, as in SGLang
     for key, value in (bias or {}).items():

@@ -54,7 +54,7 @@ async def _admitted_collect(service_state: ServiceState, prepared: list[Prepared
         return await all_or_none([_collect(service_state, p, lease) for p in prepared])
 
 
-async def _respond(
+async def respond(
     request: Request,
     service_state: ServiceState,
     prepared: list[PreparedRequest],
@@ -100,7 +100,7 @@ async def chat_completions(request: Request, service_state: ServiceState, names:
     if req.stream:
         stream = partial(render.chat_chunks, rid, model, choices=req.n, include_usage=_include_usage(req),
                          prompt_ids=prompt_ids)
-    return await _respond(request, service_state, prepared, stream,
+    return await respond(request, service_state, prepared, stream,
                           partial(render.chat_completion, rid, model, prompt_ids=prompt_ids))
 
 
@@ -131,7 +131,7 @@ async def completions(request: Request, service_state: ServiceState, names: Mode
     if req.stream:
         stream = partial(render.completion_chunks, rid, model, include_usage=_include_usage(req), echo=echo, n=req.n,
                          prompt_ids=prompt_ids)
-    return await _respond(request, service_state, prepared, stream,
+    return await respond(request, service_state, prepared, stream,
                           partial(render.completion, rid, model, echo=echo, n=req.n, prompt_ids=prompt_ids,
                                   prompt_logprobs=prompt_top is not None))
 
