@@ -10,16 +10,20 @@ from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.exceptions import MethodNotAllowedException, NotFoundException
 
+from app.anthropic.routes import anthropic_router
 from app.auth import api_key_guard, require_key
-from app.dialect import speaks_anthropic
+from app.dialect import error_in_callers_dialect
 from app.media_type import require_json_body
+from app.model_routes import models_router
 from app.models import ModelNames
-from app.openai.errors import openai_error_handler
-from app.openapi import openapi_router
 from app.openai.routes import openai_router
+from app.openapi import openapi_router
+from app.request_id import RequestIdMiddleware, add_headers
 from app.openai.tokens import tokens_router
+from app.responses.routes import responses_router
 from app.settings import Settings
 from app.sglang_native.routes import sglang_native_router
+from app.store import ConversationStore, StoreLimits, open_store
 from app.state import ServiceState
 from runtime.errors import Unauthorized
 
@@ -57,14 +61,6 @@ def _package_version() -> str:
 OPEN_PATHS = ("/health", "/metrics", "/version")  # answered without a key (as vLLM answers them)
 
 
-def _in_callers_dialect(request: Request, exc: Exception) -> Response:
-    if speaks_anthropic(request):
-        from app.anthropic.errors import anthropic_error_handler
-
-        return anthropic_error_handler(request, exc)
-    return openai_error_handler(request, exc)
-
-
 def error_handler(keys: tuple[str, ...]):
     """Errors outside any router's handlers (unknown routes, methods): in the dialect the client speaks, and
     behind the key like the routes themselves, so that a 404 or 405 tells only key holders what exists."""
@@ -74,8 +70,8 @@ def error_handler(keys: tuple[str, ...]):
             try:
                 require_key(request, keys)
             except Unauthorized as unauthorized:
-                return _in_callers_dialect(request, unauthorized)
-        return _in_callers_dialect(request, exc)
+                return error_in_callers_dialect(request, unauthorized)
+        return error_in_callers_dialect(request, exc)
 
     return handle
 
@@ -83,39 +79,40 @@ def error_handler(keys: tuple[str, ...]):
 def create_app(settings: Settings) -> Litestar:
     state = ServiceState(settings)
     names = ModelNames(settings)
+    conversations: list[ConversationStore] = []  # opened by the lifespan (a file or a connection pool)
+
+    def conversation_store() -> ConversationStore:
+        return conversations[0]
 
     @asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
         import asyncio
 
+        limits = StoreLimits(settings.responses_store_max_age, settings.responses_store_max_bytes)
+        conversations.append(await asyncio.to_thread(open_store, settings.store_location, limits))
         loading = asyncio.create_task(state.start())
         try:
             yield
         finally:
             loading.cancel()
             await state.stop()
+            await conversations.pop().close()
 
-    openai = openai_router()
-    # /v1/models is shared: a client speaking Anthropic gets its errors (e.g. a 401) in Anthropic's shape.
-    openai.exception_handlers = {Exception: _in_callers_dialect}
-    routers = [openai, tokens_router(), sglang_native_router(), openapi_router()]
-    try:
-        from app.anthropic.routes import anthropic_router
-    except ImportError:
-        pass
-    else:
-        routers.append(anthropic_router())
+    routers = [openai_router(), anthropic_router(), responses_router(), models_router(), tokens_router(),
+               sglang_native_router(), openapi_router()]
     for router in routers:
         router.guards = [*(router.guards or []), api_key_guard(settings.api_keys)]
     return Litestar(
         route_handlers=[health, metrics, version, *routers],
         dependencies={"service_state": Provide(lambda: state, sync_to_thread=False),
-                      "names": Provide(lambda: names, sync_to_thread=False)},
+                      "names": Provide(lambda: names, sync_to_thread=False),
+                      "conversations": Provide(conversation_store, sync_to_thread=False)},
         exception_handlers={Exception: error_handler(settings.api_keys)},
         before_request=require_json_body,
         lifespan=[lifespan],
         request_max_body_size=settings.max_request_bytes,
-        before_send=[state.metrics.count_response],
+        middleware=[RequestIdMiddleware],
+        before_send=[add_headers, state.metrics.count_response],
         openapi_config=None,  # app/openapi.py serves the document, from the structs the handlers decode with
         state=State({_SERVICE_STATE: state}),
     )

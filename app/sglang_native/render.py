@@ -1,16 +1,16 @@
-"""Neutral chat events to SGLang's /generate answers: one output (a list for a batch), or an SSE stream whose
-chunks carry each output's whole text so far, as SGLang streams without incremental_streaming_output."""
+"""Neutral results and events to SGLang's /generate answers: one output (a list for a batch), or an SSE stream
+whose records carry each output's whole text so far, as SGLang streams without incremental_streaming_output."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import aclosing
-
-from app.errors import as_service_error
+from app import sse
 from app.openai.errors import error_body
-from app.openai.render import DONE, Collected, sse
 from app.sglang_native import schemas as s
+from runtime.errors import ServiceError
+from runtime.result import ChatResult
 from runtime.types import ChatEvent, ChatFinished, FinishReason, TextDelta, TokenIds
+
+DONE = b"data: [DONE]\n\n"
 
 
 def finish_reason(finished: ChatFinished) -> s.NativeFinishReason:
@@ -28,34 +28,42 @@ def _meta(rid: str, finished: ChatFinished | None, prompt_tokens: int, completio
     return s.MetaInfo(rid, None, prompt_tokens, completion_tokens, 0)
 
 
-def outputs(rids: list[str], batch: bool, collected: list[Collected]) -> s.GenerateOut | list[s.GenerateOut]:
-    out = []
-    for rid, one in zip(rids, collected):
-        assert one.finished is not None
-        out.append(s.GenerateOut("".join(one.text), one.token_ids, _meta(rid, one.finished, 0, 0)))
+def outputs(rids: list[str], batch: bool, results: list[ChatResult]) -> s.GenerateOut | list[s.GenerateOut]:
+    out = [s.GenerateOut(r.text, r.token_ids, _meta(rid, r.finished, 0, 0)) for rid, r in zip(rids, results)]
     return out if batch else out[0]
 
 
-async def chunks(rids: list[str], prompt_tokens: list[int], batch: bool,
-                 events: AsyncIterator[tuple[int, ChatEvent]]) -> AsyncIterator[bytes]:
-    texts = [""] * len(rids)
-    ids: list[list[int]] = [[] for _ in rids]
+class GenerateChunks:
+    """The StreamEncoder (app/streaming.py) of /generate: a record per text delta and one at each finish."""
 
-    def chunk(index: int, finished: ChatFinished | None = None) -> bytes:
-        meta = _meta(rids[index], finished, prompt_tokens[index], len(ids[index]))
-        return sse(s.GenerateOut(texts[index], ids[index], meta, index if batch else s.UNSET))
+    def __init__(self, rids: list[str], prompt_tokens: list[int], batch: bool) -> None:
+        self.rids, self.prompt_tokens, self.batch = rids, prompt_tokens, batch
+        self.texts = [""] * len(rids)
+        self.ids: list[list[int]] = [[] for _ in rids]
 
-    try:
-        async with aclosing(events):
-            async for index, event in events:
-                match event:
-                    case TokenIds():
-                        ids[index].extend(event.ids)
-                    case TextDelta():
-                        texts[index] += event.text
-                        yield chunk(index)
-                    case ChatFinished():
-                        yield chunk(index, event)
-    except Exception as exc:  # headers are sent: report in-band, as SGLang does
-        yield sse(error_body(as_service_error(exc)))
-    yield DONE
+    def _record(self, index: int, finished: ChatFinished | None = None) -> bytes:
+        meta = _meta(self.rids[index], finished, self.prompt_tokens[index], len(self.ids[index]))
+        return sse.data(s.GenerateOut(self.texts[index], self.ids[index], meta, index if self.batch else s.UNSET))
+
+    def start(self) -> bytes:
+        return b""
+
+    def event(self, index: int, event: ChatEvent) -> bytes:
+        match event:
+            case TokenIds():
+                self.ids[index].extend(event.ids)
+            case TextDelta():
+                self.texts[index] += event.text
+                return self._record(index)
+            case ChatFinished():
+                return self._record(index, event)
+        return b""
+
+    def keep_alive(self) -> bytes:
+        return sse.COMMENT
+
+    def end(self) -> bytes:
+        return DONE
+
+    def error(self, err: ServiceError) -> bytes:  # headers are sent: in-band, as SGLang reports it
+        return sse.data(error_body(err)) + DONE

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-from functools import partial
-
 from litestar import Request, Response, Router, post
 
+from app import streaming
 from app.decoding import decode
 from app.models import ModelNames
 from app.openai.errors import openai_error_handler
-from app.openai.routes import respond
+from app.openai.routes import json_response
 from app.preparing import preparing
+from app.request_id import engine_rids
 from app.sglang_native import convert, render
 from app.sglang_native import schemas as s
 from app.state import ServiceState
@@ -28,14 +28,16 @@ async def generate(request: Request, service_state: ServiceState, names: ModelNa
         samplings = convert.sampling(req.sampling_params)
         output = await asyncio.to_thread(convert.output_format, req.sampling_params)  # (parses grammars)
         service = service_state.require()
-        prepared = [await service.prepare_completion(prompt, one, response_format=output)
-                    for prompt in prompts for one in samplings]
+        runs = [(prompt, one) for prompt in prompts for one in samplings]  # prompt-major
+        prepared = [await service.prepare_completion(prompt, one, rid=rid, response_format=output)
+                    for (prompt, one), rid in zip(runs, engine_rids(request, len(runs)))]
     rids = [p.engine_request.rid for p in prepared]
     batch = convert.is_batch(req)
-    stream = None
     if req.stream:
-        stream = partial(render.chunks, rids, [p.prompt_tokens for p in prepared], batch)
-    return await respond(request, service_state, prepared, stream, partial(render.outputs, rids, batch))
+        encoder = render.GenerateChunks(rids, [p.prompt_tokens for p in prepared], batch)
+        return await streaming.stream(request, service_state, prepared, encoder)
+    return await streaming.respond(request, service_state, prepared,
+                                   lambda results: json_response(render.outputs(rids, batch, results)))
 
 
 def sglang_native_router() -> Router:
