@@ -23,6 +23,7 @@ from app.openapi import openapi_router
 from app.request_id import LOG_FORMAT, RequestIdMiddleware, add_headers, install_log_ids
 from app.responses.routes import responses_router
 from app.settings import Settings
+from app.sglang_native.routes import sglang_native_router
 from app.store import ConversationStore, StoreLimits, open_store
 from app.state import ServiceState
 from runtime.errors import Unauthorized
@@ -100,7 +101,7 @@ def create_app(settings: Settings) -> Litestar:
             await conversations.pop().close()
 
     routers = [openai_router(), anthropic_router(), responses_router(), models_router(), tokens_router(),
-               openapi_router()]
+               sglang_native_router(), openapi_router()]
     for router in routers:
         router.guards = [*(router.guards or []), api_key_guard(settings.api_keys)]
     return Litestar(
