@@ -144,7 +144,8 @@ class ServiceState:
             )
             engine = create_engine(name, config, info)
             await engine.start()
-            service = GenerationService(engine, info, select_format(s.tool_format, info.tokenizer.chat_template))
+            service = GenerationService(engine, info, select_format(s.tool_format, info.tokenizer.chat_template,
+                                                                          info.tokenizer.get_added_vocab()))
             await _warm_up(service)
         except Exception as exc:  # reported through /health and 503s by type only; details in the log
             log.exception("engine start failed")

@@ -1,0 +1,83 @@
+"""DeepSeek-V3.2 tool calls (DSML): one `<｜DSML｜function_calls>` block holding an invoke per call.
+
+    <｜DSML｜function_calls>
+    <｜DSML｜invoke name="NAME">
+    <｜DSML｜parameter name="KEY" string="true">VALUE</｜DSML｜parameter>
+    </｜DSML｜invoke>
+    </｜DSML｜function_calls>
+
+The grammar follows xgrammar's `deepseek_v3_2` model tag (invoke begin `<｜DSML｜invoke name="NAME">\\n`, end
+`</｜DSML｜invoke>\\n`, no separator, block `<｜DSML｜function_calls>\\n` ... `</｜DSML｜function_calls>`) with its
+`deepseek_xml` arguments: string values raw, every other type JSON. xgrammar leaves `string="true|false"`
+free; the parser types each value by the tool's schema (which the grammar enforced), not by the attribute.
+
+One difference: xgrammar's tag makes a forced call start with the `\\n\\n` the template writes between
+content and the block; ours starts at the block, so that a forced response has no text at all.
+
+The DSML markers are ordinary text in DeepSeek-V3.2's tokenizer (`｜` is U+FF5C), not special tokens.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from runtime.tools.base import CallTag
+from runtime.tools.grammar import block_calls_format, structural_tag, xml_content
+from runtime.tools.xml_calls import XmlCallParser, XmlSyntax
+from runtime.types import Tool, ToolCall, ToolChoice
+
+DSML = "｜DSML｜"
+TRIGGER = f"<{DSML}function_calls>"
+BLOCK_END = f"</{DSML}function_calls>"
+SYNTAX = XmlSyntax(block_open=TRIGGER, block_close=BLOCK_END, call_open=f'<{DSML}invoke name="', name_stops='"',
+                   name_close='">', call_close=f"</{DSML}invoke>", key_open=f'<{DSML}parameter name="',
+                   key_stops='"', value_open='">', value_close=f"</{DSML}parameter>", style="deepseek_xml")
+
+
+def _string_attribute(value: Any) -> str:
+    return f'" string="{"true" if isinstance(value, str) else "false"}'
+
+
+class DeepSeekV32Format:
+    name = "deepseek_v32"
+    keeps_special_tokens = False
+
+    def tags(self, tools: tuple[Tool, ...]) -> list[CallTag]:
+        return [CallTag(t.name, f"{SYNTAX.call_open}{t.name}{SYNTAX.name_close}\n", SYNTAX.call_close + "\n")
+                for t in tools]
+
+    def parser(self, tools: tuple[Tool, ...]) -> XmlCallParser:
+        return XmlCallParser(SYNTAX, tools)
+
+    def structural_tag(self, tools: tuple[Tool, ...], schemas: dict[str, Any], choice: ToolChoice,
+                       text_schema: dict[str, Any] | None) -> dict[str, Any]:
+        return structural_tag(block_calls_format(
+            self.tags(tools), lambda name: xml_content(schemas[name], SYNTAX.style), choice,
+            block_begin=TRIGGER + "\n", block_end=BLOCK_END, trigger=TRIGGER, separator="",
+            text_schema=text_schema))
+
+    def render_calls(self, calls: tuple[ToolCall, ...]) -> str:
+        if not calls:
+            return ""
+        invokes = "".join(SYNTAX.call(c.name, c.arguments, _string_attribute) + "\n" for c in calls)
+        return f"{TRIGGER}\n{invokes}{BLOCK_END}"
+
+    def system_prompt(self, tools: tuple[Tool, ...]) -> str:
+        # DeepSeek-V3.2's own wording (its template's render_tools), so the model recognises it.
+        listing = "".join("\n" + json.dumps({"type": "function", "function": {
+            "name": t.name, "description": t.description, "parameters": t.parameters}}, ensure_ascii=False)
+            for t in tools)
+        return (
+            "## Tools\n\nYou have access to a set of tools you can use to answer the user's question.\n"
+            f'You can invoke functions by writing a "<{DSML}function_calls>" block like the following as part of '
+            f'your reply to the user:\n{TRIGGER}\n<{DSML}invoke name="$FUNCTION_NAME">\n<{DSML}parameter '
+            f'name="$PARAMETER_NAME" string="true|false">$PARAMETER_VALUE</{DSML}parameter>\n...\n</{DSML}invoke>\n'
+            f"{BLOCK_END}\n\nString and scalar parameters should be specified as is without any escaping or quotes, "
+            'while lists and objects should use JSON format. The "string" attribute should be set to "true" for '
+            'string type parameters and "false" for other types (numbers, booleans, arrays, objects).\n\n'
+            f"Here are the functions available in JSONSchema format:\n<functions>{listing}\n</functions>"
+        )
+
+    def render_tool_result(self, content: str) -> str:
+        return f"<function_results>\n<result>{content}</result>\n</function_results>"

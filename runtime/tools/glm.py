@@ -1,0 +1,69 @@
+"""GLM-4.5 / 4.6 / 4.7 tool calls: each call its own `<tool_call>` element, arguments as key/value pairs.
+
+    <tool_call>NAME
+    <arg_key>KEY</arg_key>
+    <arg_value>VALUE</arg_value>
+    </tool_call>
+
+GLM-4.5 and 4.6's templates write the newlines shown; GLM-4.7's writes none (`<tool_call>NAME<arg_key>...`).
+The grammar (xgrammar's `glm_xml` style, as its `glm_4_7` model tag builds it: begin `<tool_call>NAME`, end
+`</tool_call>`) admits both: at most one whitespace character between the elements. String values are raw
+text, every other type JSON (the templates write `v | tojson if v is not string else v`). Calls are separated
+by `\\n`, as the templates render them.
+
+`<tool_call>`, `<arg_key>` and the others are special tokens in GLM's tokenizers, so the output is
+detokenized with special tokens kept.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from runtime.tools.base import CallTag
+from runtime.tools.grammar import content_calls_format, structural_tag, xml_content
+from runtime.tools.xml_calls import XmlCallParser, XmlSyntax
+from runtime.types import Tool, ToolCall, ToolChoice
+
+TRIGGER = "<tool_call>"
+CALL_END = "</tool_call>"
+SEPARATOR = "\n"
+SYNTAX = XmlSyntax(block_open=TRIGGER, block_close="", call_open="", name_stops=" \t\r\n<", name_close="",
+                   call_close=CALL_END, key_open="<arg_key>", key_stops="<", value_open="<arg_value>",
+                   value_close="</arg_value>", style="glm_xml", key_close="</arg_key>\n")
+
+
+class GlmFormat:
+    name = "glm"
+    keeps_special_tokens = True  # <tool_call>, <arg_key>, <arg_value> and their ends
+
+    def tags(self, tools: tuple[Tool, ...]) -> list[CallTag]:
+        return [CallTag(t.name, f"{TRIGGER}{t.name}", CALL_END) for t in tools]
+
+    def parser(self, tools: tuple[Tool, ...]) -> XmlCallParser:
+        return XmlCallParser(SYNTAX, tools)
+
+    def structural_tag(self, tools: tuple[Tool, ...], schemas: dict[str, Any], choice: ToolChoice,
+                       text_schema: dict[str, Any] | None) -> dict[str, Any]:
+        return structural_tag(content_calls_format(
+            self.tags(tools), lambda name: xml_content(schemas[name], SYNTAX.style), choice,
+            triggers=[TRIGGER], separator=SEPARATOR, text_schema=text_schema))
+
+    def render_calls(self, calls: tuple[ToolCall, ...]) -> str:
+        return SEPARATOR.join(TRIGGER + SYNTAX.call(c.name, c.arguments) for c in calls)
+
+    def system_prompt(self, tools: tuple[Tool, ...]) -> str:
+        # GLM-4.5/4.6's own wording, so a model trained on it recognises the instructions.
+        listing = "\n".join(json.dumps({"type": "function", "function": {
+            "name": t.name, "description": t.description, "parameters": t.parameters}}, ensure_ascii=False)
+            for t in tools)
+        return (
+            "# Tools\n\nYou may call one or more functions to assist with the user query.\n\n"
+            f"You are provided with function signatures within <tools></tools> XML tags:\n<tools>\n{listing}\n"
+            "</tools>\n\nFor each function call, output the function name and arguments within the following "
+            "XML format:\n<tool_call>{function-name}\n<arg_key>{arg-key-1}</arg_key>\n<arg_value>{arg-value-1}"
+            "</arg_value>\n<arg_key>{arg-key-2}</arg_key>\n<arg_value>{arg-value-2}</arg_value>\n...\n</tool_call>"
+        )
+
+    def render_tool_result(self, content: str) -> str:
+        return f"<tool_response>\n{content}\n</tool_response>"
