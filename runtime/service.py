@@ -97,7 +97,8 @@ class GenerationService:
         return ids
 
     def _plan_and_render(self, request: ChatRequest, *, add_generation_prompt: bool = True) -> tuple[ChatPlan, list[int]]:
-        plan = plan_chat(request, self.tool_format, self.template.renders_tools)
+        plan = plan_chat(request, self.tool_format, self.template.renders_tools,
+                         template_renders_calls=self.template.renders_calls)
         return plan, self.template.render(plan.messages, plan.tools, add_generation_prompt=add_generation_prompt)
 
     async def tokenize_text(self, text: str, *, add_special_tokens: bool = True) -> list[int]:

@@ -17,7 +17,7 @@ from runtime.tools.registry import detect_format, format_names, get_format
 from runtime.types import TextDelta, Tool, ToolCall, ToolCallArgs, ToolCallStart, ToolChoice, ToolChoiceMode
 from tests.tiny_model import build_tiny_model
 
-FORMATS = ["hermes", "qwen3_coder", "llama3_json", "mistral", "mistral_v11", "glm", "kimi_k2", "deepseek_v31", "deepseek_v32",
+FORMATS = ["hermes", "qwen3_coder", "llama3_json", "mistral", "mistral_v11", "glm45", "glm47", "kimi_k2", "deepseek_v31", "deepseek_v32",
            "minimax"]
 
 WEATHER_SCHEMA = {

@@ -27,15 +27,17 @@ from runtime.types import Tool, ToolCall, ToolChoice
 
 TRIGGER = "<tool_call>"
 CALL_END = "</tool_call>"
-SEPARATOR = "\n"
 SYNTAX = XmlSyntax(block_open=TRIGGER, block_close="", call_open="", name_stops=" \t\r\n<", name_close="",
                    call_close=CALL_END, key_open="<arg_key>", key_stops="<", value_open="<arg_value>",
                    value_close="</arg_value>", style="glm_xml", key_close="</arg_key>\n")
 
 
-class GlmFormat:
-    name = "glm"
+class Glm45Format:
+    """GLM-4.5 and GLM-4.6."""
+
+    name = "glm45"
     keeps_special_tokens = True  # <tool_call>, <arg_key>, <arg_value> and their ends
+    newline = "\n"  # between calls, and between the elements of one
 
     def tags(self, tools: tuple[Tool, ...]) -> list[CallTag]:
         return [CallTag(t.name, f"{TRIGGER}{t.name}", CALL_END) for t in tools]
@@ -47,13 +49,13 @@ class GlmFormat:
                        text_schema: dict[str, Any] | None) -> dict[str, Any]:
         return structural_tag(content_calls_format(
             self.tags(tools), lambda name: xml_content(schemas[name], SYNTAX.style), choice,
-            triggers=[TRIGGER], separator=SEPARATOR, text_schema=text_schema))
+            triggers=[TRIGGER], separator=self.newline, text_schema=text_schema))
 
     def render_calls(self, calls: tuple[ToolCall, ...]) -> str:
-        return SEPARATOR.join(TRIGGER + SYNTAX.call(c.name, c.arguments) for c in calls)
+        return self.newline.join(TRIGGER + SYNTAX.call(c.name, c.arguments, newline=self.newline) for c in calls)
 
     def system_prompt(self, tools: tuple[Tool, ...]) -> str:
-        # GLM-4.5/4.6's own wording, so a model trained on it recognises the instructions.
+        # GLM's own wording (4.7's without the newlines in the example), so a model trained on it recognises the instructions.
         listing = "\n".join(json.dumps({"type": "function", "function": {
             "name": t.name, "description": t.description, "parameters": t.parameters}}, ensure_ascii=False)
             for t in tools)
@@ -63,7 +65,14 @@ class GlmFormat:
             "</tools>\n\nFor each function call, output the function name and arguments within the following "
             "XML format:\n<tool_call>{function-name}\n<arg_key>{arg-key-1}</arg_key>\n<arg_value>{arg-value-1}"
             "</arg_value>\n<arg_key>{arg-key-2}</arg_key>\n<arg_value>{arg-value-2}</arg_value>\n...\n</tool_call>"
-        )
+        ).replace("\n<arg_", self.newline + "<arg_").replace("\n...\n", self.newline + "..." + self.newline)
 
     def render_tool_result(self, content: str) -> str:
-        return f"<tool_response>\n{content}\n</tool_response>"
+        return f"<tool_response>{self.newline}{content}{self.newline}</tool_response>"
+
+
+class Glm47Format(Glm45Format):
+    """GLM-4.7 (and GLM-5, whose templates write calls the same way)."""
+
+    name = "glm47"
+    newline = ""

@@ -53,18 +53,19 @@ class XmlSyntax:
     padded: bool = False  # string values are written `\nVALUE\n`
     key_close: str = ""
 
-    def call(self, name: str, arguments: dict[str, Any], key_close: Callable[[Any], str] | None = None) -> str:
+    def call(self, name: str, arguments: dict[str, Any], key_close: Callable[[Any], str] | None = None,
+             newline: str = "\n") -> str:
         """One call as the family's template writes it (strings raw, every other value as JSON), without
         the block around it. `key_close(value)`, when given, writes what follows a key (DSML's
-        `" string="true`)."""
+        `" string="true`); `newline` is what the template writes between the elements."""
         params = []
         for key, value in arguments.items():
             text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
             if self.padded:
                 text = f"\n{text}\n"
             after_key = key_close(value) if key_close else self.key_close
-            params.append(f"{self.key_open}{key}{after_key}{self.value_open}{text}{self.value_close}\n")
-        return f"{self.call_open}{name}{self.name_close}\n{''.join(params)}{self.call_close}"
+            params.append(f"{self.key_open}{key}{after_key}{self.value_open}{text}{self.value_close}{newline}")
+        return f"{self.call_open}{name}{self.name_close}{newline}{''.join(params)}{self.call_close}"
 
 
 # -- what a parameter's schema admits -----------------------------------------------------------------------
