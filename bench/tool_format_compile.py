@@ -18,7 +18,7 @@ import time
 import xgrammar as xgr
 from transformers import AutoConfig, AutoTokenizer
 
-from runtime.model import resolve_model_path
+from runtime.model import DEFAULT_MODEL, resolve_model_path
 from runtime.tools.registry import format_names, get_format
 from runtime.tools.schemas import normalise_parameters, relax
 from runtime.types import Tool, ToolChoice, ToolChoiceMode
@@ -27,7 +27,7 @@ from tests.claude_code.request import tools as claude_code_tools
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="default", help="model whose tokenizer compiles the grammars")
+    parser.add_argument("--model", default=DEFAULT_MODEL, help="model whose tokenizer compiles the grammars")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()

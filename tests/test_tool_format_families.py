@@ -178,3 +178,21 @@ def test_deepseek_v31_template_gets_arguments_as_text_and_tools_in_the_system_pr
     assert "### get_weather" in text  # the tool list, in the model card's wording
     assert '<｜tool▁call▁begin｜>get_weather<｜tool▁sep｜>{"city": ' in text  # the call, by the template
     assert "<｜tool▁output▁begin｜>sunny<｜tool▁output▁end｜>" in text  # the result, by the template
+
+
+@pytest.mark.parametrize("runtime_id", ["call_0123abcd", "functions.get_weather:0", "functions.a.b:12",
+                                        "functions.名前:3", "x"])
+def test_anthropic_tool_use_ids_are_valid_and_come_back(runtime_id) -> None:
+    import re
+
+    from app.anthropic.ids import call_id, tool_use_id
+
+    out = tool_use_id(runtime_id)
+    assert re.fullmatch(r"[a-zA-Z0-9_-]+", out)
+    if runtime_id.startswith("call_"):
+        assert out == "toolu_0123abcd"
+    else:
+        assert call_id(out) == runtime_id
+    # Ids the client made up stay as they are, even ones that look carried.
+    for client_id in ("toolu_01ABC", "toolu_b64_!!", "toolu_b64_ZnVuY3Rpb25zLmdldF93ZWF0aGVyOjA=x", "anything"):
+        assert call_id(client_id) == client_id
