@@ -103,9 +103,13 @@ class Constraint:
 
 @dataclass(frozen=True, slots=True)
 class ResponseFormat:
-    type: Literal["text", "json_object", "json_schema"] = "text"
+    """What the text of the output must be: anything, a JSON document (of a schema), or what a grammar the
+    request gave accepts (a regex, EBNF, a list of choices or a structural tag: runtime/constraints.py)."""
+
+    type: Literal["text", "json_object", "json_schema", "grammar"] = "text"
     schema: dict[str, Any] | None = None
     strict: bool = False
+    grammar: Constraint | None = None  # type == "grammar"
 
 
 @dataclass(frozen=True, slots=True)

@@ -279,14 +279,15 @@ class XmlCallParser:
             if event is not _CONTINUE:
                 yield event
 
-    def finish(self) -> Iterator[ParsedEvent]:
-        """End of output. Text still held back is released; an unfinished call stays unfinished (a block
-        whose last call closed counts as finished even without the block's close)."""
+    def finish(self, cut_off: bool = False) -> Iterator[ParsedEvent]:
+        """End of output. Text still held back (a possible trigger's start) is released, or dropped when
+        `cut_off`; an unfinished call stays unfinished (a block whose last call closed counts as finished
+        even without the block's close)."""
         if self._state == self._CALLS and self._block_calls:
             self._state, self._buffer = self._TEXT, ""
         if self._state == self._TEXT and self._buffer:
             rest, self._buffer = self._buffer, ""
-            if (event := text_event(rest, self._calls)) is not None:
+            if not cut_off and (event := text_event(rest, self._calls)) is not None:
                 yield event
 
     # -- states -------------------------------------------------------------------------------------------
