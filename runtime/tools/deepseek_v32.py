@@ -22,10 +22,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from runtime.tools.base import CallTag
-from runtime.tools.grammar import block_calls_format, structural_tag, xml_content
-from runtime.tools.xml_calls import XmlCallParser, XmlSyntax
-from runtime.types import Tool, ToolCall, ToolChoice
+from runtime.tools.xml_calls import XmlFormat, XmlSyntax
+from runtime.types import Tool
 
 DSML = "｜DSML｜"
 TRIGGER = f"<{DSML}function_calls>"
@@ -35,33 +33,14 @@ SYNTAX = XmlSyntax(block_open=TRIGGER, block_close=BLOCK_END, call_open=f'<{DSML
                    key_stops='"', value_open='">', value_close=f"</{DSML}parameter>", style="deepseek_xml")
 
 
-def _string_attribute(value: Any) -> str:
-    return f'" string="{"true" if isinstance(value, str) else "false"}'
-
-
-class DeepSeekV32Format:
+class DeepSeekV32Format(XmlFormat):
     name = "deepseek_v32"
     keeps_special_tokens = False
+    syntax = SYNTAX
+    shared_block = True
 
-    def tags(self, tools: tuple[Tool, ...]) -> list[CallTag]:
-        return [CallTag(t.name, f"{SYNTAX.call_open}{t.name}{SYNTAX.name_close}\n", SYNTAX.call_close + "\n")
-                for t in tools]
-
-    def parser(self, tools: tuple[Tool, ...]) -> XmlCallParser:
-        return XmlCallParser(SYNTAX, tools)
-
-    def structural_tag(self, tools: tuple[Tool, ...], schemas: dict[str, Any], choice: ToolChoice,
-                       text_schema: dict[str, Any] | None) -> dict[str, Any]:
-        return structural_tag(block_calls_format(
-            self.tags(tools), lambda name: xml_content(schemas[name], SYNTAX.style), choice,
-            block_begin=TRIGGER + "\n", block_end=BLOCK_END, trigger=TRIGGER, separator="",
-            text_schema=text_schema))
-
-    def render_calls(self, calls: tuple[ToolCall, ...]) -> str:
-        if not calls:
-            return ""
-        invokes = "".join(SYNTAX.call(c.name, c.arguments, _string_attribute) + "\n" for c in calls)
-        return f"{TRIGGER}\n{invokes}{BLOCK_END}"
+    def key_close(self, value: Any) -> str:
+        return f'" string="{"true" if isinstance(value, str) else "false"}'
 
     def system_prompt(self, tools: tuple[Tool, ...]) -> str:
         # DeepSeek-V3.2's own wording (its template's render_tools), so the model recognises it.

@@ -18,12 +18,9 @@ detokenized with special tokens kept.
 from __future__ import annotations
 
 import json
-from typing import Any
-
 from runtime.tools.base import CallTag
-from runtime.tools.grammar import content_calls_format, structural_tag, xml_content
-from runtime.tools.xml_calls import XmlCallParser, XmlSyntax
-from runtime.types import Tool, ToolCall, ToolChoice
+from runtime.tools.xml_calls import XmlFormat, XmlSyntax
+from runtime.types import Tool, ToolCall
 
 TRIGGER = "<tool_call>"
 CALL_END = "</tool_call>"
@@ -32,30 +29,22 @@ SYNTAX = XmlSyntax(block_open=TRIGGER, block_close="", call_open="", name_stops=
                    value_close="</arg_value>", style="glm_xml", key_close="</arg_key>\n")
 
 
-class Glm45Format:
+class Glm45Format(XmlFormat):
     """GLM-4.5 and GLM-4.6."""
 
     name = "glm45"
     keeps_special_tokens = True  # <tool_call>, <arg_key>, <arg_value> and their ends
-    newline = "\n"  # between calls, and between the elements of one
+    syntax = SYNTAX
+    separator = "\n"  # between calls, and between the elements of one
 
     def tags(self, tools: tuple[Tool, ...]) -> list[CallTag]:
         return [CallTag(t.name, f"{TRIGGER}{t.name}", CALL_END) for t in tools]
 
-    def parser(self, tools: tuple[Tool, ...]) -> XmlCallParser:
-        return XmlCallParser(SYNTAX, tools)
-
-    def structural_tag(self, tools: tuple[Tool, ...], schemas: dict[str, Any], choice: ToolChoice,
-                       text_schema: dict[str, Any] | None) -> dict[str, Any]:
-        return structural_tag(content_calls_format(
-            self.tags(tools), lambda name: xml_content(schemas[name], SYNTAX.style), choice,
-            triggers=[TRIGGER], separator=self.newline, text_schema=text_schema))
-
     def render_calls(self, calls: tuple[ToolCall, ...]) -> str:
-        return self.newline.join(TRIGGER + SYNTAX.call(c.name, c.arguments, newline=self.newline) for c in calls)
+        return self.separator.join(TRIGGER + SYNTAX.call(c.name, c.arguments, newline=self.separator) for c in calls)
 
     def system_prompt(self, tools: tuple[Tool, ...]) -> str:
-        # GLM's own wording (4.7's without the newlines in the example), so a model trained on it recognises the instructions.
+        # GLM's own wording (4.7's example without the newlines), so the model recognises the instructions.
         listing = "\n".join(json.dumps({"type": "function", "function": {
             "name": t.name, "description": t.description, "parameters": t.parameters}}, ensure_ascii=False)
             for t in tools)
@@ -65,14 +54,14 @@ class Glm45Format:
             "</tools>\n\nFor each function call, output the function name and arguments within the following "
             "XML format:\n<tool_call>{function-name}\n<arg_key>{arg-key-1}</arg_key>\n<arg_value>{arg-value-1}"
             "</arg_value>\n<arg_key>{arg-key-2}</arg_key>\n<arg_value>{arg-value-2}</arg_value>\n...\n</tool_call>"
-        ).replace("\n<arg_", self.newline + "<arg_").replace("\n...\n", self.newline + "..." + self.newline)
+        ).replace("\n<arg_", self.separator + "<arg_").replace("\n...\n", self.separator + "..." + self.separator)
 
     def render_tool_result(self, content: str) -> str:
-        return f"<tool_response>{self.newline}{content}{self.newline}</tool_response>"
+        return f"<tool_response>{self.separator}{content}{self.separator}</tool_response>"
 
 
 class Glm47Format(Glm45Format):
     """GLM-4.7 (and GLM-5, whose templates write calls the same way)."""
 
     name = "glm47"
-    newline = ""
+    separator = ""

@@ -17,12 +17,8 @@ detokenized with special tokens kept.
 from __future__ import annotations
 
 import json
-from typing import Any
-
-from runtime.tools.base import CallTag
-from runtime.tools.grammar import block_calls_format, structural_tag, xml_content
-from runtime.tools.xml_calls import XmlCallParser, XmlSyntax
-from runtime.types import Tool, ToolCall, ToolChoice
+from runtime.tools.xml_calls import XmlFormat, XmlSyntax
+from runtime.types import Tool
 
 TRIGGER = "<minimax:tool_call>"
 BLOCK_END = "</minimax:tool_call>"
@@ -31,28 +27,11 @@ SYNTAX = XmlSyntax(block_open=TRIGGER, block_close=BLOCK_END, call_open='<invoke
                    value_open='">', value_close="</parameter>", style="minimax_xml")
 
 
-class MiniMaxFormat:
+class MiniMaxFormat(XmlFormat):
     name = "minimax"
     keeps_special_tokens = True  # <minimax:tool_call>, </minimax:tool_call>
-
-    def tags(self, tools: tuple[Tool, ...]) -> list[CallTag]:
-        return [CallTag(t.name, f'{SYNTAX.call_open}{t.name}{SYNTAX.name_close}\n', SYNTAX.call_close + "\n")
-                for t in tools]
-
-    def parser(self, tools: tuple[Tool, ...]) -> XmlCallParser:
-        return XmlCallParser(SYNTAX, tools)
-
-    def structural_tag(self, tools: tuple[Tool, ...], schemas: dict[str, Any], choice: ToolChoice,
-                       text_schema: dict[str, Any] | None) -> dict[str, Any]:
-        return structural_tag(block_calls_format(
-            self.tags(tools), lambda name: xml_content(schemas[name], SYNTAX.style), choice,
-            block_begin=TRIGGER + "\n", block_end=BLOCK_END, trigger=TRIGGER, separator="",
-            text_schema=text_schema))
-
-    def render_calls(self, calls: tuple[ToolCall, ...]) -> str:
-        if not calls:
-            return ""
-        return f"{TRIGGER}\n" + "".join(SYNTAX.call(c.name, c.arguments) + "\n" for c in calls) + BLOCK_END
+    syntax = SYNTAX
+    shared_block = True
 
     def system_prompt(self, tools: tuple[Tool, ...]) -> str:
         # MiniMax-M2's own wording, so a model trained on it recognises the instructions.

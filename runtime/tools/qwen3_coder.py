@@ -28,9 +28,8 @@ import json
 from typing import Any
 
 from runtime.tools.base import CallTag
-from runtime.tools.grammar import content_calls_format, structural_tag, xml_content
-from runtime.tools.xml_calls import XmlCallParser, XmlSyntax
-from runtime.types import Tool, ToolCall, ToolChoice
+from runtime.tools.xml_calls import XmlFormat, XmlSyntax
+from runtime.types import Tool, ToolCall
 
 TRIGGER = "<tool_call>"
 FUNCTION = "<function="
@@ -44,29 +43,16 @@ SYNTAX = XmlSyntax(block_open=TRIGGER, block_close=CALL_END, call_open=FUNCTION,
                    value_close=PARAMETER_END, style="qwen_xml", padded=True)
 
 
-class Qwen3CoderFormat:
+class Qwen3CoderFormat(XmlFormat):
     name = "qwen3_coder"
     keeps_special_tokens = False
-
-    def trigger(self) -> str:
-        return TRIGGER
-
-    def separator(self) -> str:
-        return SEPARATOR
+    syntax = SYNTAX
+    separator = SEPARATOR
 
     def tags(self, tools: tuple[Tool, ...]) -> list[CallTag]:
         # The end starts at `</function>` (not at the newline before it, as xgrammar's preset does) so that
         # a call without parameters can be written the way Qwen's template writes it: `<function=f>\n</function>`.
         return [CallTag(t.name, f"{TRIGGER}\n{FUNCTION}{t.name}>\n", f"{FUNCTION_END}\n{CALL_END}") for t in tools]
-
-    def parser(self, tools: tuple[Tool, ...]) -> XmlCallParser:
-        return XmlCallParser(SYNTAX, tools)
-
-    def structural_tag(self, tools: tuple[Tool, ...], schemas: dict[str, Any], choice: ToolChoice,
-                       text_schema: dict[str, Any] | None) -> dict[str, Any]:
-        return structural_tag(content_calls_format(
-            self.tags(tools), lambda name: xml_content(schemas[name], SYNTAX.style), choice,
-            triggers=[TRIGGER], separator=SEPARATOR, text_schema=text_schema))
 
     def render_calls(self, calls: tuple[ToolCall, ...]) -> str:
         return SEPARATOR.join(render_call(c.name, c.arguments) for c in calls)

@@ -27,8 +27,9 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
 from runtime.stops import partial_suffix
-from runtime.tools.base import ParsedEvent, new_call_id, split_at_trigger, text_event
-from runtime.types import Tool, ToolCallArgs, ToolCallStart
+from runtime.tools.base import CallTag, ParsedEvent, new_call_id, split_at_trigger, text_event
+from runtime.tools.grammar import block_calls_format, content_calls_format, structural_tag, xml_content
+from runtime.types import Tool, ToolCall, ToolCallArgs, ToolCallStart, ToolChoice
 
 
 @dataclass(frozen=True, slots=True)
@@ -423,3 +424,46 @@ _CONTINUE = object()
 def _escape(text: str) -> str:
     """`text` as the inside of a JSON string (escapes are per character, so chunks can be escaped apart)."""
     return json.dumps(text, ensure_ascii=False)[1:-1]
+
+
+class XmlFormat:
+    """What the XML-ish formats share: the parser, and the grammar built from the same `syntax`. Where
+    `shared_block`, a response's calls form one block (`block_open\\n`, the invokes, `block_close`); otherwise
+    each call is its own element, and `tags` include the opening. `separator` goes between calls."""
+
+    syntax: XmlSyntax
+    shared_block: bool = False
+    separator: str = ""
+
+    def tags(self, tools: tuple[Tool, ...]) -> list[CallTag]:
+        s = self.syntax
+        return [CallTag(t.name, f"{s.call_open}{t.name}{s.name_close}\n", s.call_close + "\n") for t in tools]
+
+    def parser(self, tools: tuple[Tool, ...]) -> XmlCallParser:
+        return XmlCallParser(self.syntax, tools)
+
+    def structural_tag(self, tools: tuple[Tool, ...], schemas: dict[str, Any], choice: ToolChoice,
+                       text_schema: dict[str, Any] | None) -> dict[str, Any]:
+        s = self.syntax
+
+        def content(name: str) -> dict[str, Any]:
+            return xml_content(schemas[name], s.style)
+
+        if self.shared_block:
+            return structural_tag(block_calls_format(
+                self.tags(tools), content, choice, block_begin=s.block_open + "\n", block_end=s.block_close,
+                trigger=s.block_open, separator=self.separator, text_schema=text_schema))
+        return structural_tag(content_calls_format(self.tags(tools), content, choice, triggers=[s.block_open],
+                                                   separator=self.separator, text_schema=text_schema))
+
+    def key_close(self, value: Any) -> str:
+        """What the template writes after a parameter's key (DSML's depends on the value's type)."""
+        return self.syntax.key_close
+
+    def render_calls(self, calls: tuple[ToolCall, ...]) -> str:
+        """A shared block's calls as the template writes them."""
+        if not calls:
+            return ""
+        s = self.syntax
+        return f"{s.block_open}\n" + "".join(s.call(c.name, c.arguments, self.key_close) + "\n" for c in calls) \
+            + s.block_close
