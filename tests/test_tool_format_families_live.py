@@ -49,7 +49,8 @@ def family_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempP
 
 
 def _client(server: LiveServer) -> openai.OpenAI:
-    return openai.OpenAI(base_url=server.base_url + "/v1", api_key="unused", max_retries=0, timeout=120)
+    # A generous timeout: on a shared 2-core machine a 160-token request can take a minute or two.
+    return openai.OpenAI(base_url=server.base_url + "/v1", api_key="unused", max_retries=0, timeout=600)
 
 
 @pytest.mark.timeout(1800)
@@ -92,7 +93,7 @@ def test_family_calls_validly_in_every_mode(family_server) -> None:
 def test_family_streamed_calls_join_to_the_whole_ones(family_server) -> None:
     family, server = family_server
     client, prefix = _client(server), ID_PREFIX.get(family, "call_")
-    for seed in range(3):
+    for seed in range(2):
         kwargs = dict(tools=TOOL_SETS["many"], tool_choice="required", parallel=None, seed=seed, id_prefix=prefix)
         whole, streamed = run(client, stream=False, **kwargs), run(client, stream=True, **kwargs)
         assert whole[2] == streamed[2]
@@ -107,7 +108,7 @@ def test_kimi_ids_survive_the_anthropic_dialect(family_server) -> None:
     """Kimi's `functions.NAME:IDX` is not a valid tool_use id: the Anthropic dialect carries it in one that is,
     and restores it when the conversation comes back, so Kimi's template renders the id the model wrote."""
     _, server = family_server
-    client = anthropic.Anthropic(base_url=server.base_url, api_key="unused", max_retries=0, timeout=120)
+    client = anthropic.Anthropic(base_url=server.base_url, api_key="unused", max_retries=0, timeout=600)
     tools = [{"name": "get_weather", "description": "Weather.", "input_schema": TOOL_SETS["weather"][0]["function"]["parameters"]}]
     question = {"role": "user", "content": "Weather in Paris?"}
     reply = client.messages.create(model=MODEL_NAME, max_tokens=120, tools=tools, tool_choice={"type": "any"},
