@@ -81,8 +81,8 @@ class ChatTemplate:
         probe = [
             {"role": "user", "content": "?"},
             {"role": "assistant", "content": "", "tool_calls": [
-                {"id": "call_0", "type": "function", "function": {"name": "probe_call_zq", "arguments": {}}}]},
-            {"role": "tool", "tool_call_id": "call_0", "content": "ok"},
+                {"id": "call_probe_zq", "type": "function", "function": {"name": "probe_call_zq", "arguments": {}}}]},
+            {"role": "tool", "tool_call_id": "call_probe_zq", "content": "ok"},
         ]
         tools = [{"type": "function", "function": {"name": "probe_tool_zq", "description": "",
                                                    "parameters": {"type": "object", "properties": {}}}}]
@@ -93,7 +93,8 @@ class ChatTemplate:
             except Exception:  # a template that rejects tool messages (in this form) does not render them
                 continue
             self.arguments_as_text = as_text
-            return "probe_tool_zq" in text, "probe_call_zq" in text
+            # A past call shows by its name, or (Kimi's templates) by its id, there and before its result.
+            return "probe_tool_zq" in text, "probe_call_zq" in text or text.count("call_probe_zq") >= 2
         return False, False
 
     def encode(self, text: str, *, add_special_tokens: bool = False) -> list[int]:

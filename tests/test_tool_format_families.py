@@ -196,3 +196,13 @@ def test_anthropic_tool_use_ids_are_valid_and_come_back(runtime_id) -> None:
     # Ids the client made up stay as they are, even ones that look carried.
     for client_id in ("toolu_01ABC", "toolu_b64_!!", "toolu_b64_ZnVuY3Rpb25zLmdldF93ZWF0aGVyOjA=x", "anything"):
         assert call_id(client_id) == client_id
+
+
+@pytest.mark.parametrize("family", list(CALLS))
+def test_each_family_template_renders_the_tool_history_itself(family_models, family) -> None:
+    """The probe at start: every family's template shows past calls and results (so they render through it,
+    not through our inline fallback); all but DeepSeek V3.1's show the tool list too."""
+    template = ChatTemplate(load_model_info(str(family_models[family])))
+    assert template.renders_calls
+    assert template.renders_tool_list is (family != "deepseek_v31")
+    assert template.arguments_as_text is (family == "deepseek_v31")
