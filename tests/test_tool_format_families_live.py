@@ -86,7 +86,9 @@ def test_family_calls_validly_in_every_mode(family_server) -> None:
             forced += 1
             truncated += result[2] == "length"
     print(f"\n{family}: {len(results)} requests, {calls_seen} calls, {truncated} of {forced} forced ones cut")
-    assert truncated < forced * 0.2
+    # Forced calls must mostly finish within max_tokens, or the figures would be about too few calls (one
+    # cut is allowed when a small run has only a few forced requests).
+    assert truncated <= max(1, forced * 0.2)
     assert calls_seen >= forced * 0.8
 
 
