@@ -105,7 +105,7 @@ def _rendered(model_dir: Path) -> str:
                Message("tool", "sunny", tool_call_id=CALLS_MADE[0].id),
                Message("tool", "pong", tool_call_id=CALLS_MADE[1].id))
     messages = message_dicts(history)
-    return template._tokenizer.decode(template.render(messages, None, add_generation_prompt=True))
+    return template._tokenizer.decode(template.render(messages, None))
 
 
 def _template_calls(family: str, model_dir: Path) -> str:
