@@ -14,7 +14,8 @@ free; the parser types each value by the tool's schema (which the grammar enforc
 One difference: xgrammar's tag makes a forced call start with the `\\n\\n` the template writes between
 content and the block; ours starts at the block, so that a forced response has no text at all.
 
-The DSML markers are ordinary text in DeepSeek-V3.2's tokenizer (`｜` is U+FF5C), not special tokens.
+The output is detokenized with special tokens kept: the DSML markers (`｜` is U+FF5C) are plain text in the
+template, but should a tokenizer make any of them a special token, the parser must still see it.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ SYNTAX = XmlSyntax(block_open=TRIGGER, block_close=BLOCK_END, call_open=f'<{DSML
 
 class DeepSeekV32Format(XmlFormat):
     name = "deepseek_v32"
-    keeps_special_tokens = False
+    keeps_special_tokens = True  # (see above)
     syntax = SYNTAX
     shared_block = True
 
