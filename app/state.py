@@ -151,7 +151,8 @@ class ServiceState:
             self.admission = Admission(cap, queue, s.max_queue_wait)
             engine = create_engine(name, engine_config(s, path), info)
             await engine.start()
-            service = GenerationService(engine, info, select_format(s.tool_format, info.tokenizer.chat_template))
+            tool_format = select_format(s.tool_format, info.tokenizer.chat_template, info.tokenizer.get_added_vocab())
+            service = GenerationService(engine, info, tool_format)
             await _warm_up(service)
         except Exception as exc:  # reported through /health and 503s by type only; details in the log
             log.exception("engine start failed")
