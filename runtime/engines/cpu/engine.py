@@ -113,6 +113,10 @@ class CpuEngine:
         # bf16 prefill measured 7.6x and decode 1.9x slower than float32 (bench/RESULTS.md).
         dtype = getattr(torch, self._config.dtype) if self._config.dtype != "auto" else torch.float32
         reason = unsupported_reason(self._info.config)
+        if self._config.cpu_backend == "transformers":
+            reason = "--cpu-backend transformers"
+        elif self._config.cpu_backend == "native" and reason is not None:
+            raise ValueError(f"--cpu-backend native cannot run {self._info.path}: {reason}")
         if reason is None:
             self._start_batched(dtype)
         else:

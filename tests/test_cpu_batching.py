@@ -1,0 +1,201 @@
+"""The CPU engine's batched path: our model code gives transformers' greedy tokens, the radix tree shares and
+evicts blocks correctly, and a small KV budget preempts, refuses and still answers the same."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+
+import pytest
+import torch
+
+from runtime.engines import EngineConfig, create_engine
+from runtime.engines.cpu.kv_cache import KVPool, RadixCache
+from runtime.engines.cpu.model import Shape, unsupported_reason
+from runtime.errors import ContextLengthExceeded
+from runtime.model import load_model_info
+from runtime.types import EngineRequest, Finished, Logprobs, SamplingParams, TextDelta
+
+
+def greedy(ids, n=16) -> EngineRequest:
+    return EngineRequest(uuid.uuid4().hex, tuple(ids),
+                         SamplingParams(temperature=0.0, max_new_tokens=n, ignore_eos=True, logprobs=0))
+
+
+async def tokens_of(engine, req) -> tuple[list[bytes], str, Finished]:
+    """Each generated token's bytes (from its logprob entry), the text, and the Finished event."""
+    tokens, text, finished = [], [], None
+    async for event in engine.generate(req):
+        if isinstance(event, Logprobs):
+            tokens.extend(t.data for t in event.tokens)
+        elif isinstance(event, TextDelta):
+            text.append(event.text)
+        else:
+            finished = event
+    return tokens, "".join(text), finished
+
+
+async def started(model_dir, **config):
+    info = load_model_info(str(model_dir))
+    engine = create_engine("cpu", EngineConfig(str(model_dir), "m", **config), info)
+    await engine.start()
+    return engine, info
+
+
+def prompts_for(tokenizer, lengths) -> list[list[int]]:
+    text = "def f(x):\n    return [y * 2 for y in range(x) if y % 3]\n# 北京今天天气怎么样\n"
+    base = tokenizer.encode(text * 200)
+    return [base[i : i + n] for i, n in enumerate(lengths)]
+
+
+def compare_with_transformers(model_dir, lengths, new_tokens, **native_config):
+    """Every prompt run at once on the batched path, and one at a time on the transformers path."""
+
+    async def main():
+        native, info = await started(model_dir, **native_config)
+        prompts = prompts_for(info.tokenizer, lengths)
+        try:
+            together = await asyncio.gather(*(tokens_of(native, greedy(p, new_tokens)) for p in prompts))
+        finally:
+            await native.close()
+        reference, _ = await started(model_dir, cpu_backend="transformers")
+        try:
+            alone = [await tokens_of(reference, greedy(p, new_tokens)) for p in prompts]
+        finally:
+            await reference.close()
+        return together, alone
+
+    together, alone = asyncio.run(main())
+    for (tokens, text, finished), (ref_tokens, ref_text, _) in zip(together, alone):
+        assert len(tokens) == new_tokens and finished.usage.completion_tokens == new_tokens
+        assert tokens == ref_tokens and text == ref_text
+
+
+def test_greedy_tokens_match_the_transformers_path(tiny_model_dir):
+    # One prompt longer than a step's token budget (prefilled in chunks while the others decode), one of a
+    # single token, the rest between.
+    compare_with_transformers(tiny_model_dir, [1, 5, 17, 40, 64, 129, 300, 700], 24)
+
+
+def test_small_kv_budget_preempts_and_answers_the_same(tiny_model_dir):
+    # The tiny model takes 512 bytes a token: 1 MiB holds 2,048 tokens, less than these eight prompts need at once.
+    compare_with_transformers(tiny_model_dir, [300, 310, 320, 330, 340, 350, 360, 370], 40, kv_cache_mb=1)
+
+
+def test_a_prompt_larger_than_the_whole_kv_budget_is_refused(tiny_model_dir):
+    async def main():
+        engine, info = await started(tiny_model_dir, kv_cache_mb=1)
+        try:
+            with pytest.raises(ContextLengthExceeded):
+                await tokens_of(engine, greedy(prompts_for(info.tokenizer, [3000])[0]))
+            tokens, _, _ = await tokens_of(engine, greedy(prompts_for(info.tokenizer, [100])[0]))  # still serving
+            assert len(tokens) == 16
+        finally:
+            await engine.close()
+
+    asyncio.run(main())
+
+
+def test_agent_turns_reuse_the_whole_previous_turn(tiny_model_dir):
+    """Turn 2 resends turn 1's prompt and answer: all of it but the new message is a hit, to the token."""
+
+    async def main():
+        engine, info = await started(tiny_model_dir)
+        try:
+            system = prompts_for(info.tokenizer, [203])[0]
+            first = list(system) + info.tokenizer.encode("first question")
+            _, _, finished = await tokens_of(engine, greedy(first, 21))
+            while engine.running:  # the worker hands the blocks to the tree just after the last event
+                await asyncio.sleep(0.01)
+            held = only_path(engine._scheduler.radix)  # the prompt and the answer but its last token
+            assert held[: len(first)] == first and len(held) == len(first) + 20
+            second = held + [5] + info.tokenizer.encode(" next")  # (the answer's last token: any will do)
+            _, _, finished2 = await tokens_of(engine, greedy(second, 5))
+            assert finished.usage.cached_tokens == 0 and finished2.usage.cached_tokens == len(held)
+            # Another session shares the system prompt, to the token, though it ends inside a block.
+            _, _, other = await tokens_of(engine, greedy(list(system) + info.tokenizer.encode("other"), 3))
+            assert other.usage.cached_tokens >= len(system)
+        finally:
+            await engine.close()
+
+    asyncio.run(main())
+
+
+def only_path(radix: RadixCache) -> list[int]:
+    node, ids = radix.root, []
+    while node.children:
+        (node,) = node.children.values()
+        ids.extend(node.key)
+    return ids
+
+
+def test_unsupported_architectures_take_the_transformers_path(tiny_model_dir, caplog):
+    class Gpt2Config:
+        model_type = "gpt2"
+
+    assert "gpt2" in unsupported_reason(Gpt2Config())
+
+    async def main():
+        engine, info = await started(tiny_model_dir, cpu_backend="transformers")
+        try:
+            tokens, _, _ = await tokens_of(engine, greedy(info.tokenizer.encode("hello"), 4))
+            assert len(tokens) == 4 and engine._scheduler is None
+        finally:
+            await engine.close()
+
+    with caplog.at_level(logging.INFO, logger="runtime.engines.cpu.engine"):
+        asyncio.run(main())
+    assert "transformers path" in caplog.text
+
+
+# -- the radix tree on its own -------------------------------------------------------------------------
+
+def tree(blocks=9, block_size=4) -> RadixCache:
+    shape = Shape(layers=1, hidden=8, heads=1, kv_heads=1, head_dim=2, eps=1e-6, vocab=10)
+    budget = blocks * block_size * 2 * 2 * 4  # k and v, head_dim 2, float32
+    return RadixCache(KVPool(shape, torch.float32, budget, block_size))
+
+
+def finish(radix: RadixCache, tokens: list[int], chain=None, blocks=None) -> None:
+    """What a sequence does: blocks for its tokens (after its matched chain), then hand them to the tree."""
+    chain = list(chain or [])
+    blocks = list(blocks or [n.block for n in chain])
+    blocks += radix.allocate(-(-len(tokens) // radix.pool.block_size) - len(blocks))
+    radix.insert(tokens, blocks, chain, partial_tail=True)
+    radix.unlock(chain)
+
+
+def accounted(radix: RadixCache) -> bool:
+    return radix.pool.free_blocks + len(list(radix._nodes())) == radix.pool.num_blocks - 1
+
+
+def test_radix_matches_whole_blocks_then_part_of_one():
+    radix = tree()
+    finish(radix, list(range(10)))  # blocks [0..3] [4..7] and a partial leaf [8, 9]
+    chain, partial, n = radix.match(list(range(9)) + [99], limit=9)
+    assert [node.key for node in chain] == [(0, 1, 2, 3), (4, 5, 6, 7)] and partial.key == (8, 9) and n == 1
+    chain, partial, n = radix.match([0, 1, 7], limit=2)
+    assert chain == [] and partial.key == (0, 1, 2, 3) and n == 2
+    assert accounted(radix) and radix.unlocked == 3
+
+
+def test_radix_shares_duplicates_and_drops_covered_partial_leaves():
+    radix = tree()
+    finish(radix, list(range(6)))  # [0..3] and partial [4, 5]
+    finish(radix, list(range(9)))  # same first block (its copy freed); [4..7] supersedes [4, 5]; partial [8]
+    keys = sorted(node.key for node in radix._nodes())
+    assert keys == [(0, 1, 2, 3), (4, 5, 6, 7), (8,)] and accounted(radix)
+
+
+def test_radix_evicts_least_recently_used_unlocked_leaves_first():
+    radix = tree(blocks=5)
+    finish(radix, [1, 1, 1, 1, 2, 2, 2, 2])  # two blocks
+    finish(radix, [3, 3, 3, 3, 4, 4, 4, 4])  # two more: the pool (4 usable blocks) is full
+    chain, _, _ = radix.match([1, 1, 1, 1, 2, 2, 2, 2, 0], limit=8)
+    radix.lock(chain)  # a running sequence reads the first prompt
+    assert radix.allocate(2) is not None  # evicts the other one, leaf first
+    assert sorted(n.key for n in radix._nodes()) == [(1, 1, 1, 1), (2, 2, 2, 2)]
+    assert radix.allocate(1) is None  # what is locked stays
+    radix.unlock(chain)
+    assert radix.evict(2) == 2 and not list(radix._nodes())
