@@ -59,6 +59,10 @@ class Shape:
 
 @dataclass
 class Layer:
+    """One decoder layer's weights. Projections are stored transposed, [in, out], and applied as `x @ w`:
+    MKL's plain (NN) sgemm measured ~25 % faster than F.linear's transposed one for the few rows a decode
+    step has (1 to 16 rows, 1 thread), and the numerics stay within float32 rounding of transformers'."""
+
     input_norm: torch.Tensor
     qkv: torch.Tensor  # q, k and v projections stacked: one matmul
     qkv_bias: torch.Tensor | None
@@ -96,7 +100,7 @@ class DecoderModel:
         self.embed = w["embed_tokens.weight"]
         self.norm = w["norm.weight"]
         tied = getattr(config, "tie_word_embeddings", False) or "lm_head.weight" not in w
-        self.lm_head = self.embed if tied else w["lm_head.weight"]
+        self.lm_head = _t(self.embed if tied else w["lm_head.weight"])  # (a transposed copy when tied)
         self.layers = []
         for i in range(s.layers):
             p = f"layers.{i}."
@@ -104,13 +108,13 @@ class DecoderModel:
             biases = [w.get(a + f"{n}_proj.bias") for n in "qkv"]
             self.layers.append(Layer(
                 input_norm=w[p + "input_layernorm.weight"],
-                qkv=torch.cat([w[a + f"{n}_proj.weight"] for n in "qkv"]).contiguous(),
+                qkv=_t(torch.cat([w[a + f"{n}_proj.weight"] for n in "qkv"])),
                 qkv_bias=torch.cat(biases) if all(b is not None for b in biases) else None,
                 q_norm=w.get(a + "q_norm.weight"), k_norm=w.get(a + "k_norm.weight"),
-                o=w[a + "o_proj.weight"], o_bias=w.get(a + "o_proj.bias"),
+                o=_t(w[a + "o_proj.weight"]), o_bias=w.get(a + "o_proj.bias"),
                 post_norm=w[p + "post_attention_layernorm.weight"],
-                gate_up=torch.cat([w[m + "gate_proj.weight"], w[m + "up_proj.weight"]]).contiguous(),
-                down=w[m + "down_proj.weight"],
+                gate_up=_t(torch.cat([w[m + "gate_proj.weight"], w[m + "up_proj.weight"]])),
+                down=_t(w[m + "down_proj.weight"]),
             ))
         from transformers.models.llama.modeling_llama import LlamaRotaryEmbedding
 
@@ -166,7 +170,7 @@ class DecoderModel:
         q_size, kv_size = s.heads * s.head_dim, s.kv_heads * s.head_dim
         for i, layer in enumerate(self.layers):
             h = self._rms(x, layer.input_norm)
-            qkv = F.linear(h, layer.qkv, layer.qkv_bias)
+            qkv = _linear(h, layer.qkv, layer.qkv_bias)
             q = qkv[:, :q_size].view(T, s.heads, s.head_dim)
             k = qkv[:, q_size : q_size + kv_size].view(T, s.kv_heads, s.head_dim)
             v = qkv[:, q_size + kv_size :].view(T, s.kv_heads, s.head_dim)
@@ -176,14 +180,14 @@ class DecoderModel:
             k_pool[i].index_copy_(0, batch.write_slots, k)
             v_pool[i].index_copy_(0, batch.write_slots, v)
             attn = self._attention(q, k_pool[i], v_pool[i], batch)
-            x = x + F.linear(attn, layer.o, layer.o_bias)
+            x = x + _linear(attn, layer.o, layer.o_bias)
             h = self._rms(x, layer.post_norm)
-            gate, up = F.linear(h, layer.gate_up).chunk(2, dim=-1)
-            x = x + F.linear(F.silu(gate) * up, layer.down)
+            gate, up = (h @ layer.gate_up).chunk(2, dim=-1)
+            x = x + F.silu(gate) * up @ layer.down
         return x
 
     def logits(self, hidden: torch.Tensor) -> torch.Tensor:
-        return F.linear(self._rms(hidden, self.norm), self.lm_head)
+        return self._rms(hidden, self.norm) @ self.lm_head
 
     def _attention(self, q: torch.Tensor, k_pool: torch.Tensor, v_pool: torch.Tensor, batch: Batch) -> torch.Tensor:
         """[T, heads * head_dim]. Decode rows: one SDPA over all of them, each query group of a KV head as a
@@ -194,14 +198,15 @@ class DecoderModel:
         out = q.new_empty(T, s.heads, s.head_dim)
         if batch.decode_rows is not None:
             B, L = batch.decode_slots.shape
-            keys = k_pool[batch.decode_slots.view(-1)].view(B, L, s.kv_heads, s.head_dim).transpose(1, 2)
-            values = v_pool[batch.decode_slots.view(-1)].view(B, L, s.kv_heads, s.head_dim).transpose(1, 2)
+            slots = batch.decode_slots.reshape(-1)  # (index_select: 3x faster than indexing with [])
+            keys = k_pool.index_select(0, slots).view(B, L, s.kv_heads, s.head_dim).transpose(1, 2)
+            values = v_pool.index_select(0, slots).view(B, L, s.kv_heads, s.head_dim).transpose(1, 2)
             queries = q[batch.decode_rows].view(B, s.kv_heads, groups, s.head_dim)
             o = F.scaled_dot_product_attention(queries, keys, values, attn_mask=batch.decode_mask, scale=self.scale)
             out[batch.decode_rows] = o.reshape(B, s.heads, s.head_dim)
         for first, rows, slots, start in batch.chunks:
-            keys = k_pool[slots].transpose(0, 1)[None]  # [1, kv_heads, L, d]
-            values = v_pool[slots].transpose(0, 1)[None]
+            keys = k_pool.index_select(0, slots).transpose(0, 1)[None]  # [1, kv_heads, L, d]
+            values = v_pool.index_select(0, slots).transpose(0, 1)[None]
             queries = q[first : first + rows].transpose(0, 1)[None]  # [1, heads, rows, d]
             L = slots.shape[0]
             mask = None
@@ -211,3 +216,11 @@ class DecoderModel:
                                                scale=self.scale, enable_gqa=groups > 1)
             out[first : first + rows] = o[0].transpose(0, 1)
         return out.view(T, s.heads * s.head_dim)
+
+
+def _t(weight: torch.Tensor) -> torch.Tensor:
+    return weight.t().contiguous()
+
+
+def _linear(x: torch.Tensor, weight_t: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    return x @ weight_t if bias is None else torch.addmm(bias, x, weight_t)
