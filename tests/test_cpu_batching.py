@@ -199,3 +199,31 @@ def test_radix_evicts_least_recently_used_unlocked_leaves_first():
     assert radix.allocate(1) is None  # what is locked stays
     radix.unlock(chain)
     assert radix.evict(2) == 2 and not list(radix._nodes())
+
+
+@pytest.mark.slow
+def test_default_model_greedy_tokens_match_the_transformers_path():
+    """The real default model (converted once from its PyPI package): chat prompts run together on the
+    batched path give the tokens the transformers path gives one at a time."""
+    from runtime.model import DEFAULT_MODEL, resolve_model_path
+
+    path = resolve_model_path(DEFAULT_MODEL)
+    info = load_model_info(path)
+    questions = ["What is the capital of France?", "Write a haiku about the sea.", "List three prime numbers.",
+                 "Explain what a CPU cache is in one sentence.", "Translate 'good morning' into Spanish."]
+    prompts = [info.tokenizer.apply_chat_template([{"role": "user", "content": q}], add_generation_prompt=True,
+                                                  tokenize=True, return_dict=False) for q in questions]
+
+    async def run(**config):
+        engine, _ = await started(path, **config)
+        try:
+            if config:
+                return [await tokens_of(engine, greedy(p, 24)) for p in prompts]
+            return await asyncio.gather(*(tokens_of(engine, greedy(p, 24)) for p in prompts))
+        finally:
+            await engine.close()
+
+    together = asyncio.run(run())
+    alone = asyncio.run(run(cpu_backend="transformers"))
+    assert "Paris" in together[0][1]
+    assert [t for t, _, _ in together] == [t for t, _, _ in alone]

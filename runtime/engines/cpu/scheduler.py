@@ -32,7 +32,12 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-STEP_TOKENS = 512  # tokens per forward pass: decodes first, then prompt chunks up to this
+# Tokens per forward pass: decodes first, then prompt chunks up to this (vLLM's max_num_batched_tokens, SGLang's
+# chunked_prefill_size; both default to about this on small machines). A longer prompt is split, so it holds the
+# others up one bounded step at a time. Prompts that arrive together are prefilled together rather than one
+# chunk per step: with 512, 16 simultaneous 128-token prompts took 4 steps and the first 4 sequences decoded
+# through 3 prefill steps: their time per token grows by the prefill of the others, for no gain in throughput.
+STEP_TOKENS = 2048
 MIN_PREFILL = 32  # prompt tokens a step takes even when decodes fill the budget, so prompts always progress
 # Shorter shared prefixes are recomputed: the saving is nil, and a prompt computed in one piece gives the same
 # floats every time (a cache hit computes its last tokens in a different-shaped matmul: logprobs move by 1e-6).
