@@ -292,5 +292,7 @@ class BatchScheduler:
         self.running.remove(seq)
         self._release(seq)
         seq.computed = 0
+        if not seq.prompt_done:
+            seq.prompt_logprobs.clear()  # gathered again from the first chunk
         seq.waiting_since = time.monotonic()
         self.waiting.appendleft(seq)
