@@ -36,7 +36,8 @@ log = logging.getLogger(__name__)
 # chunked_prefill_size; both default to about this on small machines). A longer prompt is split, so it holds the
 # others up one bounded step at a time. Prompts that arrive together are prefilled together rather than one
 # chunk per step: with 512, 16 simultaneous 128-token prompts took 4 steps and the first 4 sequences decoded
-# through 3 prefill steps: their time per token grows by the prefill of the others, for no gain in throughput.
+# through 3 prefill steps, for no gain in throughput (bench/RESULTS.md section 0: TPOT p50 at c=16 752 ms
+# with 512, 432 ms with 2048, on a shared machine).
 STEP_TOKENS = 2048
 MIN_PREFILL = 32  # prompt tokens a step takes even when decodes fill the budget, so prompts always progress
 # Shorter shared prefixes are recomputed: the saving is nil, and a prompt computed in one piece gives the same
