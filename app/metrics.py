@@ -9,7 +9,6 @@ Each app has its own registry (tests build several apps in one process).
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -64,30 +63,11 @@ class Metrics:
     def exposition(self) -> tuple[bytes, str]:
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
 
-    async def observe(self, events: AsyncIterator[ChatEvent]) -> AsyncIterator[ChatEvent]:
-        """`events` passed through, measured."""
-        started = time.perf_counter()
-        first: float | None = None
-        outcome = "error"
-        self.running.inc()
-        try:
-            async for event in events:
-                if first is None and isinstance(event, (TextDelta, ToolCallStart)):
-                    first = time.perf_counter()
-                    self.ttft.observe(first - started)
-                if isinstance(event, ChatFinished):
-                    outcome = event.reason.value
-                    self._finished(event, started, first)
-                yield event
-        except BaseException as exc:
-            if not isinstance(exc, Exception) and outcome == "error":  # GeneratorExit, CancelledError: it left
-                outcome = "cancelled"
-            raise
-        finally:
-            self.running.dec()
-            self.generations.labels(outcome).inc()
+    def generation(self) -> GenerationMetrics:
+        """A generation starts: the run owner reports its events and its end to what this returns."""
+        return GenerationMetrics(self)
 
-    def _finished(self, event: ChatFinished, started: float, first: float | None) -> None:
+    def finished(self, event: ChatFinished, started: float, first: float | None) -> None:
         now = time.perf_counter()
         usage = event.usage
         self.prompt_tokens.inc(usage.prompt_tokens)
@@ -101,3 +81,28 @@ class Metrics:
         """A Litestar before-send hook: it sees every HTTP response start, 404s and mapped errors included."""
         if message["type"] == "http.response.start":
             self.http_responses.labels(route_label(scope["path"]), str(message["status"])).inc()
+
+
+class GenerationMetrics:
+    """One generation's figures, fed synchronously by its run owner (app/streaming.py)."""
+
+    __slots__ = ("_metrics", "_started", "_first", "outcome")
+
+    def __init__(self, metrics: Metrics) -> None:
+        self._metrics = metrics
+        self._started = time.perf_counter()
+        self._first: float | None = None
+        self.outcome = "error"  # until a finish says otherwise; the owner sets "cancelled" when it left
+        metrics.running.inc()
+
+    def see(self, event: ChatEvent) -> None:
+        if self._first is None and isinstance(event, (TextDelta, ToolCallStart)):
+            self._first = time.perf_counter()
+            self._metrics.ttft.observe(self._first - self._started)
+        elif isinstance(event, ChatFinished):
+            self.outcome = event.reason.value
+            self._metrics.finished(event, self._started, self._first)
+
+    def end(self) -> None:
+        self._metrics.running.dec()
+        self._metrics.generations.labels(self.outcome).inc()

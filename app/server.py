@@ -10,12 +10,15 @@ from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.exceptions import MethodNotAllowedException, NotFoundException
 
+from app.anthropic.routes import anthropic_router
 from app.auth import api_key_guard, require_key
-from app.dialect import speaks_anthropic
+from app.dialect import error_in_callers_dialect
+from app.media_type import require_json_body
+from app.model_routes import models_router
 from app.models import ModelNames
-from app.openai.errors import openai_error_handler
-from app.openapi import openapi_router
 from app.openai.routes import openai_router
+from app.openapi import openapi_router
+from app.request_id import RequestIdMiddleware, add_headers
 from app.openai.tokens import tokens_router
 from app.settings import Settings
 from app.state import ServiceState
@@ -36,15 +39,23 @@ async def metrics(service_state: ServiceState) -> Response:
     return Response(body, media_type=media_type)
 
 
-OPEN_PATHS = ("/health", "/metrics")  # answered without a key
+@get("/version", include_in_schema=False)
+async def version() -> Response:
+    """vLLM's and SGLang's /version: this server's package version."""
+    return Response({"version": _package_version()}, status_code=200)
 
 
-def _in_callers_dialect(request: Request, exc: Exception) -> Response:
-    if speaks_anthropic(request):
-        from app.anthropic.errors import anthropic_error_handler
+def _package_version() -> str:
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as installed
 
-        return anthropic_error_handler(request, exc)
-    return openai_error_handler(request, exc)
+    try:
+        return installed("inference-service")
+    except PackageNotFoundError:  # run from a checkout that was never installed
+        return "0.0.0+unknown"
+
+
+OPEN_PATHS = ("/health", "/metrics", "/version")  # answered without a key (as vLLM answers them)
 
 
 def error_handler(keys: tuple[str, ...]):
@@ -56,8 +67,8 @@ def error_handler(keys: tuple[str, ...]):
             try:
                 require_key(request, keys)
             except Unauthorized as unauthorized:
-                return _in_callers_dialect(request, unauthorized)
-        return _in_callers_dialect(request, exc)
+                return error_in_callers_dialect(request, unauthorized)
+        return error_in_callers_dialect(request, exc)
 
     return handle
 
@@ -77,26 +88,19 @@ def create_app(settings: Settings) -> Litestar:
             loading.cancel()
             await state.stop()
 
-    openai = openai_router()
-    # /v1/models is shared: a client speaking Anthropic gets its errors (e.g. a 401) in Anthropic's shape.
-    openai.exception_handlers = {Exception: _in_callers_dialect}
-    routers = [openai, tokens_router(), openapi_router()]
-    try:
-        from app.anthropic.routes import anthropic_router
-    except ImportError:
-        pass
-    else:
-        routers.append(anthropic_router())
+    routers = [openai_router(), anthropic_router(), models_router(), tokens_router(), openapi_router()]
     for router in routers:
         router.guards = [*(router.guards or []), api_key_guard(settings.api_keys)]
     return Litestar(
-        route_handlers=[health, metrics, *routers],
+        route_handlers=[health, metrics, version, *routers],
         dependencies={"service_state": Provide(lambda: state, sync_to_thread=False),
                       "names": Provide(lambda: names, sync_to_thread=False)},
         exception_handlers={Exception: error_handler(settings.api_keys)},
+        before_request=require_json_body,
         lifespan=[lifespan],
         request_max_body_size=settings.max_request_bytes,
-        before_send=[state.metrics.count_response],
+        middleware=[RequestIdMiddleware],
+        before_send=[add_headers, state.metrics.count_response],
         openapi_config=None,  # app/openapi.py serves the document, from the structs the handlers decode with
         state=State({_SERVICE_STATE: state}),
     )

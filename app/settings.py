@@ -39,6 +39,8 @@ class Settings:
     max_queue_wait: float = 30.0
     shutdown_timeout: float = 30.0
     header_read_timeout: float = 30.0
+    first_byte_grace: float = 1.0
+    keep_alive_interval: float = 5.0
     # SGLang
     tp_size: int = 1
     dp_size: int = 1
@@ -46,6 +48,8 @@ class Settings:
     chunked_prefill_size: int | None = None
     quantization: str | None = None
     disable_radix_cache: bool = False
+    # Any engine: name=value pairs the engine takes as they are (runtime/engines EngineConfig.extra)
+    engine_args: tuple[str, ...] = ()
 
     def __repr__(self) -> str:  # keys never reach logs
         shown = {f.name: getattr(self, f.name) for f in fields(self)}
@@ -81,6 +85,12 @@ _HELP = {
     "max_queue_wait": "seconds a request may wait for a slot before a 429 with Retry-After",
     "shutdown_timeout": "seconds in-flight requests get to finish after SIGTERM; then streams end with an error",
     "header_read_timeout": "seconds a client gets to send a request's headers; slower connections are closed",
+    "first_byte_grace": "seconds a stream waits for its first token before sending its headers (errors until then "
+                        "are statuses; later ones go in-band)",
+    "keep_alive_interval": "seconds of silence after which a stream sends a keep-alive (an SSE comment; Anthropic's "
+                           "ping)",
+    "engine_args": "engine-specific options as name=value, comma-separated (SGLang: any ServerArgs field, e.g. "
+                   "schedule_policy=lpm)",
     "dtype": "weights dtype (auto: the checkpoint's on SGLang, float32 on the CPU engine)",
 }
 _CHOICES = {"tool_format": format_names(), "cpu_backend": ("auto", "native", "transformers"),

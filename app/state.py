@@ -16,6 +16,7 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import fields
 from typing import Any
 
 from app.metrics import Metrics
@@ -43,6 +44,21 @@ def running_cap(settings: Settings, engine: str) -> int | None:
     if engine == "cpu":
         return CPU_RUNNING_CAP
     return None
+
+
+def engine_config(settings: Settings, model_path: str) -> EngineConfig:
+    """Every EngineConfig field from the setting of the same name, and the --engine-arg pass-through."""
+    same_name = {f.name: getattr(settings, f.name) for f in fields(EngineConfig) if hasattr(settings, f.name)}
+    extra = tuple(_engine_arg(arg) for arg in settings.engine_args)
+    return EngineConfig(**same_name | {"model_path": model_path, "served_model_name": settings.model_name,
+                                       "extra": extra})
+
+
+def _engine_arg(arg: str) -> tuple[str, str]:
+    name, sep, value = arg.partition("=")
+    if not sep or not name.strip():
+        raise ValueError(f"--engine-arg {arg!r} is not name=value")
+    return name.strip().replace("-", "_"), value.strip()
 
 
 class ServiceState:
@@ -74,13 +90,12 @@ class ServiceState:
             raise EngineUnavailable("The engine failed to start; the server log has the details.")
         raise EngineUnavailable("The model is still loading; retry shortly.")
 
-    @asynccontextmanager
-    async def admit(self, generations: int = 1) -> AsyncIterator[Lease]:
+    async def lease(self, generations: int = 1) -> Lease:
         """A place for `generations` runs, waiting in the admission queue if need be (429 when it is full or
-        the wait runs out); each run takes its slot in running()."""
+        the wait runs out); each run takes its slot in running(), and the caller closes the lease (the run
+        owner, app/streaming.py)."""
         self.require()
-        async with self.admission.admit(generations) as lease:
-            yield lease
+        return await self.admission.acquire(generations)
 
     @property
     def cut_off(self) -> bool:
@@ -131,16 +146,7 @@ class ServiceState:
             cap = running_cap(s, name)
             queue = s.max_queued_requests if s.max_queued_requests is not None else QUEUE_PER_SLOT * (cap or 0)
             self.admission = Admission(cap, queue, s.max_queue_wait)
-            config = EngineConfig(
-                model_path=path, served_model_name=s.model_name, context_length=s.context_length, dtype=s.dtype,
-                seed=s.seed, max_running_requests=s.max_running_requests, threads=s.threads,
-                prefix_cache_entries=s.prefix_cache_entries, kv_cache_mb=s.kv_cache_mb,
-                cpu_backend=s.cpu_backend, tp_size=s.tp_size,
-                dp_size=s.dp_size, mem_fraction_static=s.mem_fraction_static,
-                chunked_prefill_size=s.chunked_prefill_size, quantization=s.quantization,
-                disable_radix_cache=s.disable_radix_cache,
-            )
-            engine = create_engine(name, config, info)
+            engine = create_engine(name, engine_config(s, path), info)
             await engine.start()
             service = GenerationService(engine, info, select_format(s.tool_format, info.tokenizer.chat_template))
             await _warm_up(service)

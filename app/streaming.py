@@ -1,114 +1,297 @@
-"""Running a prepared request from a handler: in-flight tracking, errors before the first output raised as
-real HTTP errors, and cancellation when the client goes away."""
+"""The one owner of a request's generations, for every dialect: admission, start, keep-alives, disconnects,
+the abort-means-503 rule, and the end of the run, all here; dialects supply only pure functions.
+
+A request's life (n runs: OpenAI's `n`, 1 elsewhere):
+1. The route prepares its runs (app/preparing.py) and calls `respond` (a whole answer) or `stream`.
+2. Admission gives it n slots, waiting in the queue if need be (429 when full). A client that disconnects
+   meanwhile cancels everything: 499, nothing orphaned.
+3. `Run` starts one task per run, each feeding engine events through the service (parser, stop strings) into
+   one queue. That queue is all a consumer reads: `(index, ChatEvent)` items, and KEEP_ALIVE when the runs
+   have been silent for `keep_alive_interval` seconds.
+4. A whole answer folds every event into a ChatResult per run (runtime/result.py) and hands the list to the
+   dialect. A stream waits up to `first_byte_grace` seconds for every run's first event, so errors the engine
+   raises at once (a grammar that does not compile) are still real statuses; then it sends the headers, and
+   a keep-alive at once if no event has come yet (a long prefill must not leave a client with no bytes).
+5. A run that ends aborted (the shutdown's cut-off) raises EngineUnavailable, in-band once the headers are
+   sent: no dialect ever renders an aborted finish.
+6. However the response ends (done, error, client gone), `Run.close` cancels the tasks, which aborts
+   engine requests still running, and gives the slots back.
+
+How a dialect plugs in (see app/openai/routes.py, app/anthropic/routes.py):
+- schemas + convert: its request -> a neutral ChatRequest -> `service.prepare_chat(chat, rid)` per run, with
+  the engine ids from `app.request_id.engine_rids`.
+- render: `list[ChatResult]` -> its response struct, for `respond`; and a `StreamEncoder` (below), pure and
+  synchronous, turning events into its SSE records (framed by app/sse.py), for `stream`.
+Nothing in this module changes for a new dialect.
+"""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import aclosing
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 from litestar import Request, Response
+from litestar.response import Stream
 
+from app import sse
+from app.errors import as_service_error
 from app.state import ServiceState
 from runtime.admission import Lease
-from runtime.errors import EngineUnavailable
+from runtime.errors import EngineUnavailable, ServiceError
+from runtime.result import ChatResult, accumulate
 from runtime.service import PreparedRequest
 from runtime.types import ChatEvent, ChatFinished, FinishReason
 
+log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+class KeepAlive:
+    """The runs have been silent a while: the stream should send something its client ignores."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "KEEP_ALIVE"
+
+
+KEEP_ALIVE = KeepAlive()
+Item = tuple[int, ChatEvent] | KeepAlive
+
+
+class StreamEncoder(Protocol):
+    """A dialect's stream, as bytes: pure and synchronous, one instance per response. Every method returns
+    the SSE records to send (b"" for none); the owner joins what is ready into one write."""
+
+    def start(self) -> bytes:
+        """Sent with the headers (Anthropic's message_start)."""
+
+    def event(self, index: int, event: ChatEvent) -> bytes:
+        """Run `index`'s next event (never an aborted finish)."""
+
+    def keep_alive(self) -> bytes:
+        """Something the client ignores (an SSE comment, Anthropic's ping)."""
+
+    def end(self) -> bytes:
+        """Every run has finished (a usage chunk, OpenAI's [DONE])."""
+
+    def error(self, err: ServiceError) -> bytes:
+        """The stream failed after the headers: the error in the dialect's in-band shape, and its end."""
 
 
 class ClientDisconnected(Exception):
     pass
 
 
-async def _events(state: ServiceState, prepared: PreparedRequest, lease: Lease) -> AsyncIterator[ChatEvent]:
-    async with state.running(lease, prepared) as service:
-        events = state.metrics.observe(service.run(prepared))
+# -- the run -----------------------------------------------------------------------------------------------
+
+_ENDED = None  # a run's last queue item: (index, _ENDED)
+
+
+class Run:
+    """n generations of one request, each a task feeding one queue; the consumer reads `batches()`."""
+
+    def __init__(self, state: ServiceState, prepared: list[PreparedRequest], lease: Lease) -> None:
+        self._state = state
+        self._lease = lease
+        self._queue: asyncio.Queue[tuple[int, ChatEvent | Exception | None] | KeepAlive] = asyncio.Queue()
+        self._running = len(prepared)
+        self._early: list[Item] = []  # events read while waiting for the first ones
+        self._puts = 0  # events queued so far (the keep-alive timer's sign of life)
+        self._tasks = [asyncio.ensure_future(self._generate(i, p)) for i, p in enumerate(prepared)]
+        self._timer: asyncio.Task[None] | None = None
+
+    async def _generate(self, index: int, prepared: PreparedRequest) -> None:
+        metrics = self._state.metrics.generation()
         try:
-            async for event in events:
-                if isinstance(event, ChatFinished) and event.reason is FinishReason.ABORT and state.cut_off:
-                    # Aborted by the shutdown's cut-off: an error in the client's dialect, not a quiet finish.
-                    raise EngineUnavailable("The server is shutting down; this generation was stopped before "
-                                            "it finished.")
-                yield event
+            async with self._state.running(self._lease, prepared) as service:
+                async with aclosing(service.run(prepared)) as events:  # type: ignore[type-var]
+                    async for event in events:
+                        metrics.see(event)
+                        if isinstance(event, ChatFinished):
+                            self._finished(prepared, event)
+                        self._puts += 1
+                        self._queue.put_nowait((index, event))
+        except asyncio.CancelledError:
+            metrics.outcome = "cancelled" if metrics.outcome == "error" else metrics.outcome
+            raise
+        except Exception as exc:  # the consumer raises it, where it reads it
+            self._queue.put_nowait((index, exc))
         finally:
-            await events.aclose()  # type: ignore[attr-defined]
+            metrics.end()
+            self._queue.put_nowait((index, _ENDED))
 
+    def _finished(self, prepared: PreparedRequest, event: ChatFinished) -> None:
+        u = event.usage
+        log.info("%s: %s, %d prompt tokens (%d cached), %d output tokens", prepared.rid, event.reason.value,
+                 u.prompt_tokens, u.cached_tokens, u.completion_tokens)
+        if event.reason is FinishReason.ABORT:  # the one place an aborted run becomes an error
+            if self._state.cut_off:
+                raise EngineUnavailable("The server is shutting down; this generation was stopped before it "
+                                        "finished.")
+            raise EngineUnavailable("The request was aborted because the server is shutting down.")
 
-async def start_events(state: ServiceState, prepared: PreparedRequest, lease: Lease) -> AsyncIterator[ChatEvent]:
-    """Start the run on one of the lease's slots and wait for its first event, so a request the engine
-    rejects (say, a grammar that does not compile) fails with a status code rather than inside a 200 stream."""
-    events = _events(state, prepared, lease)
-    first = await anext(events)
+    @property
+    def has_events(self) -> bool:
+        """Events came while waiting for the first ones (and are not read yet)."""
+        return bool(self._early)
 
-    async def chained() -> AsyncIterator[ChatEvent]:
-        try:
-            yield first
-            async for event in events:
-                yield event
-        finally:
-            await events.aclose()
+    async def first_events(self, timeout: float | None) -> bool:
+        """Wait until every run has sent its first event (True) or `timeout` passes (False). A run that fails
+        first raises its error here."""
+        waiting = set(range(len(self._tasks)))
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        while waiting:
+            try:
+                async with asyncio.timeout_at(deadline):
+                    item = await self._queue.get()
+            except TimeoutError:
+                return False
+            assert not isinstance(item, KeepAlive)  # the timer starts with batches()
+            index, event = item
+            if isinstance(event, Exception):
+                raise event
+            if event is _ENDED:  # (after its events: a run ends only after its ChatFinished or an error)
+                self._running -= 1
+                continue
+            self._early.append((index, event))
+            waiting.discard(index)
+        return True
 
-    return chained()
+    async def batches(self, keep_alive: float | None = None) -> AsyncIterator[list[Item]]:
+        """Every item, in order, as lists of what is ready at once; KEEP_ALIVE after `keep_alive` silent
+        seconds. A run's error is raised after the items before it. Ends when every run has."""
+        if keep_alive is not None:
+            self._timer = asyncio.ensure_future(self._keep_alive(keep_alive))
+        if self._early:
+            early, self._early = self._early, []
+            yield early
+        queue = self._queue
+        while self._running:
+            batch: list[Item] = []
+            item = await queue.get()
+            while True:
+                if isinstance(item, KeepAlive):
+                    batch.append(item)
+                else:
+                    index, event = item
+                    if event is _ENDED:
+                        self._running -= 1
+                    elif isinstance(event, Exception):
+                        if batch:
+                            yield batch
+                        raise event
+                    else:
+                        batch.append(item)  # type: ignore[arg-type]
+                if queue.empty():
+                    break
+                item = queue.get_nowait()
+            if batch:
+                yield batch
 
+    async def _keep_alive(self, interval: float) -> None:
+        seen = -1
+        while True:
+            await asyncio.sleep(interval)
+            if self._puts == seen:
+                self._queue.put_nowait(KEEP_ALIVE)
+            seen = self._puts
 
-async def all_or_none(works: list[Awaitable[T]]) -> list[T]:
-    """Await every work; if one fails (or the caller is cancelled), the others are cancelled too."""
-    tasks = [asyncio.ensure_future(w) for w in works]
-    try:
-        return list(await asyncio.gather(*tasks))
-    finally:
-        for task in tasks:
+    async def close(self) -> None:
+        """Cancel what still runs (aborting its engine requests) and give the slots back."""
+        if self._timer is not None:
+            self._timer.cancel()
+        for task in self._tasks:
             task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._lease.close()
 
 
-async def merged(streams: list[AsyncIterator[ChatEvent]]) -> AsyncIterator[tuple[int, ChatEvent]]:
-    """Several runs' events as they come, each tagged with its run's index (OpenAI's n > 1). Closing this
-    closes them all; a run that fails ends the whole stream with its error."""
-    if len(streams) == 1:
-        async with aclosing(streams[0]):
-            async for event in streams[0]:
-                yield 0, event
-        return
-    queue: asyncio.Queue[tuple[int, ChatEvent | BaseException | None]] = asyncio.Queue()
-
-    async def pump(index: int, stream: AsyncIterator[ChatEvent]) -> None:
-        try:
-            async for event in stream:
-                queue.put_nowait((index, event))
-        except Exception as exc:
-            queue.put_nowait((index, exc))
-        finally:
-            queue.put_nowait((index, None))
-
-    tasks = [asyncio.ensure_future(pump(i, stream)) for i, stream in enumerate(streams)]
+async def _open(state: ServiceState, prepared: list[PreparedRequest], first_events: float | None) -> Run:
+    """Admitted, started, and (unless `first_events` is None) its first events awaited that long."""
+    lease = await state.lease(len(prepared))
+    run = Run(state, prepared, lease)
     try:
-        running = len(tasks)
-        while running:
-            index, item = await queue.get()
-            if item is None:
-                running -= 1
-            elif isinstance(item, BaseException):
-                raise item
-            else:
-                yield index, item
-    finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        for stream in streams:
-            await stream.aclose()  # type: ignore[attr-defined]
+        if first_events is not None:
+            await run.first_events(first_events)
+    except BaseException:
+        await run.close()
+        raise
+    return run
 
 
-def disconnected_response() -> Response:
+# -- what routes call --------------------------------------------------------------------------------------
+
+
+async def results(request: Request, state: ServiceState, prepared: list[PreparedRequest]) -> list[ChatResult]:
+    """Every run's whole answer: the fold of the events its stream would have sent. ClientDisconnected if the
+    client goes away first."""
+
+    async def fold() -> list[ChatResult]:
+        run = await _open(state, prepared, None)
+        out = [ChatResult() for _ in prepared]
+        try:
+            async for batch in run.batches():
+                for item in batch:
+                    if not isinstance(item, KeepAlive):
+                        accumulate(out[item[0]], item[1])
+        finally:
+            await run.close()
+        return out
+
+    return await _unless_disconnected(request, fold())
+
+
+async def respond(request: Request, state: ServiceState, prepared: list[PreparedRequest],
+                  answer: Callable[[list[ChatResult]], Response]) -> Response:
+    """A whole answer, `answer(results)`; a client gone first gets 499 (nobody reads it)."""
+    try:
+        return answer(await results(request, state, prepared))
+    except ClientDisconnected:
+        return _disconnected()
+
+
+async def stream(request: Request, state: ServiceState, prepared: list[PreparedRequest],
+                 encoder: StreamEncoder) -> Response:
+    """The runs as one SSE response. Errors until the first events (or the grace time) are statuses; later
+    ones go out in-band through `encoder.error`."""
+    settings = state.settings
+    try:
+        run = await _unless_disconnected(request, _open(state, prepared, settings.first_byte_grace))
+    except ClientDisconnected:
+        return _disconnected()
+
+    async def body() -> AsyncIterator[bytes]:
+        try:
+            head = encoder.start()
+            if not run.has_events:  # nothing yet: the headers and a keep-alive go out now
+                yield head + encoder.keep_alive()
+                head = b""
+            async for batch in run.batches(settings.keep_alive_interval):
+                out = b"".join([encoder.keep_alive() if isinstance(item, KeepAlive) else encoder.event(*item)
+                                for item in batch])
+                if head:
+                    out, head = head + out, b""
+                if out:
+                    yield out
+            yield head + encoder.end()
+        except Exception as exc:  # noqa: BLE001  # the headers are sent: every failure goes out in-band
+            yield encoder.error(as_service_error(exc))
+        finally:
+            await run.close()
+
+    return Stream(body(), media_type=sse.MEDIA_TYPE, headers=sse.HEADERS)
+
+
+def _disconnected() -> Response:
     return Response(b"", status_code=499)  # nobody reads it; logged as nginx's "client closed request"
 
 
-async def unless_disconnected(request: Request, work: Awaitable[T]) -> T:
+async def _unless_disconnected(request: Request, work: Awaitable[T]) -> T:
     """Await `work`, cancelling it if the client disconnects first (no orphaned generation)."""
     task = asyncio.ensure_future(work)
 
@@ -121,9 +304,10 @@ async def unless_disconnected(request: Request, work: Awaitable[T]) -> T:
         await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
     finally:
         watcher.cancel()
-    if task.done():
+        if not task.done():
+            task.cancel()
+    if task.done() and not task.cancelled():
         return task.result()
-    task.cancel()
     try:
         await task
     except asyncio.CancelledError:

@@ -38,6 +38,12 @@ class RequestTooLarge(ServiceError):
     status = 413
 
 
+class UnsupportedMediaType(InvalidRequest):
+    """A body that is not declared JSON (a form, say)."""
+
+    status = 415
+
+
 class Overloaded(ServiceError):
     """Too many requests queued; the client should retry later (after `retry_after` seconds)."""
 

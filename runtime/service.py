@@ -9,28 +9,17 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator, Iterable
+from contextlib import aclosing
 from dataclasses import dataclass, replace
 
 from runtime.engines import Engine
 from runtime.errors import ContextLengthExceeded, InvalidRequest
 from runtime.model import ModelInfo
-from runtime.stops import StopMatcher
+from runtime.output import OutputPipeline, OutputSpec
 from runtime.templating import ChatTemplate
-from runtime.tools.base import CallParser, JsonStringEscaper, ToolFormat
-from runtime.tools.plan import ChatPlan, plan_chat
-from runtime.types import (
-    ChatEvent,
-    ChatFinished,
-    ChatRequest,
-    Constraint,
-    EngineRequest,
-    Finished,
-    FinishReason,
-    Logprobs,
-    PromptLogprobs,
-    SamplingParams,
-    TextDelta,
-)
+from runtime.tools.base import ToolFormat
+from runtime.tools.plan import ChatPlan, plan_chat, text_constraint, text_schema
+from runtime.types import ChatEvent, ChatRequest, Constraint, EngineRequest, ResponseFormat, SamplingParams
 
 
 # Said in every context-length error: the window is the server's setting, and agents' first requests (Claude
@@ -41,11 +30,11 @@ WINDOW_HINT = "(The server's window is set by --context-length.)"
 @dataclass(frozen=True)
 class PreparedRequest:
     engine_request: EngineRequest
-    parser: CallParser | None
-    json_text: bool = False  # escape raw control characters in JSON strings of the text output
-    # Stop strings matched on the text outside tool calls (with a parser, the engine must not stop inside a
-    # call: a stop string such as "\n" would cut `<tool_call>\n` and lose the call).
-    text_stops: tuple[str, ...] = ()
+    output: OutputSpec = OutputSpec()  # the parser, text stop strings and escaping its output goes through
+
+    @property
+    def rid(self) -> str:
+        return self.engine_request.rid
 
     @property
     def prompt_tokens(self) -> int:
@@ -65,40 +54,46 @@ class GenerationService:
 
     # -- preparing ------------------------------------------------------------------------------------
 
-    async def prepare_chat(self, request: ChatRequest) -> PreparedRequest:
+    async def prepare_chat(self, request: ChatRequest, rid: str | None = None) -> PreparedRequest:
+        """`rid`: the engine's id for the run (the edge's request id, so the engine's logs name it)."""
         # Planning (a schema relaxation per tool) and rendering take time proportional to the request: in a
         # worker thread, off the event loop.
         plan, input_ids = await asyncio.to_thread(self._plan_and_render, request)
         sampling = self._budget(len(input_ids), request.sampling, clamp=request.clamp_max_tokens)
         text_stops: tuple[str, ...] = ()
         if plan.parser is not None:
+            # With a parser, the engine must not stop inside a call: a stop string such as "\n" would cut
+            # `<tool_call>\n` and lose the call. The pipeline matches them on the text outside calls.
             text_stops, sampling = sampling.stop, replace(sampling, stop=())
         if plan.keep_special_tokens:
             sampling = replace(sampling, skip_special_tokens=False)
-        return PreparedRequest(self._engine_request(input_ids, sampling, plan.constraint), plan.parser,
-                               plan.json_text, text_stops)
+        return PreparedRequest(self._engine_request(input_ids, sampling, plan.constraint, rid),
+                               OutputSpec(plan.parser, text_stops, plan.json_text))
 
     async def prepare_completion(self, prompt: str | list[int], sampling: SamplingParams, *,
-                                 prompt_logprobs: bool = False) -> PreparedRequest:
+                                 prompt_logprobs: bool = False, rid: str | None = None,
+                                 response_format: ResponseFormat = ResponseFormat()) -> PreparedRequest:
         if isinstance(prompt, list):
             ids = prompt
             self._require_tokens(ids, "prompt")
         else:  # a raw prompt gets the tokenizer's BOS, as base models expect (chat templates write their own)
             ids = await asyncio.to_thread(self.template.encode, prompt, add_special_tokens=True)
-        request = self._engine_request(ids, self._budget(len(ids), sampling), None)
-        return PreparedRequest(replace(request, prompt_logprobs=prompt_logprobs), None)
+        constraint = text_constraint(response_format)
+        request = self._engine_request(ids, self._budget(len(ids), sampling), constraint, rid)
+        return PreparedRequest(replace(request, prompt_logprobs=prompt_logprobs),
+                               OutputSpec(json_text=text_schema(response_format) is not None))
 
     async def count_chat_tokens(self, request: ChatRequest) -> int:
         return len(await self.tokenize_chat(request))
 
-    async def tokenize_chat(self, request: ChatRequest, *, add_generation_prompt: bool = True) -> list[int]:
+    async def tokenize_chat(self, request: ChatRequest) -> list[int]:
         """The prompt's token ids exactly as a chat request with these messages and tools would send them."""
-        _, ids = await asyncio.to_thread(self._plan_and_render, request, add_generation_prompt=add_generation_prompt)
+        _, ids = await asyncio.to_thread(self._plan_and_render, request)
         return ids
 
-    def _plan_and_render(self, request: ChatRequest, *, add_generation_prompt: bool = True) -> tuple[ChatPlan, list[int]]:
+    def _plan_and_render(self, request: ChatRequest) -> tuple[ChatPlan, list[int]]:
         plan = plan_chat(request, self.tool_format, self.template.renders_tools)
-        return plan, self.template.render(plan.messages, plan.tools, add_generation_prompt=add_generation_prompt)
+        return plan, self.template.render(plan.messages, plan.tools, request.template)
 
     async def tokenize_text(self, text: str, *, add_special_tokens: bool = True) -> list[int]:
         return await asyncio.to_thread(self.template.encode, text, add_special_tokens=add_special_tokens)
@@ -115,11 +110,12 @@ class GenerationService:
                 raise InvalidRequest(f"Token id {token_id} in {param} is outside the vocabulary (size "
                                      f"{self.model.vocab_size}).", param=param)
 
-    def _engine_request(self, ids: list[int], sampling: SamplingParams, constraint: Constraint | None) -> EngineRequest:
+    def _engine_request(self, ids: list[int], sampling: SamplingParams, constraint: Constraint | None,
+                        rid: str | None = None) -> EngineRequest:
         # The sampling fields only the model can check.
         self._require_tokens((token_id for token_id, _ in sampling.logit_bias), "logit_bias")
         self._require_tokens(sampling.stop_token_ids, "stop_token_ids")
-        return EngineRequest(uuid.uuid4().hex, tuple(ids), sampling, constraint)
+        return EngineRequest(rid or uuid.uuid4().hex, tuple(ids), sampling, constraint)
 
     def _budget(self, prompt_tokens: int, sampling: SamplingParams, *, clamp: bool = False) -> SamplingParams:
         """Fit the output into the context window: reject what cannot fit, fill in an absent max."""
@@ -147,57 +143,16 @@ class GenerationService:
     # -- running --------------------------------------------------------------------------------------
 
     async def run(self, prepared: PreparedRequest) -> AsyncIterator[ChatEvent]:
-        """Engine events through the tool-call parser (and, with one, the stop strings). Closing this
-        iterator aborts the engine request."""
-        parser = prepared.parser
-        escape = JsonStringEscaper() if prepared.json_text else None
-        stops = StopMatcher(prepared.text_stops)
-        stopped_by: str | None = None  # a text stop string matched: the engine was told to abort
-
-        def text(delta: str) -> list[ChatEvent]:
-            nonlocal stopped_by
-            result = stops.push(delta)
-            if result.matched is not None:
-                stopped_by = result.matched
-            out = escape(result.text) if escape is not None else result.text
-            return [TextDelta(out)] if out else []
-
-        def parsed(events: Iterable[ChatEvent]) -> list[ChatEvent]:
-            out: list[ChatEvent] = []
-            for event in events:
-                if stopped_by is not None:
-                    break
-                out.extend(text(event.text) if isinstance(event, TextDelta) else [event])
-            return out
-
-        events = self.engine.generate(prepared.engine_request)
-        try:
+        """The run's ChatEvents: engine events through the output pipeline, ending with one ChatFinished.
+        A stop string the pipeline matched aborts the engine request; closing this iterator aborts it too."""
+        pipeline = OutputPipeline(prepared.output)
+        aborted = False
+        async with aclosing(self.engine.generate(prepared.engine_request)) as events:  # type: ignore[type-var]
             async for event in events:
-                if isinstance(event, (Logprobs, PromptLogprobs)):  # not text: past the parser and stops as it is
-                    if stopped_by is None:
-                        yield event
-                    continue
-                if isinstance(event, TextDelta):
-                    if stopped_by is None:
-                        for out in parsed(parser.feed(event.text) if parser is not None else (event,)):
-                            yield out
-                        if stopped_by is not None:
-                            await self.engine.abort(prepared.engine_request.rid)
-                    continue
-                assert isinstance(event, Finished)
-                calls = 0
-                if parser is not None and stopped_by is None:
-                    for out in parsed([*parser.finish(), TextDelta(stops.flush())]):
-                        yield out
-                if parser is not None:
-                    calls = parser.calls
-                if stopped_by is not None:
-                    yield ChatFinished(FinishReason.STOP, event.usage, stopped_by, calls)
+                for out in pipeline.push(event):
+                    yield out
+                if pipeline.finished:
                     return
-                reason = event.reason
-                if calls and reason is FinishReason.STOP and parser is not None and not parser.in_call:
-                    reason = FinishReason.TOOL_CALLS
-                yield ChatFinished(reason, event.usage, event.matched_stop, calls)
-                return
-        finally:
-            await events.aclose()  # type: ignore[attr-defined]  # both engines yield from async generators
+                if pipeline.stopped and not aborted:  # the rest is not wanted; its Finished brings the usage
+                    aborted = True
+                    await self.engine.abort(prepared.rid)

@@ -103,9 +103,22 @@ class Constraint:
 
 @dataclass(frozen=True, slots=True)
 class ResponseFormat:
-    type: Literal["text", "json_object", "json_schema"] = "text"
+    """What the text of the output must be: anything, a JSON document (of a schema), or what a grammar the
+    request gave accepts (a regex, EBNF, a list of choices or a structural tag: runtime/constraints.py)."""
+
+    type: Literal["text", "json_object", "json_schema", "grammar"] = "text"
     schema: dict[str, Any] | None = None
     strict: bool = False
+    grammar: Constraint | None = None  # type == "grammar"
+
+
+@dataclass(frozen=True, slots=True)
+class TemplateOptions:
+    """How the chat template renders the conversation (vLLM's and SGLang's chat request extensions)."""
+
+    add_generation_prompt: bool = True  # open an assistant turn after the messages
+    continue_final_message: bool = False  # leave the last message open: the output continues its text
+    kwargs: dict[str, Any] = field(default_factory=dict)  # chat_template_kwargs: more variables for the template
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +128,7 @@ class ChatRequest:
     tools: tuple[Tool, ...] = ()
     tool_choice: ToolChoice = field(default_factory=ToolChoice)
     response_format: ResponseFormat = field(default_factory=ResponseFormat)
+    template: TemplateOptions = field(default_factory=TemplateOptions)
     # Clamp max_new_tokens to what the window leaves instead of rejecting (Anthropic's behaviour).
     clamp_max_tokens: bool = False
 

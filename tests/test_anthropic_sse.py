@@ -1,18 +1,15 @@
-"""Raw SSE transcripts of /v1/messages (read with httpx, checked record by record), and the stream encoder and
-ping pacing on synthetic event lists."""
+"""Raw SSE transcripts of /v1/messages (read with httpx, checked record by record), and the stream encoder on
+synthetic event lists (pings and aborts: tests/test_stream_lifecycle.py)."""
 
 from __future__ import annotations
-
-import asyncio
-from collections.abc import AsyncIterator
 
 import httpx
 import pytest
 
-from app.anthropic import pacing, render
+from app.anthropic import render
 from app.anthropic import schemas as s
-from runtime.errors import EngineFailure, InvalidRequest, ServiceError
-from runtime.types import ChatEvent, ChatFinished, FinishReason, TextDelta, ToolCallArgs, ToolCallStart, Usage
+from runtime.errors import EngineFailure
+from runtime.types import ChatFinished, FinishReason, TextDelta, ToolCallArgs, ToolCallStart, Usage
 from tests.claude_code import sse
 from tests.live_server import LiveServer
 from tests.test_anthropic_tools import SCHEMAS, TOOLS, USER
@@ -71,19 +68,18 @@ def test_error_before_streaming_is_a_status(server: LiveServer) -> None:
 # -- the encoder on synthetic events --------------------------------------------------------------------
 
 
-async def _events(items: list) -> AsyncIterator[ChatEvent]:
+def _transcript(items: list, stops: tuple[str, ...] = ()) -> list[sse.Record]:
+    """What app/streaming.py writes for these events (an exception: a failure after them)."""
+    encoder = render.MessageEvents("msg_1", "claude-x", 50, stops)
+    out = encoder.start()
     for item in items:
         if isinstance(item, Exception):
-            raise item
-        yield item
-
-
-def _transcript(items: list, stops: tuple[str, ...] = ()) -> list[sse.Record]:
-    async def run() -> bytes:
-        chunks = [c async for c in render.sse_stream("msg_1", "claude-x", 50, _events(items), stops)]
-        return b"".join(chunks)
-
-    return sse.parse(asyncio.run(run()).decode())
+            out += encoder.error(item)
+            break
+        out += encoder.event(0, item)
+    else:
+        out += encoder.end()
+    return sse.parse(out.decode())
 
 
 USAGE = Usage(prompt_tokens=50, completion_tokens=9, cached_tokens=20)
@@ -128,81 +124,7 @@ def test_encoder_error_mid_stream_is_in_band() -> None:
     assert transcript.error == {"type": "api_error", "message": "The engine failed while generating."}
 
 
-def test_encoder_abort_is_overloaded() -> None:
-    transcript = sse.check(_transcript([TextDelta("x"), ChatFinished(FinishReason.ABORT, USAGE)]))
-    assert transcript.error["type"] == "overloaded_error"
-
-
 def test_event_lines_match_types() -> None:
     for event in (s.Ping(), s.MessageStop(), s.ContentBlockStop(3)):
-        record = sse.parse(render.sse(event).decode())[0]
+        record = sse.parse(render.sse_record(event).decode())[0]
         assert record.event == record.data["type"]
-
-
-# -- pacing ---------------------------------------------------------------------------------------------
-
-
-async def _collect_with_pings(starting_delay: float, first: list | Exception, interval: float) -> list:
-    async def start() -> AsyncIterator[ChatEvent]:
-        await asyncio.sleep(starting_delay)
-        if isinstance(first, Exception):
-            raise first
-        return _events(first)
-
-    starting = asyncio.ensure_future(start())
-    out = []
-    try:
-        async for event in pacing.with_pings(starting, interval):
-            out.append(event)
-    except ServiceError as exc:
-        out.append(exc)
-    return out
-
-
-def test_pings_while_the_first_event_is_awaited() -> None:
-    done = ChatFinished(FinishReason.STOP, USAGE)
-    out = asyncio.run(_collect_with_pings(1.0, [TextDelta("a"), done], interval=0.1))
-    pings = [e for e in out if isinstance(e, s.Ping)]
-    assert len(pings) >= 2
-    assert out[len(pings):] == [TextDelta("a"), done]
-
-
-def test_a_late_start_failure_is_raised_from_the_stream() -> None:
-    out = asyncio.run(_collect_with_pings(0.25, InvalidRequest("grammar failed"), interval=0.1))
-    assert isinstance(out[-1], InvalidRequest) and isinstance(out[0], s.Ping)
-
-    async def encoded() -> list[sse.Record]:
-        async def start() -> AsyncIterator[ChatEvent]:
-            await asyncio.sleep(0.15)
-            raise InvalidRequest("grammar failed")
-
-        events = pacing.with_pings(asyncio.ensure_future(start()), 0.1)
-        chunks = [c async for c in render.sse_stream("msg_1", "claude-x", 5, events, ())]
-        return sse.parse(b"".join(chunks).decode())
-
-    transcript = sse.check(asyncio.run(encoded()))
-    assert transcript.pings >= 1 and transcript.error["type"] == "invalid_request_error"
-
-
-def test_closing_the_stream_closes_the_run() -> None:
-    closed = asyncio.Event()
-
-    async def endless() -> AsyncIterator[ChatEvent]:
-        try:
-            while True:
-                await asyncio.sleep(0.01)
-                yield TextDelta("x")
-        finally:
-            closed.set()
-
-    async def run() -> bool:
-        async def start() -> AsyncIterator[ChatEvent]:
-            return endless()
-
-        stream = render.sse_stream("msg_1", "claude-x", 5, pacing.with_pings(asyncio.ensure_future(start()), 1.0), ())
-        for _ in range(4):
-            await anext(stream)
-        await stream.aclose()
-        return closed.is_set()
-
-    assert asyncio.run(run())

@@ -168,3 +168,22 @@ def test_tool_runner_threads_fall_back_to_the_whole_history(server: LiveServer, 
     assert raw.status_code == 404
     assert raw.json()["error"]["type"] == "not_found_error"
     assert raw.json()["error"]["details"] == {"error_code": "thread_not_found"}
+
+
+PROMPTS = ["What's the weather in Paris?", "Time in UTC?", "Weather and time, please.", "hi", "Paris", "go",
+           "Call a tool.", "UTC"]
+
+
+@pytest.mark.parametrize("choice", [{"type": "any"}, {"type": "tool", "name": "get_weather"}], ids=["any", "tool"])
+def test_forced_call_cut_before_its_tag_completes_leaks_no_text(claude: anthropic.Anthropic, choice) -> None:
+    """max_tokens 1-2 end a forced call inside its opening tag (this random model, greedy, often starts
+    `<tool_call>` with `<` or `<tool`): no tag text becomes a text block, streamed or not."""
+    for prompt, max_tokens in [(p, m) for p in PROMPTS for m in (1, 2)]:
+        kwargs = dict(model="claude-x", max_tokens=max_tokens, messages=[{"role": "user", "content": prompt}],
+                      tools=TOOLS, tool_choice=choice, extra_body={"temperature": 0})
+        message = claude.messages.create(**kwargs)
+        assert message.stop_reason == "max_tokens"
+        assert [b.type for b in message.content if b.type == "text"] == [], (prompt, max_tokens, message.content)
+        with claude.messages.stream(**kwargs) as stream:
+            final = stream.get_final_message()
+        assert [b for b in final.content if b.type == "text"] == [], (prompt, max_tokens, final.content)

@@ -84,6 +84,36 @@ def test_extreme_accepted_sampling_values_generate(client, extra):
     assert reply.usage.completion_tokens == 8
 
 
+# -- seeds: vLLM's range, which both engines hold (torch.long) --------------------------------------------
+
+
+@pytest.mark.parametrize("path", ["/chat/completions", "/completions"])
+@pytest.mark.parametrize("extra", [{"seed": 2**64}, {"seed": 2**64 - 1}, {"seed": 2**63}, {"seed": -(2**63) - 1},
+                                   {"seed": 10**30}, {"seed": 2**63 - 1, "n": 2}],
+                         ids=["2^64", "2^64-1", "2^63", "-2^63-1", "10^30", "max+n"])
+def test_out_of_range_seeds_are_400(client, path, extra):
+    body = {"model": MODEL_NAME, "max_tokens": 2, **extra}
+    body.update({"messages": USER} if path == "/chat/completions" else {"prompt": "hi"})
+    assert _openai_400(client, body, path)["param"] == "seed"
+
+
+@pytest.mark.parametrize("seed", [-(2**63), 2**63 - 2, 0])
+def test_seeds_at_the_bounds_generate(client, seed):
+    reply = client.chat.completions.create(model=MODEL_NAME, messages=USER, max_tokens=2, seed=seed, n=2)
+    assert len(reply.choices) == 2
+
+
+# -- stream_options without a stream (OpenAI and vLLM refuse it) --------------------------------------------
+
+
+@pytest.mark.parametrize("path", ["/chat/completions", "/completions"])
+def test_stream_options_without_stream_is_400(client, path):
+    body = {"model": MODEL_NAME, "max_tokens": 2, "stream_options": {"include_usage": True}}
+    body.update({"messages": USER} if path == "/chat/completions" else {"prompt": "hi"})
+    assert _openai_400(client, body, path)["param"] == "stream_options"
+    assert _openai_400(client, {**body, "stream": False}, path)["param"] == "stream_options"
+
+
 # -- history tool-call arguments ------------------------------------------------------------------------
 
 
@@ -257,3 +287,43 @@ def test_unforeseen_bad_values_are_400_in_each_dialect(server, client, claude):
     _openai_400(client, {"messages": USER, "tools": _openai_tools(1) + [
         {"type": "function", "function": {"name": "g", "parameters": deep}}]}, path=server.base_url + "/tokenize")
     assert server.log().count("Traceback") == before  # one line each, no traceback flood
+
+
+# -- bodies not declared JSON ------------------------------------------------------------------------------
+
+POST_ROUTES = {
+    "/v1/chat/completions": {"model": MODEL_NAME, "messages": USER, "max_tokens": 2},
+    "/v1/completions": {"model": MODEL_NAME, "prompt": "hi", "max_tokens": 2},
+    "/tokenize": {"prompt": "hi"},
+    "/detokenize": {"tokens": [1, 2]},
+    "/v1/messages": {"model": CLAUDE, "messages": USER, "max_tokens": 2},
+    "/v1/messages/count_tokens": {"model": CLAUDE, "messages": USER},
+}
+
+
+@pytest.mark.parametrize("content_type", ["application/x-www-form-urlencoded", "multipart/form-data; boundary=x",
+                                          "text/plain", "application/xml"])
+@pytest.mark.parametrize("path", list(POST_ROUTES))
+def test_a_body_not_declared_json_is_415_in_the_dialects_shape(server, path, content_type):
+    """`curl -d` sends its body as a form unless told otherwise: refused, not read as JSON anyway."""
+    r = httpx.post(server.base_url + path, content=json.dumps(POST_ROUTES[path]),
+                   headers={"content-type": content_type})
+    assert r.status_code == 415, r.text
+    if path.startswith("/v1/messages"):
+        body = r.json()
+        assert body["type"] == "error" and body["error"]["type"] == "invalid_request_error"
+        assert body["request_id"] == r.headers["request-id"]
+    else:
+        assert r.json()["error"]["type"] == "invalid_request_error"
+    assert "application/json" in r.text
+
+
+@pytest.mark.parametrize("content_type", ["application/json; charset=utf-8", "Application/JSON", None])
+@pytest.mark.parametrize("path", list(POST_ROUTES))
+def test_json_bodies_with_a_charset_or_no_content_type_are_read(server, path, content_type):
+    headers = {"content-type": content_type} if content_type else {}
+    request = httpx.Request("POST", server.base_url + path, content=json.dumps(POST_ROUTES[path]).encode(),
+                            headers=headers)
+    assert request.headers.get("content-type") == content_type  # (httpx adds none for bytes content)
+    r = httpx.Client().send(request)
+    assert r.status_code == 200, r.text

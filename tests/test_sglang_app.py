@@ -3,52 +3,15 @@
 
 from __future__ import annotations
 
-import threading
 import time
 from pathlib import Path
 
 import httpx
 import openai
 import pytest
-import uvicorn
 
-from app.server import create_app
 from app.settings import Settings
-
-
-class ThreadServer:
-    def __init__(self, settings: Settings) -> None:
-        self.port = 0  # the OS picks a free one; read back once started
-        config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=0, log_level="warning")
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def __enter__(self) -> "ThreadServer":
-        self.thread.start()
-        deadline = time.monotonic() + 60
-        while not self.server.started:
-            assert time.monotonic() < deadline, "server did not start"
-            time.sleep(0.05)
-        self.port = self.server.servers[0].sockets[0].getsockname()[1]
-        return self
-
-    def wait_health(self, status: str, timeout: float = 60) -> dict:
-        """/health once its status leaves "loading" (or the timeout passes)."""
-        deadline = time.monotonic() + timeout
-        while True:
-            r = httpx.get(self.base_url + "/health")
-            body = {"status_code": r.status_code, **r.json()}
-            if body["status"] == status or time.monotonic() > deadline:
-                return body
-            time.sleep(0.05)
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(30)
+from tests.thread_server import ThreadServer
 
 
 def settings(model_dir: Path) -> Settings:
@@ -77,13 +40,15 @@ def test_generation_through_the_adapter(fake_sglang, tiny_model_dir):
         texts = ["你", "你好", "你好，世", "你好，世界"]
         fake_sglang.control.scripts.append(fake_sglang.Script(texts=texts, finish=fake_sglang.stop_str("!"),
                                                               cached_tokens=3))
-        r = client.chat.completions.create(model="m", messages=[{"role": "user", "content": "hi"}], seed=7,
-                                           temperature=0.5, max_tokens=9, stop=["!"])
+        raw = client.chat.completions.with_raw_response.create(
+            model="m", messages=[{"role": "user", "content": "hi"}], seed=7, temperature=0.5, max_tokens=9,
+            stop=["!"])
+        r = raw.parse()
         assert r.choices[0].message.content == "你好，世界" and r.choices[0].finish_reason == "stop"
         assert r.usage.prompt_tokens_details.cached_tokens == 3 and r.usage.completion_tokens == 4
         sent = engine.calls[-1]
         assert sent["sampling_params"]["temperature"] == 0.5 and sent["sampling_params"]["max_new_tokens"] == 9
-        assert sent["sampling_params"]["stop"] == ["!"] and len(sent["rid"]) == 32
+        assert sent["sampling_params"]["stop"] == ["!"] and sent["rid"] == raw.headers["x-request-id"] + "-0"
 
         fake_sglang.control.scripts.append(fake_sglang.Script(texts=texts, finish=fake_sglang.length(4)))
         stream = client.chat.completions.create(model="m", messages=[{"role": "user", "content": "hi"}], stream=True)

@@ -150,6 +150,14 @@ def test_start_passes_every_engine_setting(fake: ModuleType) -> None:
     }
 
 
+def test_engine_args_pass_through_as_json_or_text(fake: ModuleType) -> None:
+    extra = (("schedule_policy", "lpm"), ("enable_mixed_chunk", "true"), ("mem_fraction_static", "0.7"))
+    asyncio.run(started(EngineConfig(model_path="/m", served_model_name="m", mem_fraction_static=0.9, extra=extra)))
+    kwargs = fake.control.engines[-1].kwargs
+    assert kwargs["schedule_policy"] == "lpm" and kwargs["enable_mixed_chunk"] is True
+    assert kwargs["mem_fraction_static"] == 0.7  # the pass-through wins
+
+
 def test_fake_rejects_a_name_that_0_5_23_server_args_lacks(fake: ModuleType) -> None:
     with pytest.raises(TypeError, match="Unexpected keyword argument 'seed'"):
         fake.Engine(model_path="/m", seed=1)

@@ -277,6 +277,37 @@ def test_unfinished_call_stays_unfinished(name) -> None:
 
 
 @pytest.mark.parametrize("name", FORMATS)
+def test_a_trigger_cut_off_by_max_tokens_is_not_text(name) -> None:
+    """max_tokens ending the output inside a call's opening syntax: the held-back start of the trigger is
+    dropped, never returned as text (only the text before it is)."""
+    fmt = get_format(name)
+    prefix = "Sure. "
+    output = fmt.render_calls((WEATHER,))
+    for cut in range(1, len(output)):
+        parser = fmt.parser(TOOLS)
+        text, _ = collect([*parser.feed(prefix + output[:cut]), *parser.finish(cut_off=True)])
+        assert text == prefix, f"cut after {output[:cut]!r}"
+
+
+@pytest.mark.parametrize("mode", [ToolChoiceMode.REQUIRED, ToolChoiceMode.NAMED], ids=lambda m: m.value)
+@pytest.mark.parametrize("name", FORMATS)
+def test_a_forced_call_is_never_text_however_cut(name, mode) -> None:
+    """tool_choice required / named: the whole output is call syntax, so no cut of it is text, whatever
+    the reason the output ended."""
+    from runtime.tools.plan import plan_chat
+    from runtime.types import ChatRequest, Message
+
+    fmt = get_format(name)
+    request = ChatRequest((Message("user", "hi"),), tools=TOOLS, tool_choice=choice(mode))
+    output = fmt.render_calls((WEATHER, TIME) if mode is ToolChoiceMode.REQUIRED else (WEATHER,))
+    for cut in range(1, len(output) + 1):
+        for cut_off in (True, False):
+            parser = plan_chat(request, fmt, True).parser
+            text, _ = collect([*parser.feed(output[:cut]), *parser.finish(cut_off)])
+            assert text == "", f"cut after {output[:cut]!r}"
+
+
+@pytest.mark.parametrize("name", FORMATS)
 def test_parser_text_after_a_call_keeps_its_whitespace(name) -> None:
     fmt = get_format(name)
     after = "\n\nDone: it is  sunny."

@@ -7,6 +7,7 @@ import itertools
 import json
 from concurrent.futures import ThreadPoolExecutor
 
+import httpx
 import jsonschema
 import openai
 import pytest
@@ -309,3 +310,25 @@ def test_first_chunk_of_a_call_has_null_content(client):
                                           max_tokens=3, stream=True)
     assert next(iter(text)).model_dump(exclude_unset=True)["choices"][0]["delta"] == {"role": "assistant",
                                                                                       "content": ""}
+
+
+def _token_id(server, text: str) -> int:
+    ids = httpx.post(server.base_url + "/tokenize", json={"prompt": text, "add_special_tokens": False}).json()["tokens"]
+    assert len(ids) == 1, ids
+    return ids[0]
+
+
+@pytest.mark.parametrize("choice", ["required", {"type": "function", "function": {"name": "get_weather"}}],
+                         ids=["required", "named"])
+def test_forced_call_cut_before_its_tag_completes_leaks_no_text(server, client, choice):
+    """max_tokens ends a forced call after `<` (the bias makes it the first token; the grammar allows it, as
+    the start of `<tool_call>`): no tag text reaches content, streamed or not (docs/TOOLS.md)."""
+    bias = {str(_token_id(server, "<")): 100}
+    kwargs = dict(model=MODEL_NAME, messages=[{"role": "user", "content": "Weather?"}], tools=[WEATHER],
+                  tool_choice=choice, max_tokens=1, temperature=0, logit_bias=bias)
+    answer = client.chat.completions.create(**kwargs)
+    assert answer.choices[0].finish_reason == "length" and answer.usage.completion_tokens == 1
+    assert not answer.choices[0].message.content and not answer.choices[0].message.tool_calls
+    chunks = list(client.chat.completions.create(**kwargs, stream=True))
+    assert not "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert chunks[-1].choices[0].finish_reason == "length"

@@ -1,5 +1,5 @@
 """Service errors in Anthropic's shape: {"type": "error", "error": {"type", "message"}, "request_id"}, with the
-same id in a `request-id` header.
+same id in the `request-id` header (app/request_id.py).
 
 Statuses keep their meaning, with one exception: EngineUnavailable (our 503: the model is loading, failed to
 load, or the server is shutting down) is answered as 529 overloaded_error, the status Anthropic's clients know
@@ -8,13 +8,12 @@ as "temporarily unable to serve, retry" (the SDK retries it; Claude Code reports
 
 from __future__ import annotations
 
-import secrets
-
 from litestar import Request, Response
 
 from app.anthropic import schemas as s
 from app.decoding import json_dumps
 from app.errors import as_service_error, error_headers
+from app.request_id import request_id
 from runtime.errors import ContextLengthExceeded, EngineUnavailable, NotFound, ServiceError
 from runtime.service import WINDOW_HINT
 
@@ -24,18 +23,6 @@ _TYPES = {
     529: "overloaded_error",
 }
 OVERLOADED = 529
-_REQUEST_ID = "anthropic_request_id"
-
-
-def request_id(request: Request) -> str:
-    """This request's id (`req_...`), made on first use and kept in the request's state."""
-    rid = request.state.get(_REQUEST_ID)
-    if rid is None:
-        rid = "req_" + secrets.token_hex(12)
-        request.state[_REQUEST_ID] = rid
-    return rid
-
-
 class ThreadNotFound(NotFound):
     """A `thread: {"type": "continue"}` whose conversation this server does not hold. The SDK's thread state
     recognises `details.error_code` and replays the whole history under a new thread."""
@@ -71,9 +58,8 @@ def error_body(err: ServiceError, rid: str | None = None) -> s.ErrorOut:
 
 
 def error_response(request: Request, err: ServiceError) -> Response:
-    rid = request_id(request)
-    return Response(json_dumps(error_body(err, rid)), status_code=error_status(err), media_type="application/json",
-                    headers={"request-id": rid, **error_headers(err)})
+    return Response(json_dumps(error_body(err, request_id(request))), status_code=error_status(err),
+                    media_type="application/json", headers=error_headers(err))
 
 
 def anthropic_error_handler(request: Request, exc: Exception) -> Response:

@@ -2,7 +2,8 @@
 
 Claude Code asks for Anthropic model ids (its main model, and a haiku model for background tasks) unless
 ANTHROPIC_MODEL / ANTHROPIC_DEFAULT_*_MODEL say otherwise, so every `claude-*` id means the served model, as
-do the served name and its configured aliases. Any other name is a 404 not_found_error.
+do the served name and its configured aliases. Any other name is a 404 not_found_error. (The route is
+app/model_routes.py's, shared with OpenAI's clients.)
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from datetime import UTC, datetime
 from litestar import Request, Response
 
 from app.anthropic import schemas as s
-from app.anthropic.errors import error_response, request_id
+from app.anthropic.errors import error_response
 from app.decoding import json_dumps
 from app.models import ModelNames
 from app.state import ServiceState
@@ -41,11 +42,10 @@ def _card(model_id: str, service_state: ServiceState, names: ModelNames) -> s.Mo
 def model_list(request: Request, service_state: ServiceState, names: ModelNames) -> Response:
     cards = [_card(names.served, service_state, names)]
     body = s.ModelListOut(cards, first_id=cards[0].id, last_id=cards[-1].id)
-    return Response(json_dumps(body), media_type="application/json", headers={"request-id": request_id(request)})
+    return Response(json_dumps(body), media_type="application/json")
 
 
 def model(request: Request, model_id: str, service_state: ServiceState, names: ModelNames) -> Response:
     if not accepts(names, model_id):
         return error_response(request, NotFound(f"model: {model_id}", param="model"))
-    return Response(json_dumps(_card(model_id, service_state, names)), media_type="application/json",
-                    headers={"request-id": request_id(request)})
+    return Response(json_dumps(_card(model_id, service_state, names)), media_type="application/json")

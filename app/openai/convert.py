@@ -5,15 +5,17 @@ from __future__ import annotations
 from typing import Any
 
 from app.openai import schemas as s
+from app.openai.constraints import output_format
 from runtime.errors import InvalidRequest
 from runtime.limits import check_tool_count
+from runtime.templating import RESERVED_TEMPLATE_KWARGS
 from runtime.tools.arguments import parse_arguments
 from runtime.tools.schemas import check_tool_name, normalise_parameters
 from runtime.types import (
     ChatRequest,
     Message,
-    ResponseFormat,
     SamplingParams,
+    TemplateOptions,
     Tool,
     ToolCall,
     ToolChoice,
@@ -24,6 +26,9 @@ MAX_TOP_LOGPROBS = 20  # OpenAI's bound for top_logprobs (and vLLM's default max
 
 
 def sampling_params(req: s.SamplingFields, max_tokens: int | None, logprobs: int | None = None) -> SamplingParams:
+    _check_stream_options(req)
+    if req.seed is not None and req.seed + req.n - 1 > s.SEED_MAX:
+        raise InvalidRequest(f"seed must be at most {s.SEED_MAX} - (n - 1): choice i uses seed + i.", param="seed")
     stop = (req.stop,) if isinstance(req.stop, str) else tuple(req.stop or ())
     return SamplingParams(
         temperature=1.0 if req.temperature is None else req.temperature,
@@ -42,6 +47,12 @@ def sampling_params(req: s.SamplingFields, max_tokens: int | None, logprobs: int
         logprobs=logprobs,
         logit_bias=_logit_bias(req.logit_bias),
     )
+
+
+def _check_stream_options(req: s.SamplingFields) -> None:
+    # OpenAI and vLLM refuse it rather than ignore it: a client asking for usage chunks would get none.
+    if req.stream_options is not None and not req.stream:
+        raise InvalidRequest("stream_options is only allowed when stream is true.", param="stream_options")
 
 
 def _logit_bias(bias: dict[str, float] | None) -> tuple[tuple[int, float], ...]:
@@ -90,8 +101,24 @@ def chat_request(req: s.ChatCompletionRequest) -> ChatRequest:
         sampling=sampling_params(req, req.max_completion_tokens or req.max_tokens, chat_logprobs(req)),
         tools=tools,
         tool_choice=_tool_choice(req, tools),
-        response_format=_response_format(req.response_format),
+        response_format=output_format(req),
+        template=_template_options(req),
     )
+
+
+def _template_options(req: s.ChatCompletionRequest) -> TemplateOptions:
+    """vLLM's rules: continuing the final message means no new assistant turn (asking for both is a 400)."""
+    add = req.add_generation_prompt
+    if req.continue_final_message:
+        if add is True:
+            raise InvalidRequest("continue_final_message and add_generation_prompt cannot both be true.",
+                                 param="add_generation_prompt")
+        add = False
+    kwargs = req.chat_template_kwargs or {}
+    for key in kwargs:
+        if key in RESERVED_TEMPLATE_KWARGS:
+            raise InvalidRequest(f"chat_template_kwargs may not set {key!r}.", param=f"chat_template_kwargs.{key}")
+    return TemplateOptions(add is not False, req.continue_final_message, dict(kwargs))
 
 
 def _text(content: str | list[Any] | None, param: str) -> str:
@@ -149,37 +176,37 @@ def _tool_choice(req: s.ChatCompletionRequest, tools: tuple[Tool, ...]) -> ToolC
     return ToolChoice(ToolChoiceMode(choice), parallel=parallel)
 
 
-def _response_format(rf: s.ResponseFormatIn | None) -> ResponseFormat:
-    match rf:
-        case None | s.TextFormat():
-            return ResponseFormat()
-        case s.JsonObjectFormat():
-            return ResponseFormat("json_object")
-        case s.JsonSchemaFormat():
-            schema = rf.json_schema.schema
-            if schema is not None and not isinstance(schema, dict):
-                raise InvalidRequest("response_format.json_schema.schema must be an object.",
-                                     param="response_format.json_schema.schema")
-            return ResponseFormat("json_schema", schema, bool(rf.json_schema.strict))
-    raise AssertionError(rf)
+MAX_PROMPTS = 64  # prompts in one completions request; each runs n generations, admitted together
 
 
-def completion_prompt(req: s.CompletionRequest) -> str | list[int]:
+def completion_prompts(req: s.CompletionRequest) -> list[str | list[int]]:
+    """`prompt` as a list of prompts: a string, a list of token ids, or a list of either (a batch, answered
+    prompt-major: choice i * n + j is prompt i's j-th, as OpenAI and vLLM index them)."""
     if req.suffix or (req.best_of or 1) > 1:
         raise InvalidRequest("suffix and best_of are not supported.", param="suffix" if req.suffix else "best_of")
     if req.max_tokens == 0 and not req.echo:
         raise InvalidRequest("max_tokens 0 is for scoring a prompt: it needs echo.", param="max_tokens")
     prompt: Any = req.prompt
-    if isinstance(prompt, list) and prompt and not all(isinstance(x, int) for x in prompt):
-        if len(prompt) != 1:
-            raise InvalidRequest("Only one prompt per request is supported.", param="prompt")
-        prompt = prompt[0]
+    if isinstance(prompt, str) or (prompt and all(_is_token_id(x) for x in prompt)):
+        return [_one_prompt(prompt, "prompt")]
+    if not prompt:
+        raise InvalidRequest("prompt must not be empty.", param="prompt")
+    if len(prompt) > MAX_PROMPTS:
+        raise InvalidRequest(f"At most {MAX_PROMPTS} prompts per request.", param="prompt")
+    return [_one_prompt(p, f"prompt[{i}]") for i, p in enumerate(prompt)]
+
+
+def _is_token_id(x: Any) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool)
+
+
+def _one_prompt(prompt: Any, param: str) -> str | list[int]:
     if isinstance(prompt, list):
-        if not all(isinstance(x, int) and not isinstance(x, bool) and x >= 0 for x in prompt):
-            raise InvalidRequest("prompt must be a string or a list of token ids.", param="prompt")
         if not prompt:
-            raise InvalidRequest("prompt must not be empty.", param="prompt")
+            raise InvalidRequest("A prompt must not be empty.", param=param)
+        if not all(_is_token_id(x) and x >= 0 for x in prompt):
+            raise InvalidRequest("A prompt must be a string or a list of token ids.", param=param)
         return prompt
     if not isinstance(prompt, str) or not prompt:
-        raise InvalidRequest("prompt must be a non-empty string or a list of token ids.", param="prompt")
+        raise InvalidRequest("A prompt must be a non-empty string or a list of token ids.", param=param)
     return prompt

@@ -1,22 +1,18 @@
-"""Neutral chat events to OpenAI responses: the aggregated completion, and the SSE chunk stream."""
+"""Neutral results and events to OpenAI responses: the whole completion from the runs' ChatResults, and the
+SSE chunk streams as StreamEncoders (app/streaming.py drives both)."""
 
 from __future__ import annotations
 
-import logging
 import time
-from collections.abc import AsyncIterator
-from contextlib import aclosing
-from dataclasses import dataclass, field
 
-from app.decoding import json_dumps
-from app.errors import as_service_error
+from app import sse
 from app.openai import schemas as s
 from app.openai.errors import error_body
-from runtime.errors import EngineUnavailable
+from runtime.errors import ServiceError
+from runtime.result import ChatResult
 from runtime.types import (
     ChatEvent,
     ChatFinished,
-    FinishReason,
     Logprobs,
     PromptLogprobs,
     TextDelta,
@@ -26,25 +22,21 @@ from runtime.types import (
     Usage,
 )
 
-log = logging.getLogger(__name__)
 
-
-def finish_reason(finished: ChatFinished) -> str:
-    if finished.reason is FinishReason.ABORT:
-        raise EngineUnavailable("The request was aborted because the server is shutting down.")
-    return finished.reason.value
-
-
-def usage_out(usages: list[Usage]) -> s.UsageOut:
-    """One response's usage over its choices: the prompt counted once (as OpenAI does), outputs summed."""
-    prompt, cached = usages[0].prompt_tokens, usages[0].cached_tokens
+def usage_out(usages: list[Usage], n: int | None = None) -> s.UsageOut:
+    """One response's usage over its choices, in index order: each prompt counted once (as OpenAI does),
+    outputs summed. `n`: choices per prompt in a batch of completion prompts (prompt-major); None: all the
+    choices answer one prompt."""
+    per_prompt = usages[:: n or len(usages)]
+    prompt = sum(u.prompt_tokens for u in per_prompt)
+    cached = sum(u.cached_tokens for u in per_prompt)
     completion = sum(u.completion_tokens for u in usages)
     return s.UsageOut(prompt, completion, prompt + completion, s.PromptTokensDetails(cached))
 
 
-def _finished(collected: list[Collected]) -> list[ChatFinished]:
-    out = [c.finished for c in collected]
-    assert all(f is not None for f in out)
+def _finished(results: list[ChatResult]) -> list[ChatFinished]:
+    out = [r.finished for r in results]
+    assert all(f is not None for f in out)  # the run owner hands over only finished results
     return out  # type: ignore[return-value]
 
 
@@ -77,175 +69,158 @@ def completion_logprobs(entries: list[TokenLogprob], text_offset: int = 0, *,
     return s.CompletionLogprobs([e.token for e in entries], values, top, offsets)
 
 
-@dataclass
-class Collected:
-    text: list[str] = field(default_factory=list)
-    calls: list[s.ToolCallOut] = field(default_factory=list)
-    logprobs: list[TokenLogprob] | None = None  # None: not asked for
-    prompt_logprobs: list[TokenLogprob] | None = None  # completions with echo: the prompt's
-    finished: ChatFinished | None = None
+def _calls(result: ChatResult) -> list[s.ToolCallOut]:
+    return [s.ToolCallOut(c.id, s.FunctionCallOut(c.name, c.arguments)) for c in result.calls]
 
 
-async def collect(events: AsyncIterator[ChatEvent]) -> Collected:
-    out = Collected()
-    arguments: list[list[str]] = []
-    async for event in events:
-        match event:
-            case TextDelta():
-                out.text.append(event.text)
-            case Logprobs():
-                if out.logprobs is None:
-                    out.logprobs = []
-                out.logprobs.extend(event.tokens)
-            case PromptLogprobs():
-                out.prompt_logprobs = list(event.tokens)
-            case ToolCallStart():
-                out.calls.append(s.ToolCallOut(event.id, s.FunctionCallOut(event.name, "")))
-                arguments.append([])
-            case ToolCallArgs():
-                arguments[event.index].append(event.fragment)
-            case ChatFinished():
-                out.finished = event
-    assert out.finished is not None
-    # Only complete calls are returned: one cut off by max_tokens would not parse.
-    out.calls = out.calls[: out.finished.tool_calls]
-    for call, parts in zip(out.calls, arguments):
-        call.function.arguments = "".join(parts)
-    return out
-
-
-def chat_completion(rid: str, model: str, collected: list[Collected]) -> s.ChatCompletion:
+def chat_completion(rid: str, model: str, results: list[ChatResult]) -> s.ChatCompletion:
     choices = []
-    for index, (one, finished) in enumerate(zip(collected, _finished(collected))):
-        text = "".join(one.text)
-        message = s.ChatMessageOut(content=text if text or not one.calls else None)
-        if one.calls:
-            message.tool_calls = one.calls
+    for index, (one, finished) in enumerate(zip(results, _finished(results))):
+        text, calls = one.text, _calls(one)
+        message = s.ChatMessageOut(content=text if text or not calls else None)
+        if calls:
+            message.tool_calls = calls
         logprobs = chat_logprobs(one.logprobs) if one.logprobs is not None else None
-        choices.append(s.ChatChoice(index, message, finish_reason(finished), logprobs))
-    usage = usage_out([f.usage for f in _finished(collected)])
+        choices.append(s.ChatChoice(index, message, finished.reason.value, logprobs))
+    usages = [f.usage for f in _finished(results)]
+    usage = usage_out(usages, len(usages))  # every choice has the same prompt
     return s.ChatCompletion(rid, int(time.time()), model, choices, usage)
 
 
-def _echoed_logprobs(one: Collected) -> s.CompletionLogprobs | None:
+def _echoed_logprobs(one: ChatResult) -> s.CompletionLogprobs | None:
     if one.prompt_logprobs is not None:
         return completion_logprobs(one.prompt_logprobs + (one.logprobs or []), prompt=True)
     return completion_logprobs(one.logprobs) if one.logprobs is not None else None
 
 
-def completion(rid: str, model: str, collected: list[Collected], echo: str | None = None) -> s.Completion:
-    """`echo`: the prompt's text, put before each choice's (its tokens lead the logprobs when scored)."""
-    finished = _finished(collected)
-    choices = [s.CompletionChoice(i, (echo or "") + "".join(c.text), finish_reason(f), _echoed_logprobs(c))
-               for i, (c, f) in enumerate(zip(collected, finished))]
-    return s.Completion(rid, int(time.time()), model, choices, usage=usage_out([f.usage for f in finished]))
+def completion(rid: str, model: str, results: list[ChatResult], echo: list[str] | None = None,
+               n: int = 1) -> s.Completion:
+    """`echo`: each choice's prompt text, put before its text (its tokens lead the logprobs when scored).
+    `n`: choices per prompt (a batch of prompts is prompt-major: choice i belongs to prompt i // n)."""
+    finished = _finished(results)
+    choices = [s.CompletionChoice(i, (echo[i] if echo else "") + r.text, f.reason.value, _echoed_logprobs(r))
+               for i, (r, f) in enumerate(zip(results, finished))]
+    return s.Completion(rid, int(time.time()), model, choices, usage=usage_out([f.usage for f in finished], n))
 
 
-def sse(payload: object) -> bytes:
-    return b"data: " + json_dumps(payload) + b"\n\n"
-
+# -- the chunk streams (driven by app/streaming.py) ---------------------------------------------------------
 
 DONE = b"data: [DONE]\n\n"
 
 
-async def chat_chunks(rid: str, model: str, events: AsyncIterator[tuple[int, ChatEvent]], choices: int,
-                      include_usage: bool) -> AsyncIterator[bytes]:
-    """`events` tagged with their choice's index (several when n > 1)."""
-    created = int(time.time())
-    usages: list[Usage] = []
-    # Logprobs come ahead of their text (which may be held back): each choice's ride on its next chunk.
-    pending: dict[int, list[TokenLogprob]] = {}
+class _Chunks:
+    """What both OpenAI streams share: keep-alives as SSE comments, in-band errors, the closing [DONE]."""
 
-    def chunk(index: int, delta: s.ChatDelta, reason: str | None = None, *, with_logprobs: bool = True) -> bytes:
-        entries = pending.pop(index, None) if with_logprobs else None
+    def __init__(self, rid: str, model: str, include_usage: bool) -> None:
+        self.rid, self.model, self.include_usage = rid, model, include_usage
+        self.created = int(time.time())
+        self.usages: list[Usage] = []
+        # Logprobs come ahead of their text (which may be held back): each choice's ride on its next chunk.
+        self.pending: dict[int, list[TokenLogprob]] = {}
+
+    def start(self) -> bytes:
+        return b""
+
+    def keep_alive(self) -> bytes:
+        return sse.COMMENT
+
+    def error(self, err: ServiceError) -> bytes:  # as vLLM and SGLang report a failure once streaming
+        return sse.data(error_body(err)) + DONE
+
+
+class ChatChunks(_Chunks):
+    """chat.completion.chunk records, each choice's first delta carrying the role. As OpenAI does, its content
+    is "" when text follows and null when the choice starts with a call (an empty string there makes
+    @ai-sdk/openai open an empty text part)."""
+
+    def __init__(self, rid: str, model: str, include_usage: bool) -> None:
+        super().__init__(rid, model, include_usage)
+        self.started: set[int] = set()
+
+    def _chunk(self, index: int, delta: s.ChatDelta, reason: str | None = None, *,
+               with_logprobs: bool = True) -> bytes:
+        entries = self.pending.pop(index, None) if with_logprobs else None
         logprobs = chat_logprobs(entries) if entries else None
-        c = s.ChatCompletionChunk(rid, created, model, [s.ChatChunkChoice(index, delta, reason, logprobs)])
-        if include_usage:
+        c = s.ChatCompletionChunk(self.rid, self.created, self.model, [s.ChatChunkChoice(index, delta, reason, logprobs)])
+        if self.include_usage:
             c.usage = None
-        return sse(c)
+        return sse.data(c)
 
-    # Each choice's first delta carries the role. As OpenAI does, its content is "" when text follows and null
-    # when the choice starts with a call (an empty string there makes @ai-sdk/openai open an empty text part).
-    started: set[int] = set()
+    def _role(self, index: int) -> bytes:  # the role alone, before a choice's first text (its logprobs wait)
+        self.started.add(index)
+        return self._chunk(index, s.ChatDelta(role="assistant", content=""), with_logprobs=False)
 
-    def role(index: int) -> bytes:  # the role alone, before a choice's first text (its logprobs wait for that)
-        started.add(index)
-        return chunk(index, s.ChatDelta(role="assistant", content=""), with_logprobs=False)
+    def event(self, index: int, event: ChatEvent) -> bytes:
+        match event:
+            case Logprobs():
+                self.pending.setdefault(index, []).extend(event.tokens)
+            case TextDelta():
+                role = self._role(index) if index not in self.started else b""
+                return role + self._chunk(index, s.ChatDelta(content=event.text))
+            case ToolCallStart():
+                call = s.ToolCallDelta(event.index, event.id, "function", s.FunctionDelta(event.name, ""))
+                if index not in self.started:  # role and call in one delta, as OpenAI sends them
+                    self.started.add(index)
+                    return self._chunk(index, s.ChatDelta(role="assistant", content=None, tool_calls=[call]))
+                return self._chunk(index, s.ChatDelta(tool_calls=[call]))
+            case ToolCallArgs():
+                call = s.ToolCallDelta(event.index, function=s.FunctionDelta(arguments=event.fragment))
+                return self._chunk(index, s.ChatDelta(tool_calls=[call]))
+            case ChatFinished():
+                role = self._role(index) if index not in self.started else b""
+                self.usages.append(event.usage)
+                return role + self._chunk(index, s.ChatDelta(), event.reason.value)
+        return b""
 
-    try:
-        async with aclosing(events):  # a client gone mid-stream ends the run now, not at garbage collection
-            async for index, event in events:
-                match event:
-                    case Logprobs():
-                        pending.setdefault(index, []).extend(event.tokens)
-                    case TextDelta():
-                        if index not in started:
-                            yield role(index)
-                        yield chunk(index, s.ChatDelta(content=event.text))
-                    case ToolCallStart():
-                        call = s.ToolCallDelta(event.index, event.id, "function", s.FunctionDelta(event.name, ""))
-                        if index not in started:  # role and call in one delta, as OpenAI sends them
-                            started.add(index)
-                            yield chunk(index, s.ChatDelta(role="assistant", content=None, tool_calls=[call]))
-                        else:
-                            yield chunk(index, s.ChatDelta(tool_calls=[call]))
-                    case ToolCallArgs():
-                        call = s.ToolCallDelta(event.index, function=s.FunctionDelta(arguments=event.fragment))
-                        yield chunk(index, s.ChatDelta(tool_calls=[call]))
-                    case ChatFinished():
-                        if index not in started:
-                            yield role(index)
-                        yield chunk(index, s.ChatDelta(), finish_reason(event))
-                        usages.append(event.usage)
-        if include_usage:
-            yield sse(s.ChatCompletionChunk(rid, created, model, [], usage=usage_out(usages)))
-    except Exception as exc:  # headers are sent: report in-band, as vLLM and SGLang do
-        yield sse(error_body(as_service_error(exc)))
-    yield DONE
+    def end(self) -> bytes:
+        if not self.include_usage:
+            return DONE
+        return sse.data(s.ChatCompletionChunk(self.rid, self.created, self.model, [],
+                                              usage=usage_out(self.usages, len(self.usages)))) + DONE
 
 
-async def completion_chunks(rid: str, model: str, events: AsyncIterator[tuple[int, ChatEvent]],
-                            include_usage: bool, echo: str | None = None) -> AsyncIterator[bytes]:
-    """`echo`: the prompt's text, sent as each choice's first text (with the prompt's logprobs when scored)."""
-    created = int(time.time())
-    usage = None if include_usage else s.UNSET
-    usages: list[Usage] = []
-    pending: dict[int, list[TokenLogprob]] = {}  # as in chat_chunks
-    offsets: dict[int, int] = {}  # each choice's text_offset so far
+class CompletionChunks(_Chunks):
+    """text_completion records; `echo`: each choice's prompt text, sent as its first text (with the prompt's
+    logprobs when scored); `n`: choices per prompt, as in completion()."""
 
-    def choice(index: int, text: str, reason: str | None, *, prompt: bool = False) -> s.CompletionChoice:
-        entries = pending.pop(index, None)
+    def __init__(self, rid: str, model: str, include_usage: bool, echo: list[str] | None = None,
+                 n: int = 1) -> None:
+        super().__init__(rid, model, include_usage)
+        self.echo, self.n = echo, n
+        self.by_index: dict[int, Usage] = {}
+        self.usage = None if include_usage else s.UNSET
+        self.offsets: dict[int, int] = {}  # each choice's text_offset so far
+        self.echoed: set[int] = set()
+
+    def _choice(self, index: int, text: str, reason: str | None, *, prompt: bool = False) -> bytes:
+        entries = self.pending.pop(index, None)
         logprobs = None
         if entries:
-            logprobs = completion_logprobs(entries, offsets.get(index, 0), prompt=prompt)
-            offsets[index] = offsets.get(index, 0) + sum(len(e.token) for e in entries)
-        return s.CompletionChoice(index, text, reason, logprobs)
+            logprobs = completion_logprobs(entries, self.offsets.get(index, 0), prompt=prompt)
+            self.offsets[index] = self.offsets.get(index, 0) + sum(len(e.token) for e in entries)
+        choice = s.CompletionChoice(index, text, reason, logprobs)
+        return sse.data(s.Completion(self.rid, self.created, self.model, [choice], usage=self.usage))
 
-    echoed: set[int] = set()
+    def _echo(self, index: int, prompt: bool = False) -> bytes:
+        self.echoed.add(index)
+        return self._choice(index, self.echo[index] if self.echo else "", None, prompt=prompt)
 
-    def echo_chunk(index: int, prompt: bool = False) -> bytes:
-        echoed.add(index)
-        return sse(s.Completion(rid, created, model, [choice(index, echo or "", None, prompt=prompt)], usage=usage))
+    def event(self, index: int, event: ChatEvent) -> bytes:
+        if isinstance(event, PromptLogprobs):  # comes first: the echo goes out with it
+            self.pending[index] = list(event.tokens)
+            return self._echo(index, prompt=True)
+        out = self._echo(index) if self.echo is not None and index not in self.echoed else b""
+        if isinstance(event, Logprobs):
+            self.pending.setdefault(index, []).extend(event.tokens)
+        elif isinstance(event, TextDelta):
+            out += self._choice(index, event.text, None)
+        elif isinstance(event, ChatFinished):
+            self.by_index[index] = event.usage
+            out += self._choice(index, "", event.reason.value)
+        return out
 
-    try:
-        async with aclosing(events):
-            async for index, event in events:
-                if isinstance(event, PromptLogprobs):  # comes first: the echo goes out with it
-                    pending[index] = list(event.tokens)
-                    yield echo_chunk(index, prompt=True)
-                    continue
-                if echo is not None and index not in echoed:
-                    yield echo_chunk(index)
-                if isinstance(event, Logprobs):
-                    pending.setdefault(index, []).extend(event.tokens)
-                elif isinstance(event, TextDelta):
-                    yield sse(s.Completion(rid, created, model, [choice(index, event.text, None)], usage=usage))
-                elif isinstance(event, ChatFinished):
-                    yield sse(s.Completion(rid, created, model, [choice(index, "", finish_reason(event))],
-                                           usage=usage))
-                    usages.append(event.usage)
-        if include_usage:
-            yield sse(s.Completion(rid, created, model, [], usage=usage_out(usages)))
-    except Exception as exc:
-        yield sse(error_body(as_service_error(exc)))
-    yield DONE
+    def end(self) -> bytes:
+        if not self.include_usage:
+            return DONE
+        usage = usage_out([self.by_index[i] for i in sorted(self.by_index)], self.n)
+        return sse.data(s.Completion(self.rid, self.created, self.model, [], usage=usage)) + DONE

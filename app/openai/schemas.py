@@ -111,7 +111,26 @@ class JsonSchemaFormat(Struct, tag="json_schema", tag_field="type"):
     json_schema: JsonSchemaSpec
 
 
-ResponseFormatIn = TextFormat | JsonObjectFormat | JsonSchemaFormat
+class StructuralTagFormat(Struct, tag="structural_tag", tag_field="type"):
+    """vLLM's and SGLang's: an xgrammar structural tag, `format` (newer) or `structures` + `triggers` (older)."""
+
+    format: Any = None
+    structures: Any = None
+    triggers: Any = None
+
+
+ResponseFormatIn = TextFormat | JsonObjectFormat | JsonSchemaFormat | StructuralTagFormat
+
+
+class StructuredOutputs(Struct):
+    """vLLM's `structured_outputs`: one of these constrains the output (its other options are ignored)."""
+
+    json: Any = None  # a JSON schema, as an object or as JSON text
+    regex: str | None = None
+    choice: list[str] | None = None
+    grammar: str | None = None  # EBNF, as xgrammar reads it
+    json_object: bool | None = None
+    structural_tag: Any = None  # JSON text or an object
 
 
 class StreamOptions(Struct):
@@ -129,10 +148,15 @@ RepetitionPenalty = Annotated[float, Meta(ge=0.01, le=2.0)]
 # (SGLang's SamplingBatchInfo.top_ks).
 TopK = Annotated[int, Meta(ge=-1, le=2**31 - 1)]
 PositiveInt = Annotated[int, Meta(ge=1)]
+# vLLM's bounds (torch.long); what both engines can hold: the CPU engine's torch.Generator takes [-2^63, 2^64),
+# SGLang keeps sampling seeds in an int64 tensor. With n > 1, choice i uses seed + i: checked on conversion.
+SEED_MIN, SEED_MAX = -(2**63), 2**63 - 1
+Seed = Annotated[int, Meta(ge=SEED_MIN, le=SEED_MAX)]
 
 
 class SamplingFields(Struct):
-    """Sampling fields shared by chat and completions (OpenAI's plus vLLM/SGLang's common extensions)."""
+    """Fields shared by chat and completions: sampling and output constraints (OpenAI's plus vLLM/SGLang's
+    common extensions)."""
 
     model: str
     temperature: Temperature | None = None
@@ -142,7 +166,7 @@ class SamplingFields(Struct):
     frequency_penalty: Penalty | None = None
     presence_penalty: Penalty | None = None
     repetition_penalty: RepetitionPenalty | None = None
-    seed: int | None = None
+    seed: Seed | None = None
     stop: str | list[str] | None = None
     max_tokens: PositiveInt | None = None
     n: Annotated[int, Meta(ge=1, le=16)] = 1  # choices; each is a full generation, hence the cap
@@ -153,6 +177,16 @@ class SamplingFields(Struct):
     ignore_eos: bool = False
     stop_token_ids: list[Annotated[int, Meta(ge=0)]] | None = None  # vLLM's: these tokens end the output too
     skip_special_tokens: bool = True  # vLLM's: False keeps special tokens in the text
+    # What the output must match (at most one of these and response_format; app/openai/constraints.py).
+    response_format: ResponseFormatIn | None = None  # (completions too, as vLLM and SGLang take it)
+    structured_outputs: StructuredOutputs | None = None  # vLLM's
+    guided_json: Any = None  # vLLM's older spellings of structured_outputs
+    guided_regex: str | None = None
+    guided_choice: list[str] | None = None
+    guided_grammar: str | None = None
+    regex: str | None = None  # SGLang's
+    ebnf: str | None = None
+    json_schema: str | None = None  # SGLang's (completions), as JSON text
 
 
 class ChatCompletionRequest(SamplingFields):
@@ -161,8 +195,11 @@ class ChatCompletionRequest(SamplingFields):
     tools: list[ToolDef] | None = None
     tool_choice: Literal["auto", "none", "required"] | NamedToolChoice | None = None
     parallel_tool_calls: bool | None = None
-    response_format: ResponseFormatIn | None = None
     top_logprobs: int | None = None
+    # vLLM's and SGLang's chat template controls (runtime.types.TemplateOptions)
+    add_generation_prompt: bool | UnsetType = UNSET  # default true; false when continue_final_message
+    continue_final_message: bool = False
+    chat_template_kwargs: dict[str, Any] | None = None
 
 
 class CompletionRequest(SamplingFields):
@@ -332,7 +369,9 @@ class TokenizeRequest(Struct):
     prompt: str | None = None
     messages: list[ChatMessageIn] | None = None
     tools: list[ToolDef] | None = None
-    add_generation_prompt: bool = True
+    add_generation_prompt: bool | UnsetType = UNSET
+    continue_final_message: bool = False
+    chat_template_kwargs: dict[str, Any] | None = None
     add_special_tokens: bool = True  # for a prompt (a chat template writes its own special tokens)
     return_token_strs: bool = False
 

@@ -16,7 +16,10 @@ from runtime.types import EngineEvent, EngineRequest
 
 @dataclass(frozen=True)
 class EngineConfig:
-    """Settings an engine may use; each engine reads the ones that apply to it."""
+    """Settings an engine may use; each engine reads the ones that apply to it. The app fills every field
+    from the setting of the same name (app/state.py `engine_config`): a new engine option is a field here
+    and a setting there. Options only one engine knows can also go through `extra` untyped
+    (`--engine-arg name=value`, e.g. SGLang's server arguments)."""
 
     model_path: str
     served_model_name: str
@@ -37,6 +40,7 @@ class EngineConfig:
     chunked_prefill_size: int | None = None
     quantization: str | None = None
     disable_radix_cache: bool = False
+    extra: tuple[tuple[str, str], ...] = ()  # (name, value) pairs for the engine, as given
 
 
 @runtime_checkable

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import signal
 import threading
@@ -140,7 +141,17 @@ def server_args(config: EngineConfig) -> dict[str, Any]:
         "chunked_prefill_size": config.chunked_prefill_size,
         "quantization": config.quantization,
     }
-    return {name: value for name, value in kwargs.items() if value is not None}
+    kwargs = {name: value for name, value in kwargs.items() if value is not None}
+    # --engine-arg name=value: any other ServerArgs field, its value read as JSON where it parses as JSON
+    # (numbers, true/false, lists), else as the string given. It wins over the settings above.
+    return kwargs | {name: _json_or_text(value) for name, value in config.extra}
+
+
+def _json_or_text(value: str) -> Any:
+    try:
+        return json.loads(value)
+    except ValueError:
+        return value
 
 
 def sampling_params(params: SamplingParams, constraint: Constraint | None) -> dict[str, Any]:

@@ -47,7 +47,10 @@ class CallParser(Protocol):
 
     def feed(self, text: str) -> Iterator[ParsedEvent]: ...
 
-    def finish(self) -> Iterator[ParsedEvent]: ...
+    def finish(self, cut_off: bool = False) -> Iterator[ParsedEvent]:
+        """End of output. Text held back as the possible start of a call is released as text, unless
+        `cut_off` (max_tokens ended the output): then it is an unfinished trigger, and no text at all."""
+        ...
 
 
 class ToolFormat(Protocol):
@@ -76,6 +79,28 @@ class ToolFormat(Protocol):
     def render_tool_result(self, content: str) -> str:
         """A tool result as text in a user turn (for templates without a tool role)."""
         ...
+
+
+class OnlyCalls:
+    """The parser for a forced call (tool_choice required / named, Anthropic's `any` / `tool`): the grammar
+    makes the whole output call syntax, so none of it is text, however it is cut."""
+
+    def __init__(self, parser: CallParser) -> None:
+        self._parser = parser
+
+    @property
+    def calls(self) -> int:
+        return self._parser.calls
+
+    @property
+    def in_call(self) -> bool:
+        return self._parser.in_call
+
+    def feed(self, text: str) -> Iterator[ParsedEvent]:
+        return (e for e in self._parser.feed(text) if not isinstance(e, TextDelta))
+
+    def finish(self, cut_off: bool = False) -> Iterator[ParsedEvent]:
+        return (e for e in self._parser.finish(cut_off) if not isinstance(e, TextDelta))
 
 
 def text_event(text: str, calls: int) -> TextDelta | None:

@@ -63,15 +63,16 @@ class JsonCallParser:
             if event is not _CONTINUE:
                 yield event
 
-    def finish(self) -> Iterator[ParsedEvent]:
-        """End of output. Text still held back is released; an unfinished call stays unfinished."""
+    def finish(self, cut_off: bool = False) -> Iterator[ParsedEvent]:
+        """End of output. Text still held back (a possible trigger's start) is released, or dropped when
+        `cut_off`; an unfinished call stays unfinished."""
         if self._state == _AFTER or (self._state == _BEGIN and self._pending == self._separator
                                       and self._separator and not self._buffer):
             # A partial or dangling separator / closer after a complete call: formatting, not text.
             self._buffer, self._pending, self._state = "", "", _TEXT
         if self._state == _TEXT and self._buffer:
             rest, self._buffer = self._buffer, ""
-            if (event := text_event(rest, self._calls)) is not None:
+            if not cut_off and (event := text_event(rest, self._calls)) is not None:
                 yield event
 
     # -- states -------------------------------------------------------------------------------------------

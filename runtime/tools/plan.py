@@ -10,7 +10,7 @@ from typing import Any
 
 from runtime.errors import InvalidRequest
 from runtime.templating import message_dicts, tool_dicts
-from runtime.tools.base import CallParser, ToolFormat
+from runtime.tools.base import CallParser, OnlyCalls, ToolFormat
 from runtime.tools.schemas import relax
 from runtime.types import ChatRequest, Constraint, ConstraintKind, Message, ResponseFormat, ToolChoiceMode
 
@@ -40,13 +40,25 @@ def text_schema(response_format: ResponseFormat) -> dict[str, Any] | None:
     return None
 
 
+def text_constraint(response_format: ResponseFormat) -> Constraint | None:
+    """The constraint on output that is all text (no tools): the request's grammar, or its JSON schema."""
+    if response_format.grammar is not None:
+        return response_format.grammar
+    schema = text_schema(response_format)
+    return None if schema is None else Constraint(ConstraintKind.JSON_SCHEMA, json.dumps(schema, ensure_ascii=False))
+
+
 def plan_chat(request: ChatRequest, fmt: ToolFormat, template_renders_tools: bool) -> ChatPlan:
     json_text = text_schema(request.response_format)
     if not request.tools:
-        constraint = None
-        if json_text is not None:
-            constraint = Constraint(ConstraintKind.JSON_SCHEMA, json.dumps(json_text, ensure_ascii=False))
-        return ChatPlan(message_dicts(request.messages), None, constraint, None, json_text is not None)
+        return ChatPlan(message_dicts(request.messages), None, text_constraint(request.response_format), None,
+                        json_text is not None)
+    grammar = request.response_format.grammar
+    if grammar is not None and request.tool_choice.mode is not ToolChoiceMode.NONE:
+        # A regex, grammar, choice or structural tag describes the whole output, leaving calls no room (vLLM
+        # refuses the pair too); a JSON schema combines with tools (docs/TOOLS.md).
+        raise InvalidRequest("A regex, grammar, choice or structural tag constraint cannot be combined with tools "
+                             "unless tool_choice is none.", param="tool_choice")
 
     schemas: dict[str, Any] = {}
     for tool in request.tools:
@@ -64,13 +76,18 @@ def plan_chat(request: ChatRequest, fmt: ToolFormat, template_renders_tools: boo
     if choice.mode is ToolChoiceMode.NAMED and choice.name not in schemas:
         raise InvalidRequest(f"tool_choice names {choice.name!r}, which is not in tools.", param="tool_choice")
 
-    tag = fmt.structural_tag(request.tools, schemas, choice, json_text)
-    constraint = Constraint(ConstraintKind.STRUCTURAL_TAG, json.dumps(tag, ensure_ascii=False))
+    if grammar is not None:  # (tool_choice none: the tools are rendered, the grammar is the whole output)
+        constraint = grammar
+    else:
+        tag = fmt.structural_tag(request.tools, schemas, choice, json_text)
+        constraint = Constraint(ConstraintKind.STRUCTURAL_TAG, json.dumps(tag, ensure_ascii=False))
     parser = None
     if choice.mode is not ToolChoiceMode.NONE:
         # The parser reads what the grammar enforces: the relaxed schemas (a bound relax() dropped is free text
         # to the grammar, so it must be to the parser too).
         parser = fmt.parser(tuple(replace(t, parameters=schemas[t.name]) for t in request.tools))
+        if choice.mode in (ToolChoiceMode.REQUIRED, ToolChoiceMode.NAMED):
+            parser = OnlyCalls(parser)
     if template_renders_tools:
         messages, tools = message_dicts(request.messages), tool_dicts(request.tools)
     else:

@@ -331,15 +331,16 @@ class Qwen3CoderParser:
             if event is not _CONTINUE:
                 yield event
 
-    def finish(self) -> Iterator[ParsedEvent]:
-        """End of output. Text still held back is released; an unfinished call stays unfinished (a call
-        whose `</function>` arrived counts as finished even without its `</tool_call>`)."""
+    def finish(self, cut_off: bool = False) -> Iterator[ParsedEvent]:
+        """End of output. Text still held back (a possible trigger's start) is released, or dropped when
+        `cut_off`; an unfinished call stays unfinished (a call whose `</function>` arrived counts as finished
+        even without its `</tool_call>`)."""
         if self._state == self._TAIL:
             self._calls += 1
             self._state, self._buffer = self._TEXT, ""
         if self._state == self._TEXT and self._buffer:
             rest, self._buffer = self._buffer, ""
-            if (event := text_event(rest, self._calls)) is not None:
+            if not cut_off and (event := text_event(rest, self._calls)) is not None:
                 yield event
 
     # -- states -------------------------------------------------------------------------------------------

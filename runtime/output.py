@@ -1,0 +1,107 @@
+"""The output pipeline: one run's engine events in, its ChatEvents out, synchronously.
+
+    engine TextDelta -> tool-call parser -> text outside calls: stop strings -> JSON escaping -> TextDelta
+                                         -> calls: ToolCallStart / ToolCallArgs, as they are
+    engine Logprobs / PromptLogprobs     -> as they are (until a stop string matched)
+    engine Finished                      -> what the parser and matcher held back, then one ChatFinished
+
+Pure and engine-free: `push()` one engine event, get the events to send; `stopped` tells the caller that
+a stop string matched and the engine should be aborted (whatever it sends after that is dropped, but for
+its Finished, whose usage the ChatFinished carries). GenerationService.run is a loop around this.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import assert_never
+
+from runtime.stops import StopMatcher
+from runtime.tools.base import CallParser, JsonStringEscaper, ParsedEvent
+from runtime.types import (
+    ChatEvent,
+    ChatFinished,
+    EngineEvent,
+    Finished,
+    FinishReason,
+    Logprobs,
+    PromptLogprobs,
+    TextDelta,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class OutputSpec:
+    """What a prepared request asks of its output (built once per request by GenerationService)."""
+
+    parser: CallParser | None = None
+    text_stops: tuple[str, ...] = ()  # stop strings matched on the text outside calls
+    json_text: bool = False  # escape raw control characters in JSON strings of the text
+
+
+class OutputPipeline:
+    def __init__(self, spec: OutputSpec) -> None:
+        self._parser = spec.parser
+        self._stops = StopMatcher(spec.text_stops)
+        self._escape = JsonStringEscaper() if spec.json_text else None
+        self.stopped_by: str | None = None  # the stop string that matched
+        self.finished = False
+
+    @property
+    def stopped(self) -> bool:
+        return self.stopped_by is not None
+
+    def push(self, event: EngineEvent) -> list[ChatEvent]:
+        if self.finished:
+            raise RuntimeError(f"{type(event).__name__} after the run's Finished")
+        match event:
+            case TextDelta():
+                if self.stopped:
+                    return []
+                parsed = self._parser.feed(event.text) if self._parser is not None else (event,)
+                return self._outside_calls(parsed)
+            case Logprobs() | PromptLogprobs():  # not text: past the parser and the stops as they are
+                return [] if self.stopped else [event]
+            case Finished():
+                return self.finish(event)
+            case _:
+                assert_never(event)
+
+    def finish(self, finished: Finished) -> list[ChatEvent]:
+        """The held-back text and calls, then the one ChatFinished."""
+        self.finished = True
+        out: list[ChatEvent] = []
+        if not self.stopped and self._parser is not None:
+            cut_off = finished.reason is FinishReason.LENGTH  # a trigger's start held back is not text
+            out = self._outside_calls(self._parser.finish(cut_off))
+        if not self.stopped:  # the text held as a possible stop string's start is text after all
+            tail = self._stops.flush()
+            tail = self._escape(tail) if self._escape is not None and tail else tail
+            if tail:
+                out.append(TextDelta(tail))
+        calls = self._parser.calls if self._parser is not None else 0
+        if self.stopped_by is not None:
+            out.append(ChatFinished(FinishReason.STOP, finished.usage, self.stopped_by, calls))
+            return out
+        reason = finished.reason
+        if calls and reason is FinishReason.STOP and self._parser is not None and not self._parser.in_call:
+            reason = FinishReason.TOOL_CALLS
+        out.append(ChatFinished(reason, finished.usage, finished.matched_stop, calls))
+        return out
+
+    def _outside_calls(self, events: Iterable[ParsedEvent]) -> list[ChatEvent]:
+        """Text through the stop strings and the escaper; call events as they are; nothing once stopped."""
+        out: list[ChatEvent] = []
+        for event in events:
+            if self.stopped:
+                break
+            if not isinstance(event, TextDelta):
+                out.append(event)
+                continue
+            result = self._stops.push(event.text)
+            if result.matched is not None:
+                self.stopped_by = result.matched
+            text = self._escape(result.text) if self._escape is not None and result.text else result.text
+            if text:
+                out.append(TextDelta(text))
+        return out
