@@ -91,6 +91,9 @@ _HELP = {
                            "ping)",
     "engine_args": "engine-specific options as name=value, comma-separated (SGLang: any ServerArgs field, e.g. "
                    "schedule_policy=lpm)",
+    "chunked_prefill_size": "tokens per forward pass, longer prompts split across passes (SGLang's option; on the "
+                            "CPU engine its step budget, default 2048)",
+    "disable_radix_cache": "no prefix sharing between requests (SGLang and the CPU engine)",
     "dtype": "weights dtype (auto: the checkpoint's on SGLang, float32 on the CPU engine)",
 }
 _CHOICES = {"tool_format": format_names(), "cpu_backend": ("auto", "native", "transformers"),

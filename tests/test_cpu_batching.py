@@ -227,3 +227,7 @@ def test_default_model_greedy_tokens_match_the_transformers_path():
     alone = asyncio.run(run(cpu_backend="transformers"))
     assert "Paris" in together[0][1]
     assert [t for t, _, _ in together] == [t for t, _, _ in alone]
+
+
+def test_small_steps_and_no_prefix_sharing_answer_the_same(tiny_model_dir):
+    compare_with_transformers(tiny_model_dir, [3, 90, 250], 12, chunked_prefill_size=64, disable_radix_cache=True)

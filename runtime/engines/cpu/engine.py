@@ -130,12 +130,14 @@ class CpuEngine:
     def _start_batched(self, dtype: torch.dtype) -> None:
         from runtime.engines.cpu.kv_cache import KVPool
         from runtime.engines.cpu.model import DecoderModel
-        from runtime.engines.cpu.scheduler import BatchScheduler
+        from runtime.engines.cpu.scheduler import STEP_TOKENS, BatchScheduler
 
         model = DecoderModel.load(self._info.path, self._info.config, dtype)
         pool = KVPool(model.shape, dtype, self._config.kv_cache_mb * 2**20, self._config.kv_block_size)
         self._model = model
-        self._scheduler = BatchScheduler(self, model, pool, self._config.max_running_requests or 256)
+        self._scheduler = BatchScheduler(self, model, pool, self._config.max_running_requests or 256,
+                                         step_tokens=self._config.chunked_prefill_size or STEP_TOKENS,
+                                         prefix_sharing=not self._config.disable_radix_cache)
         log.info("CPU engine: own %s model code, continuous batching; KV cache %d MB = %d tokens in blocks of %d",
                  self._info.config.model_type, self._config.kv_cache_mb, pool.capacity_tokens, pool.block_size)
 

@@ -47,8 +47,11 @@ KV_WAIT_SECONDS = 30.0  # a request that waits this long for KV memory is refuse
 
 
 class BatchScheduler:
-    def __init__(self, engine: "CpuEngine", model: DecoderModel, pool: KVPool, max_running: int) -> None:
+    def __init__(self, engine: "CpuEngine", model: DecoderModel, pool: KVPool, max_running: int, *,
+                 step_tokens: int = STEP_TOKENS, prefix_sharing: bool = True) -> None:
         self.engine = engine
+        self.step_tokens = step_tokens
+        self.prefix_sharing = prefix_sharing
         self.model = model
         self.pool = pool
         self.radix = RadixCache(pool)
@@ -121,8 +124,8 @@ class BatchScheduler:
                     f"{self.pool.capacity_tokens - bs} (raise --kv-cache-mb).",
                     prompt_tokens=len(tokens), max_context=self.pool.capacity_tokens - bs))
                 continue
-            scoring = seq.request.prompt_logprobs and not seq.prompt_done
-            chain, partial, partial_n = ([], None, 0) if scoring else self.radix.match(tokens, len(tokens) - 1)
+            reuse = self.prefix_sharing and not (seq.request.prompt_logprobs and not seq.prompt_done)
+            chain, partial, partial_n = ([], None, 0) if not reuse else self.radix.match(tokens, len(tokens) - 1)
             if len(chain) * bs + partial_n < MIN_MATCH:
                 chain, partial, partial_n = [], None, 0
             # Room for the rest of the prompt, and a block of headroom for each running sequence's next token.
@@ -158,7 +161,7 @@ class BatchScheduler:
         decodes = [s for s in self.running if len(s.tokens) - s.computed == 1]
         prefills = [s for s in self.running if len(s.tokens) - s.computed > 1]
         plan = [(s, 1) for s in decodes]
-        budget = max(STEP_TOKENS - len(decodes), MIN_PREFILL)
+        budget = max(self.step_tokens - len(decodes), MIN_PREFILL)
         for seq in prefills:
             if budget <= 0:
                 break
@@ -275,9 +278,15 @@ class BatchScheduler:
     def _share_prompt(self, seq: "_Sequence") -> None:
         """Put a just-computed prompt's whole blocks in the tree now, so requests arriving while this one
         generates share them (an agent's system prompt, the n choices of one request)."""
+        if not self.prefix_sharing:
+            return
         self.radix.insert(seq.tokens[: seq.computed], seq.blocks, seq.chain, partial_tail=False, keep_tail=True)
 
     def _release(self, seq: "_Sequence") -> None:
+        if not self.prefix_sharing:
+            self.pool.free(seq.blocks)
+            seq.blocks = []
+            return
         self.radix.insert(seq.tokens[: seq.computed], seq.blocks, seq.chain, partial_tail=True)
         self.radix.unlock(seq.chain)
         seq.chain, seq.blocks = [], []
