@@ -15,7 +15,7 @@ from runtime.engines.cpu.kv_cache import KVPool, RadixCache
 from runtime.engines.cpu.model import Shape, unsupported_reason
 from runtime.errors import ContextLengthExceeded
 from runtime.model import load_model_info
-from runtime.types import EngineRequest, Finished, Logprobs, SamplingParams, TextDelta
+from runtime.types import EngineRequest, Finished, FinishReason, Logprobs, SamplingParams, TextDelta
 
 
 def greedy(ids, n=16) -> EngineRequest:
@@ -57,6 +57,9 @@ def compare_with_transformers(model_dir, lengths, new_tokens, **native_config):
         prompts = prompts_for(info.tokenizer, lengths)
         try:
             together = await asyncio.gather(*(tokens_of(native, greedy(p, new_tokens)) for p in prompts))
+            while native.running:
+                await asyncio.sleep(0.01)
+            assert accounted(native._scheduler.radix)  # every block is free or in the tree: none leaked
         finally:
             await native.close()
         reference, _ = await started(model_dir, cpu_backend="transformers")
@@ -81,6 +84,31 @@ def test_greedy_tokens_match_the_transformers_path(tiny_model_dir):
 def test_small_kv_budget_preempts_and_answers_the_same(tiny_model_dir):
     # The tiny model takes 512 bytes a token: 1 MiB holds 2,048 tokens, less than these eight prompts need at once.
     compare_with_transformers(tiny_model_dir, [300, 310, 320, 330, 340, 350, 360, 370], 40, kv_cache_mb=1)
+
+
+def test_aborting_one_sequence_leaves_the_others_untouched(tiny_model_dir):
+    async def main():
+        engine, info = await started(tiny_model_dir)
+        try:
+            prompts = prompts_for(info.tokenizer, [30, 300, 40])
+            alone = [await tokens_of(engine, greedy(p, 20)) for p in prompts]
+            doomed = greedy(prompts_for(info.tokenizer, [900])[0], 1000)
+
+            async def abort_soon():
+                await asyncio.sleep(0.3)
+                await engine.abort(doomed.rid)
+
+            *together, aborted, _ = await asyncio.gather(*(tokens_of(engine, greedy(p, 20)) for p in prompts),
+                                                         tokens_of(engine, doomed), abort_soon())
+            assert [t for t, _, _ in together] == [t for t, _, _ in alone]
+            assert aborted[2].reason is FinishReason.ABORT
+            while engine.running:
+                await asyncio.sleep(0.01)
+            assert accounted(engine._scheduler.radix)
+        finally:
+            await engine.close()
+
+    asyncio.run(main())
 
 
 def test_a_prompt_larger_than_the_whole_kv_budget_is_refused(tiny_model_dir):
