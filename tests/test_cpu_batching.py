@@ -259,3 +259,34 @@ def test_default_model_greedy_tokens_match_the_transformers_path():
 
 def test_small_steps_and_no_prefix_sharing_answer_the_same(tiny_model_dir):
     compare_with_transformers(tiny_model_dir, [3, 90, 250], 12, chunked_prefill_size=64, disable_radix_cache=True)
+
+
+@pytest.mark.parametrize("family", ["qwen2", "qwen3", "mistral"])
+def test_other_families_match_the_transformers_path(tiny_model_dir, tmp_path, family):
+    """Qwen2 (q/k/v biases), Qwen3 (q/k norms, head_dim apart from hidden / heads) and Mistral: tiny random
+    checkpoints with the tiny model's tokenizer, greedy tokens against the transformers path."""
+    import shutil
+
+    import transformers
+
+    target = tmp_path / family
+    shutil.copytree(tiny_model_dir, target)
+    for weights in target.glob("*.safetensors"):
+        weights.unlink()
+    vocab = load_model_info(str(tiny_model_dir)).config.vocab_size
+    common = dict(vocab_size=vocab, hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+                  num_key_value_heads=2, max_position_embeddings=4096, eos_token_id=0)
+    config = {"qwen2": lambda: transformers.Qwen2Config(**common, tie_word_embeddings=True),
+              "qwen3": lambda: transformers.Qwen3Config(**common, head_dim=32, tie_word_embeddings=False),
+              "mistral": lambda: transformers.MistralConfig(**common, sliding_window=None)}[family]()
+    torch.manual_seed(1)
+    model = transformers.AutoModelForCausalLM.from_config(config)
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if "norm" not in name:
+                param.normal_(0, 1.0 if "embed" in name else 0.3)
+            else:
+                param.uniform_(0.5, 1.5)  # (norm weights away from 1, so their use is checked too)
+    model.save_pretrained(str(target))
+    assert unsupported_reason(config) is None
+    compare_with_transformers(target, [7, 60, 200], 12)
