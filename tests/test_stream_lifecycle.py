@@ -288,10 +288,6 @@ def test_the_request_id_goes_from_the_edge_to_the_engine(live: InProcess, oai, c
 
 
 def test_the_request_id_is_on_the_requests_log_lines(live: InProcess, caplog: pytest.LogCaptureFixture):
-    from app.request_id import RequestIdFilter
-
-    handler = caplog.handler
-    handler.addFilter(RequestIdFilter())
     with caplog.at_level(logging.INFO, logger="app"):
         response = httpx.post(live.base_url + "/v1/chat/completions", headers={"x-request-id": "trace-7"},
                               json={"model": MODEL, "messages": USER})
@@ -394,3 +390,19 @@ def test_fold_refuses_events_out_of_order():
 
 def test_the_engine_module_is_the_scripted_one(live: InProcess):
     assert isinstance(live.engine, scripted_engine.ScriptedEngine)
+
+
+# -- the tool checks every dialect shares ----------------------------------------------------------------------
+
+
+def test_a_chat_request_checks_its_tools_once_for_every_dialect():
+    from runtime.types import ChatRequest, Message, ToolChoice, ToolChoiceMode
+
+    messages = (Message("user", "x"),)
+    with pytest.raises(InvalidRequest, match="unique") as duplicate:
+        ChatRequest(messages, tools=TOOLS * 2)
+    assert duplicate.value.param == "tools"
+    with pytest.raises(InvalidRequest, match="not in tools") as unnamed:
+        ChatRequest(messages, tools=TOOLS, tool_choice=ToolChoice(ToolChoiceMode.NAMED, "get_time"))
+    assert unnamed.value.param == "tool_choice"
+    assert ChatRequest(messages, tools=TOOLS, tool_choice=ToolChoice(ToolChoiceMode.NAMED, "get_weather"))
