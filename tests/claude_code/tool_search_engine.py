@@ -5,9 +5,11 @@ The server loads it with `--engine tests.claude_code.tool_search_engine:ToolSear
 `--engine-args select=<deferred tool>,record_dir=<folder>`.
 
 - The first prompt that offers a tool named ToolSearch is answered with a call
-  `ToolSearch({"query": "select:<deferred tool>", "max_results": 1})`, written in the tool-call format the server picked for the
-  model's chat template, and checked against the grammar the server sent with the request (when it sent one):
-  the call goes through the real grammar builder, call parser and Anthropic stream encoder.
+  `ToolSearch({"query": "select:<deferred tool>", "max_results": 1})`, written in the tool-call format the
+  server picks for the model's chat template (auto-detected, as the server's default), and checked against the
+  grammar the server sent with the request, if any (on a mismatch the grammar is kept as
+  `<record_dir>/rejected-constraint.json`): the call goes through the real grammar builder, call parser and
+  Anthropic stream encoder.
 - Every other prompt (the warm-up, the turn after the call, the CLI's side requests) is answered with a short
   text that ends the turn.
 - Every prompt, decoded with the model's tokenizer, is written to `<record_dir>/<n>.txt` (n counts from 0 in
