@@ -45,3 +45,18 @@ def error_param(message: str) -> str | None:
 
 def json_dumps(value: Any) -> bytes:
     return msgspec.json.encode(value)
+
+
+def decode_at(decoder: msgspec.json.Decoder[T], raw: msgspec.Raw, param: str) -> T:
+    """Decode a nested raw value; a failure names the field by its full path."""
+    try:
+        return decoder.decode(raw)
+    except RecursionError:
+        raise InvalidRequest("Invalid request: nested too deeply.", param=param) from None
+    except msgspec.ValidationError as exc:
+        sub = error_param(str(exc))
+        path = param
+        if sub:
+            path += sub if sub.startswith("[") else "." + sub
+        message = without_path(str(exc))
+        raise InvalidRequest(f"Invalid request: {message} - at `$.{path}`", param=path) from None

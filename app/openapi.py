@@ -16,6 +16,7 @@ from litestar import Response, Router, get
 
 from app.anthropic import schemas as a
 from app.openai import schemas as o
+from app.responses import schemas as r
 
 _REF = "#/components/schemas/{name}"
 
@@ -45,6 +46,14 @@ _OPERATIONS = (
                streams=True),
     _Operation("post", "/v1/messages/count_tokens", "Anthropic: count a request's input tokens",
                a.CountTokensRequest, a.CountTokensOut, a.ErrorOut),
+    _Operation("post", "/v1/responses", "OpenAI: create a response (Responses API)", r.ResponsesRequest,
+               r.ResponseObject, o.ErrorResponse, streams=True),
+    _Operation("get", "/v1/responses/{response_id}", "A stored response", None, r.ResponseObject, o.ErrorResponse,
+               path_params=("response_id",)),
+    _Operation("delete", "/v1/responses/{response_id}", "Delete a stored response", None, r.DeletedOut,
+               o.ErrorResponse, path_params=("response_id",)),
+    _Operation("get", "/v1/responses/{response_id}/input_items", "A stored response's input items", None,
+               r.InputItemList, o.ErrorResponse, path_params=("response_id",)),
     _Operation("post", "/tokenize", "Token ids of a prompt or chat (vLLM's and SGLang's extension)",
                o.TokenizeRequest, o.TokenizeResponse, o.ErrorResponse),
     _Operation("post", "/detokenize", "Text of token ids", o.DetokenizeRequest, o.DetokenizeResponse,

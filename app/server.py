@@ -20,7 +20,9 @@ from app.openai.routes import openai_router
 from app.openapi import openapi_router
 from app.request_id import RequestIdMiddleware, add_headers
 from app.openai.tokens import tokens_router
+from app.responses.routes import responses_router
 from app.settings import Settings
+from app.store import ConversationStore, StoreLimits, open_store
 from app.state import ServiceState
 from runtime.errors import Unauthorized
 
@@ -76,25 +78,34 @@ def error_handler(keys: tuple[str, ...]):
 def create_app(settings: Settings) -> Litestar:
     state = ServiceState(settings)
     names = ModelNames(settings)
+    conversations: list[ConversationStore] = []  # opened by the lifespan (a file or a connection pool)
+
+    def conversation_store() -> ConversationStore:
+        return conversations[0]
 
     @asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
         import asyncio
 
+        limits = StoreLimits(settings.responses_store_max_age, settings.responses_store_max_bytes)
+        conversations.append(await asyncio.to_thread(open_store, settings.store_location, limits))
         loading = asyncio.create_task(state.start())
         try:
             yield
         finally:
             loading.cancel()
             await state.stop()
+            await conversations.pop().close()
 
-    routers = [openai_router(), anthropic_router(), models_router(), tokens_router(), openapi_router()]
+    routers = [openai_router(), anthropic_router(), responses_router(), models_router(), tokens_router(),
+               openapi_router()]
     for router in routers:
         router.guards = [*(router.guards or []), api_key_guard(settings.api_keys)]
     return Litestar(
         route_handlers=[health, metrics, version, *routers],
         dependencies={"service_state": Provide(lambda: state, sync_to_thread=False),
-                      "names": Provide(lambda: names, sync_to_thread=False)},
+                      "names": Provide(lambda: names, sync_to_thread=False),
+                      "conversations": Provide(conversation_store, sync_to_thread=False)},
         exception_handlers={Exception: error_handler(settings.api_keys)},
         before_request=require_json_body,
         lifespan=[lifespan],

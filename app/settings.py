@@ -39,6 +39,10 @@ class Settings:
     header_read_timeout: float = 30.0
     first_byte_grace: float = 1.0
     keep_alive_interval: float = 5.0
+    # Server-held conversations (Responses' previous_response_id, Anthropic threads)
+    responses_store: str | None = None  # a SQLite file (default: <cache dir>/conversations.sqlite3) or redis://...
+    responses_store_max_age: float = 30 * 24 * 3600.0
+    responses_store_max_bytes: int = 1 << 30
     # SGLang
     tp_size: int = 1
     dp_size: int = 1
@@ -53,6 +57,15 @@ class Settings:
         shown = {f.name: getattr(self, f.name) for f in fields(self)}
         shown["api_keys"] = f"<{len(self.api_keys)} keys>"
         return f"Settings({', '.join(f'{k}={v!r}' for k, v in shown.items())})"
+
+    @property
+    def store_location(self) -> str:
+        if self.responses_store:
+            return self.responses_store
+        from runtime.model import default_cache_dir
+
+        base = self.cache_dir or str(default_cache_dir().parent)
+        return os.path.join(base, "conversations.sqlite3")
 
     @property
     def model_name(self) -> str:
@@ -84,6 +97,11 @@ _HELP = {
                            "ping)",
     "engine_args": "engine-specific options as name=value, comma-separated (SGLang: any ServerArgs field, e.g. "
                    "schedule_policy=lpm)",
+    "responses_store": "where stored responses and Anthropic threads are kept: a SQLite file path (default: "
+                       "conversations.sqlite3 in the cache dir), ':memory:', or redis://host:port/db to share them "
+                       "between replicas",
+    "responses_store_max_age": "seconds a stored conversation turn is kept after its last use",
+    "responses_store_max_bytes": "SQLite store: total size kept; the least recently used turns go beyond it",
     "dtype": "weights dtype (auto: the checkpoint's on SGLang, float32 on the CPU engine)",
 }
 _CHOICES = {"tool_format": format_names(),

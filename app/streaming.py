@@ -21,7 +21,11 @@ How a dialect plugs in (see app/openai/routes.py, app/anthropic/routes.py):
 - schemas + convert: its request -> a neutral ChatRequest -> `service.prepare_chat(chat, rid)` per run, with
   the engine ids from `app.request_id.engine_rids`.
 - render: `list[ChatResult]` -> its response struct, for `respond`; and a `StreamEncoder` (below), pure and
-  synchronous, turning events into its SSE records (framed by app/sse.py), for `stream`.
+  synchronous, turning events into its SSE records (framed by app/sse.py), for `stream`. An encoder that
+  also needs the whole answer (to store it, to close with a final snapshot) folds the events it is given
+  with `runtime.result.accumulate`, as `respond` does.
+- a new event kind (reasoning text, say) is a type in runtime/types.py's ChatEvent, a case in
+  `accumulate`, and a case in each encoder; the owner passes every ChatEvent through as it is.
 Nothing in this module changes for a new dialect.
 """
 
@@ -247,18 +251,26 @@ async def results(request: Request, state: ServiceState, prepared: list[Prepared
 
 
 async def respond(request: Request, state: ServiceState, prepared: list[PreparedRequest],
-                  answer: Callable[[list[ChatResult]], Response]) -> Response:
-    """A whole answer, `answer(results)`; a client gone first gets 499 (nobody reads it)."""
+                  answer: Callable[[list[ChatResult]], Response],
+                  finishing: Callable[[list[ChatResult]], Awaitable[None]] | None = None) -> Response:
+    """A whole answer, `answer(results)`; a client gone first gets 499 (nobody reads it). `finishing`, where
+    given, is awaited with the results first: server-held state (a stored response, a thread's turn) is written
+    before the client has the answer."""
     try:
-        return answer(await results(request, state, prepared))
+        done = await results(request, state, prepared)
     except ClientDisconnected:
         return _disconnected()
+    if finishing is not None:
+        await finishing(done)
+    return answer(done)
 
 
 async def stream(request: Request, state: ServiceState, prepared: list[PreparedRequest],
-                 encoder: StreamEncoder) -> Response:
+                 encoder: StreamEncoder, finishing: Callable[[], Awaitable[None]] | None = None) -> Response:
     """The runs as one SSE response. Errors until the first events (or the grace time) are statuses; later
-    ones go out in-band through `encoder.error`."""
+    ones go out in-band through `encoder.error`. `finishing`, where given, is awaited once every run has
+    finished and before `encoder.end()`: server-held state is written before the client sees the end (an
+    encoder holds its last records back for `end()` where they would otherwise go out earlier)."""
     settings = state.settings
     try:
         run = await _unless_disconnected(request, _open(state, prepared, settings.first_byte_grace))
@@ -278,6 +290,8 @@ async def stream(request: Request, state: ServiceState, prepared: list[PreparedR
                     out, head = head + out, b""
                 if out:
                     yield out
+            if finishing is not None:
+                await finishing()
             yield head + encoder.end()
         except Exception as exc:  # noqa: BLE001  # the headers are sent: every failure goes out in-band
             yield encoder.error(as_service_error(exc))

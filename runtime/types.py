@@ -11,6 +11,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from runtime.errors import InvalidRequest
+
 Role = Literal["system", "user", "assistant", "tool"]
 
 
@@ -39,6 +41,9 @@ class Tool:
     description: str
     parameters: dict[str, Any]  # a JSON schema of type object
     strict: bool = False
+    # A freeform tool (the Responses API's `custom`): its one string argument `input` follows this grammar
+    # (xgrammar EBNF for the unescaped text; runtime/tools/freeform.py).
+    freeform_grammar: str | None = None
 
 
 class ToolChoiceMode(enum.Enum):
@@ -131,6 +136,18 @@ class ChatRequest:
     template: TemplateOptions = field(default_factory=TemplateOptions)
     # Clamp max_new_tokens to what the window leaves instead of rejecting (Anthropic's behaviour).
     clamp_max_tokens: bool = False
+
+    def __post_init__(self) -> None:
+        """The checks on tools every dialect needs, made once here: unique names (calls are routed by name)
+        and a named choice that names one of them."""
+        names: set[str] = set()
+        for tool in self.tools:
+            if tool.name in names:
+                raise InvalidRequest(f"Tool names must be unique; {tool.name!r} appears twice.", param="tools")
+            names.add(tool.name)
+        choice = self.tool_choice
+        if choice.mode is ToolChoiceMode.NAMED and choice.name not in names:
+            raise InvalidRequest(f"tool_choice names {choice.name!r}, which is not in tools.", param="tool_choice")
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,7 +20,7 @@ from schemathesis import GenerationMode
 REQUEST_TIMEOUT_S = 60  # a queue wait (bounded by the server's --max-queue-wait) plus a short generation
 TIMED_OUT = 999  # the status recorded for a request that got no answer in time: a failure, like a 5xx
 POST_ROUTES = ("/v1/chat/completions", "/v1/completions", "/v1/messages", "/v1/messages/count_tokens",
-               "/tokenize", "/detokenize")
+               "/tokenize", "/detokenize", "/v1/responses")
 
 
 @dataclass
@@ -67,7 +67,8 @@ def malformed_bodies(rng: random.Random, model: str) -> Iterator[tuple[str, byte
     message = {"model": model, "max_tokens": 4, "messages": [{"role": "user", "content": "hi"}]}
     bases = {"/v1/chat/completions": chat, "/v1/completions": {"model": model, "prompt": "hi", "max_tokens": 4},
              "/v1/messages": message, "/v1/messages/count_tokens": {"model": model, "messages": message["messages"]},
-             "/tokenize": {"prompt": "hi"}, "/detokenize": {"tokens": [1, 2]}}
+             "/tokenize": {"prompt": "hi"}, "/detokenize": {"tokens": [1, 2]},
+             "/v1/responses": {"model": model, "input": [{"role": "user", "content": "hi"}], "max_output_tokens": 4}}
     odd_values = [None, True, -1, 0, 2**63, -(2**63) - 1, 1e308, -1e308, 1.5, "", "x" * 5000, "\u0000", "\ud800",
                   [], {}, [[]], {"type": "weird"}, [None], "NaN", 10**400]
 

@@ -144,10 +144,24 @@ def test_stream_fragments_join_to_non_streaming_input(server: LiveServer, claude
         assert json.loads(fragments) == transcript.blocks[index]["input"]
 
 
-def test_tool_runner_threads_fall_back_to_the_whole_history(server: LiveServer, claude: anthropic.Anthropic) -> None:
-    """The SDK's tool runner asks for server-held threads (`thread: create`, then `continue` with only the tool
-    result). This server holds none yet: a continue gets 404 `thread_not_found`, and the SDK replays the whole
-    history, so the runner works."""
+def _recording_client(server: LiveServer) -> tuple[anthropic.Anthropic, list[dict]]:
+    """A client whose request bodies are kept, to see what the SDK sent."""
+    sent: list[dict] = []
+
+    def keep(request) -> None:  # an httpx2.Request (the SDK's transport)
+        if request.url.path.endswith("/v1/messages"):
+            sent.append(json.loads(request.read()))
+
+    import httpx2
+
+    http = httpx2.Client(event_hooks={"request": [keep]}, timeout=120)
+    return anthropic.Anthropic(base_url=server.base_url, api_key="unused", max_retries=0, http_client=http), sent
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
+def test_tool_runner_continues_a_server_held_thread(server: LiveServer, stream: bool) -> None:
+    """The SDK's tool runner asks for a server-held thread (`thread: create`, then `continue` with only the tool
+    result and neither tools nor system): the server keeps the conversation in its store and resumes it."""
     zones: list[str] = []
 
     @anthropic.beta_tool
@@ -157,17 +171,50 @@ def test_tool_runner_threads_fall_back_to_the_whole_history(server: LiveServer, 
         return "12:00"
 
     get_time.input_schema = TIME  # bounded, so a forced call always fits in max_tokens
+    claude, sent = _recording_client(server)
     runner = claude.beta.messages.tool_runner(model="claude-x", max_tokens=200, messages=USER, tools=[get_time],
+                                              system="Answer with tools.", stream=stream,
                                               tool_choice={"type": "any", "disable_parallel_tool_use": True},
-                                              max_iterations=2)
-    messages = list(runner)
-    assert len(messages) == 2 and zones and all(m.stop_reason == "tool_use" for m in messages)
-    raw = httpx.post(server.base_url + "/v1/messages", headers={"anthropic-version": "2023-06-01"},
-                     json={"model": "claude-x", "max_tokens": 8, "messages": USER,
-                           "thread": {"type": "continue", "previous_message_id": "msg_unknown"}})
+                                              max_iterations=3)
+    messages = [item.get_final_message() if stream else item for item in runner]
+    assert len(messages) == 3 and len(zones) == 3 and all(m.stop_reason == "tool_use" for m in messages)
+    assert [body.get("thread") for body in sent] == [
+        {"type": "create"},
+        {"type": "continue", "previous_message_id": messages[0].id},
+        {"type": "continue", "previous_message_id": messages[1].id},
+    ]
+    for body in sent[1:]:  # only the new turn: the tool result, and no tools or system
+        assert "tools" not in body and "system" not in body
+        assert [m["role"] for m in body["messages"]] == ["user"]
+        assert body["messages"][0]["content"][0]["type"] == "tool_result"
+    # The server saw the whole conversation: its prompt grew by more than the tool result alone.
+    assert messages[2].usage.input_tokens + messages[2].usage.cache_read_input_tokens > \
+        messages[0].usage.input_tokens + messages[0].usage.cache_read_input_tokens
+
+
+def test_continuing_a_thread_not_held_is_thread_not_found(server: LiveServer) -> None:
+    """An id never stored (or evicted) is a 404 with `error_code: thread_not_found`, on which the SDK replays the
+    whole history under a new thread. Repeating `tools` on a continue is refused."""
+    url, headers = server.base_url + "/v1/messages", {"anthropic-version": "2023-06-01"}
+    raw = httpx.post(url, headers=headers, json={"model": "claude-x", "max_tokens": 8, "messages": USER,
+                                                  "thread": {"type": "continue", "previous_message_id": "msg_unknown"}})
     assert raw.status_code == 404
     assert raw.json()["error"]["type"] == "not_found_error"
     assert raw.json()["error"]["details"] == {"error_code": "thread_not_found"}
+    created = httpx.post(url, headers=headers, json={"model": "claude-x", "max_tokens": 4, "messages": USER,
+                                                      "thread": {"type": "create"}}, timeout=120)
+    assert created.status_code == 200, created.text
+    again = httpx.post(url, headers=headers, json={
+        "model": "claude-x", "max_tokens": 4, "tools": TOOLS, "messages": [{"role": "user", "content": "More."}],
+        "thread": {"type": "continue", "previous_message_id": created.json()["id"]}})
+    assert again.status_code == 400 and "tools" in again.json()["error"]["message"]
+    unthreaded = httpx.post(url, headers=headers, json={"model": "claude-x", "max_tokens": 4, "messages": USER},
+                            timeout=120)
+    assert unthreaded.status_code == 200
+    later = httpx.post(url, headers=headers, json={
+        "model": "claude-x", "max_tokens": 4, "messages": [{"role": "user", "content": "More."}],
+        "thread": {"type": "continue", "previous_message_id": unthreaded.json()["id"]}})
+    assert later.status_code == 404  # a reply outside any thread is not kept
 
 
 PROMPTS = ["What's the weather in Paris?", "Time in UTC?", "Weather and time, please.", "hi", "Paris", "go",

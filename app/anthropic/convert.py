@@ -23,12 +23,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from dataclasses import replace
-from typing import Any, TypeVar
+from typing import Any
 
 import msgspec
 
 from app.anthropic import schemas as s
-from app.decoding import error_param, without_path
+from app.decoding import decode_at
 from runtime.errors import InvalidRequest
 from runtime.limits import check_tool_count
 from runtime.tools.arguments import check_arguments
@@ -45,8 +45,6 @@ from runtime.types import (
 )
 
 log = logging.getLogger(__name__)
-
-T = TypeVar("T")
 
 BILLING_HEADER = "x-anthropic-billing-header:"
 BLOCK_SEPARATOR = "\n\n"  # between text blocks merged into one message
@@ -235,37 +233,18 @@ def _document_text(block: s.DocumentBlock, param: str) -> str:
     return f"{block.title}\n\n{body}" if block.title else body
 
 
-def decode_at(decoder: msgspec.json.Decoder[T], raw: msgspec.Raw, param: str) -> T:
-    """Decode a nested raw value; a failure names the field by its full path."""
-    try:
-        return decoder.decode(raw)
-    except RecursionError:
-        raise InvalidRequest("Invalid request: nested too deeply.", param=param) from None
-    except msgspec.ValidationError as exc:
-        sub = error_param(str(exc))
-        path = param
-        if sub:
-            path += sub if sub.startswith("[") else "." + sub
-        message = without_path(str(exc))
-        raise InvalidRequest(f"Invalid request: {message} - at `$.{path}`", param=path) from None
-
-
 # -- tools ----------------------------------------------------------------------------------------------
 
 
 def _tools(tools_in: list[s.ToolIn]) -> tuple[Tool, ...]:
     check_tool_count(len(tools_in))  # before any tool's schema check: those are what cost
     tools: list[Tool] = []
-    seen: set[str] = set()
     for i, t in enumerate(tools_in):
         if t.type not in (None, "custom"):
             # Anthropic-hosted tools (web_search_..., code_execution_...) run on Anthropic's side.
             log.debug("ignoring server tool %r of type %r: not available on this server", t.name, t.type)
             continue
-        check_tool_name(t.name, f"tools[{i}].name")
-        if t.name in seen:
-            raise InvalidRequest(f"Tool names must be unique; {t.name!r} appears twice.", param=f"tools[{i}].name")
-        seen.add(t.name)
+        check_tool_name(t.name, f"tools[{i}].name")  # (unique names: ChatRequest checks)
         parameters = normalise_parameters(t.input_schema, f"tools[{i}].input_schema")
         tools.append(Tool(t.name, t.description, parameters, bool(t.strict)))
     return tuple(tools)
@@ -284,9 +263,6 @@ def _tool_choice(choice: s.ToolChoiceIn | None, tools: tuple[Tool, ...]) -> Tool
                              param="tool_choice")
     if isinstance(choice, s.ToolChoiceAny):
         return ToolChoice(ToolChoiceMode.REQUIRED, parallel=parallel)
-    if choice.name not in {t.name for t in tools}:
-        raise InvalidRequest(f"tool_choice names tool {choice.name!r}, which is not in tools.",
-                             param="tool_choice.name")
     return ToolChoice(ToolChoiceMode.NAMED, name=choice.name, parallel=parallel)
 
 

@@ -16,15 +16,16 @@ from msgspec import UNSET, UnsetType
 from litestar import Request, Response, Router, post
 
 from app import streaming
-from app.anthropic import context_management, convert, render
+from app.anthropic import context_management, convert, render, threads
 from app.anthropic import schemas as s
-from app.anthropic.errors import ThreadNotFound, anthropic_error_handler
+from app.anthropic.errors import anthropic_error_handler
 from app.anthropic.models import resolve
 from app.decoding import decode, json_dumps
 from app.models import ModelNames
 from app.preparing import preparing
 from app.request_id import engine_rids
 from app.state import ServiceState
+from app.store import ConversationStore
 from runtime.service import GenerationService
 from runtime.types import ChatRequest
 
@@ -35,15 +36,15 @@ def _json(payload: object) -> Response:
 
 
 @post("/messages", status_code=200)
-async def create_message(request: Request, service_state: ServiceState, names: ModelNames) -> Response:
+async def create_message(request: Request, service_state: ServiceState, names: ModelNames,
+                         conversations: ConversationStore) -> Response:
     body = await request.body()
     async with preparing(request):
-        req = await asyncio.to_thread(decode, s.messages_decoder, body)
+        received = req = await asyncio.to_thread(decode, s.messages_decoder, body)
         resolve(names, req.model)
-        if req.thread is not None and req.thread.type == "continue":
-            # No conversation is held here (yet): the SDK then resends the whole history, which always works.
-            raise ThreadNotFound(f"No thread is held for previous_message_id {req.thread.previous_message_id!r}; "
-                                 "send the whole conversation.", param="thread.previous_message_id")
+        thread = req.thread if req.thread is not None and req.thread.type in ("create", "continue") else None
+        if thread is not None and thread.type == "continue":
+            req = await threads.resume(conversations, req)  # the whole conversation, from the store
         service = service_state.require()
         chat, context = await _edited(service, await asyncio.to_thread(convert.chat_request, req), req)
         prepared = await service.prepare_chat(chat, engine_rids(request, 1)[0])
@@ -51,11 +52,16 @@ async def create_message(request: Request, service_state: ServiceState, names: M
              prepared.engine_request.sampling.max_new_tokens or 0, ", stream" if req.stream else "")
     mid = "msg_" + secrets.token_hex(12)
     stops = chat.sampling.stop
+    turn = None if thread is None else threads.Turn(conversations, thread, received, mid, req.model, stops)
     if req.stream:
-        return await streaming.stream(request, service_state, [prepared],
-                                      render.MessageEvents(mid, req.model, prepared.prompt_tokens, stops, context))
+        encoder = render.MessageEvents(mid, req.model, prepared.prompt_tokens, stops, context)
+        if turn is None:
+            return await streaming.stream(request, service_state, [prepared], encoder)
+        recorded = threads.RecordedEvents(encoder, turn)
+        return await streaming.stream(request, service_state, [prepared], recorded, recorded.finishing)
     return await streaming.respond(request, service_state, [prepared],
-                                   lambda results: _json(render.message(mid, req.model, results[0], stops, context)))
+                                   lambda results: _json(render.message(mid, req.model, results[0], stops, context)),
+                                   None if turn is None else lambda results: turn.record(results[0]))
 
 
 @post("/messages/count_tokens", status_code=200)

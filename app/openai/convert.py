@@ -167,11 +167,7 @@ def _tool_choice(req: s.ChatCompletionRequest, tools: tuple[Tool, ...]) -> ToolC
         return ToolChoice(ToolChoiceMode.AUTO if tools else ToolChoiceMode.NONE, parallel=parallel)
     if not tools and choice != "none":
         raise InvalidRequest("tool_choice is set but no tools were given.", param="tool_choice")
-    if isinstance(choice, s.NamedToolChoice):
-        if choice.function.name not in {t.name for t in tools}:
-            raise InvalidRequest(
-                f"tool_choice names function {choice.function.name!r}, which is not in tools.", param="tool_choice"
-            )
+    if isinstance(choice, s.NamedToolChoice):  # (that it names one of the tools: ChatRequest checks)
         return ToolChoice(ToolChoiceMode.NAMED, name=choice.function.name, parallel=parallel)
     return ToolChoice(ToolChoiceMode(choice), parallel=parallel)
 

@@ -16,8 +16,10 @@ _TYPES = {
 
 
 def error_body(err: ServiceError) -> ErrorResponse:
-    code: str | None = None
-    if isinstance(err, ContextLengthExceeded):
+    code: str | None = getattr(err, "error_code", None)  # an error that names its own code
+    if code is not None:
+        pass
+    elif isinstance(err, ContextLengthExceeded):
         code = "context_length_exceeded"
     elif isinstance(err, NotFound) and err.param == "model":
         code = "model_not_found"

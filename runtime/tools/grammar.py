@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from runtime.tools.base import CallTag
+from runtime.tools.freeform import FREEFORM_KEY, freeform_content
 from runtime.types import ToolChoice, ToolChoiceMode
 
 # Bounded whitespace inside JSON: unbounded, a model (a random one especially) can pad forever.
@@ -13,6 +14,9 @@ MAX_WHITESPACE = 1
 
 
 def json_content(schema: dict[str, Any]) -> dict[str, Any]:
+    """A call's arguments (or a JSON answer) following `schema`; a freeform tool's follow its grammar."""
+    if FREEFORM_KEY in schema:
+        return freeform_content(schema[FREEFORM_KEY])
     return {"type": "json_schema", "json_schema": schema, "max_whitespace_cnt": MAX_WHITESPACE}
 
 
@@ -35,7 +39,9 @@ def structural_tag(format_: dict[str, Any]) -> dict[str, Any]:
 
 
 def xml_content(schema: dict[str, Any], style: str = "qwen_xml") -> dict[str, Any]:
-    """Arguments written as XML parameters (`<parameter=key>value</parameter>`) instead of a JSON object."""
+    """Arguments written as XML parameters (`<parameter=key>value</parameter>`) instead of a JSON object. (A
+    freeform tool's grammar is not applied here: its `input` is any text.)"""
+    schema = {k: v for k, v in schema.items() if k != FREEFORM_KEY}
     return {**json_content(schema), "style": style}
 
 

@@ -11,6 +11,7 @@ from typing import Any
 from runtime.errors import InvalidRequest
 from runtime.templating import message_dicts, tool_dicts
 from runtime.tools.base import CallParser, OnlyCalls, ToolFormat
+from runtime.tools.freeform import FREEFORM_KEY
 from runtime.tools.schemas import relax
 from runtime.types import ChatRequest, Constraint, ConstraintKind, Message, ResponseFormat, ToolChoiceMode
 
@@ -62,8 +63,6 @@ def plan_chat(request: ChatRequest, fmt: ToolFormat, template_renders_tools: boo
 
     schemas: dict[str, Any] = {}
     for tool in request.tools:
-        if tool.name in schemas:
-            raise InvalidRequest(f"Tool names must be unique; {tool.name!r} appears twice.", param="tools")
         relaxed, removed = relax(tool.parameters, strict=tool.strict)
         if removed and tool.strict:
             raise InvalidRequest(
@@ -71,10 +70,10 @@ def plan_chat(request: ChatRequest, fmt: ToolFormat, template_renders_tools: boo
                 "which the grammar cannot enforce.",
                 param="tools",
             )
+        if tool.freeform_grammar is not None:
+            relaxed = {**relaxed, FREEFORM_KEY: tool.freeform_grammar}
         schemas[tool.name] = relaxed
-    choice = request.tool_choice
-    if choice.mode is ToolChoiceMode.NAMED and choice.name not in schemas:
-        raise InvalidRequest(f"tool_choice names {choice.name!r}, which is not in tools.", param="tool_choice")
+    choice = request.tool_choice  # (names unique, a named choice among them: ChatRequest checked)
 
     if grammar is not None:  # (tool_choice none: the tools are rendered, the grammar is the whole output)
         constraint = grammar

@@ -4,34 +4,22 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from tests.live_server import ROOT
+from tests.npm import install_pinned
 
 PACKAGE = "@anthropic-ai/claude-code"
 VERSION = "2.1.197"  # the version the notes captured; pinned so a new release cannot change the test
 PREFIX = ROOT / ".cache" / "npm"
 
 
-def installed_binary() -> Path:
-    return PREFIX / "node_modules" / ".bin" / "claude"
-
-
 def install() -> Path:
     """The `claude` binary, installing the pinned version first where it is missing or another version."""
-    manifest = PREFIX / "node_modules" / "@anthropic-ai" / "claude-code" / "package.json"
-    if installed_binary().exists() and manifest.exists() and json.loads(manifest.read_text())["version"] == VERSION:
-        return installed_binary()
-    npm = shutil.which("npm")
-    assert npm is not None
-    PREFIX.mkdir(parents=True, exist_ok=True)
-    subprocess.run([npm, "install", "--no-audit", "--no-fund", "--prefix", str(PREFIX), f"{PACKAGE}@{VERSION}"],
-                   check=True, capture_output=True, timeout=600)
-    return installed_binary()
+    return install_pinned(PREFIX, PACKAGE, VERSION, "claude")
 
 
 @dataclass
@@ -41,7 +29,7 @@ class Run:
     stderr: str
 
     def records(self) -> list[dict[str, Any]]:
-        """The stream-json records on stdout."""
+        """The JSON records on stdout (Claude Code's stream-json, codex exec --json's events)."""
         out = []
         for line in self.stdout.splitlines():
             line = line.strip()
