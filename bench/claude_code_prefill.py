@@ -11,7 +11,8 @@ gives for when a user needs CLAUDE_STREAM_IDLE_TIMEOUT_MS.
    Each run's system prompt starts with a different marker, so no run reuses another's prefix from the cache
    (the run checks that cache_read_input_tokens is 0).
 
-Prints one JSON line per run. Nothing is written into the repository.
+Prints one JSON line per run: wall seconds, the server's CPU seconds (when started here), prompt tokens, and
+the load average. Nothing is written into the repository.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from typing import Any
 
 import httpx
 
-from bench.servers import serving
+from bench.servers import ServerProcess, serving
 
 CAUGHT = json.dumps({"type": "error", "error": {"type": "invalid_request_error",
                                                 "message": "caught by bench.claude_code_prefill"}}).encode()
@@ -84,18 +85,23 @@ def marked(body: dict[str, Any], marker: str) -> dict[str, Any]:
     return {**body, "system": system, "max_tokens": 1, "stream": False}
 
 
-def measure(base_url: str, body: dict[str, Any], marker: str, timeout: float) -> dict[str, Any]:
+def measure(base_url: str, body: dict[str, Any], marker: str, timeout: float,
+            server: ServerProcess | None) -> dict[str, Any]:
+    cpu_before = server.cpu_seconds() if server else None
     started = time.perf_counter()
     response = httpx.post(base_url + "/v1/messages?beta=true", json=marked(body, marker), timeout=timeout,
                           headers={"anthropic-version": "2023-06-01", "authorization": "Bearer unused"})
     seconds = time.perf_counter() - started
+    cpu_after = server.cpu_seconds() if server else None
     if response.status_code != 200:
         raise RuntimeError(f"{response.status_code}: {response.text}")
     usage = response.json()["usage"]
     if usage.get("cache_read_input_tokens"):
         raise RuntimeError(f"run {marker} reused {usage['cache_read_input_tokens']} cached tokens")
-    return {"run": marker, "seconds": round(seconds, 1), "prompt_tokens": usage["input_tokens"],
-            "tokens_per_second": round(usage["input_tokens"] / seconds)}
+    # The server's CPU time says what the run costs on a machine that others do not share.
+    cpu = round(cpu_after - cpu_before, 1) if cpu_before is not None and cpu_after is not None else None
+    return {"run": marker, "seconds": round(seconds, 1), "server_cpu_seconds": cpu,
+            "prompt_tokens": usage["input_tokens"], "tokens_per_second": round(usage["input_tokens"] / seconds)}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -119,17 +125,17 @@ def main(argv: list[str] | None = None) -> None:
     print(json.dumps({"body_bytes": len(json.dumps(body)), "tools": len(body.get("tools", [])),
                       "cpus": os.cpu_count(), "load_average": os.getloadavg()[0]}), flush=True)
 
-    def runs(base_url: str) -> None:
+    def runs(base_url: str, server: ServerProcess | None) -> None:
         for n in range(1, args.runs + 1):
-            print(json.dumps(measure(base_url, body, f"run {n} {time.time_ns()}", args.timeout)), flush=True)
-            print(json.dumps({"load_average": os.getloadavg()[0]}), flush=True)
+            result = measure(base_url, body, f"run {n} {time.time_ns()}", args.timeout, server)
+            print(json.dumps(result | {"load_average": os.getloadavg()[0]}), flush=True)
 
     if args.base_url:
-        runs(args.base_url)
+        runs(args.base_url, None)
         return
     server_args = ["app", "--model", args.model, "--context-length", str(args.context_length), *args.server_arg]
     with tempfile.TemporaryDirectory() as logs, serving("server", server_args, log_dir=Path(logs), timeout=600) as s:
-        runs(s.base_url)
+        runs(s.base_url, s)
 
 
 if __name__ == "__main__":

@@ -176,7 +176,8 @@ def test_claude_code_cli_tool_search(claude_binary: Path, tiny_model_dir: Path, 
         log = server.log()
     finally:
         server.stop()
-    detail = f"exit {run.returncode}\nstdout:\n{run.stdout[-4000:]}\nstderr:\n{run.stderr[-2000:]}\nserver:\n{log[-3000:]}"
+    detail = (f"exit {run.returncode}\nstdout:\n{run.stdout[-4000:]}\nstderr:\n{run.stderr[-2000:]}\n"
+              f"server:\n{log[-3000:]}")
     assert run.returncode == 0, detail
     result = run.result()
     assert result is not None and not result.get("is_error") and result.get("result") == "Done.", detail
