@@ -65,7 +65,7 @@ class ToolSearchEngine:
         yield Finished(FinishReason.STOP, Usage(len(request.input_ids), len(self._model.tokenizer.encode(reply))))
 
     def _check_grammar(self, request: EngineRequest, reply: str) -> None:
-        """Raise unless the request's grammar (if any) accepts `reply` followed by the end of the turn."""
+        """Raise unless the request's grammar (if any) accepts `reply` as the start of the output."""
         if request.constraint is None:
             return
         if self._grammars is None:
