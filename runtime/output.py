@@ -4,7 +4,7 @@
                                            -> answer: tool-call parser -> text outside calls: stop strings
                                                                           -> JSON escaping -> TextDelta
                                                                        -> calls: ToolCallStart / ToolCallArgs
-    engine Logprobs / PromptLogprobs     -> as they are (until a stop string matched)
+    engine Logprobs / PromptLogprobs / TokenIds -> as they are (until a stop string matched)
     engine Finished                      -> what the parser and matcher held back, then one ChatFinished
 
 Pure and engine-free: `push()` one engine event, get the events to send; `stopped` tells the caller that
@@ -31,6 +31,7 @@ from runtime.types import (
     PromptLogprobs,
     ReasoningDelta,
     TextDelta,
+    TokenIds,
 )
 
 
@@ -67,7 +68,7 @@ class OutputPipeline:
                 if self._splitter is None:
                     return self._answer(event.text)
                 return self._split(self._splitter.feed(event.text))
-            case Logprobs() | PromptLogprobs():  # not text: past the parser and the stops as they are
+            case Logprobs() | PromptLogprobs() | TokenIds():  # not text: past the parser and stops as they are
                 return [] if self.stopped else [event]
             case Finished():
                 return self.finish(event)

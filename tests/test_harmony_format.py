@@ -59,4 +59,4 @@ def test_the_parser_reads_calls_from_the_splitter_on_every_split():
 
 
 def test_gpt_oss_template_selects_harmony():
-    assert detect_format((TEMPLATES / "reasoning-openai-gpt-oss-120b.jinja").read_text()) == "harmony"
+    assert detect_format((TEMPLATES / "reasoning-openai-gpt-oss-120b.jinja").read_text()).name == "harmony"

@@ -17,6 +17,7 @@ from msgspec import UNSET, UnsetType
 from app import sse
 from app.anthropic import schemas as s
 from app.anthropic.errors import error_body
+from app.anthropic.ids import tool_use_id
 from runtime.errors import EngineFailure, ServiceError
 from runtime.result import CallBlock, ChatResult, ReasoningBlock, TextBlock
 from runtime.types import (
@@ -31,11 +32,6 @@ from runtime.types import (
 )
 
 Sign = Callable[[str], str]  # a thinking block's signature (app/anthropic/signature.py)
-
-
-def tool_use_id(call_id: str) -> str:
-    """The runtime's `call_<hex>` as Anthropic's `toolu_<hex>`."""
-    return "toolu_" + call_id.removeprefix("call_")
 
 
 def stop_reason(finished: ChatFinished, stop_sequences: tuple[str, ...]) -> tuple[str, str | None]:
