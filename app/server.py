@@ -41,7 +41,23 @@ async def metrics(service_state: ServiceState) -> Response:
     return Response(body, media_type=media_type)
 
 
-OPEN_PATHS = ("/health", "/metrics")  # answered without a key
+@get("/version", include_in_schema=False)
+async def version() -> Response:
+    """vLLM's and SGLang's /version: this server's package version."""
+    return Response({"version": _package_version()}, status_code=200)
+
+
+def _package_version() -> str:
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as installed
+
+    try:
+        return installed("inference-service")
+    except PackageNotFoundError:  # run from a checkout that was never installed
+        return "0.0.0+unknown"
+
+
+OPEN_PATHS = ("/health", "/metrics", "/version")  # answered without a key (as vLLM answers them)
 
 
 def error_handler(keys: tuple[str, ...]):
@@ -86,7 +102,7 @@ def create_app(settings: Settings) -> Litestar:
     for router in routers:
         router.guards = [*(router.guards or []), api_key_guard(settings.api_keys)]
     return Litestar(
-        route_handlers=[health, metrics, *routers],
+        route_handlers=[health, metrics, version, *routers],
         dependencies={"service_state": Provide(lambda: state, sync_to_thread=False),
                       "names": Provide(lambda: names, sync_to_thread=False),
                       "conversations": Provide(conversation_store, sync_to_thread=False)},

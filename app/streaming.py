@@ -21,7 +21,11 @@ How a dialect plugs in (see app/openai/routes.py, app/anthropic/routes.py):
 - schemas + convert: its request -> a neutral ChatRequest -> `service.prepare_chat(chat, rid)` per run, with
   the engine ids from `app.request_id.engine_rids`.
 - render: `list[ChatResult]` -> its response struct, for `respond`; and a `StreamEncoder` (below), pure and
-  synchronous, turning events into its SSE records (framed by app/sse.py), for `stream`.
+  synchronous, turning events into its SSE records (framed by app/sse.py), for `stream`. An encoder that
+  also needs the whole answer (to store it, to close with a final snapshot) folds the events it is given
+  with `runtime.result.accumulate`, as `respond` does.
+- a new event kind (reasoning text, say) is a type in runtime/types.py's ChatEvent, a case in
+  `accumulate`, and a case in each encoder; the owner passes every ChatEvent through as it is.
 Nothing in this module changes for a new dialect.
 """
 

@@ -86,14 +86,14 @@ class GenerationService:
     async def count_chat_tokens(self, request: ChatRequest) -> int:
         return len(await self.tokenize_chat(request))
 
-    async def tokenize_chat(self, request: ChatRequest, *, add_generation_prompt: bool = True) -> list[int]:
+    async def tokenize_chat(self, request: ChatRequest) -> list[int]:
         """The prompt's token ids exactly as a chat request with these messages and tools would send them."""
-        _, ids = await asyncio.to_thread(self._plan_and_render, request, add_generation_prompt=add_generation_prompt)
+        _, ids = await asyncio.to_thread(self._plan_and_render, request)
         return ids
 
-    def _plan_and_render(self, request: ChatRequest, *, add_generation_prompt: bool = True) -> tuple[ChatPlan, list[int]]:
+    def _plan_and_render(self, request: ChatRequest) -> tuple[ChatPlan, list[int]]:
         plan = plan_chat(request, self.tool_format, self.template.renders_tools)
-        return plan, self.template.render(plan.messages, plan.tools, add_generation_prompt=add_generation_prompt)
+        return plan, self.template.render(plan.messages, plan.tools, request.template)
 
     async def tokenize_text(self, text: str, *, add_special_tokens: bool = True) -> list[int]:
         return await asyncio.to_thread(self.template.encode, text, add_special_tokens=add_special_tokens)

@@ -13,7 +13,7 @@ from jinja2 import TemplateError
 
 from runtime.errors import InvalidRequest
 from runtime.model import ModelInfo
-from runtime.types import Message, Tool
+from runtime.types import Message, TemplateOptions, Tool
 
 
 def message_dicts(messages: tuple[Message, ...]) -> list[dict[str, Any]]:
@@ -36,6 +36,14 @@ def message_dicts(messages: tuple[Message, ...]) -> list[dict[str, Any]]:
     return out
 
 
+# Arguments of apply_chat_template (and variables we set) that chat_template_kwargs may not replace.
+RESERVED_TEMPLATE_KWARGS = frozenset({
+    "messages", "conversation", "tools", "documents", "chat_template", "add_generation_prompt",
+    "continue_final_message", "tokenize", "padding", "truncation", "max_length", "return_tensors", "return_dict",
+    "return_assistant_tokens_mask", "tokenizer_kwargs",
+})
+
+
 def tool_dicts(tools: tuple[Tool, ...]) -> list[dict[str, Any]]:
     return [
         {"type": "function", "function": {"name": t.name, "description": t.description, "parameters": t.parameters}}
@@ -51,10 +59,12 @@ class ChatTemplate:
         self.renders_tools = self._renders_tools()
 
     def render(
-        self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None, *,
-        add_generation_prompt: bool = True,
+        self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None,
+        options: TemplateOptions = TemplateOptions(),
     ) -> list[int]:
-        kwargs: dict[str, Any] = {"add_generation_prompt": add_generation_prompt, "tokenize": False}
+        # The request's own variables first, so that ours win (convert refuses the names anyway).
+        kwargs: dict[str, Any] = {**options.kwargs, "add_generation_prompt": options.add_generation_prompt,
+                                  "continue_final_message": options.continue_final_message, "tokenize": False}
         if tools:
             kwargs["tools"] = tools
         try:
@@ -63,6 +73,11 @@ class ChatTemplate:
             # an undefined it met; other exceptions from odd content are the preparation phase's (app/preparing.py)
             raise InvalidRequest(f"The model's chat template rejected the conversation: {exc}",
                                  param="messages") from None
+        except ValueError as exc:  # continue_final_message on a message the template does not write as given
+            if not options.continue_final_message:
+                raise
+            raise InvalidRequest(f"The final message cannot be continued with this chat template: {exc}",
+                                 param="continue_final_message") from None
         return self.encode(text)
 
     def _renders_tools(self) -> bool:

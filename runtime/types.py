@@ -11,6 +11,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from runtime.errors import InvalidRequest
+
 Role = Literal["system", "user", "assistant", "tool"]
 
 
@@ -116,14 +118,36 @@ class ResponseFormat:
 
 
 @dataclass(frozen=True, slots=True)
+class TemplateOptions:
+    """How the chat template renders the conversation (vLLM's and SGLang's chat request extensions)."""
+
+    add_generation_prompt: bool = True  # open an assistant turn after the messages
+    continue_final_message: bool = False  # leave the last message open: the output continues its text
+    kwargs: dict[str, Any] = field(default_factory=dict)  # chat_template_kwargs: more variables for the template
+
+
+@dataclass(frozen=True, slots=True)
 class ChatRequest:
     messages: tuple[Message, ...]
     sampling: SamplingParams = field(default_factory=SamplingParams)
     tools: tuple[Tool, ...] = ()
     tool_choice: ToolChoice = field(default_factory=ToolChoice)
     response_format: ResponseFormat = field(default_factory=ResponseFormat)
+    template: TemplateOptions = field(default_factory=TemplateOptions)
     # Clamp max_new_tokens to what the window leaves instead of rejecting (Anthropic's behaviour).
     clamp_max_tokens: bool = False
+
+    def __post_init__(self) -> None:
+        """The checks on tools every dialect needs, made once here: unique names (calls are routed by name)
+        and a named choice that names one of them."""
+        names: set[str] = set()
+        for tool in self.tools:
+            if tool.name in names:
+                raise InvalidRequest(f"Tool names must be unique; {tool.name!r} appears twice.", param="tools")
+            names.add(tool.name)
+        choice = self.tool_choice
+        if choice.mode is ToolChoiceMode.NAMED and choice.name not in names:
+            raise InvalidRequest(f"tool_choice names {choice.name!r}, which is not in tools.", param="tool_choice")
 
 
 @dataclass(frozen=True, slots=True)

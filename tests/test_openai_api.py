@@ -283,3 +283,9 @@ def test_n_choices(client):
     completions = client.completions.create(model=MODEL_NAME, prompt="def f():", n=2, max_tokens=4, seed=1,
                                             extra_body={"ignore_eos": True})
     assert [c.index for c in completions.choices] == [0, 1] and completions.usage.completion_tokens == 8
+
+
+def test_version_answers_without_a_key(server, auth_server):
+    for s in (server, auth_server):
+        r = httpx.get(s.base_url + "/version")
+        assert r.status_code == 200 and r.json()["version"]

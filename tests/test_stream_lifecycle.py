@@ -394,3 +394,19 @@ def test_fold_refuses_events_out_of_order():
 
 def test_the_engine_module_is_the_scripted_one(live: InProcess):
     assert isinstance(live.engine, scripted_engine.ScriptedEngine)
+
+
+# -- the tool checks every dialect shares ----------------------------------------------------------------------
+
+
+def test_a_chat_request_checks_its_tools_once_for_every_dialect():
+    from runtime.types import ChatRequest, Message, ToolChoice, ToolChoiceMode
+
+    messages = (Message("user", "x"),)
+    with pytest.raises(InvalidRequest, match="unique") as duplicate:
+        ChatRequest(messages, tools=TOOLS * 2)
+    assert duplicate.value.param == "tools"
+    with pytest.raises(InvalidRequest, match="not in tools") as unnamed:
+        ChatRequest(messages, tools=TOOLS, tool_choice=ToolChoice(ToolChoiceMode.NAMED, "get_time"))
+    assert unnamed.value.param == "tool_choice"
+    assert ChatRequest(messages, tools=TOOLS, tool_choice=ToolChoice(ToolChoiceMode.NAMED, "get_weather"))

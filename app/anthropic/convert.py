@@ -239,16 +239,12 @@ def _document_text(block: s.DocumentBlock, param: str) -> str:
 def _tools(tools_in: list[s.ToolIn]) -> tuple[Tool, ...]:
     check_tool_count(len(tools_in))  # before any tool's schema check: those are what cost
     tools: list[Tool] = []
-    seen: set[str] = set()
     for i, t in enumerate(tools_in):
         if t.type not in (None, "custom"):
             # Anthropic-hosted tools (web_search_..., code_execution_...) run on Anthropic's side.
             log.debug("ignoring server tool %r of type %r: not available on this server", t.name, t.type)
             continue
-        check_tool_name(t.name, f"tools[{i}].name")
-        if t.name in seen:
-            raise InvalidRequest(f"Tool names must be unique; {t.name!r} appears twice.", param=f"tools[{i}].name")
-        seen.add(t.name)
+        check_tool_name(t.name, f"tools[{i}].name")  # (unique names: ChatRequest checks)
         parameters = normalise_parameters(t.input_schema, f"tools[{i}].input_schema")
         tools.append(Tool(t.name, t.description, parameters, bool(t.strict)))
     return tuple(tools)
@@ -267,9 +263,6 @@ def _tool_choice(choice: s.ToolChoiceIn | None, tools: tuple[Tool, ...]) -> Tool
                              param="tool_choice")
     if isinstance(choice, s.ToolChoiceAny):
         return ToolChoice(ToolChoiceMode.REQUIRED, parallel=parallel)
-    if choice.name not in {t.name for t in tools}:
-        raise InvalidRequest(f"tool_choice names tool {choice.name!r}, which is not in tools.",
-                             param="tool_choice.name")
     return ToolChoice(ToolChoiceMode.NAMED, name=choice.name, parallel=parallel)
 
 

@@ -8,12 +8,14 @@ from app.openai import schemas as s
 from app.openai.constraints import output_format
 from runtime.errors import InvalidRequest
 from runtime.limits import check_tool_count
+from runtime.templating import RESERVED_TEMPLATE_KWARGS
 from runtime.tools.arguments import parse_arguments
 from runtime.tools.schemas import check_tool_name, normalise_parameters
 from runtime.types import (
     ChatRequest,
     Message,
     SamplingParams,
+    TemplateOptions,
     Tool,
     ToolCall,
     ToolChoice,
@@ -100,7 +102,23 @@ def chat_request(req: s.ChatCompletionRequest) -> ChatRequest:
         tools=tools,
         tool_choice=_tool_choice(req, tools),
         response_format=output_format(req),
+        template=_template_options(req),
     )
+
+
+def _template_options(req: s.ChatCompletionRequest) -> TemplateOptions:
+    """vLLM's rules: continuing the final message means no new assistant turn (asking for both is a 400)."""
+    add = req.add_generation_prompt
+    if req.continue_final_message:
+        if add is True:
+            raise InvalidRequest("continue_final_message and add_generation_prompt cannot both be true.",
+                                 param="add_generation_prompt")
+        add = False
+    kwargs = req.chat_template_kwargs or {}
+    for key in kwargs:
+        if key in RESERVED_TEMPLATE_KWARGS:
+            raise InvalidRequest(f"chat_template_kwargs may not set {key!r}.", param=f"chat_template_kwargs.{key}")
+    return TemplateOptions(add is not False, req.continue_final_message, dict(kwargs))
 
 
 def _text(content: str | list[Any] | None, param: str) -> str:
@@ -149,11 +167,7 @@ def _tool_choice(req: s.ChatCompletionRequest, tools: tuple[Tool, ...]) -> ToolC
         return ToolChoice(ToolChoiceMode.AUTO if tools else ToolChoiceMode.NONE, parallel=parallel)
     if not tools and choice != "none":
         raise InvalidRequest("tool_choice is set but no tools were given.", param="tool_choice")
-    if isinstance(choice, s.NamedToolChoice):
-        if choice.function.name not in {t.name for t in tools}:
-            raise InvalidRequest(
-                f"tool_choice names function {choice.function.name!r}, which is not in tools.", param="tool_choice"
-            )
+    if isinstance(choice, s.NamedToolChoice):  # (that it names one of the tools: ChatRequest checks)
         return ToolChoice(ToolChoiceMode.NAMED, name=choice.function.name, parallel=parallel)
     return ToolChoice(ToolChoiceMode(choice), parallel=parallel)
 

@@ -23,11 +23,13 @@ from runtime.types import (
 )
 
 
-def usage_out(usages: list[Usage], n: int = 1) -> s.UsageOut:
-    """One response's usage over its choices, in index order: each prompt counted once (as OpenAI does; a
-    batch of completion prompts has `n` choices per prompt, prompt-major), outputs summed."""
-    prompt = sum(u.prompt_tokens for u in usages[::n])
-    cached = sum(u.cached_tokens for u in usages[::n])
+def usage_out(usages: list[Usage], n: int | None = None) -> s.UsageOut:
+    """One response's usage over its choices, in index order: each prompt counted once (as OpenAI does),
+    outputs summed. `n`: choices per prompt in a batch of completion prompts (prompt-major); None: all the
+    choices answer one prompt."""
+    per_prompt = usages[:: n or len(usages)]
+    prompt = sum(u.prompt_tokens for u in per_prompt)
+    cached = sum(u.cached_tokens for u in per_prompt)
     completion = sum(u.completion_tokens for u in usages)
     return s.UsageOut(prompt, completion, prompt + completion, s.PromptTokensDetails(cached))
 

@@ -196,6 +196,10 @@ class ChatCompletionRequest(SamplingFields):
     tool_choice: Literal["auto", "none", "required"] | NamedToolChoice | None = None
     parallel_tool_calls: bool | None = None
     top_logprobs: int | None = None
+    # vLLM's and SGLang's chat template controls (runtime.types.TemplateOptions)
+    add_generation_prompt: bool | UnsetType = UNSET  # default true; false when continue_final_message
+    continue_final_message: bool = False
+    chat_template_kwargs: dict[str, Any] | None = None
 
 
 class CompletionRequest(SamplingFields):
@@ -365,7 +369,9 @@ class TokenizeRequest(Struct):
     prompt: str | None = None
     messages: list[ChatMessageIn] | None = None
     tools: list[ToolDef] | None = None
-    add_generation_prompt: bool = True
+    add_generation_prompt: bool | UnsetType = UNSET
+    continue_final_message: bool = False
+    chat_template_kwargs: dict[str, Any] | None = None
     add_special_tokens: bool = True  # for a prompt (a chat template writes its own special tokens)
     return_token_strs: bool = False
 

@@ -28,9 +28,10 @@ async def tokenize(request: Request, service_state: ServiceState, names: ModelNa
         if (req.prompt is None) == (req.messages is None):
             raise InvalidRequest("Send either prompt (text) or messages (a chat), not both.", param="prompt")
         if req.messages is not None:
-            chat = await asyncio.to_thread(
-                convert.chat_request, s.ChatCompletionRequest(model=model, messages=req.messages, tools=req.tools))
-            ids = await service.tokenize_chat(chat, add_generation_prompt=req.add_generation_prompt)
+            chat = await asyncio.to_thread(convert.chat_request, s.ChatCompletionRequest(
+                model=model, messages=req.messages, tools=req.tools, add_generation_prompt=req.add_generation_prompt,
+                continue_final_message=req.continue_final_message, chat_template_kwargs=req.chat_template_kwargs))
+            ids = await service.tokenize_chat(chat)
         else:
             assert req.prompt is not None
             ids = await service.tokenize_text(req.prompt, add_special_tokens=req.add_special_tokens)

@@ -63,8 +63,6 @@ def plan_chat(request: ChatRequest, fmt: ToolFormat, template_renders_tools: boo
 
     schemas: dict[str, Any] = {}
     for tool in request.tools:
-        if tool.name in schemas:
-            raise InvalidRequest(f"Tool names must be unique; {tool.name!r} appears twice.", param="tools")
         relaxed, removed = relax(tool.parameters, strict=tool.strict)
         if removed and tool.strict:
             raise InvalidRequest(
@@ -75,9 +73,7 @@ def plan_chat(request: ChatRequest, fmt: ToolFormat, template_renders_tools: boo
         if tool.freeform_grammar is not None:
             relaxed = {**relaxed, FREEFORM_KEY: tool.freeform_grammar}
         schemas[tool.name] = relaxed
-    choice = request.tool_choice
-    if choice.mode is ToolChoiceMode.NAMED and choice.name not in schemas:
-        raise InvalidRequest(f"tool_choice names {choice.name!r}, which is not in tools.", param="tool_choice")
+    choice = request.tool_choice  # (names unique, a named choice among them: ChatRequest checked)
 
     if grammar is not None:  # (tool_choice none: the tools are rendered, the grammar is the whole output)
         constraint = grammar
