@@ -14,7 +14,7 @@ from types import FrameType
 import uvicorn
 
 from app.http import with_header_timeout
-from app.request_id import RequestIdFilter
+from app.request_id import LOG_FORMAT, install_log_ids
 from app.server import create_app, service_state
 from app.settings import load_settings
 
@@ -61,10 +61,8 @@ class DrainingServer(uvicorn.Server):
 
 def main() -> None:
     settings = load_settings()
-    logging.basicConfig(level=settings.log_level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s [%(request_id)s]: %(message)s")
-    for handler in logging.getLogger().handlers:
-        handler.addFilter(RequestIdFilter())
+    install_log_ids()
+    logging.basicConfig(level=settings.log_level.upper(), format=LOG_FORMAT)
     logging.getLogger(__name__).info("starting with %r", settings)
     app = create_app(settings)
     # uvicorn's own deadline comes after the app's drain and cut-off, as a last resort for a stuck engine.

@@ -17,6 +17,7 @@ from litestar import Response, Router, get
 from app.anthropic import schemas as a
 from app.openai import schemas as o
 from app.responses import schemas as r
+from app.sglang_native import schemas as g
 
 _REF = "#/components/schemas/{name}"
 
@@ -58,6 +59,8 @@ _OPERATIONS = (
                o.TokenizeRequest, o.TokenizeResponse, o.ErrorResponse),
     _Operation("post", "/detokenize", "Text of token ids", o.DetokenizeRequest, o.DetokenizeResponse,
                o.ErrorResponse),
+    _Operation("post", "/generate", "SGLang's native generation (a list of outputs for a batch or n > 1)",
+               g.GenerateRequest, g.GenerateOut, o.ErrorResponse, streams=True),
 )
 
 

@@ -5,8 +5,9 @@ every log line of the request, used as the engine's request id, and returned in 
   `[A-Za-z0-9._:-]`), so a proxy's id follows the request through our logs; otherwise `req_<24 hex>`.
 - The response carries it as `x-request-id` (OpenAI's header) and `request-id` (Anthropic's), on every
   answer, errors and streams included; Anthropic's error bodies carry it as `request_id`.
-- Log lines get it as `%(request_id)s` through a contextvar: worker threads (asyncio.to_thread) and tasks
-  started from the request (the run owner's) copy the context, so they log it too.
+- Log records get it as `request_id` (LOG_FORMAT shows it) through a contextvar: worker threads
+  (asyncio.to_thread) and tasks started from the request (the run owner's) copy the context, so they log it
+  too.
 - The engine's id for choice i is `<id>-<i>`, plus a random part when the id came from the client (two
   requests could carry the same one, and engine ids must be unique while they run).
 """
@@ -87,9 +88,20 @@ def engine_rids(connection: ASGIConnection[Any, Any, Any, Any], count: int) -> l
     return [f"{rid}-{i}" for i in range(count)]
 
 
-class RequestIdFilter(logging.Filter):
-    """Gives every record `request_id` (for the log format's `%(request_id)s`)."""
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(request_id)s]: %(message)s"
 
-    def filter(self, record: logging.LogRecord) -> bool:
-        record.request_id = current_request_id.get()
-        return True
+
+def install_log_ids() -> None:
+    """Every log record, from any logger, gets `request_id` when it is made (in the request's context, so
+    also when a queue handler formats it on another thread). Idempotent."""
+    factory = logging.getLogRecordFactory()
+    if getattr(factory, "adds_request_id", False):
+        return
+
+    def record(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        made = factory(*args, **kwargs)
+        made.request_id = current_request_id.get()
+        return made
+
+    record.adds_request_id = True  # type: ignore[attr-defined]
+    logging.setLogRecordFactory(record)

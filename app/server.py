@@ -9,6 +9,7 @@ from litestar import Litestar, Request, Response, get
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.exceptions import MethodNotAllowedException, NotFoundException
+from litestar.logging import LoggingConfig
 
 from app.anthropic.routes import anthropic_router
 from app.auth import api_key_guard, require_key
@@ -17,11 +18,12 @@ from app.media_type import require_json_body
 from app.model_routes import models_router
 from app.models import ModelNames
 from app.openai.routes import openai_router
-from app.openapi import openapi_router
-from app.request_id import RequestIdMiddleware, add_headers
 from app.openai.tokens import tokens_router
+from app.openapi import openapi_router
+from app.request_id import LOG_FORMAT, RequestIdMiddleware, add_headers, install_log_ids
 from app.responses.routes import responses_router
 from app.settings import Settings
+from app.sglang_native.routes import sglang_native_router
 from app.store import ConversationStore, StoreLimits, open_store
 from app.state import ServiceState
 from runtime.errors import Unauthorized
@@ -76,6 +78,7 @@ def error_handler(keys: tuple[str, ...]):
 
 
 def create_app(settings: Settings) -> Litestar:
+    install_log_ids()
     state = ServiceState(settings)
     names = ModelNames(settings)
     conversations: list[ConversationStore] = []  # opened by the lifespan (a file or a connection pool)
@@ -98,7 +101,7 @@ def create_app(settings: Settings) -> Litestar:
             await conversations.pop().close()
 
     routers = [openai_router(), anthropic_router(), responses_router(), models_router(), tokens_router(),
-               openapi_router()]
+               sglang_native_router(), openapi_router()]
     for router in routers:
         router.guards = [*(router.guards or []), api_key_guard(settings.api_keys)]
     return Litestar(
@@ -111,6 +114,7 @@ def create_app(settings: Settings) -> Litestar:
         lifespan=[lifespan],
         request_max_body_size=settings.max_request_bytes,
         middleware=[RequestIdMiddleware],
+        logging_config=LoggingConfig(formatters={"standard": {"format": LOG_FORMAT}}),  # (Litestar's root handler)
         before_send=[add_headers, state.metrics.count_response],
         openapi_config=None,  # app/openapi.py serves the document, from the structs the handlers decode with
         state=State({_SERVICE_STATE: state}),

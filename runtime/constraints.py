@@ -39,7 +39,7 @@ def choice(options: list[str], param: str) -> Constraint:
         raise InvalidRequest("choice must list at least one option.", param=param)
     if len(options) > MAX_CHOICES:
         raise InvalidRequest(f"choice may list at most {MAX_CHOICES} options.", param=param)
-    return ebnf("root ::= " + " | ".join(_ebnf_string(o) for o in options), param)
+    return ebnf("root ::= " + " | ".join(ebnf_literal(o) for o in options), param)
 
 
 def structural_tag(tag: Any, param: str) -> Constraint:
@@ -91,7 +91,7 @@ def _parse(build: Callable[[str], Any], text: str, param: str, what: str) -> Non
                              param=param) from None
 
 
-def _ebnf_string(text: str) -> str:
+def ebnf_literal(text: str) -> str:
     """`text` as an EBNF string literal: quotes and backslashes escaped, control characters as \\xHH."""
     out = []
     for ch in text:

@@ -2,7 +2,7 @@
 
     engine TextDelta -> tool-call parser -> text outside calls: stop strings -> JSON escaping -> TextDelta
                                          -> calls: ToolCallStart / ToolCallArgs, as they are
-    engine Logprobs / PromptLogprobs     -> as they are (until a stop string matched)
+    engine Logprobs / PromptLogprobs / TokenIds -> as they are (until a stop string matched)
     engine Finished                      -> what the parser and matcher held back, then one ChatFinished
 
 Pure and engine-free: `push()` one engine event, get the events to send; `stopped` tells the caller that
@@ -27,6 +27,7 @@ from runtime.types import (
     Logprobs,
     PromptLogprobs,
     TextDelta,
+    TokenIds,
 )
 
 
@@ -60,7 +61,7 @@ class OutputPipeline:
                     return []
                 parsed = self._parser.feed(event.text) if self._parser is not None else (event,)
                 return self._outside_calls(parsed)
-            case Logprobs() | PromptLogprobs():  # not text: past the parser and the stops as they are
+            case Logprobs() | PromptLogprobs() | TokenIds():  # not text: past the parser and stops as they are
                 return [] if self.stopped else [event]
             case Finished():
                 return self.finish(event)

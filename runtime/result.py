@@ -19,6 +19,7 @@ from runtime.types import (
     Logprobs,
     PromptLogprobs,
     TextDelta,
+    TokenIds,
     TokenLogprob,
     ToolCallArgs,
     ToolCallStart,
@@ -56,6 +57,7 @@ class ChatResult:
     blocks: list[Block] = field(default_factory=list)
     logprobs: list[TokenLogprob] | None = None  # None: none were sent (not asked for)
     prompt_logprobs: list[TokenLogprob] | None = None
+    token_ids: list[int] = field(default_factory=list)  # every generated token's (with return_token_ids)
     finished: ChatFinished | None = None
     _calls: list[CallBlock] = field(default_factory=list)
 
@@ -96,6 +98,8 @@ def accumulate(result: ChatResult, event: ChatEvent) -> ChatResult:
             result.logprobs.extend(event.tokens)
         case PromptLogprobs():
             result.prompt_logprobs = list(event.tokens)
+        case TokenIds():
+            result.token_ids.extend(event.ids)
         case ToolCallStart():
             if event.index != len(result._calls):
                 raise OutOfOrder(f"call {event.index} started after {len(result._calls)} calls")

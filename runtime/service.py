@@ -67,12 +67,17 @@ class GenerationService:
             text_stops, sampling = sampling.stop, replace(sampling, stop=())
         if plan.keep_special_tokens:
             sampling = replace(sampling, skip_special_tokens=False)
-        return PreparedRequest(self._engine_request(input_ids, sampling, plan.constraint, rid),
-                               OutputSpec(plan.parser, text_stops, plan.json_text))
+        engine_request = self._engine_request(input_ids, sampling, plan.constraint, rid)
+        if request.prompt_logprobs is not None:
+            engine_request = replace(engine_request, prompt_logprobs=True, prompt_top_logprobs=request.prompt_logprobs)
+        return PreparedRequest(engine_request, OutputSpec(plan.parser, text_stops, plan.json_text))
 
     async def prepare_completion(self, prompt: str | list[int], sampling: SamplingParams, *,
-                                 prompt_logprobs: bool = False, rid: str | None = None,
+                                 prompt_logprobs: bool = False, prompt_top_logprobs: int | None = None,
+                                 rid: str | None = None,
                                  response_format: ResponseFormat = ResponseFormat()) -> PreparedRequest:
+        """`prompt_logprobs`: score the prompt too, with `prompt_top_logprobs` alternatives per position (None:
+        as many as the output's; set, it asks for the prompt's scores by itself)."""
         if isinstance(prompt, list):
             ids = prompt
             self._require_tokens(ids, "prompt")
@@ -80,8 +85,9 @@ class GenerationService:
             ids = await asyncio.to_thread(self.template.encode, prompt, add_special_tokens=True)
         constraint = text_constraint(response_format)
         request = self._engine_request(ids, self._budget(len(ids), sampling), constraint, rid)
-        return PreparedRequest(replace(request, prompt_logprobs=prompt_logprobs),
-                               OutputSpec(json_text=text_schema(response_format) is not None))
+        scored = replace(request, prompt_logprobs=prompt_logprobs or prompt_top_logprobs is not None,
+                         prompt_top_logprobs=prompt_top_logprobs)
+        return PreparedRequest(scored, OutputSpec(json_text=text_schema(response_format) is not None))
 
     async def count_chat_tokens(self, request: ChatRequest) -> int:
         return len(await self.tokenize_chat(request))

@@ -71,6 +71,9 @@ class SamplingParams:
     repetition_penalty: float = 1.0
     seed: int | None = None
     max_new_tokens: int | None = None  # None = up to the context window
+    # End-of-sequence and stop_token_ids cannot end the output before this many tokens (vLLM's min_tokens,
+    # SGLang's min_new_tokens); stop strings still can, as on SGLang.
+    min_new_tokens: int = 0
     stop: tuple[str, ...] = ()
     stop_token_ids: tuple[int, ...] = ()
     ignore_eos: bool = False
@@ -79,6 +82,7 @@ class SamplingParams:
     logprobs: int | None = None
     # (token id, bias) pairs added to the logits after penalties and the grammar's mask (OpenAI's logit_bias).
     logit_bias: tuple[tuple[int, float], ...] = ()
+    return_token_ids: bool = False  # also TokenIds events: the generated tokens' ids (vLLM's return_token_ids)
 
     @property
     def penalised(self) -> bool:
@@ -134,6 +138,8 @@ class ChatRequest:
     tool_choice: ToolChoice = field(default_factory=ToolChoice)
     response_format: ResponseFormat = field(default_factory=ResponseFormat)
     template: TemplateOptions = field(default_factory=TemplateOptions)
+    # Also the prompt's tokens' log-probabilities, with this many alternatives each (vLLM's prompt_logprobs).
+    prompt_logprobs: int | None = None
     # Clamp max_new_tokens to what the window leaves instead of rejecting (Anthropic's behaviour).
     clamp_max_tokens: bool = False
 
@@ -161,6 +167,7 @@ class EngineRequest:
     # Also the prompt tokens' log-probabilities (with sampling.logprobs alternatives each): a PromptLogprobs
     # event before any output. For scoring (completions with echo); max_new_tokens may then be 0.
     prompt_logprobs: bool = False
+    prompt_top_logprobs: int | None = None  # alternatives per prompt position; None: as sampling.logprobs
 
 
 class FinishReason(enum.Enum):
@@ -195,13 +202,14 @@ class TokenLogprob:
     data: bytes
     logprob: float
     top: tuple[TokenLogprob, ...] = ()  # the most likely tokens at this position, most likely first
+    id: int = -1  # its token id
 
     @classmethod
     def of(cls, vocab: Sequence[bytes], token_id: int, logprob: float,
            top: tuple[TokenLogprob, ...] = ()) -> TokenLogprob:
         """`vocab`: each token's bytes (xgrammar's decoded vocabulary, so both engines name tokens alike)."""
         data = vocab[token_id] if 0 <= token_id < len(vocab) else b""
-        return cls(data.decode("utf-8", errors="replace"), data, max(logprob, LOGPROB_FLOOR), top)
+        return cls(data.decode("utf-8", errors="replace"), data, max(logprob, LOGPROB_FLOOR), top, token_id)
 
 
 LOGPROB_FLOOR = -9999.0  # what a forbidden token's -inf is reported as (JSON has no infinity; vLLM's value)
@@ -225,13 +233,21 @@ class PromptLogprobs:
 
 
 @dataclass(frozen=True, slots=True)
+class TokenIds:
+    """The ids of tokens just generated (asked for with SamplingParams.return_token_ids). Like Logprobs, sent no
+    later than the text they make; every generated token's, end-of-turn included."""
+
+    ids: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class Finished:
     reason: FinishReason
     usage: Usage
     matched_stop: str | None = None  # the stop string that ended generation, if any
 
 
-EngineEvent = TextDelta | Logprobs | PromptLogprobs | Finished
+EngineEvent = TextDelta | Logprobs | PromptLogprobs | TokenIds | Finished
 
 
 @dataclass(frozen=True, slots=True)
@@ -263,4 +279,4 @@ class ChatFinished:
         return self.tool_calls > 0
 
 
-ChatEvent = TextDelta | Logprobs | PromptLogprobs | ToolCallStart | ToolCallArgs | ChatFinished
+ChatEvent = TextDelta | Logprobs | PromptLogprobs | TokenIds | ToolCallStart | ToolCallArgs | ChatFinished

@@ -333,7 +333,8 @@ def sent(fake: ModuleType, req: EngineRequest) -> dict[str, Any]:
 def test_sampling_params_are_mapped_exactly(fake: ModuleType) -> None:
     sampling = SamplingParams(
         temperature=0.7, top_p=0.9, top_k=40, min_p=0.05, frequency_penalty=0.5, presence_penalty=-0.5,
-        repetition_penalty=1.1, seed=1234, max_new_tokens=256, stop=("###", "\n\n"), stop_token_ids=(7, 9),
+        repetition_penalty=1.1, seed=1234, max_new_tokens=256, min_new_tokens=3, stop=("###", "\n\n"),
+        stop_token_ids=(7, 9),
         ignore_eos=True, skip_special_tokens=False, logit_bias=((7, 5.0), (12, -100.0)),
     )
     req = request(sampling)
@@ -341,7 +342,7 @@ def test_sampling_params_are_mapped_exactly(fake: ModuleType) -> None:
     assert call["input_ids"] == [5, 6, 7] and call["rid"] == req.rid and call["stream"] is True
     assert call["return_logprob"] is False and call["top_logprobs_num"] is None  # not asked for: not sent
     assert call["sampling_params"] == {
-        "max_new_tokens": 256, "temperature": 0.7, "top_p": 0.9, "top_k": 40, "min_p": 0.05,
+        "max_new_tokens": 256, "min_new_tokens": 3, "temperature": 0.7, "top_p": 0.9, "top_k": 40, "min_p": 0.05,
         "frequency_penalty": 0.5, "presence_penalty": -0.5, "repetition_penalty": 1.1, "stop": ["###", "\n\n"],
         "stop_token_ids": [7, 9], "ignore_eos": True, "skip_special_tokens": False, "sampling_seed": 1234,
         "logit_bias": {"7": 5.0, "12": -100.0},
@@ -410,7 +411,7 @@ def test_prompt_logprobs_come_first_with_the_first_tokens_left_unscored(fake: Mo
 
 def test_default_sampling_params_mean_top_k_off_and_no_token_cap(fake: ModuleType) -> None:
     assert sent(fake, request())["sampling_params"] == {
-        "max_new_tokens": None, "temperature": 1.0, "top_p": 1.0, "top_k": -1, "min_p": 0.0,
+        "max_new_tokens": None, "min_new_tokens": 0, "temperature": 1.0, "top_p": 1.0, "top_k": -1, "min_p": 0.0,
         "frequency_penalty": 0.0, "presence_penalty": 0.0, "repetition_penalty": 1.0, "stop": [],
         "stop_token_ids": [], "ignore_eos": False, "skip_special_tokens": True, "sampling_seed": None,
     }
@@ -620,3 +621,24 @@ def test_real_sglang_streams_caches_constrains_and_aborts() -> None:
             await engine.close()
 
     asyncio.run(scenario())
+
+
+def test_token_ids_are_reported_once_each_before_their_text(fake: ModuleType, tiny_model_dir: Path) -> None:
+    """return_token_ids: SGLang's cumulative output_ids become TokenIds events of the new ids only."""
+    from runtime.model import load_model_info
+    from runtime.types import TokenIds
+
+    model = load_model_info(str(tiny_model_dir))
+
+    async def scenario() -> list[EngineEvent]:
+        engine = SglangEngine(CONFIG, model)
+        await engine.start()
+        fake.control.scripts.append(fake.Script(texts=["a", "ab", "abc"], finish=fake.stop_token(2)))
+        try:
+            return await collect(engine, request(SamplingParams(return_token_ids=True)))
+        finally:
+            await engine.close()
+
+    events = asyncio.run(scenario())
+    assert [i for e in events if isinstance(e, TokenIds) for i in e.ids] == [1000, 1001, 1002]
+    assert [type(e).__name__ for e in events] == ["TokenIds", "TextDelta"] * 3 + ["Finished"]

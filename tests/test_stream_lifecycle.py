@@ -288,10 +288,6 @@ def test_the_request_id_goes_from_the_edge_to_the_engine(live: InProcess, oai, c
 
 
 def test_the_request_id_is_on_the_requests_log_lines(live: InProcess, caplog: pytest.LogCaptureFixture):
-    from app.request_id import RequestIdFilter
-
-    handler = caplog.handler
-    handler.addFilter(RequestIdFilter())
     with caplog.at_level(logging.INFO, logger="app"):
         response = httpx.post(live.base_url + "/v1/chat/completions", headers={"x-request-id": "trace-7"},
                               json={"model": MODEL, "messages": USER})

@@ -40,13 +40,22 @@ def sampling_params(req: s.SamplingFields, max_tokens: int | None, logprobs: int
         repetition_penalty=req.repetition_penalty or 1.0,
         seed=req.seed,
         max_new_tokens=max_tokens,
+        min_new_tokens=_min_tokens(req, max_tokens),
         stop=stop,
         ignore_eos=req.ignore_eos,
         stop_token_ids=tuple(req.stop_token_ids or ()),
         skip_special_tokens=req.skip_special_tokens,
         logprobs=logprobs,
-        logit_bias=_logit_bias(req.logit_bias),
+        logit_bias=logit_bias(req.logit_bias),
+        return_token_ids=req.return_token_ids,
     )
+
+
+def _min_tokens(req: s.SamplingFields, max_tokens: int | None) -> int:
+    if max_tokens is not None and req.min_tokens > max_tokens:
+        raise InvalidRequest(f"min_tokens ({req.min_tokens}) must be at most max_tokens ({max_tokens}).",
+                             param="min_tokens")
+    return req.min_tokens
 
 
 def _check_stream_options(req: s.SamplingFields) -> None:
@@ -55,7 +64,7 @@ def _check_stream_options(req: s.SamplingFields) -> None:
         raise InvalidRequest("stream_options is only allowed when stream is true.", param="stream_options")
 
 
-def _logit_bias(bias: dict[str, float] | None) -> tuple[tuple[int, float], ...]:
+def logit_bias(bias: dict[str, float] | None) -> tuple[tuple[int, float], ...]:
     """OpenAI's {"token id": bias}; whether each id is in the vocabulary is checked where the model is known."""
     out: dict[int, float] = {}  # "1" and "01" name one token: the last wins, as in SGLang
     for key, value in (bias or {}).items():
@@ -90,6 +99,18 @@ def completion_logprobs(req: s.CompletionRequest) -> int | None:
     return req.logprobs
 
 
+def prompt_logprobs(req: s.SamplingFields) -> int | None:
+    """vLLM's prompt_logprobs: how many alternatives per prompt position (0: the prompt's own tokens only)."""
+    n = req.prompt_logprobs
+    if n is None:
+        return None
+    if not 0 <= n <= MAX_TOP_LOGPROBS:
+        raise InvalidRequest(f"prompt_logprobs must be between 0 and {MAX_TOP_LOGPROBS}.", param="prompt_logprobs")
+    if req.stream:
+        raise InvalidRequest("prompt_logprobs are not available when stream is true.", param="prompt_logprobs")
+    return n
+
+
 def chat_request(req: s.ChatCompletionRequest) -> ChatRequest:
     if not req.messages:
         raise InvalidRequest("messages must be a non-empty list.", param="messages")
@@ -103,6 +124,7 @@ def chat_request(req: s.ChatCompletionRequest) -> ChatRequest:
         tool_choice=_tool_choice(req, tools),
         response_format=output_format(req),
         template=_template_options(req),
+        prompt_logprobs=prompt_logprobs(req),
     )
 
 

@@ -16,6 +16,7 @@ from runtime.types import (
     Logprobs,
     PromptLogprobs,
     TextDelta,
+    TokenIds,
     TokenLogprob,
     ToolCallArgs,
     ToolCallStart,
@@ -69,11 +70,28 @@ def completion_logprobs(entries: list[TokenLogprob], text_offset: int = 0, *,
     return s.CompletionLogprobs([e.token for e in entries], values, top, offsets)
 
 
+def prompt_logprobs_out(entries: list[TokenLogprob]) -> s.PromptLogprobsOut:
+    """vLLM's prompt_logprobs: per prompt position {token id: {logprob, rank, decoded_token}} for the prompt's
+    own token and the alternatives; null for the first token. A rank past the alternatives is their count + 1
+    (the engines rank no further)."""
+    out: s.PromptLogprobsOut = [None]
+    for e in entries[1:]:
+        ranks = {t.id: rank for rank, t in enumerate(e.top, 1)}
+        position = {str(e.id): s.PromptLogprobOut(e.logprob, ranks.get(e.id, len(e.top) + 1), e.token)}
+        for rank, t in enumerate(e.top, 1):
+            position.setdefault(str(t.id), s.PromptLogprobOut(t.logprob, rank, t.token))
+        out.append(position)
+    return out
+
+
 def _calls(result: ChatResult) -> list[s.ToolCallOut]:
     return [s.ToolCallOut(c.id, s.FunctionCallOut(c.name, c.arguments)) for c in result.calls]
 
 
-def chat_completion(rid: str, model: str, results: list[ChatResult]) -> s.ChatCompletion:
+def chat_completion(rid: str, model: str, results: list[ChatResult],
+                    prompt_ids: list[int] | None = None) -> s.ChatCompletion:
+    """`prompt_ids`: with return_token_ids, the prompt's ids (and each choice gets its own). The prompt's
+    logprobs (vLLM's prompt_logprobs) when the engine sent them."""
     choices = []
     for index, (one, finished) in enumerate(zip(results, _finished(results))):
         text, calls = one.text, _calls(one)
@@ -81,25 +99,37 @@ def chat_completion(rid: str, model: str, results: list[ChatResult]) -> s.ChatCo
         if calls:
             message.tool_calls = calls
         logprobs = chat_logprobs(one.logprobs) if one.logprobs is not None else None
-        choices.append(s.ChatChoice(index, message, finished.reason.value, logprobs))
+        choices.append(s.ChatChoice(index, message, finished.reason.value, logprobs,
+                                    s.UNSET if prompt_ids is None else one.token_ids))
     usages = [f.usage for f in _finished(results)]
     usage = usage_out(usages, len(usages))  # every choice has the same prompt
-    return s.ChatCompletion(rid, int(time.time()), model, choices, usage)
+    scored = results[0].prompt_logprobs
+    return s.ChatCompletion(rid, int(time.time()), model, choices, usage,
+                            prompt_token_ids=s.UNSET if prompt_ids is None else prompt_ids,
+                            prompt_logprobs=s.UNSET if scored is None else prompt_logprobs_out(scored))
 
 
-def _echoed_logprobs(one: ChatResult) -> s.CompletionLogprobs | None:
-    if one.prompt_logprobs is not None:
+def _echoed_logprobs(one: ChatResult, echoed: bool) -> s.CompletionLogprobs | None:
+    if echoed and one.prompt_logprobs is not None:
         return completion_logprobs(one.prompt_logprobs + (one.logprobs or []), prompt=True)
     return completion_logprobs(one.logprobs) if one.logprobs is not None else None
 
 
 def completion(rid: str, model: str, results: list[ChatResult], echo: list[str] | None = None,
-               n: int = 1) -> s.Completion:
+               n: int = 1, prompt_ids: list[list[int]] | None = None,
+               prompt_logprobs: bool = False) -> s.Completion:
     """`echo`: each choice's prompt text, put before its text (its tokens lead the logprobs when scored).
-    `n`: choices per prompt (a batch of prompts is prompt-major: choice i belongs to prompt i // n)."""
+    `n`: choices per prompt (a batch of prompts is prompt-major: choice i belongs to prompt i // n).
+    `prompt_ids`: with return_token_ids, each choice's prompt ids. `prompt_logprobs`: vLLM's, per choice."""
     finished = _finished(results)
-    choices = [s.CompletionChoice(i, (echo[i] if echo else "") + r.text, f.reason.value, _echoed_logprobs(r))
+    choices = [s.CompletionChoice(i, (echo[i] if echo else "") + r.text, f.reason.value,
+                                  _echoed_logprobs(r, echo is not None))
                for i, (r, f) in enumerate(zip(results, finished))]
+    for i, (choice, r) in enumerate(zip(choices, results)):
+        if prompt_ids is not None:
+            choice.prompt_token_ids, choice.token_ids = prompt_ids[i], r.token_ids
+        if prompt_logprobs and r.prompt_logprobs is not None:
+            choice.prompt_logprobs = prompt_logprobs_out(r.prompt_logprobs)
     return s.Completion(rid, int(time.time()), model, choices, usage=usage_out([f.usage for f in finished], n))
 
 
@@ -115,8 +145,10 @@ class _Chunks:
         self.rid, self.model, self.include_usage = rid, model, include_usage
         self.created = int(time.time())
         self.usages: list[Usage] = []
-        # Logprobs come ahead of their text (which may be held back): each choice's ride on its next chunk.
+        # Logprobs and token ids come ahead of their text (which may be held back): each choice's ride on its
+        # next chunk.
         self.pending: dict[int, list[TokenLogprob]] = {}
+        self.pending_ids: dict[int, list[int]] = {}
 
     def start(self) -> bytes:
         return b""
@@ -133,15 +165,23 @@ class ChatChunks(_Chunks):
     is "" when text follows and null when the choice starts with a call (an empty string there makes
     @ai-sdk/openai open an empty text part)."""
 
-    def __init__(self, rid: str, model: str, include_usage: bool) -> None:
+    def __init__(self, rid: str, model: str, include_usage: bool, prompt_ids: list[int] | None = None) -> None:
+        """`prompt_ids`: with return_token_ids, sent on the first chunk; each chunk's choice then carries the
+        token ids generated since its previous one."""
         super().__init__(rid, model, include_usage)
         self.started: set[int] = set()
+        self.prompt_ids, self.first = prompt_ids, True
 
     def _chunk(self, index: int, delta: s.ChatDelta, reason: str | None = None, *,
                with_logprobs: bool = True) -> bytes:
         entries = self.pending.pop(index, None) if with_logprobs else None
         logprobs = chat_logprobs(entries) if entries else None
-        c = s.ChatCompletionChunk(self.rid, self.created, self.model, [s.ChatChunkChoice(index, delta, reason, logprobs)])
+        choice = s.ChatChunkChoice(index, delta, reason, logprobs)
+        c = s.ChatCompletionChunk(self.rid, self.created, self.model, [choice])
+        if self.prompt_ids is not None:
+            choice.token_ids = self.pending_ids.pop(index, []) if with_logprobs else []
+            if self.first:
+                c.prompt_token_ids, self.first = self.prompt_ids, False
         if self.include_usage:
             c.usage = None
         return sse.data(c)
@@ -154,6 +194,8 @@ class ChatChunks(_Chunks):
         match event:
             case Logprobs():
                 self.pending.setdefault(index, []).extend(event.tokens)
+            case TokenIds():
+                self.pending_ids.setdefault(index, []).extend(event.ids)
             case TextDelta():
                 role = self._role(index) if index not in self.started else b""
                 return role + self._chunk(index, s.ChatDelta(content=event.text))
@@ -184,9 +226,12 @@ class CompletionChunks(_Chunks):
     logprobs when scored); `n`: choices per prompt, as in completion()."""
 
     def __init__(self, rid: str, model: str, include_usage: bool, echo: list[str] | None = None,
-                 n: int = 1) -> None:
+                 n: int = 1, prompt_ids: list[list[int]] | None = None) -> None:
+        """`prompt_ids`: with return_token_ids, each choice's, sent on its first chunk; each chunk then carries
+        the token ids generated since its choice's previous one."""
         super().__init__(rid, model, include_usage)
-        self.echo, self.n = echo, n
+        self.echo, self.n, self.prompt_ids = echo, n, prompt_ids
+        self.started: set[int] = set()
         self.by_index: dict[int, Usage] = {}
         self.usage = None if include_usage else s.UNSET
         self.offsets: dict[int, int] = {}  # each choice's text_offset so far
@@ -199,6 +244,11 @@ class CompletionChunks(_Chunks):
             logprobs = completion_logprobs(entries, self.offsets.get(index, 0), prompt=prompt)
             self.offsets[index] = self.offsets.get(index, 0) + sum(len(e.token) for e in entries)
         choice = s.CompletionChoice(index, text, reason, logprobs)
+        if self.prompt_ids is not None:
+            choice.token_ids = self.pending_ids.pop(index, [])
+            if index not in self.started:
+                choice.prompt_token_ids = self.prompt_ids[index]
+        self.started.add(index)
         return sse.data(s.Completion(self.rid, self.created, self.model, [choice], usage=self.usage))
 
     def _echo(self, index: int, prompt: bool = False) -> bytes:
@@ -212,6 +262,8 @@ class CompletionChunks(_Chunks):
         out = self._echo(index) if self.echo is not None and index not in self.echoed else b""
         if isinstance(event, Logprobs):
             self.pending.setdefault(index, []).extend(event.tokens)
+        elif isinstance(event, TokenIds):
+            self.pending_ids.setdefault(index, []).extend(event.ids)
         elif isinstance(event, TextDelta):
             out += self._choice(index, event.text, None)
         elif isinstance(event, ChatFinished):

@@ -47,11 +47,13 @@ async def chat_completions(request: Request, service_state: ServiceState, names:
         prepared = [await service.prepare_chat(replace(chat, sampling=sampling), rid)  # each its own parser
                     for sampling, rid in zip(_choices(chat.sampling, req.n), engine_rids(request, req.n))]
     rid = "chatcmpl-" + secrets.token_hex(12)
+    prompt_ids = list(prepared[0].engine_request.input_ids) if req.return_token_ids else None
     if req.stream:
         return await streaming.stream(request, service_state, prepared,
-                                      render.ChatChunks(rid, model, _include_usage(req)))
-    return await streaming.respond(request, service_state, prepared,
-                                   lambda results: json_response(render.chat_completion(rid, model, results)))
+                                      render.ChatChunks(rid, model, _include_usage(req), prompt_ids))
+    return await streaming.respond(
+        request, service_state, prepared,
+        lambda results: json_response(render.chat_completion(rid, model, results, prompt_ids)))
 
 
 @post("/completions", status_code=200)
@@ -66,9 +68,11 @@ async def completions(request: Request, service_state: ServiceState, names: Mode
                                            logprobs)  # default
         service = service_state.require()
         scored = req.echo and logprobs is not None  # echo + logprobs: the prompt's tokens get logprobs too
+        prompt_top = convert.prompt_logprobs(req)  # vLLM's prompt_logprobs
         output = await asyncio.to_thread(output_format, req)  # (parses grammars: off the event loop)
         runs = [(prompt, one) for prompt in prompts for one in _choices(sampling, req.n)]  # prompt-major
-        prepared = [await service.prepare_completion(prompt, one, prompt_logprobs=scored, rid=rid,
+        prepared = [await service.prepare_completion(prompt, one, prompt_logprobs=scored,
+                                                     prompt_top_logprobs=prompt_top, rid=rid,
                                                      response_format=output)
                     for (prompt, one), rid in zip(runs, engine_rids(request, len(runs)))]
         echo = None
@@ -76,11 +80,14 @@ async def completions(request: Request, service_state: ServiceState, names: Mode
             texts = [p if isinstance(p, str) else await service.detokenize(p) for p in prompts]
             echo = [text for text in texts for _ in range(req.n)]
     rid = "cmpl-" + secrets.token_hex(12)
+    prompt_ids = [list(p.engine_request.input_ids) for p in prepared] if req.return_token_ids else None
     if req.stream:
         return await streaming.stream(request, service_state, prepared,
-                                      render.CompletionChunks(rid, model, _include_usage(req), echo, req.n))
-    return await streaming.respond(request, service_state, prepared,
-                                   lambda results: json_response(render.completion(rid, model, results, echo, req.n)))
+                                      render.CompletionChunks(rid, model, _include_usage(req), echo, req.n, prompt_ids))
+    return await streaming.respond(
+        request, service_state, prepared,
+        lambda results: json_response(render.completion(rid, model, results, echo, req.n, prompt_ids,
+                                                        prompt_top is not None)))
 
 
 def openai_router() -> Router:

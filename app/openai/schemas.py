@@ -175,6 +175,9 @@ class SamplingFields(Struct):
     logprobs: bool | int | None = None  # chat: a boolean (with top_logprobs); completions: how many alternatives
     logit_bias: dict[str, float] | None = None  # token id (as a string) -> bias in [-100, 100]
     ignore_eos: bool = False
+    return_token_ids: bool = False  # vLLM's: the prompt's and each choice's token ids in the answer
+    prompt_logprobs: int | None = None  # vLLM's: the prompt's tokens' logprobs, with this many alternatives
+    min_tokens: Annotated[int, Meta(ge=0)] = 0  # vLLM's: no end-of-sequence or stop token before this many
     stop_token_ids: list[Annotated[int, Meta(ge=0)]] | None = None  # vLLM's: these tokens end the output too
     skip_special_tokens: bool = True  # vLLM's: False keeps special tokens in the text
     # What the output must match (at most one of these and response_format; app/openai/constraints.py).
@@ -268,11 +271,23 @@ class CompletionLogprobs(Struct):
     text_offset: list[int]
 
 
+class PromptLogprobOut(Struct):
+    """vLLM's prompt_logprobs entry for one token, keyed by its id."""
+
+    logprob: float
+    rank: int | None
+    decoded_token: str
+
+
+PromptLogprobsOut = list[dict[str, PromptLogprobOut] | None]  # the first prompt token has none
+
+
 class ChatChoice(Struct):
     index: int
     message: ChatMessageOut
     finish_reason: str | None
     logprobs: ChoiceLogprobs | None = None
+    token_ids: list[int] | UnsetType = UNSET  # vLLM's return_token_ids
 
 
 class ChatCompletion(Struct):
@@ -283,6 +298,8 @@ class ChatCompletion(Struct):
     usage: UsageOut
     object: str = "chat.completion"
     system_fingerprint: str | None = None
+    prompt_token_ids: list[int] | UnsetType = UNSET  # vLLM's return_token_ids
+    prompt_logprobs: PromptLogprobsOut | UnsetType = UNSET  # vLLM's
 
 
 class FunctionDelta(Struct, omit_defaults=True):
@@ -308,6 +325,7 @@ class ChatChunkChoice(Struct):
     delta: ChatDelta
     finish_reason: str | None = None
     logprobs: ChoiceLogprobs | None = None
+    token_ids: list[int] | UnsetType = UNSET  # vLLM's return_token_ids: the tokens since the last chunk
 
 
 class ChatCompletionChunk(Struct):
@@ -318,6 +336,7 @@ class ChatCompletionChunk(Struct):
     object: str = "chat.completion.chunk"
     system_fingerprint: str | None = None
     usage: UsageOut | None | UnsetType = UNSET
+    prompt_token_ids: list[int] | UnsetType = UNSET  # vLLM's return_token_ids: on the first chunk
 
 
 class CompletionChoice(Struct):
@@ -325,6 +344,9 @@ class CompletionChoice(Struct):
     text: str
     finish_reason: str | None
     logprobs: CompletionLogprobs | None = None
+    prompt_token_ids: list[int] | UnsetType = UNSET  # vLLM's return_token_ids (streamed: the first chunk)
+    token_ids: list[int] | UnsetType = UNSET
+    prompt_logprobs: PromptLogprobsOut | UnsetType = UNSET  # vLLM's
 
 
 class Completion(Struct):

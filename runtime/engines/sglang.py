@@ -56,6 +56,7 @@ from runtime.types import (
     PromptLogprobs,
     SamplingParams,
     TextDelta,
+    TokenIds,
     TokenLogprob,
     Usage,
 )
@@ -160,6 +161,7 @@ def sampling_params(params: SamplingParams, constraint: Constraint | None) -> di
         # Omitted, SGLang would stop at 128 tokens; None runs to the context window (scheduler.py
         # `init_req_max_new_tokens`).
         "max_new_tokens": params.max_new_tokens,
+        "min_new_tokens": params.min_new_tokens,
         # SGLang turns temperature 0 into greedy (top_k=1) itself; our other greedy cases (a vanishing
         # temperature, top_p 0, which SGLang's verify() rejects) become that too.
         "temperature": 0.0 if params.greedy else params.temperature,
@@ -189,19 +191,24 @@ def logprob_args(request: EngineRequest) -> dict[str, Any]:
     prompt's only with prompt_logprobs (logprob_start_len 0; its default, -1, leaves them out)."""
     if request.sampling.logprobs is None and not request.prompt_logprobs:
         return {}
-    args: dict[str, Any] = {"return_logprob": True, "top_logprobs_num": request.sampling.logprobs or 0}
+    # One count for the prompt's and the output's alternatives in SGLang: the larger; _NewLogprobs cuts the output's.
+    top = request.sampling.logprobs or 0
+    if request.prompt_logprobs and request.prompt_top_logprobs is not None:
+        top = max(top, request.prompt_top_logprobs)
+    args: dict[str, Any] = {"return_logprob": True, "top_logprobs_num": top}
     if request.prompt_logprobs:
         args["logprob_start_len"] = 0
     return args
 
 
-def prompt_logprobs(meta: _MetaInfo, vocab: list[bytes], prompt: tuple[int, ...]) -> PromptLogprobs | None:
+def prompt_logprobs(meta: _MetaInfo, vocab: list[bytes], prompt: tuple[int, ...],
+                    top: int | None = None) -> PromptLogprobs | None:
     """meta_info's input_token_logprobs (the first one's logprob is None) once all the prompt's are there. The
     ids are the prompt's own: SGLang reports an id at or above vocab_size - 1 as 0 (logprob_result_processor.py)."""
     chosen = meta.get("input_token_logprobs") or []
     if len(chosen) < len(prompt):
         return None
-    tops = meta.get("input_top_logprobs") or []
+    tops = [t[:top] if t and top is not None else t for t in meta.get("input_top_logprobs") or []]
     entries = [TokenLogprob.of(vocab, prompt[0], 0.0)]
     entries += [_entry(vocab, token_id, logprob or 0.0, tops, i)
                 for i, ((logprob, _, _), token_id) in enumerate(zip(chosen, prompt)) if i > 0]
@@ -217,16 +224,30 @@ def _entry(vocab: list[bytes], token_id: int, logprob: float, tops: list[Any], p
 class _NewLogprobs:
     """SGLang's meta_info lists every output token's logprob so far; we emit the entries not yet sent."""
 
-    def __init__(self, vocab: list[bytes]) -> None:
+    def __init__(self, vocab: list[bytes], top: int) -> None:
         self._vocab = vocab
+        self._top = top  # alternatives asked for (SGLang may send more: logprob_args)
         self._sent = 0
 
     def take(self, meta: _MetaInfo) -> Logprobs | None:
         chosen = meta.get("output_token_logprobs") or []
-        tops = meta.get("output_top_logprobs") or []
+        tops = [t[: self._top] if t else t for t in meta.get("output_top_logprobs") or []]
         entries = [_entry(self._vocab, chosen[i][1], chosen[i][0], tops, i) for i in range(self._sent, len(chosen))]
         self._sent = max(self._sent, len(chosen))
         return Logprobs(tuple(entries)) if entries else None
+
+
+class _NewIds:
+    """SGLang's `output_ids` are every output token's so far (tokenizer_manager.py, without
+    incremental_streaming_output); we emit the ones not yet sent."""
+
+    def __init__(self) -> None:
+        self._sent = 0
+
+    def take(self, chunk: _Chunk) -> TokenIds | None:
+        ids = chunk.get("output_ids") or []
+        new, self._sent = tuple(ids[self._sent:]), max(self._sent, len(ids))
+        return TokenIds(new) if new else None
 
 
 class _CumulativeText:
@@ -339,8 +360,10 @@ class SglangEngine:
             text = _CumulativeText()
             wants_logprobs = request.sampling.logprobs is not None or request.prompt_logprobs
             vocab = await self._vocabulary() if wants_logprobs else []
-            logprobs = _NewLogprobs(vocab) if request.sampling.logprobs is not None else None
+            asked = request.sampling.logprobs
+            logprobs = _NewLogprobs(vocab, asked) if asked is not None else None
             prompt_pending = request.prompt_logprobs
+            ids = _NewIds() if request.sampling.return_token_ids else None
             stream = await engine.async_generate(
                 input_ids=list(request.input_ids),
                 sampling_params=sampling_params(request.sampling, request.constraint),
@@ -350,11 +373,14 @@ class SglangEngine:
             )
             async for chunk in stream:
                 reason = chunk["meta_info"]["finish_reason"]
-                if prompt_pending and (scored := prompt_logprobs(chunk["meta_info"], vocab, request.input_ids)):
+                if prompt_pending and (scored := prompt_logprobs(chunk["meta_info"], vocab, request.input_ids,
+                                                                 request.prompt_top_logprobs)):
                     prompt_pending = False
                     yield scored
                 delta = text.delta(chunk["text"], final=reason is not None)
                 new_logprobs = logprobs.take(chunk["meta_info"]) if logprobs is not None else None
+                if ids is not None and (new_ids := ids.take(chunk)) is not None:
+                    yield new_ids
                 if reason is None:
                     if new_logprobs is not None:
                         yield new_logprobs

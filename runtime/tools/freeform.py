@@ -19,6 +19,8 @@ import json
 import re
 from typing import Any
 
+from runtime.constraints import ebnf_literal
+
 FREEFORM_KEY = "x-freeform-grammar"  # in a tool's relaxed schema: the EBNF its `input` string follows
 INPUT = "input"
 
@@ -44,19 +46,6 @@ def freeform_content(ebnf: str) -> dict[str, Any]:
 
 def _escaped(ch: str) -> str:
     return json.dumps(ch, ensure_ascii=False)[1:-1]
-
-
-def _literal(text: str) -> str:
-    """`text` as an EBNF string literal."""
-    out = []
-    for ch in text:
-        if ch in ('"', "\\"):
-            out.append("\\" + ch)
-        elif ch < " " or ch == "\x7f":
-            out.append(f"\\x{ord(ch):02x}")
-        else:
-            out.append(ch)
-    return '"' + "".join(out) + '"'
 
 
 def _class_char(code: int) -> str:
@@ -121,7 +110,7 @@ def _escaped_class(negated: bool, ranges: list[tuple[int, int]]) -> str:
         return inside != negated
 
     specials = [ch for ch in _SPECIAL if contains(ord(ch))]
-    alternatives = [_literal(_escaped(ch)) for ch in specials]
+    alternatives = [ebnf_literal(_escaped(ch)) for ch in specials]
     excluded = {ord(ch) for ch in _SPECIAL}
     if negated:  # everything but the class's ranges and the specials
         parts = [(low, high) for low, high in ranges] + [(c, c) for c in sorted(excluded)]
@@ -159,7 +148,7 @@ def json_string_grammar(ebnf: str) -> str:
         ch = ebnf[i]
         if ch in "\"'":
             text, i = _read_literal(ebnf, i)
-            out.append(_literal("".join(_escaped(c) for c in text)) if text else '""')
+            out.append(ebnf_literal("".join(_escaped(c) for c in text)) if text else '""')
         elif ch == "[":
             negated, ranges, i = _read_class(ebnf, i)
             out.append(_escaped_class(negated, ranges))

@@ -36,6 +36,7 @@ from runtime.types import (
     Logprobs,
     PromptLogprobs,
     TextDelta,
+    TokenIds,
     TokenLogprob,
     Usage,
 )
@@ -252,7 +253,10 @@ class CpuEngine:
     def _gather_prompt_logprobs(self, seq: _Sequence, start: int, logits: torch.Tensor) -> None:
         """Row j of a prefill chunk's logits predicts prompt token start + j + 1: its raw log-probability."""
         assert self._grammars is not None
-        prompt, vocab, top = seq.request.input_ids, self._grammars.decoded_vocab, seq.request.sampling.logprobs or 0
+        prompt, vocab = seq.request.input_ids, self._grammars.decoded_vocab
+        top = seq.request.prompt_top_logprobs
+        if top is None:
+            top = seq.request.sampling.logprobs or 0
         if start == 0:
             seq.prompt_logprobs.append(TokenLogprob.of(vocab, prompt[0], 0.0))
         rows = min(len(logits), len(prompt) - start - 1)
@@ -266,6 +270,8 @@ class CpuEngine:
         eos = self._info.eos_token_ids
         if params.ignore_eos and seq.mask is None:
             logits[list(eos)] = float("-inf")
+        elif len(seq.generated) < params.min_new_tokens and seq.mask is None:  # (a grammar decides its own end)
+            logits[list({*eos, *params.stop_token_ids})] = float("-inf")
         if params.penalised:  # the history tensor is built only when a penalty needs it (the hot path)
             logits = apply_penalties(logits, torch.tensor(seq.generated, dtype=torch.long), params)
         assert self._utf8 is not None
@@ -282,6 +288,8 @@ class CpuEngine:
             log.error("grammar rejected sampled token %d for %s", token, seq.request.rid)
             raise RuntimeError("grammar rejected a sampled token")
         seq.generated.append(token)
+        if seq.request.sampling.return_token_ids:
+            seq.emit(TokenIds((token,)))
         if distribution is not None:
             assert params.logprobs is not None and self._grammars is not None
             seq.emit(Logprobs((token_logprob(token, distribution, params.logprobs, self._grammars.decoded_vocab),)))

@@ -1,0 +1,123 @@
+"""vLLM's request extensions scripts send: min_tokens, return_token_ids, prompt_logprobs."""
+
+from __future__ import annotations
+
+import httpx
+import openai
+import pytest
+
+from tests.conftest import MODEL_NAME, TERSE_MODEL_NAME
+
+USER = [{"role": "user", "content": "Hello"}]
+
+
+@pytest.fixture()
+def terse(terse_server) -> openai.OpenAI:
+    return openai.OpenAI(base_url=terse_server.base_url + "/v1", api_key="unused", max_retries=0, timeout=120)
+
+
+def test_min_tokens_holds_off_the_end_of_turn(terse):
+    """The terse model ends its turn after a few tokens; min_tokens keeps it going."""
+    short = terse.chat.completions.create(model=TERSE_MODEL_NAME, messages=USER, max_tokens=40, temperature=0)
+    assert short.choices[0].finish_reason == "stop" and short.usage.completion_tokens < 20, short.usage
+    long = terse.chat.completions.create(model=TERSE_MODEL_NAME, messages=USER, max_tokens=40, temperature=0,
+                                         extra_body={"min_tokens": 30})
+    assert long.usage.completion_tokens >= 30
+    text = terse.completions.create(model=TERSE_MODEL_NAME, prompt="Hi", max_tokens=30, temperature=0,
+                                    extra_body={"min_tokens": 30})
+    assert text.usage.completion_tokens == 30
+
+
+@pytest.mark.parametrize("path", ["/chat/completions", "/completions"])
+def test_min_tokens_above_max_tokens_is_400(client, path):
+    body = {"model": MODEL_NAME, "max_tokens": 2, "min_tokens": 3}
+    body.update({"messages": USER} if path == "/chat/completions" else {"prompt": "hi"})
+    with pytest.raises(openai.BadRequestError) as err:
+        client.post(path, body=body, cast_to=object)
+    assert err.value.body["param"] == "min_tokens"
+
+
+# -- return_token_ids -------------------------------------------------------------------------------------------
+
+
+def _tokens(server, **body) -> list[int]:
+    return httpx.post(server.base_url + "/tokenize", json=body).json()["tokens"]
+
+
+def _text(server, ids: list[int]) -> str:
+    return httpx.post(server.base_url + "/detokenize", json={"tokens": ids}).json()["prompt"]
+
+
+def test_chat_returns_the_prompt_and_output_token_ids(server, client):
+    kwargs = dict(model=MODEL_NAME, messages=USER, max_tokens=8, temperature=0,
+                  extra_body={"return_token_ids": True, "ignore_eos": True})
+    reply = client.chat.completions.create(**kwargs)
+    assert reply.prompt_token_ids == _tokens(server, messages=USER)
+    ids = reply.choices[0].token_ids
+    assert len(ids) == reply.usage.completion_tokens == 8
+    assert _text(server, ids) == reply.choices[0].message.content
+    chunks = list(client.chat.completions.create(**kwargs, stream=True))
+    assert chunks[0].prompt_token_ids == reply.prompt_token_ids
+    assert all("prompt_token_ids" not in c.model_dump(exclude_unset=True) for c in chunks[1:])
+    assert [t for c in chunks if c.choices for t in (c.choices[0].token_ids or [])] == ids
+    plain = client.chat.completions.create(model=MODEL_NAME, messages=USER, max_tokens=2)
+    dumped = plain.model_dump(exclude_unset=True)
+    assert "prompt_token_ids" not in dumped and "token_ids" not in dumped["choices"][0]
+
+
+def test_completions_return_each_choices_token_ids(server, client):
+    prompts = ["Hello there", [10, 11, 12]]
+    kwargs = dict(model=MODEL_NAME, prompt=prompts, max_tokens=5, temperature=0,
+                  extra_body={"return_token_ids": True, "ignore_eos": True})
+    reply = client.completions.create(**kwargs)
+    expected = [_tokens(server, prompt="Hello there"), [10, 11, 12]]
+    assert [c.prompt_token_ids for c in reply.choices] == expected
+    assert all(len(c.token_ids) == 5 and _text(server, c.token_ids) == c.text for c in reply.choices)
+    streamed: dict[int, list[int]] = {0: [], 1: []}
+    prompt_ids: dict[int, list[int]] = {}
+    for chunk in client.completions.create(**kwargs, stream=True):
+        for choice in chunk.choices:
+            streamed[choice.index] += choice.token_ids or []
+            if getattr(choice, "prompt_token_ids", None) is not None:
+                assert choice.index not in prompt_ids, "prompt ids come once, on the choice's first chunk"
+                prompt_ids[choice.index] = choice.prompt_token_ids
+    assert [prompt_ids[0], prompt_ids[1]] == expected
+    assert [streamed[0], streamed[1]] == [c.token_ids for c in reply.choices]
+
+
+# -- prompt_logprobs ---------------------------------------------------------------------------------------------
+
+
+def _check_prompt_logprobs(entries, prompt_ids: list[int], top: int) -> None:
+    assert entries[0] is None and len(entries) == len(prompt_ids)
+    for position, token_id in zip(entries[1:], prompt_ids[1:]):
+        assert str(token_id) in position
+        assert top <= len(position) <= top + 1
+        assert all(e["logprob"] <= 0.0 and e["rank"] >= 1 and isinstance(e["decoded_token"], str)
+                   for e in position.values())
+
+
+@pytest.mark.parametrize("top", [0, 2])
+def test_chat_prompt_logprobs(server, client, top):
+    reply = client.chat.completions.create(model=MODEL_NAME, messages=USER, max_tokens=2,
+                                           extra_body={"prompt_logprobs": top, "return_token_ids": True})
+    _check_prompt_logprobs(reply.model_dump()["prompt_logprobs"], reply.prompt_token_ids, top)
+    plain = client.chat.completions.create(model=MODEL_NAME, messages=USER, max_tokens=2)
+    assert "prompt_logprobs" not in plain.model_dump(exclude_unset=True)
+
+
+def test_completions_prompt_logprobs_per_choice(client):
+    reply = client.completions.create(model=MODEL_NAME, prompt=["A robot may not", "My name is"], max_tokens=2,
+                                      extra_body={"prompt_logprobs": 1, "return_token_ids": True})
+    for choice in reply.model_dump()["choices"]:
+        _check_prompt_logprobs(choice["prompt_logprobs"], choice["prompt_token_ids"], 1)
+        assert choice["logprobs"] is None  # (not echoed into the legacy logprobs)
+
+
+@pytest.mark.parametrize("extra", [{"prompt_logprobs": -1}, {"prompt_logprobs": 21},
+                                   {"prompt_logprobs": 1, "stream": True}])
+def test_bad_prompt_logprobs_are_400(client, extra):
+    with pytest.raises(openai.BadRequestError) as err:
+        client.post("/chat/completions", body={"model": MODEL_NAME, "messages": USER, "max_tokens": 2, **extra},
+                    cast_to=object)
+    assert err.value.body["param"] == "prompt_logprobs"
