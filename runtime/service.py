@@ -98,7 +98,8 @@ class GenerationService:
         return ids
 
     def _plan_and_render(self, request: ChatRequest) -> tuple[ChatPlan, list[int]]:
-        plan = plan_chat(request, self.tool_format, self.template.renders_tools)
+        plan = plan_chat(request, self.tool_format, self.template.renders_tools,
+                         template_renders_calls=self.template.renders_calls)
         return plan, self.template.render(plan.messages, plan.tools, request.template)
 
     async def tokenize_text(self, text: str, *, add_special_tokens: bool = True) -> list[int]:

@@ -56,7 +56,8 @@ class ChatTemplate:
         self._tokenizer = model.tokenizer
         if not getattr(self._tokenizer, "chat_template", None):
             raise ValueError(f"the model at {model.path} has no chat template")
-        self.renders_tools = self._renders_tools()
+        self.arguments_as_text = False
+        self.renders_tool_list, self.renders_calls = self._probe_tools()
 
     def render(
         self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None,
@@ -67,6 +68,8 @@ class ChatTemplate:
                                   "continue_final_message": options.continue_final_message, "tokenize": False}
         if tools:
             kwargs["tools"] = tools
+        if self.arguments_as_text:
+            messages = _arguments_as_text(messages)
         try:
             text = self._tokenizer.apply_chat_template(messages, **kwargs)
         except TemplateError as exc:  # the template's raise_exception(...) (its message is meant for users), or
@@ -80,26 +83,50 @@ class ChatTemplate:
                                  param="continue_final_message") from None
         return self.encode(text)
 
-    def _renders_tools(self) -> bool:
-        """Whether the template shows both a tool list and past calls: probed by rendering them, since a
-        template may mention "tools" without rendering either."""
+    @property
+    def renders_tools(self) -> bool:
+        """Whether the template shows both the tool list and past calls (and results)."""
+        return self.renders_tool_list and self.renders_calls
+
+    def _probe_tools(self) -> tuple[bool, bool]:
+        """(shows the tool list, shows past calls): probed by rendering them, since a template may mention
+        "tools" without rendering either. Templates that concatenate the arguments as text (DeepSeek V3.1's
+        `'...' + tool['function']['arguments']`) fail with an object: they are probed again with JSON text,
+        and get it from then on."""
         probe = [
             {"role": "user", "content": "?"},
             {"role": "assistant", "content": "", "tool_calls": [
-                {"id": "call_0", "type": "function", "function": {"name": "probe_call_zq", "arguments": {}}}]},
-            {"role": "tool", "tool_call_id": "call_0", "content": "ok"},
+                {"id": "call_probe_zq", "type": "function", "function": {"name": "probe_call_zq", "arguments": {}}}]},
+            {"role": "tool", "tool_call_id": "call_probe_zq", "content": "ok"},
         ]
         tools = [{"type": "function", "function": {"name": "probe_tool_zq", "description": "",
                                                    "parameters": {"type": "object", "properties": {}}}}]
-        try:
-            text = self._tokenizer.apply_chat_template(probe, tools=tools, tokenize=False, add_generation_prompt=True)
-        except Exception:  # a template that rejects tool messages does not render tools
-            return False
-        return "probe_tool_zq" in text and "probe_call_zq" in text
+        for as_text in (False, True):
+            try:
+                text = self._tokenizer.apply_chat_template(_arguments_as_text(probe) if as_text else probe,
+                                                           tools=tools, tokenize=False, add_generation_prompt=True)
+            except Exception:  # a template that rejects tool messages (in this form) does not render them
+                continue
+            self.arguments_as_text = as_text
+            # A past call shows by its name, or (Kimi's templates) by its id, there and before its result.
+            return "probe_tool_zq" in text, "probe_call_zq" in text or text.count("call_probe_zq") >= 2
+        return False, False
 
     def encode(self, text: str, *, add_special_tokens: bool = False) -> list[int]:
         # By default none: a rendered template already wrote any BOS it wants; adding it again would double it.
         return list(self._tokenizer.encode(text, add_special_tokens=add_special_tokens))
+
+
+def _arguments_as_text(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The messages with each past call's arguments as JSON text instead of an object."""
+    out = []
+    for m in messages:
+        if m.get("tool_calls"):
+            calls = [{**c, "function": {**c["function"], "arguments": arguments_json(c["function"]["arguments"])}}
+                     for c in m["tool_calls"]]
+            m = {**m, "tool_calls": calls}
+        out.append(m)
+    return out
 
 
 def arguments_json(arguments: dict[str, Any]) -> str:

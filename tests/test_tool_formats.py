@@ -17,7 +17,8 @@ from runtime.tools.registry import detect_format, format_names, get_format
 from runtime.types import TextDelta, Tool, ToolCall, ToolCallArgs, ToolCallStart, ToolChoice, ToolChoiceMode
 from tests.tiny_model import build_tiny_model
 
-FORMATS = ["hermes", "qwen3_coder", "llama3_json", "mistral", "mistral_v11"]
+FORMATS = ["hermes", "qwen3_coder", "llama3_json", "mistral", "mistral_v11", "glm45", "glm47", "kimi_k2", "deepseek_v31", "deepseek_v32",
+           "minimax"]
 
 WEATHER_SCHEMA = {
     "type": "object",
@@ -395,7 +396,7 @@ def test_llama_text_after_a_call_is_text() -> None:
     (None, "hermes"),
 ])
 def test_detect_format(template, expected) -> None:
-    assert detect_format(template) == expected
+    assert detect_format(template).name == expected
 
 
 def test_every_format_is_registered() -> None:

@@ -83,7 +83,8 @@ TOOL_SETS = {
 SCHEMA_BY_NAME = {"get_weather": WEATHER["function"]["parameters"], **SCHEMAS}
 
 
-def run(client: openai.OpenAI, tools: list, tool_choice, stream: bool, parallel: bool | None, seed: int):
+def run(client: openai.OpenAI, tools: list, tool_choice, stream: bool, parallel: bool | None, seed: int,
+        id_prefix: str = "call_"):
     # The random model rarely ends free text by itself: auto/none get a shorter budget than forced calls.
     max_tokens = 60 if tool_choice in ("auto", "none") else 160
     kwargs = dict(model=MODEL_NAME, messages=[{"role": "user", "content": "Use the tools please"}], tools=tools,
@@ -106,7 +107,7 @@ def run(client: openai.OpenAI, tools: list, tool_choice, stream: bool, parallel:
             text.append(delta.content)
         for tc in delta.tool_calls or []:
             if tc.index not in calls:
-                assert tc.id and tc.id.startswith("call_") and tc.type == "function" and tc.function.name
+                assert tc.id and tc.id.startswith(id_prefix) and tc.type == "function" and tc.function.name
                 calls[tc.index] = [tc.id, tc.function.name, tc.function.arguments or ""]
             else:
                 assert tc.id is None and tc.function.name is None
@@ -116,13 +117,13 @@ def run(client: openai.OpenAI, tools: list, tool_choice, stream: bool, parallel:
     return "".join(text) or None, [tuple(calls[i]) for i in sorted(calls)], finish
 
 
-def check(result, tools, tool_choice, parallel):
+def check(result, tools, tool_choice, parallel, id_prefix: str = "call_"):
     content, calls, finish = result
     names = {t["function"]["name"] for t in tools}
     if finish == "length":
         return  # truncated output is not a finished call; the rest of the suite bounds this
     for call_id, name, arguments in calls:
-        assert call_id.startswith("call_")
+        assert call_id.startswith(id_prefix)
         assert name in names
         jsonschema.validate(json.loads(arguments), SCHEMA_BY_NAME[name])
     if tool_choice == "none":

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import sysconfig
+from dataclasses import dataclass
 from pathlib import Path
 
 SPECIAL = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
@@ -74,6 +75,49 @@ CHAT_TEMPLATE = r"""{%- if tools %}
 """
 
 
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+
+
+@dataclass(frozen=True)
+class Family:
+    """A model family's chat template (a file in tests/templates, see its README for the origin) and the
+    tokens its tokenizer has: `special` ones (control tokens, dropped when decoding unless asked) and
+    `added` plain ones, as the family's tokenizer_config.json lists them for what the template writes."""
+
+    template: str
+    special: tuple[str, ...]
+    eos: tuple[str, ...]  # the first is the tokenizer's eos_token; all end a turn
+    added: tuple[str, ...] = ()
+    bos: str | None = None
+
+
+_DEEPSEEK = ("<｜begin▁of▁sentence｜>", "<｜end▁of▁sentence｜>", "<｜User｜>", "<｜Assistant｜>", "<think>", "</think>")
+_DEEPSEEK_TOOLS = ("<｜tool▁calls▁begin｜>", "<｜tool▁calls▁end｜>", "<｜tool▁call▁begin｜>", "<｜tool▁call▁end｜>",
+                   "<｜tool▁sep｜>", "<｜tool▁output▁begin｜>", "<｜tool▁output▁end｜>")
+_GLM = ("<|endoftext|>", "[gMASK]", "<sop>", "<|system|>", "<|user|>", "<|assistant|>", "<|observation|>", "<think>",
+        "</think>", "<tool_call>", "</tool_call>", "<arg_key>", "</arg_key>", "<arg_value>", "</arg_value>",
+        "<tool_response>", "</tool_response>")
+_KIMI = ("[EOS]", "<|im_end|>", "<|im_user|>", "<|im_assistant|>", "<|im_system|>", "<|im_middle|>", "<think>", "</think>",
+         "<|tool_calls_section_begin|>", "<|tool_calls_section_end|>", "<|tool_call_begin|>",
+         "<|tool_call_argument_begin|>", "<|tool_call_end|>")
+
+# Tiny models with a family's real template and special tokens, by the tool format they are served with.
+FAMILIES = {
+    "glm45": Family("GLM-4.6.jinja", _GLM, eos=("<|endoftext|>", "<|user|>", "<|observation|>")),
+    "glm47": Family("GLM-4.7-Flash.jinja", _GLM, eos=("<|endoftext|>", "<|user|>", "<|observation|>")),
+    "kimi_k2": Family("moonshotai-Kimi-K2-Thinking.jinja", _KIMI, eos=("<|im_end|>",)),
+    "deepseek_v31": Family("deepseek-ai-DeepSeek-V3.1.jinja", _DEEPSEEK + _DEEPSEEK_TOOLS,
+                           eos=("<｜end▁of▁sentence｜>",), bos="<｜begin▁of▁sentence｜>"),
+    "deepseek_v32": Family("DeepSeek-V3.2.jinja", _DEEPSEEK, eos=("<｜end▁of▁sentence｜>",),
+                           bos="<｜begin▁of▁sentence｜>"),
+    "minimax": Family("unsloth-MiniMax-M2.jinja", ("]~!b[", "]~b]", "[e~[", "<think>", "</think>",
+                                                   "<minimax:tool_call>", "</minimax:tool_call>"), eos=("[e~[",)),
+    "qwen3_5": Family("Qwen3.5-4B.jinja", ("<|endoftext|>", "<|im_start|>", "<|im_end|>"), eos=("<|im_end|>",),
+                      added=("<tool_call>", "</tool_call>", "<tool_response>", "</tool_response>", "<think>",
+                             "</think>")),
+}
+
+
 def _training_text() -> list[str]:
     stdlib = Path(sysconfig.get_paths()["stdlib"])
     texts = [f.read_text(encoding="utf-8", errors="ignore") for f in sorted(stdlib.glob("*.py"))[:60]]
@@ -81,8 +125,9 @@ def _training_text() -> list[str]:
 
 
 def build_tiny_model(target: Path, *, vocab_size: int = 4096, context_length: int = 65536, seed: int = 0,
-                     layers: int = 2, hidden: int = 64) -> Path:
-    """Write a tokenizer + random model to `target` (skipped when already there) and return it."""
+                     layers: int = 2, hidden: int = 64, family: str | None = None) -> Path:
+    """Write a tokenizer + random model to `target` (skipped when already there) and return it; with a
+    `family` (a key of FAMILIES), that family's chat template and special tokens instead of Qwen2.5's."""
     if (target / "config.json").exists():
         return target
     import torch
@@ -94,20 +139,22 @@ def build_tiny_model(target: Path, *, vocab_size: int = 4096, context_length: in
     tok.normalizer = normalizers.NFC()
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=SPECIAL, show_progress=False,
+    spec = FAMILIES[family] if family else Family("", tuple(SPECIAL), ("<|im_end|>",), tuple(TOOL_TOKENS))
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=list(spec.special), show_progress=False,
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
     tok.train_from_iterator(_training_text(), trainer)
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|im_end|>", pad_token="<|endoftext|>",
-                                   bos_token=None, unk_token=None)
-    fast.add_tokens(TOOL_TOKENS)
-    fast.chat_template = CHAT_TEMPLATE
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token=spec.eos[0], pad_token=spec.special[0],
+                                   bos_token=spec.bos, unk_token=None)
+    fast.add_tokens(list(spec.added))
+    fast.chat_template = (TEMPLATES / spec.template).read_text(encoding="utf-8") if family else CHAT_TEMPLATE
     fast.save_pretrained(str(target))
 
     torch.manual_seed(seed)
+    eos = [fast.convert_tokens_to_ids(t) for t in spec.eos]
     config = LlamaConfig(
         vocab_size=len(fast), hidden_size=hidden, intermediate_size=hidden * 2, num_hidden_layers=layers,
         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=context_length,
-        tie_word_embeddings=True, eos_token_id=fast.convert_tokens_to_ids("<|im_end|>"),
+        tie_word_embeddings=True, eos_token_id=eos[0] if len(eos) == 1 else eos,
         pad_token_id=fast.pad_token_id, bos_token_id=None,
     )
     model = LlamaForCausalLM(config)
@@ -124,4 +171,4 @@ def build_tiny_model(target: Path, *, vocab_size: int = 4096, context_length: in
 if __name__ == "__main__":
     import sys
 
-    print(build_tiny_model(Path(sys.argv[1])))
+    print(build_tiny_model(Path(sys.argv[1]), family=sys.argv[2] if len(sys.argv) > 2 else None))

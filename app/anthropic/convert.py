@@ -28,6 +28,7 @@ from typing import Any
 import msgspec
 
 from app.anthropic import schemas as s
+from app.anthropic.ids import call_id
 from app.decoding import decode_at
 from runtime.errors import InvalidRequest
 from runtime.limits import check_tool_count
@@ -129,7 +130,8 @@ class _Conversation:
                 if texts:
                     self._user(BLOCK_SEPARATOR.join(texts))
                     texts = []
-                self._messages.append(Message("tool", _tool_result_text(block, where), tool_call_id=block.tool_use_id,
+                self._messages.append(Message("tool", _tool_result_text(block, where),
+                                              tool_call_id=call_id(block.tool_use_id),
                                               name=self._call_names.get(block.tool_use_id)))
             else:
                 texts.extend(_texts([(block, where)]))
@@ -144,7 +146,7 @@ class _Conversation:
             match block:
                 case s.ToolUseBlock():
                     check_arguments(block.input, f"{where}.input")
-                    calls.append(ToolCall(block.id, block.name, block.input))
+                    calls.append(ToolCall(call_id(block.id), block.name, block.input))
                     self._call_names[block.id] = block.name
                 case s.ThinkingBlock():
                     if block.thinking:

@@ -16,14 +16,10 @@ from msgspec import UNSET, UnsetType
 from app import sse
 from app.anthropic import schemas as s
 from app.anthropic.errors import error_body
+from app.anthropic.ids import tool_use_id
 from runtime.errors import EngineFailure, ServiceError
 from runtime.result import CallBlock, ChatResult, TextBlock
 from runtime.types import ChatEvent, ChatFinished, FinishReason, TextDelta, ToolCallArgs, ToolCallStart, Usage
-
-
-def tool_use_id(call_id: str) -> str:
-    """The runtime's `call_<hex>` as Anthropic's `toolu_<hex>`."""
-    return "toolu_" + call_id.removeprefix("call_")
 
 
 def stop_reason(finished: ChatFinished, stop_sequences: tuple[str, ...]) -> tuple[str, str | None]:

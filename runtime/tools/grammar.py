@@ -76,3 +76,40 @@ def content_calls_format(
         return {"type": "or", "elements": [json_content(text_schema), only_calls]}
     return {"type": "triggered_tags", "triggers": list(triggers), "tags": tag_list,
             "at_least_one": False, "stop_after_first": single}
+
+
+def block_calls_format(
+    tags: list[CallTag],
+    content: Callable[[str], dict[str, Any]],
+    choice: ToolChoice,
+    *,
+    block_begin: str,
+    block_end: str,
+    trigger: str,
+    separator: str,
+    text_schema: dict[str, Any] | None,
+) -> dict[str, Any]:
+    """Like `content_calls_format`, for families whose calls of one response form a single block
+    (`block_begin`, calls separated by `separator`, `block_end`), opened by `trigger` (a prefix of
+    `block_begin`):
+    - auto: free text, then at most one block, which ends the output;
+    - required / named: only the block (at least one call; exactly the named tool, once);
+    - none: free text that cannot contain the trigger.
+    `parallel` false allows one call in the block."""
+    if choice.mode is ToolChoiceMode.NONE:
+        if text_schema is not None:
+            return json_content(text_schema)
+        return {"type": "any_text", "excludes": [trigger]}
+    if choice.mode is ToolChoiceMode.NAMED:
+        tags = [t for t in tags if t.name == choice.name]
+    single = not choice.parallel or choice.mode is ToolChoiceMode.NAMED
+    calls = {"type": "tags_with_separator",
+             "tags": [{"type": "tag", "begin": t.begin, "content": content(t.name), "end": t.end} for t in tags],
+             "separator": separator, "at_least_one": True, "stop_after_first": single}
+    block = {"type": "tag", "begin": block_begin, "content": calls, "end": block_end}
+    if choice.mode in (ToolChoiceMode.REQUIRED, ToolChoiceMode.NAMED):
+        return block
+    if text_schema is not None:
+        return {"type": "or", "elements": [json_content(text_schema), block]}
+    return {"type": "triggered_tags", "triggers": [trigger], "tags": [block], "at_least_one": False,
+            "stop_after_first": True}

@@ -7,6 +7,7 @@ JSON itself (strings, escapes, nesting), never by searching for an end marker, s
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Iterator
 
 from runtime.tools.base import CallTag, JsonStringEscaper, ParsedEvent, new_call_id, split_at_trigger, text_event
@@ -27,11 +28,18 @@ class JsonCallParser:
     arguments is found by tracking JSON strings and nesting, so an `end` such as `}` that also occurs
     inside the arguments is no problem. Text that might be the start of a trigger is held back; whitespace
     between calls is formatting, not content.
+
+    Where a family writes an index between a tag's `begin` and the arguments (Kimi's
+    `functions.NAME:IDX<|tool_call_argument_begin|>`), `index_end` ends it and `call_id(name, index)` makes
+    the call's id from it.
     """
 
     def __init__(self, tags: list[CallTag], triggers: list[str], *, openers: tuple[str, ...] = ("",),
-                 separator: str = "", closer: str = "") -> None:
+                 separator: str = "", closer: str = "", index_end: str = "",
+                 call_id: Callable[[str, str], str] | None = None) -> None:
         self._tags = tags
+        self._index_end = index_end
+        self._call_id = call_id
         self._triggers = triggers
         self._openers = openers
         self._separator = separator
@@ -99,10 +107,19 @@ class JsonCallParser:
     def _scan_begin(self) -> ParsedEvent | object | None:
         for tag in self._tags:
             if self._buffer.startswith(tag.begin):
-                self._buffer = self._buffer[len(tag.begin):]
+                index = ""
+                if self._index_end:
+                    at = self._buffer.find(self._index_end, len(tag.begin))
+                    if at < 0:
+                        return None  # the index is still arriving
+                    index = self._buffer[len(tag.begin):at]
+                    self._buffer = self._buffer[at + len(self._index_end):]
+                else:
+                    self._buffer = self._buffer[len(tag.begin):]
                 self._current, self._pending, self._state = tag, "", _ARGS
                 self._started, self._depth, self._strings = False, 0, JsonStringEscaper()
-                return ToolCallStart(self._calls, new_call_id(), tag.name)
+                call_id = self._call_id(tag.name, index) if self._call_id else new_call_id()
+                return ToolCallStart(self._calls, call_id, tag.name)
         if any(tag.begin.startswith(self._buffer) for tag in self._tags):
             return None  # wait for the rest of the begin (the grammar guarantees one follows)
         return self._fallback()
@@ -190,6 +207,12 @@ class JsonCallParser:
             return _CONTINUE
         if not buf:
             return None
+        if self._closer and not self._separator:  # a block whose calls follow one another (DeepSeek's, Kimi's)
+            if any(buf.startswith(t.begin) for t in self._tags):
+                self._state = _BEGIN
+                return _CONTINUE
+            if any(t.begin.startswith(buf) for t in self._tags):
+                return None
         if any(m and m.startswith(buf) for m in (self._separator, self._closer)):
             return None
         self._state = _TEXT

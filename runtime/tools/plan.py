@@ -49,7 +49,11 @@ def text_constraint(response_format: ResponseFormat) -> Constraint | None:
     return None if schema is None else Constraint(ConstraintKind.JSON_SCHEMA, json.dumps(schema, ensure_ascii=False))
 
 
-def plan_chat(request: ChatRequest, fmt: ToolFormat, template_renders_tools: bool) -> ChatPlan:
+def plan_chat(request: ChatRequest, fmt: ToolFormat, template_renders_tools: bool, *,
+              template_renders_calls: bool | None = None) -> ChatPlan:
+    """`template_renders_tools`: the template shows the tool list and past calls; `template_renders_calls`
+    (default: the same): it shows past calls and results, even if not the list (DeepSeek V3.1's), which then
+    goes into the system prompt in the format's wording."""
     json_text = text_schema(request.response_format)
     if not request.tools:
         return ChatPlan(message_dicts(request.messages), None, text_constraint(request.response_format), None,
@@ -87,8 +91,11 @@ def plan_chat(request: ChatRequest, fmt: ToolFormat, template_renders_tools: boo
         parser = fmt.parser(tuple(replace(t, parameters=schemas[t.name]) for t in request.tools))
         if choice.mode in (ToolChoiceMode.REQUIRED, ToolChoiceMode.NAMED):
             parser = OnlyCalls(parser)
+    renders_calls = template_renders_tools if template_renders_calls is None else template_renders_calls
     if template_renders_tools:
         messages, tools = message_dicts(request.messages), tool_dicts(request.tools)
+    elif renders_calls:
+        messages, tools = _with_instructions(message_dicts(request.messages), fmt.system_prompt(request.tools)), None
     else:
         messages, tools = _inline_tools(request.messages, request, fmt), None
     return ChatPlan(messages, tools, constraint, parser, json_text is not None,
@@ -109,8 +116,14 @@ def _inline_tools(messages: tuple[Message, ...], request: ChatRequest, fmt: Tool
                 out.append({"role": m.role, "content": "\n".join(p for p in (m.content, fmt.render_calls(m.tool_calls)) if p)})
             else:
                 out.append({"role": m.role, "content": m.content})
+    return _with_instructions(out, instructions)
+
+
+def _with_instructions(messages: list[dict[str, Any]], instructions: str) -> list[dict[str, Any]]:
+    """The tool instructions at the end of the system message (a new one when there is none)."""
+    out = list(messages)
     if out and out[0]["role"] == "system":
-        out[0] = {"role": "system", "content": f"{out[0]['content']}\n\n{instructions}"}
+        out[0] = {**out[0], "content": f"{out[0]['content']}\n\n{instructions}"}
     else:
         out.insert(0, {"role": "system", "content": instructions})
     return out
