@@ -98,8 +98,10 @@ def test_billing_header_does_not_defeat_prefix_caching(claude_server: LiveServer
 
 # -- the real CLI ---------------------------------------------------------------------------------------
 
-_STARTED = re.compile(r"(req_\w+): '?([^',]+)'?, (\d+) prompt tokens, max_tokens (\d+)")  # the model name is logged quoted
-_FINISHED = re.compile(r"(req_\w+): (\w+), (\d+) prompt tokens \((\d+) cached\), (\d+) output tokens")
+# Log lines carry the request id in brackets; the model name is logged quoted; the finish line names the
+# engine's rid (the request id and the choice's index).
+_STARTED = re.compile(r"\[(req_\w+)\]: '?([^',]+)'?, (\d+) prompt tokens, max_tokens (\d+)")
+_FINISHED = re.compile(r"\[(req_\w+)\]: req_\w+-\d+: (\w+), (\d+) prompt tokens \((\d+) cached\), (\d+) output tokens")
 
 
 @pytest.fixture(scope="module")
