@@ -32,6 +32,8 @@ class Settings:
     seed: int = 0
     threads: int | None = None
     prefix_cache_entries: int = 4
+    kv_cache_mb: int = 1024
+    cpu_backend: str = "auto"
     max_running_requests: int | None = None  # default: from the cores on the CPU engine, none on SGLang
     max_queued_requests: int | None = None  # default: 4 x max_running_requests
     max_queue_wait: float = 30.0
@@ -83,9 +85,14 @@ _HELP = {
     "tool_format": "tool-call format (auto: from the chat template)",
     "max_request_bytes": "largest request body accepted (413 above)",
     "threads": "CPU engine: torch threads (default: all cores)",
-    "prefix_cache_entries": "CPU engine: how many recent requests' KV caches to keep for prefix reuse",
-    "max_running_requests": "generations running at once; more wait in a queue (default: the cores, between 8 and 16, "
-                            "on the CPU engine; no limit on SGLang, whose scheduler queues)",
+    "prefix_cache_entries": "CPU engine, transformers path: how many recent requests' KV caches to keep for "
+                            "prefix reuse",
+    "kv_cache_mb": "CPU engine: memory for the paged KV cache and its prefix tree, in MiB; requests that do not "
+                   "fit wait, then get 429",
+    "cpu_backend": "CPU engine: native (our batched model code; Llama, Mistral, Qwen2, Qwen3), transformers (one "
+                   "sequence per forward pass, any architecture), or auto (native where it applies)",
+    "max_running_requests": "generations running at once; more wait in a queue (default: 16 on the CPU engine, which "
+                            "batches them; no limit on SGLang, whose scheduler queues)",
     "max_queued_requests": "requests waiting for a slot; beyond that, 429 at once (default: 4 x "
                            "--max-running-requests)",
     "max_queue_wait": "seconds a request may wait for a slot before a 429 with Retry-After",
@@ -97,6 +104,9 @@ _HELP = {
                            "ping)",
     "engine_args": "engine-specific options as name=value, comma-separated (SGLang: any ServerArgs field, e.g. "
                    "schedule_policy=lpm)",
+    "chunked_prefill_size": "tokens per forward pass, longer prompts split across passes (SGLang's option; on the "
+                            "CPU engine its step budget, default 2048)",
+    "disable_radix_cache": "no prefix sharing between requests (SGLang and the CPU engine)",
     "responses_store": "where stored responses and Anthropic threads are kept: a SQLite file path (default: "
                        "conversations.sqlite3 in the cache dir), ':memory:', or redis://host:port/db to share them "
                        "between replicas",
@@ -104,7 +114,7 @@ _HELP = {
     "responses_store_max_bytes": "SQLite store: total size kept; the least recently used turns go beyond it",
     "dtype": "weights dtype (auto: the checkpoint's on SGLang, float32 on the CPU engine)",
 }
-_CHOICES = {"tool_format": format_names(),
+_CHOICES = {"tool_format": format_names(), "cpu_backend": ("auto", "native", "transformers"),
             "log_level": ("critical", "error", "warning", "info", "debug")}
 
 

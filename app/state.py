@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -32,20 +31,18 @@ from runtime.types import SamplingParams
 
 log = logging.getLogger(__name__)
 
-CPU_RUNNING_CAP = (8, 16)  # the CPU engine's default cap: its cores, within these bounds (8 leaves room for n)
+CPU_RUNNING_CAP = 16  # the CPU engine's default cap: it batches the running sequences into one forward pass
 QUEUE_PER_SLOT = 4  # the default queue holds this many requests per running slot
 
 
 def running_cap(settings: Settings, engine: str) -> int | None:
-    """--max-running-requests, or the engine's default: on the CPU engine the cores, between 8 and 16 (it
-    steps its sequences in turn, so beyond that each stream only slows the others; at least 8 so that OpenAI's
-    n up to 8 can run on a small machine); none on SGLang, whose scheduler batches up to its own limit and
-    queues the rest."""
+    """--max-running-requests, or the engine's default: 16 on the CPU engine (each step is one forward pass
+    over all of them, and a small model's step costs little more for 16 than for 1: bench/RESULTS.md); none on
+    SGLang, whose scheduler batches up to its own limit and queues the rest."""
     if settings.max_running_requests is not None:
         return settings.max_running_requests
     if engine == "cpu":
-        low, high = CPU_RUNNING_CAP
-        return max(low, min(high, os.cpu_count() or 1))
+        return CPU_RUNNING_CAP
     return None
 
 

@@ -95,6 +95,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("compare", help="one markdown table from several results files")
     p.add_argument("files", type=Path, nargs="+")
+    p.add_argument("--chart", type=Path, help="also draw throughput and TPOT p50 against concurrency (PNG)")
+    p.add_argument("--title", default="throughput and TPOT against concurrency")
     return parser
 
 
@@ -117,7 +119,12 @@ async def run_frontend_cli(args: argparse.Namespace) -> Outcome:
 def main(argv: list[str] | None = None) -> Path:
     args = build_parser().parse_args(argv)
     if args.benchmark == "compare":
-        print(report.compare([json.loads(path.read_text()) for path in args.files]))
+        documents = [json.loads(path.read_text()) for path in args.files]
+        print(report.compare(documents))
+        if args.chart is not None:
+            from bench.plots import by_concurrency
+
+            print(f"wrote {by_concurrency(documents, args.chart, args.title)}")
         return args.files[0]
     started = report.conditions()
     if args.benchmark == "frontend":

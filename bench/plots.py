@@ -82,3 +82,36 @@ def ttft_vs_prompt(runs: list[Run], path: Path, title: str) -> Path:
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def by_concurrency(documents: list[dict[str, Any]], path: Path, title: str) -> Path:
+    """Output throughput and TPOT p50 against concurrency, one line per server label (several results files
+    of one server, say its c=1 run and its c=4,16 run, join into one line)."""
+    lines: dict[str, dict[int, Run]] = defaultdict(dict)
+    for document in documents:
+        server = document["target"].get("label") or document["target"].get("base_url", "?")
+        for run in document["runs"]:
+            concurrency = run["params"].get("concurrency")
+            if concurrency is not None:
+                lines[f"{server} {run['group']}"][int(concurrency)] = run
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4.2), squeeze=False)
+    panels = (("output_tokens_per_s", "output tokens/s"), ("tpot_ms", "TPOT p50 (ms)"))
+    for ax, (figure, ylabel) in zip(axes[0], panels):
+        for label, runs in sorted(lines.items()):
+            xs = sorted(runs)
+            ys = [runs[x]["figures"][figure] if figure == "output_tokens_per_s" else _num(runs[x]["figures"][figure]["p50"])
+                  for x in xs]
+            ax.plot(xs, ys, marker="o", label=label)
+            for x, y in zip(xs, ys):
+                ax.annotate(f"{y:.1f}" if y < 100 else f"{y:.0f}", (x, y), textcoords="offset points",
+                            xytext=(4, 4), fontsize=7)
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("concurrency")
+        ax.set_ylabel(ylabel)
+        ax.grid(True, alpha=0.3)
+    axes[0][0].legend(fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

@@ -98,8 +98,10 @@ def test_billing_header_does_not_defeat_prefix_caching(claude_server: LiveServer
 
 # -- the real CLI ---------------------------------------------------------------------------------------
 
-_STARTED = re.compile(r"(req_\w+): '?([^',]+)'?, (\d+) prompt tokens, max_tokens (\d+)")  # the model name is logged quoted
-_FINISHED = re.compile(r"(req_\w+): (\w+), (\d+) prompt tokens \((\d+) cached\), (\d+) output tokens")
+# Log lines carry the request id in brackets; the model name is logged quoted; the finish line names the
+# engine's rid (the request id and the choice's index).
+_STARTED = re.compile(r"\[(req_\w+)\]: '?([^',]+)'?, (\d+) prompt tokens, max_tokens (\d+)")
+_FINISHED = re.compile(r"\[(req_\w+)\]: req_\w+-\d+: (\w+), (\d+) prompt tokens \((\d+) cached\), (\d+) output tokens")
 
 
 @pytest.fixture(scope="module")
@@ -150,3 +152,54 @@ def test_claude_code_cli_one_turn(claude_binary: Path, claude_server: LiveServer
     assert int(cached) > 0
     with capsys.disabled():
         print("\n" + "\n".join(lines))
+
+
+def test_claude_code_cli_tool_search(claude_binary: Path, tiny_model_dir: Path, server_logs: Path,
+                                     tmp_path: Path) -> None:
+    """`ENABLE_TOOL_SEARCH=true`: Claude Code 2.1.197 leaves its deferred tools (WebFetch, WebSearch, the Task*
+    and Cron* tools...) out of `tools`, names them in a reminder, and offers ToolSearch. Its answer to
+    `select:WebFetch` is a tool_result holding a tool_reference block; the next request then carries WebFetch's
+    definition, and the prompt the server renders for that turn must say, inside the tool result, which tool
+    was loaded. The model is scripted (tests/claude_code/tool_search_engine.py; the tiny model never calls
+    ToolSearch), so the call goes through the real grammar, call parser and stream encoder."""
+    record = tmp_path / "prompts"
+    server = start_server("--model", str(tiny_model_dir), "--served-model-name", MODEL_NAME,
+                          "--context-length", "131072",
+                          "--engine", "tests.claude_code.tool_search_engine:ToolSearchEngine",
+                          "--engine-args", f"select=WebFetch,record_dir={record}",
+                          log_dir=server_logs, env={"INFER_API_KEYS": KEY})
+    try:
+        home, work = tmp_path / "home", tmp_path / "work"
+        home.mkdir()
+        work.mkdir()
+        run = cli.run_print(claude_binary, "fetch https://example.com", base_url=server.base_url, token=KEY,
+                            home=home, cwd=work, max_output_tokens=256, timeout=240, max_turns=3,
+                            extra_env={"ENABLE_TOOL_SEARCH": "true"})
+        log = server.log()
+    finally:
+        server.stop()
+    detail = (f"exit {run.returncode}\nstdout:\n{run.stdout[-4000:]}\nstderr:\n{run.stderr[-2000:]}\n"
+              f"server:\n{log[-3000:]}")
+    assert run.returncode == 0, detail
+    result = run.result()
+    assert result is not None and not result.get("is_error") and result.get("result") == "Done.", detail
+
+    # What the CLI did with the call: ToolSearch ran and answered with a tool_reference block.
+    blocks = [block for r in run.records() if r.get("type") in ("assistant", "user")
+              for block in r["message"]["content"] if isinstance(block, dict)]
+    calls = [b for b in blocks if b["type"] == "tool_use"]
+    assert [(c["name"], c["input"]) for c in calls] == [("ToolSearch", {"query": "select:WebFetch", "max_results": 1})]
+    (tool_result,) = [b for b in blocks if b["type"] == "tool_result"]
+    assert tool_result["tool_use_id"] == calls[0]["id"]
+    assert tool_result["content"] == [{"type": "tool_reference", "tool_name": "WebFetch"}], detail
+
+    # What the model was shown: the first prompt offers ToolSearch but not WebFetch's definition; the prompt of
+    # the turn after the call has WebFetch's definition (the CLI loaded it) and names it in the tool result.
+    prompts = [(record / f"{n}.txt").read_text() for n in range(len(list(record.glob("*.txt"))))]
+    asked = [p for p in prompts if '"ToolSearch"' in p and "select:WebFetch" not in p]
+    answered = [p for p in prompts if "select:WebFetch" in p]
+    assert len(asked) == 1 and len(answered) == 1, f"{len(prompts)} prompts recorded\n{detail}"
+    assert '"name": "WebFetch"' not in asked[0] and '"name": "WebFetch"' in answered[0]
+    (after_call,) = answered
+    call_at = after_call.index("select:WebFetch")
+    assert "Tool loaded: WebFetch" in after_call[call_at:], after_call[call_at:]

@@ -117,3 +117,10 @@ def test_sse_decoder_handles_split_reads():
     events = decoder.feed(b"ta: {}\n\n: keep-alive\n\ndata: a\r\ndata: b\n\ndata: tail", 2.0)
     assert [(e.event, e.data, e.arrived) for e in events] == [("ping", "{}", 2.0), (None, "a\nb", 2.0)]
     assert [e.data for e in decoder.close(3.0)] == ["tail"]
+
+
+def test_compare_charts_throughput_and_tpot_against_concurrency(tmp_path: Path):
+    results = Path(__file__).resolve().parent.parent / "bench" / "results"
+    files = [str(results / f"{name}.json") for name in ("native-t1-c1-run2", "native-t1-c4-c16-run2", "transformers-t1-c1")]
+    main(["compare", *files, "--chart", str(tmp_path / "concurrency.png")])
+    assert (tmp_path / "concurrency.png").stat().st_size > 10_000

@@ -15,6 +15,7 @@ from tests.test_responses_api import WEATHER, responses_server  # noqa: F401  # 
 
 AGENT = """
 import asyncio, json, sys
+from typing import Literal
 from agents import Agent, ModelSettings, Runner, function_tool, set_default_openai_client, set_tracing_disabled
 from openai import AsyncOpenAI
 
@@ -23,7 +24,7 @@ set_default_openai_client(AsyncOpenAI(base_url=sys.argv[1] + "/v1", api_key="unu
 calls = []
 
 @function_tool
-def get_weather(city: str) -> str:
+def get_weather(city: Literal["Paris", "London"]) -> str:  # bounded: a random model's call fits max_tokens
     \"\"\"Current weather for a city.\"\"\"
     calls.append(city)
     return "18 degrees, sunny"

@@ -108,7 +108,7 @@ def idle(live: InProcess) -> bool:
 
 
 def test_openai_stream_sends_headers_and_comments_during_a_long_prefill(live: InProcess, oai: openai.OpenAI):
-    play([0.6, "late", FinishReason.STOP])
+    play([2.0, "late", FinishReason.STOP])  # long enough that a loaded machine still tells the two apart
     started = time.monotonic()
     with httpx.stream("POST", live.base_url + "/v1/chat/completions", timeout=10,
                       json={"model": MODEL, "messages": USER, "stream": True}) as response:
@@ -117,7 +117,7 @@ def test_openai_stream_sends_headers_and_comments_during_a_long_prefill(live: In
         first = next(raw)
         first_at = time.monotonic() - started
         body = first + b"".join(raw)
-    assert first.startswith(b": ") and first_at < 0.5  # headers and a comment, well before the first token
+    assert first.startswith(b": ") and first_at < 1.5  # headers and a comment, well before the first token
     text = body.decode()
     assert text.count(": keep-alive\n\n") >= 3  # every 0.1 s of silence
     assert '"late"' in text and text.endswith("data: [DONE]\n\n")

@@ -121,3 +121,23 @@ def test_bad_prompt_logprobs_are_400(client, extra):
         client.post("/chat/completions", body={"model": MODEL_NAME, "messages": USER, "max_tokens": 2, **extra},
                     cast_to=object)
     assert err.value.body["param"] == "prompt_logprobs"
+
+
+# -- stream_options.continuous_usage_stats -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("route", ["chat", "completions"])
+def test_continuous_usage_stats_put_the_usage_so_far_on_every_chunk(client, route):
+    kwargs = dict(model=MODEL_NAME, max_tokens=6, stream=True, extra_body={"ignore_eos": True},
+                  stream_options={"include_usage": True, "continuous_usage_stats": True})
+    if route == "chat":
+        chunks = list(client.chat.completions.create(messages=USER, **kwargs))
+    else:
+        chunks = list(client.completions.create(prompt="Hello", **kwargs))
+    usages = [c.usage for c in chunks]
+    assert all(u is not None for u in usages)
+    counts = [u.completion_tokens for u in usages]
+    assert counts == sorted(counts) and counts[-1] == 6
+    assert len({u.prompt_tokens for u in usages}) == 1
+    assert all(u.total_tokens == u.prompt_tokens + u.completion_tokens for u in usages)
+    assert not any("token_ids" in c.model_dump(exclude_unset=True).get("choices", [{}])[0] for c in chunks if c.choices)

@@ -47,7 +47,8 @@ def sampling_params(req: s.SamplingFields, max_tokens: int | None, logprobs: int
         skip_special_tokens=req.skip_special_tokens,
         logprobs=logprobs,
         logit_bias=logit_bias(req.logit_bias),
-        return_token_ids=req.return_token_ids,
+        # (continuous usage counts the tokens as their ids arrive)
+        return_token_ids=req.return_token_ids or continuous_usage(req),
     )
 
 
@@ -56,6 +57,11 @@ def _min_tokens(req: s.SamplingFields, max_tokens: int | None) -> int:
         raise InvalidRequest(f"min_tokens ({req.min_tokens}) must be at most max_tokens ({max_tokens}).",
                              param="min_tokens")
     return req.min_tokens
+
+
+def continuous_usage(req: s.SamplingFields) -> bool:
+    options = req.stream_options
+    return bool(req.stream and options and options.include_usage and options.continuous_usage_stats)
 
 
 def _check_stream_options(req: s.SamplingFields) -> None:

@@ -149,6 +149,20 @@ class _Chunks:
         # next chunk.
         self.pending: dict[int, list[TokenLogprob]] = {}
         self.pending_ids: dict[int, list[int]] = {}
+        # vLLM's continuous_usage_stats: every chunk's usage so far (the tokens counted from TokenIds events)
+        self.continuous_prompt_tokens: int | None = None
+        self.generated = 0
+
+    def chunk_usage(self) -> s.UsageOut | None:
+        """What a chunk's `usage` holds with include_usage: null, or with continuous_usage_stats the usage so far."""
+        prompt = self.continuous_prompt_tokens
+        if prompt is None:
+            return None
+        return s.UsageOut(prompt, self.generated, prompt + self.generated, s.PromptTokensDetails(0))
+
+    def count(self, event: TokenIds, index: int) -> None:
+        self.generated += len(event.ids)
+        self.pending_ids.setdefault(index, []).extend(event.ids)
 
     def start(self) -> bytes:
         return b""
@@ -183,7 +197,7 @@ class ChatChunks(_Chunks):
             if self.first:
                 c.prompt_token_ids, self.first = self.prompt_ids, False
         if self.include_usage:
-            c.usage = None
+            c.usage = self.chunk_usage()
         return sse.data(c)
 
     def _role(self, index: int) -> bytes:  # the role alone, before a choice's first text (its logprobs wait)
@@ -195,7 +209,7 @@ class ChatChunks(_Chunks):
             case Logprobs():
                 self.pending.setdefault(index, []).extend(event.tokens)
             case TokenIds():
-                self.pending_ids.setdefault(index, []).extend(event.ids)
+                self.count(event, index)
             case TextDelta():
                 role = self._role(index) if index not in self.started else b""
                 return role + self._chunk(index, s.ChatDelta(content=event.text))
@@ -233,7 +247,6 @@ class CompletionChunks(_Chunks):
         self.echo, self.n, self.prompt_ids = echo, n, prompt_ids
         self.started: set[int] = set()
         self.by_index: dict[int, Usage] = {}
-        self.usage = None if include_usage else s.UNSET
         self.offsets: dict[int, int] = {}  # each choice's text_offset so far
         self.echoed: set[int] = set()
 
@@ -249,7 +262,8 @@ class CompletionChunks(_Chunks):
             if index not in self.started:
                 choice.prompt_token_ids = self.prompt_ids[index]
         self.started.add(index)
-        return sse.data(s.Completion(self.rid, self.created, self.model, [choice], usage=self.usage))
+        usage = self.chunk_usage() if self.include_usage else s.UNSET
+        return sse.data(s.Completion(self.rid, self.created, self.model, [choice], usage=usage))
 
     def _echo(self, index: int, prompt: bool = False) -> bytes:
         self.echoed.add(index)
@@ -263,7 +277,7 @@ class CompletionChunks(_Chunks):
         if isinstance(event, Logprobs):
             self.pending.setdefault(index, []).extend(event.tokens)
         elif isinstance(event, TokenIds):
-            self.pending_ids.setdefault(index, []).extend(event.ids)
+            self.count(event, index)
         elif isinstance(event, TextDelta):
             out += self._choice(index, event.text, None)
         elif isinstance(event, ChatFinished):

@@ -49,8 +49,10 @@ async def chat_completions(request: Request, service_state: ServiceState, names:
     rid = "chatcmpl-" + secrets.token_hex(12)
     prompt_ids = list(prepared[0].engine_request.input_ids) if req.return_token_ids else None
     if req.stream:
-        return await streaming.stream(request, service_state, prepared,
-                                      render.ChatChunks(rid, model, _include_usage(req), prompt_ids))
+        encoder = render.ChatChunks(rid, model, _include_usage(req), prompt_ids)
+        if convert.continuous_usage(req):
+            encoder.continuous_prompt_tokens = prepared[0].prompt_tokens
+        return await streaming.stream(request, service_state, prepared, encoder)
     return await streaming.respond(
         request, service_state, prepared,
         lambda results: json_response(render.chat_completion(rid, model, results, prompt_ids)))
@@ -82,8 +84,10 @@ async def completions(request: Request, service_state: ServiceState, names: Mode
     rid = "cmpl-" + secrets.token_hex(12)
     prompt_ids = [list(p.engine_request.input_ids) for p in prepared] if req.return_token_ids else None
     if req.stream:
-        return await streaming.stream(request, service_state, prepared,
-                                      render.CompletionChunks(rid, model, _include_usage(req), echo, req.n, prompt_ids))
+        encoder = render.CompletionChunks(rid, model, _include_usage(req), echo, req.n, prompt_ids)
+        if convert.continuous_usage(req):
+            encoder.continuous_prompt_tokens = sum(p.prompt_tokens for p in prepared[:: req.n])
+        return await streaming.stream(request, service_state, prepared, encoder)
     return await streaming.respond(
         request, service_state, prepared,
         lambda results: json_response(render.completion(rid, model, results, echo, req.n, prompt_ids,

@@ -135,6 +135,7 @@ class StructuredOutputs(Struct):
 
 class StreamOptions(Struct):
     include_usage: bool = False
+    continuous_usage_stats: bool = False  # vLLM's: with include_usage, every chunk carries the usage so far
 
 
 Temperature = Annotated[float, Meta(ge=0.0, le=2.0)]

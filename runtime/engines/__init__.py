@@ -29,7 +29,10 @@ class EngineConfig:
     max_running_requests: int | None = None
     # CPU engine
     threads: int | None = None
-    prefix_cache_entries: int = 4
+    prefix_cache_entries: int = 4  # the transformers path's prefix cache
+    kv_cache_mb: int = 1024  # the batched path's KV pool
+    kv_block_size: int = 16
+    cpu_backend: str = "auto"  # auto | native | transformers
     # SGLang engine, passed through
     tp_size: int = 1
     dp_size: int = 1

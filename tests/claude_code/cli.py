@@ -46,9 +46,11 @@ class Run:
 
 
 def run_print(binary: Path, prompt: str, *, base_url: str, token: str, home: Path, cwd: Path,
-              max_output_tokens: int, timeout: float, continue_session: bool = False) -> Run:
-    """One non-interactive turn, `claude -p PROMPT --max-turns 1`, with no tool permissions granted; with
-    `continue_session`, in the most recent session of `cwd` (`--continue`)."""
+              max_output_tokens: int, timeout: float, continue_session: bool = False, max_turns: int = 1,
+              extra_env: dict[str, str] | None = None) -> Run:
+    """One non-interactive run, `claude -p PROMPT --max-turns N` (one turn by default), with no tool
+    permissions granted (tools that need none, such as ToolSearch, still run); with `continue_session`, in the
+    most recent session of `cwd` (`--continue`); `extra_env` adds or overrides environment variables."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ANTHROPIC_", "CLAUDE_"))}
     env.update({
         "HOME": str(home),
@@ -62,7 +64,8 @@ def run_print(binary: Path, prompt: str, *, base_url: str, token: str, home: Pat
         "DISABLE_AUTOUPDATER": "1",
         "API_TIMEOUT_MS": str(int(timeout * 1000)),
     })
-    args = [str(binary), "-p", prompt, "--max-turns", "1", "--output-format", "stream-json", "--verbose"]
+    env.update(extra_env or {})
+    args = [str(binary), "-p", prompt, "--max-turns", str(max_turns), "--output-format", "stream-json", "--verbose"]
     if continue_session:
         args.append("--continue")
     proc = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout,

@@ -28,6 +28,7 @@ wire_api = "responses"
 env_key = "CODEX_TEST_API_KEY"
 stream_max_retries = 0
 request_max_retries = 0
+stream_idle_timeout_ms = 1800000
 """
 
 

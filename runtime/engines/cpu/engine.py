@@ -1,8 +1,12 @@
-"""The embedded CPU engine: PyTorch + transformers + xgrammar, one worker thread.
+"""The embedded CPU engine: PyTorch + xgrammar, one worker thread.
 
-The worker interleaves the active requests a token at a time (prefill in chunks), so concurrent streams
-all progress and a long prompt never starves the others. The event loop only ever waits on queues: it is
-never blocked by model compute. Aborts are flags the worker checks before every step.
+For the Llama family (Llama, Mistral, Qwen2, Qwen3, SmolLM) the worker runs our own model code with
+continuous batching over a paged KV cache and a radix prefix cache (scheduler.py, kv_cache.py, model.py):
+each step is one forward pass over every running sequence. Other architectures run on transformers, the
+worker interleaving the active requests a token at a time (prefill in chunks); the log says which path a
+model took. Either way the event loop only ever waits on queues: it is never blocked by model compute.
+Aborts are flags the worker checks before every step. Sampling, grammars, logprobs and stops are this
+module's, shared by both paths.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import torch
 from runtime.detokenize import IncrementalDetokenizer
 from runtime.engines import EngineConfig
 from runtime.engines.cpu.grammar import GrammarCache, GrammarMask
+from runtime.engines.cpu.model import unsupported_reason
 from runtime.engines.cpu.prefix_cache import PrefixCache
 from runtime.engines.cpu.sampler import apply_penalties, log_distribution, sample, token_logprob
 from runtime.engines.cpu.utf8 import Utf8Guard
@@ -63,6 +68,14 @@ class _Sequence:
     prompt_logprobs: list[TokenLogprob] = field(default_factory=list)  # gathered chunk by chunk in prefill
     pending_bytes: bytes = b""  # an unfinished UTF-8 character at the end of the output
     aborted: bool = False
+    # the batched path (scheduler.py): tokens[:computed] have keys/values in `blocks`, the first len(chain)
+    # of them read from the radix tree
+    tokens: list[int] = field(default_factory=list)
+    blocks: list[int] = field(default_factory=list)
+    chain: list[Any] = field(default_factory=list)
+    waiting_since: float = 0.0
+    admitted: bool = False
+    prompt_done: bool = False
 
     def emit(self, event: EngineEvent) -> None:
         self.loop.call_soon_threadsafe(self.events.put_nowait, event)
@@ -79,6 +92,7 @@ class CpuEngine:
         self._inbox: queue.SimpleQueue[_Sequence | None] = queue.SimpleQueue()
         self._by_rid: dict[str, _Sequence] = {}
         self._worker: threading.Thread | None = None
+        self._scheduler: Any = None  # a BatchScheduler when our model code runs this architecture
         self._closed = False
         self.running = 0  # sequences the worker is stepping (read by tests and stats)
         # Grammar compiles get their own small pool: a costly schema can then delay other compiles, but
@@ -99,10 +113,34 @@ class CpuEngine:
         # float32 by default, whatever the checkpoint holds: on CPUs without native bf16 (AVX2, most of them)
         # bf16 prefill measured 7.6x and decode 1.9x slower than float32 (bench/RESULTS.md).
         dtype = getattr(torch, self._config.dtype) if self._config.dtype != "auto" else torch.float32
-        self._model = AutoModelForCausalLM.from_pretrained(self._info.path, dtype=dtype).eval()
+        reason = unsupported_reason(self._info.config)
+        if self._config.cpu_backend == "transformers":
+            reason = "--cpu-backend transformers"
+        elif self._config.cpu_backend == "native" and reason is not None:
+            raise ValueError(f"--cpu-backend native cannot run {self._info.path}: {reason}")
+        if reason is None:
+            self._start_batched(dtype)
+        else:
+            log.info("CPU engine: transformers path for %s (%s), one sequence per forward pass",
+                     self._info.path, reason)
+            self._model = AutoModelForCausalLM.from_pretrained(self._info.path, dtype=dtype).eval()
         self._grammars = GrammarCache(self._info.tokenizer, self._info.vocab_size, self._info.eos_token_ids)
         self._utf8 = Utf8Guard(self._grammars.decoded_vocab, self._info.vocab_size, self._info.eos_token_ids)
-        log.info("CPU engine loaded %s (%s, %d threads)", self._info.path, self._model.dtype, torch.get_num_threads())
+        log.info("CPU engine loaded %s (%s, %d threads)", self._info.path, dtype, torch.get_num_threads())
+
+    def _start_batched(self, dtype: torch.dtype) -> None:
+        from runtime.engines.cpu.kv_cache import KVPool
+        from runtime.engines.cpu.model import DecoderModel
+        from runtime.engines.cpu.scheduler import STEP_TOKENS, BatchScheduler
+
+        model = DecoderModel.load(self._info.path, self._info.config, dtype)
+        pool = KVPool(model.shape, dtype, self._config.kv_cache_mb * 2**20, self._config.kv_block_size)
+        self._model = model
+        self._scheduler = BatchScheduler(self, model, pool, self._config.max_running_requests or 256,
+                                         step_tokens=self._config.chunked_prefill_size or STEP_TOKENS,
+                                         prefix_sharing=not self._config.disable_radix_cache)
+        log.info("CPU engine: own %s model code, continuous batching; KV cache %d MB = %d tokens in blocks of %d",
+                 self._info.config.model_type, self._config.kv_cache_mb, pool.capacity_tokens, pool.block_size)
 
     async def close(self) -> None:
         self._closed = True
@@ -144,6 +182,7 @@ class CpuEngine:
             detokenizer=IncrementalDetokenizer(self._info.tokenizer,
                                                skip_special_tokens=request.sampling.skip_special_tokens),
             stops=StopMatcher(request.sampling.stop),
+            tokens=list(request.input_ids),
         )
         self._by_rid[request.rid] = seq
         self._inbox.put(seq)
@@ -167,6 +206,9 @@ class CpuEngine:
     # -- the worker thread -----------------------------------------------------------------------------
 
     def _run(self) -> None:
+        if self._scheduler is not None:
+            self._scheduler.run(self._inbox)
+            return
         active: list[_Sequence] = []
         while True:
             try:
