@@ -33,6 +33,9 @@ from tests.tiny_model import FAMILIES, build_tiny_model
 REQUESTS = int(os.environ.get("INFER_FAMILY_TOOL_REQUESTS", "64"))
 FORMAT_OF = {family: family for family in FAMILIES} | {"qwen3_5": "qwen3_coder"}
 ID_PREFIX = {"kimi_k2": "functions."}
+# DSML's markup costs the tiny tokenizer about 2.5 times what GLM's does (`｜DSML｜parameter name="..."
+# string="true">` per value): its forced calls get a larger budget, so that they finish as the others do.
+FORCED_MAX_TOKENS = {"deepseek_v32": 320}
 
 
 @pytest.fixture(scope="module", params=list(FAMILIES))
@@ -67,7 +70,8 @@ def test_family_calls_validly_in_every_mode(family_server) -> None:
 
     def one(job_seed):
         (set_name, tools, choice, stream, parallel), seed = job_seed
-        return run(client, tools, choice, stream, parallel, seed, id_prefix=prefix)
+        return run(client, tools, choice, stream, parallel, seed, id_prefix=prefix,
+                   forced_max_tokens=FORCED_MAX_TOKENS.get(family, 160))
 
     with ThreadPoolExecutor(4) as pool:
         results = list(pool.map(one, zip(jobs, itertools.count())))
@@ -96,7 +100,8 @@ def test_family_streamed_calls_join_to_the_whole_ones(family_server) -> None:
     family, server = family_server
     client, prefix = _client(server), ID_PREFIX.get(family, "call_")
     for seed in range(2):
-        kwargs = dict(tools=TOOL_SETS["many"], tool_choice="required", parallel=None, seed=seed, id_prefix=prefix)
+        kwargs = dict(tools=TOOL_SETS["many"], tool_choice="required", parallel=None, seed=seed, id_prefix=prefix,
+                      forced_max_tokens=FORCED_MAX_TOKENS.get(family, 160))
         whole, streamed = run(client, stream=False, **kwargs), run(client, stream=True, **kwargs)
         assert whole[2] == streamed[2]
         unfinished = 1 if whole[2] == "length" and len(streamed[1]) > len(whole[1]) else 0

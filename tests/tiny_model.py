@@ -108,8 +108,10 @@ FAMILIES = {
     "kimi_k2": Family("moonshotai-Kimi-K2-Thinking.jinja", _KIMI, eos=("<|im_end|>",)),
     "deepseek_v31": Family("deepseek-ai-DeepSeek-V3.1.jinja", _DEEPSEEK + _DEEPSEEK_TOOLS,
                            eos=("<｜end▁of▁sentence｜>",), bos="<｜begin▁of▁sentence｜>"),
+    # The tiny BPE never saw `｜` (U+FF5C): a DSML call would cost it ~140 tokens where DeepSeek's 128k vocabulary
+    # needs a fraction of that. The markers as plain added tokens keep a call within the tests' budgets.
     "deepseek_v32": Family("DeepSeek-V3.2.jinja", _DEEPSEEK, eos=("<｜end▁of▁sentence｜>",),
-                           bos="<｜begin▁of▁sentence｜>"),
+                           bos="<｜begin▁of▁sentence｜>", added=("<｜DSML｜", "</｜DSML｜")),
     "minimax": Family("unsloth-MiniMax-M2.jinja", ("]~!b[", "]~b]", "[e~[", "<think>", "</think>",
                                                    "<minimax:tool_call>", "</minimax:tool_call>"), eos=("[e~[",)),
     "qwen3_5": Family("Qwen3.5-4B.jinja", ("<|endoftext|>", "<|im_start|>", "<|im_end|>"), eos=("<|im_end|>",),
