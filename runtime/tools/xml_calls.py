@@ -180,6 +180,22 @@ def _bounded_string_value(text: str, schema: dict[str, Any]) -> str:
     return next((c for c in candidates if _fits_bounds(c, schema)), candidates[0])
 
 
+def _string_bounds(schema: Any, root: dict[str, Any]) -> dict[str, Any] | None:
+    """The bounded string schema a value's text is read against: the schema itself, or the first bounded
+    string branch of its anyOf / oneOf."""
+    resolved = _resolve(schema, root)
+    if not isinstance(resolved, dict):
+        return None
+    if any(k in resolved for k in _STRING_BOUNDS):
+        return resolved
+    for key in ("anyOf", "oneOf"):
+        for branch in resolved.get(key) or ():
+            branch = _resolve(branch, root)
+            if isinstance(branch, dict) and any(k in branch for k in _STRING_BOUNDS):
+                return branch
+    return None
+
+
 def _strip_newlines(text: str) -> str:
     """A padded syntax's formatting around a string value: one newline after `>` and one before `</`."""
     if text.startswith("\n"):
@@ -197,9 +213,9 @@ class _Parameter:
         self.padded = padded
         types = _admitted(schema, root)
         self.types = _ANY_XML if types is None else types
-        resolved = _resolve(schema, root)
-        # A string with bounds is written with optional whitespace around it (see _bounded_string_value).
-        self.bounded = resolved if isinstance(resolved, dict) and any(k in resolved for k in _STRING_BOUNDS) else None
+        # A string with bounds is written with optional whitespace around it (see _bounded_string_value),
+        # also where it is one branch of an anyOf (a nullable bounded string).
+        self.bounded = _string_bounds(schema, root)
         # Free text: streamed. Enum/const and bounded strings are written with optional whitespace around them,
         # so they are read whole.
         self.streamed = self.types == {"string"} and self.bounded is None and not (
