@@ -196,6 +196,20 @@ def _string_bounds(schema: Any, root: dict[str, Any]) -> dict[str, Any] | None:
     return None
 
 
+def _allowed_strings(schema: Any, root: dict[str, Any]) -> list[str]:
+    """The enum / const strings of a schema and of its anyOf / oneOf branches."""
+    out: list[str] = []
+    resolved = _resolve(schema, root)
+    branches = [resolved] + [_resolve(b, root) for key in ("anyOf", "oneOf")
+                             for b in ((resolved.get(key) or ()) if isinstance(resolved, dict) else ())]
+    for branch in branches:
+        if isinstance(branch, dict):
+            values = branch.get("enum") if isinstance(branch.get("enum"), list) else (
+                [branch["const"]] if "const" in branch else [])
+            out.extend(v for v in values if isinstance(v, str))
+    return out
+
+
 def _strip_newlines(text: str) -> str:
     """A padded syntax's formatting around a string value: one newline after `>` and one before `</`."""
     if text.startswith("\n"):
@@ -216,16 +230,17 @@ class _Parameter:
         # A string with bounds is written with optional whitespace around it (see _bounded_string_value),
         # also where it is one branch of an anyOf (a nullable bounded string).
         self.bounded = _string_bounds(schema, root)
+        # Enum and const strings, also as anyOf / oneOf branches: written with optional whitespace around them.
+        self.allowed = _allowed_strings(schema, root)
         # Free text: streamed. Enum/const and bounded strings are written with optional whitespace around them,
         # so they are read whole.
         self.streamed = self.types == {"string"} and self.bounded is None and not (
             isinstance(schema, dict) and ("enum" in schema or "const" in schema))
 
     def value(self, text: str) -> Any:
-        if isinstance(self.schema, dict) and ("enum" in self.schema or "const" in self.schema):
-            allowed = self.schema.get("enum") if "enum" in self.schema else [self.schema["const"]]
+        if self.allowed:
             for candidate in (text, self.free_text(text), text.strip()):
-                if candidate in allowed:
+                if candidate in self.allowed:
                     return candidate
         stripped = text.strip()
         if self.types != {"string"} and stripped:
