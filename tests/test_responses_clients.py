@@ -30,7 +30,8 @@ def get_weather(city: Literal["Paris", "London"]) -> str:  # bounded: a random m
     return "18 degrees, sunny"
 
 agent = Agent(name="Assistant", instructions="Use the tool.", model=sys.argv[2], tools=[get_weather],
-              model_settings=ModelSettings(tool_choice="required", max_tokens=200),
+              model_settings=ModelSettings(tool_choice="required", max_tokens=200,
+                                           parallel_tool_calls=False),  # exactly one call, grammar-enforced
               tool_use_behavior="stop_on_first_tool")
 result = asyncio.run(Runner.run(agent, "What's the weather in Paris?"))
 print(json.dumps({"final": result.final_output, "calls": calls,
