@@ -10,6 +10,7 @@ from typing import Any, Sequence
 from runtime.engines import engine_names
 from runtime.model import DEFAULT_MODEL
 from runtime.reasoning.formats import reasoning_format_names
+from runtime.tools.budget import DEFAULT_GRAMMAR_BUDGET
 from runtime.tools.registry import format_names
 
 ENV_PREFIX = "INFER_"
@@ -50,6 +51,8 @@ class Settings:
     responses_store: str | None = None  # a SQLite file (default: <cache dir>/conversations.sqlite3) or redis://...
     responses_store_max_age: float = 30 * 24 * 3600.0
     responses_store_max_bytes: int = 1 << 30
+    grammar_budget: int = DEFAULT_GRAMMAR_BUDGET
+    grammar_timeout: float = 60.0
     # SGLang
     tp_size: int = 1
     dp_size: int = 1
@@ -120,6 +123,10 @@ _HELP = {
                        "between replicas",
     "responses_store_max_age": "seconds a stored conversation turn is kept after its last use",
     "responses_store_max_bytes": "SQLite store: total size kept; the least recently used turns go beyond it",
+    "grammar_budget": "the most a request's schemas may cost to compile into a grammar, in estimated positions "
+                      "(docs/API.md); costlier ones get a 400 at once",
+    "grammar_timeout": "seconds a grammar may take to compile; then the request, and any repeat of its "
+                       "schema, gets a 400",
     "dtype": "weights dtype (auto: the checkpoint's on SGLang, float32 on the CPU engine)",
 }
 _CHOICES = {"tool_format": format_names(), "reasoning_format": reasoning_format_names(),

@@ -153,7 +153,8 @@ class ServiceState:
             await engine.start()
             tool_format = select_format(s.tool_format, info.tokenizer.chat_template, info.tokenizer.get_added_vocab())
             service = GenerationService(engine, info, tool_format,
-                                        select_reasoning_format(s.reasoning_format, info.tokenizer.chat_template))
+                                        select_reasoning_format(s.reasoning_format, info.tokenizer.chat_template),
+                                        grammar_budget=s.grammar_budget)
             await _warm_up(service)
         except Exception as exc:  # reported through /health and 503s by type only; details in the log
             log.exception("engine start failed")

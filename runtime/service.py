@@ -22,6 +22,7 @@ from runtime.reasoning.plan import ReasoningModel, ReasoningPlan
 from runtime.templating import ChatTemplate
 from runtime.tools.base import ToolFormat
 from runtime.tools.plan import ChatPlan, plan_chat, text_constraint, text_schema
+from runtime.tools.budget import DEFAULT_GRAMMAR_BUDGET
 from runtime.types import (
     ChatEvent,
     ChatRequest,
@@ -62,12 +63,14 @@ def _rename(message: dict, old: str, new: str) -> dict:
 
 class GenerationService:
     def __init__(self, engine: Engine, model: ModelInfo, tool_format: ToolFormat,
-                 reasoning_format: ReasoningFormat | None = None) -> None:
+                 reasoning_format: ReasoningFormat | None = None, *,
+                 grammar_budget: int = DEFAULT_GRAMMAR_BUDGET) -> None:
         self.engine = engine
         self.model = model
         self.tool_format = tool_format
         self.template = ChatTemplate(model)
         self.reasoning = ReasoningModel(reasoning_format, model.tokenizer) if reasoning_format else None
+        self.grammar_budget = grammar_budget  # positions (runtime/tools/budget.py); --grammar-budget
 
     @property
     def context_length(self) -> int:
@@ -134,7 +137,7 @@ class GenerationService:
 
     def _plan_and_render(self, request: ChatRequest) -> tuple[ChatPlan, list[int], ReasoningPlan | None]:
         plan = plan_chat(request, self.tool_format, self.template.renders_tools,
-                         template_renders_calls=self.template.renders_calls)
+                         template_renders_calls=self.template.renders_calls, grammar_budget=self.grammar_budget)
         if self.reasoning is None:
             return plan, self.template.render(plan.messages, plan.tools, request.template), None
         # The family's thinking switches, under the client's own chat_template_kwargs; past thinking under the

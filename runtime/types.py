@@ -44,6 +44,7 @@ class Tool:
     # A freeform tool (the Responses API's `custom`): its one string argument `input` follows this grammar
     # (xgrammar EBNF for the unescaped text; runtime/tools/freeform.py).
     freeform_grammar: str | None = None
+    source: str = "tools"  # where the request held the schema (`tools[3].input_schema`), for errors
 
 
 class ToolChoiceMode(enum.Enum):
@@ -119,6 +120,7 @@ class ResponseFormat:
     schema: dict[str, Any] | None = None
     strict: bool = False
     grammar: Constraint | None = None  # type == "grammar"
+    source: str = "response_format"  # where the request held the schema, for errors
 
 
 @dataclass(frozen=True, slots=True)

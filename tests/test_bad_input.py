@@ -276,7 +276,7 @@ def _deep_schema(levels: int) -> dict:
 
 def test_unforeseen_bad_values_are_400_in_each_dialect(server, client, claude):
     before = server.log().count("Traceback")
-    deep = _deep_schema(400)  # every walker of schemas recurses: nothing gave it a bound of its own
+    deep = _deep_schema(400)  # once a RecursionError in every schema walker; now check_shape's, naming the schema
     body = {"model": MODEL_NAME, "messages": USER, "max_tokens": 2,
             "response_format": {"type": "json_schema", "json_schema": {"name": "r", "schema": deep}}}
     _openai_400(client, body)

@@ -38,7 +38,7 @@ from app.decoding import decode_at
 from runtime.errors import InvalidRequest
 from runtime.limits import check_tool_count
 from runtime.tools.arguments import check_arguments
-from runtime.tools.schemas import check_tool_name, normalise_parameters
+from runtime.tools.schemas import check_output_schema, check_tool_name, normalise_parameters
 from runtime.types import (
     ChatRequest,
     Message,
@@ -267,8 +267,9 @@ def _tools(tools_in: list[s.ToolIn]) -> tuple[Tool, ...]:
             log.debug("ignoring server tool %r of type %r: not available on this server", t.name, t.type)
             continue
         check_tool_name(t.name, f"tools[{i}].name")  # (unique names: ChatRequest checks)
-        parameters = normalise_parameters(t.input_schema, f"tools[{i}].input_schema")
-        tools.append(Tool(t.name, t.description, parameters, bool(t.strict)))
+        param = f"tools[{i}].input_schema"
+        parameters = normalise_parameters(t.input_schema, param)
+        tools.append(Tool(t.name, t.description, parameters, bool(t.strict), source=param))
     return tuple(tools)
 
 
@@ -300,7 +301,9 @@ def _response_format(req: s.CountTokensRequest) -> ResponseFormat:
                              param=f"{param}.type")
     if fmt.schema is not None and not isinstance(fmt.schema, dict):
         raise InvalidRequest("The output format's schema must be a JSON schema object.", param=f"{param}.schema")
-    return ResponseFormat("json_schema", fmt.schema)
+    if fmt.schema is not None:
+        check_output_schema(fmt.schema, f"{param}.schema")
+    return ResponseFormat("json_schema", fmt.schema, source=f"{param}.schema")
 
 
 # -- sampling -------------------------------------------------------------------------------------------

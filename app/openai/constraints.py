@@ -13,6 +13,7 @@ from jsonschema.exceptions import SchemaError
 from app.openai import schemas as s
 from runtime import constraints
 from runtime.errors import InvalidRequest
+from runtime.tools.schemas import check_output_schema
 from runtime.types import ResponseFormat
 
 
@@ -26,7 +27,7 @@ def output_format(req: s.SamplingFields) -> ResponseFormat:
                                  grammar=req.guided_grammar)
     named.extend(_structured_outputs(legacy, "guided_"))
     if req.regex is not None:
-        named.append(("regex", ResponseFormat("grammar", grammar=constraints.regex(req.regex, "regex"))))
+        named.append(("regex", ResponseFormat("grammar", grammar=constraints.regex(req.regex, "regex"), source="regex")))
     if req.ebnf is not None:
         named.append(("ebnf", ResponseFormat("grammar", grammar=constraints.ebnf(req.ebnf, "ebnf"))))
     if req.json_schema is not None:
@@ -44,11 +45,12 @@ def _response_format(rf: s.ResponseFormatIn) -> ResponseFormat:
         case s.JsonObjectFormat():
             return ResponseFormat("json_object")
         case s.JsonSchemaFormat():
-            schema = rf.json_schema.schema
+            schema, param = rf.json_schema.schema, "response_format.json_schema.schema"
             if schema is not None and not isinstance(schema, dict):
-                raise InvalidRequest("response_format.json_schema.schema must be an object.",
-                                     param="response_format.json_schema.schema")
-            return ResponseFormat("json_schema", schema, bool(rf.json_schema.strict))
+                raise InvalidRequest("response_format.json_schema.schema must be an object.", param=param)
+            if schema is not None:
+                check_output_schema(schema, param)
+            return ResponseFormat("json_schema", schema, bool(rf.json_schema.strict), source=param)
         case s.StructuralTagFormat():
             tag = {k: v for k, v in (("format", rf.format), ("structures", rf.structures),
                                      ("triggers", rf.triggers)) if v is not None}
@@ -63,7 +65,8 @@ def _structured_outputs(so: s.StructuredOutputs, prefix: str) -> list[tuple[str,
     if so.json is not None:
         out.append((prefix + "json", _json_schema(so.json, prefix + "json")))
     if so.regex is not None:
-        out.append((prefix + "regex", ResponseFormat("grammar", grammar=constraints.regex(so.regex, prefix + "regex"))))
+        out.append((prefix + "regex", ResponseFormat("grammar", grammar=constraints.regex(so.regex, prefix + "regex"),
+                                                     source=prefix + "regex")))
     if so.choice is not None:
         out.append((prefix + "choice",
                     ResponseFormat("grammar", grammar=constraints.choice(so.choice, prefix + "choice"))))
@@ -87,8 +90,9 @@ def _json_schema(schema: Any, param: str) -> ResponseFormat:
             raise InvalidRequest("The JSON schema is not valid JSON.", param=param) from None
     if not isinstance(schema, dict):
         raise InvalidRequest("The JSON schema must be an object.", param=param)
+    check_output_schema(schema, param)  # first: what follows recurses
     try:
         Draft202012Validator.check_schema(schema)
     except SchemaError as exc:
         raise InvalidRequest(f"Invalid JSON schema: {exc.message}", param=param) from None
-    return ResponseFormat("json_schema", schema)
+    return ResponseFormat("json_schema", schema, source=param)

@@ -10,7 +10,7 @@ from runtime.errors import InvalidRequest
 from runtime.limits import check_tool_count
 from runtime.templating import RESERVED_TEMPLATE_KWARGS
 from runtime.tools.arguments import parse_arguments
-from runtime.tools.schemas import check_tool_name, normalise_parameters
+from runtime.tools.schemas import check_output_schema, check_tool_name, normalise_parameters
 from runtime.types import (
     ChatRequest,
     Message,
@@ -205,8 +205,9 @@ def _history_call(call: s.ToolCallIn, param: str) -> ToolCall:
 
 def _tool(t: s.ToolDef, i: int) -> Tool:
     check_tool_name(t.function.name, f"tools[{i}].function.name")
-    parameters = normalise_parameters(t.function.parameters, f"tools[{i}].function.parameters")
-    return Tool(t.function.name, t.function.description or "", parameters, bool(t.function.strict))
+    param = f"tools[{i}].function.parameters"
+    parameters = normalise_parameters(t.function.parameters, param)
+    return Tool(t.function.name, t.function.description or "", parameters, bool(t.function.strict), source=param)
 
 
 def _tool_choice(req: s.ChatCompletionRequest, tools: tuple[Tool, ...]) -> ToolChoice:

@@ -33,7 +33,7 @@ from runtime.errors import InvalidRequest
 from runtime.limits import check_tool_count
 from runtime.tools.arguments import check_arguments, parse_arguments
 from runtime.tools.freeform import INPUT, freeform_parameters
-from runtime.tools.schemas import check_tool_name, normalise_parameters
+from runtime.tools.schemas import check_output_schema, check_tool_name, normalise_parameters
 from runtime.types import (
     ChatRequest,
     Message,
@@ -317,7 +317,9 @@ def _response_format(text: s.TextConfig | None) -> ResponseFormat:
         case s.JsonSchemaFormat():
             if fmt.schema is not None and not isinstance(fmt.schema, dict):
                 raise InvalidRequest("text.format.schema must be a JSON schema object.", param="text.format.schema")
-            return ResponseFormat("json_schema", fmt.schema, bool(fmt.strict))
+            if fmt.schema is not None:
+                check_output_schema(fmt.schema, "text.format.schema")
+            return ResponseFormat("json_schema", fmt.schema, bool(fmt.strict), source="text.format.schema")
         case s.JsonObjectFormat():
             return ResponseFormat("json_object")
     return ResponseFormat()

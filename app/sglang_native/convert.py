@@ -10,6 +10,7 @@ from app.openai.convert import MAX_PROMPTS, logit_bias
 from app.sglang_native import schemas as s
 from runtime import constraints
 from runtime.errors import InvalidRequest
+from runtime.tools.schemas import check_output_schema
 from runtime.types import ResponseFormat, SamplingParams
 
 
@@ -75,9 +76,10 @@ def output_format(p: s.NativeSamplingParams) -> ResponseFormat:
             raise InvalidRequest("json_schema is not valid JSON.", param=param) from None
         if not isinstance(schema, dict):
             raise InvalidRequest("json_schema must be a JSON object.", param=param)
-        return ResponseFormat("json_schema", schema)
+        check_output_schema(schema, param)
+        return ResponseFormat("json_schema", schema, source=param)
     if p.regex is not None:
-        return ResponseFormat("grammar", grammar=constraints.regex(p.regex, param))
+        return ResponseFormat("grammar", grammar=constraints.regex(p.regex, param), source=param)
     if p.ebnf is not None:
         return ResponseFormat("grammar", grammar=constraints.ebnf(p.ebnf, param))
     if p.structural_tag is not None:

@@ -27,6 +27,7 @@ class EngineConfig:
     dtype: str = "auto"
     seed: int = 0
     max_running_requests: int | None = None
+    grammar_timeout: float = 60.0  # seconds a grammar may take to compile (SGLang: SGLANG_GRAMMAR_TIMEOUT)
     # CPU engine
     threads: int | None = None
     prefix_cache_entries: int = 4  # the transformers path's prefix cache

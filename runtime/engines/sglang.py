@@ -25,6 +25,9 @@ SGLang changes process-wide state. Living inside uvicorn, each side effect and w
 - SIGTERM: the first request also installs SGLang's handler on the loop (drain, kill the tree, `sys.exit`), which
   would pre-empt uvicorn's graceful shutdown and the lifespan. After the warm-up we hand SIGTERM back to whoever
   held it (uvicorn), so shutdown runs the lifespan and close().
+- Ours: before the Engine starts we set SGLANG_GRAMMAR_TIMEOUT (unless already set) to --grammar-timeout, which
+  its schedulers read at import (default 300 s); they compile grammars in their own threads, cache failures and
+  timeouts as invalid, and answer a 400. What reaches them has passed the grammar budget (runtime/tools/budget.py).
 - Importing engine.py and tokenizer_manager.py sets the uvloop event-loop policy, and `configure_logger` calls
   `logging.basicConfig(force=True)` at SGLang's log level ("error"). The running loop is unaffected; we restore the
   previous policy and the root logger's handlers and level after construction.
@@ -36,6 +39,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import signal
 import threading
 import uuid
@@ -321,6 +325,7 @@ class SglangEngine:
             import sglang
         except ImportError as exc:
             raise EngineUnavailable("The sglang engine needs the GPU extra: pip install -e '.[gpu]'.") from exc
+        os.environ.setdefault("SGLANG_GRAMMAR_TIMEOUT", f"{self._config.grammar_timeout:g}")
         on_main_thread = threading.current_thread() is threading.main_thread()
         sigterm_holder = signal.getsignal(signal.SIGTERM) if on_main_thread else None
         if on_main_thread:

@@ -11,6 +11,7 @@ from typing import Any
 from runtime.errors import InvalidRequest
 from runtime.templating import message_dicts, tool_dicts
 from runtime.tools.base import CallParser, OnlyCalls, ToolFormat
+from runtime.tools.budget import DEFAULT_GRAMMAR_BUDGET, check_grammar_budget
 from runtime.tools.freeform import FREEFORM_KEY
 from runtime.tools.schemas import relax
 from runtime.types import ChatRequest, Constraint, ConstraintKind, Message, ResponseFormat, ToolChoiceMode
@@ -35,7 +36,7 @@ def text_schema(response_format: ResponseFormat) -> dict[str, Any] | None:
         if removed and response_format.strict:
             raise InvalidRequest(
                 f"response_format schema is strict but uses {', '.join(removed)}, which cannot be enforced.",
-                param="response_format",
+                param=response_format.source,
             )
         return relaxed
     return None
@@ -50,15 +51,21 @@ def text_constraint(response_format: ResponseFormat) -> Constraint | None:
 
 
 def plan_chat(request: ChatRequest, fmt: ToolFormat, template_renders_tools: bool, *,
-              template_renders_calls: bool | None = None) -> ChatPlan:
+              template_renders_calls: bool | None = None,
+              grammar_budget: int = DEFAULT_GRAMMAR_BUDGET) -> ChatPlan:
     """`template_renders_tools`: the template shows the tool list and past calls; `template_renders_calls`
     (default: the same): it shows past calls and results, even if not the list (DeepSeek V3.1's), which then
-    goes into the system prompt in the format's wording."""
+    goes into the system prompt in the format's wording. Also refuses, before any engine sees them, schemas
+    whose grammar is estimated to cost more than `grammar_budget` to compile (runtime/tools/budget.py)."""
     json_text = text_schema(request.response_format)
+    text_source = [(request.response_format.source, json_text)] if json_text is not None else []
+    grammar = request.response_format.grammar
+    if grammar is not None and grammar.kind is ConstraintKind.REGEX:  # costs what a schema's pattern would
+        text_source = [(request.response_format.source, {"type": "string", "pattern": grammar.text})]
     if not request.tools:
+        check_grammar_budget(text_source, grammar_budget)
         return ChatPlan(message_dicts(request.messages), None, text_constraint(request.response_format), None,
                         json_text is not None)
-    grammar = request.response_format.grammar
     if grammar is not None and request.tool_choice.mode is not ToolChoiceMode.NONE:
         # A regex, grammar, choice or structural tag describes the whole output, leaving calls no room (vLLM
         # refuses the pair too); a JSON schema combines with tools (docs/TOOLS.md).
@@ -72,12 +79,17 @@ def plan_chat(request: ChatRequest, fmt: ToolFormat, template_renders_tools: boo
             raise InvalidRequest(
                 f"Tool {tool.name!r} is strict but its schema uses {', '.join(removed)}, "
                 "which the grammar cannot enforce.",
-                param="tools",
+                param=tool.source,
             )
         if tool.freeform_grammar is not None:
             relaxed = {**relaxed, FREEFORM_KEY: tool.freeform_grammar}
         schemas[tool.name] = relaxed
     choice = request.tool_choice  # (names unique, a named choice among them: ChatRequest checked)
+    # What the grammar holds: no tool's arguments with tool_choice none, only the named one's when named.
+    compiled = [] if choice.mode is ToolChoiceMode.NONE else [
+        (t.source, schemas[t.name]) for t in request.tools
+        if choice.mode is not ToolChoiceMode.NAMED or t.name == choice.name]
+    check_grammar_budget(text_source + compiled, grammar_budget)
 
     if grammar is not None:  # (tool_choice none: the tools are rendered, the grammar is the whole output)
         constraint = grammar

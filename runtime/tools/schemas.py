@@ -16,15 +16,13 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 
 from runtime.errors import InvalidRequest
+from runtime.tools.budget import SCHEMA_LISTS, SCHEMA_MAPS, SCHEMA_VALUES, check_finite, check_shape
+from runtime.tools.regex_cost import pattern_cost
 
 UNENFORCED = frozenset({
     "not", "if", "then", "else", "dependentRequired", "dependentSchemas", "dependencies", "contains",
     "minContains", "maxContains", "uniqueItems", "unevaluatedProperties", "unevaluatedItems", "multipleOf",
 })
-# Keywords whose values are schemas (or maps/lists of schemas): relaxation walks into them.
-_SCHEMA_MAPS = ("properties", "patternProperties", "$defs", "definitions", "dependentSchemas")
-_SCHEMA_LISTS = ("anyOf", "oneOf", "allOf", "prefixItems")
-_SCHEMA_VALUES = ("items", "additionalProperties", "propertyNames", "contains", "not", "if", "then", "else")
 
 # xgrammar 0.2.7 compiles a bounded string length into a grammar whose size grows with the bound, and the
 # token-mask precomputation with it: with a 49k vocabulary, maxLength 16 costs 0.27 s to compile, 64 costs
@@ -32,15 +30,14 @@ _SCHEMA_VALUES = ("items", "additionalProperties", "propertyNames", "contains", 
 # 200 and 524288, which would stall an agent's first turn for tens of seconds. Non-strict tools therefore keep
 # string-length bounds up to this size only; strict tools keep every bound and pay the compile once (cached).
 MAX_ENFORCED_STRING_BOUND = 32
+# Non-strict tools likewise keep only patterns whose estimated cost (runtime/tools/regex_cost.py) is within
+# this many positions: a nest of small repetitions such as `((a{0,30}){0,30}){0,30}` costs minutes however
+# small each bound is.
+MAX_ENFORCED_PATTERN_COST = 256
 # Beyond this, even a strict tool's bound is refused: its compile could take minutes (a denial of service).
+# What strict schemas may cost in all is bounded by the grammar budget (runtime/tools/budget.py).
 MAX_STRICT_BOUND = 4096
 _STRING_BOUNDS = ("minLength", "maxLength")
-_QUANTIFIER = re.compile(r"\{(\d+)(?:,(\d*))?\}")
-
-
-def _largest_quantifier(pattern: str) -> int:
-    """The largest repetition bound in a regex ({n}, {m,n}), which is what makes it costly to compile."""
-    return max((int(n) for m in _QUANTIFIER.finditer(pattern) for n in m.groups() if n), default=0)
 
 TOOL_NAME = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
 
@@ -61,17 +58,27 @@ def normalise_parameters(parameters: Any, param: str) -> dict[str, Any]:
     kind = parameters.get("type", "object")
     if kind != "object":
         raise InvalidRequest(f"Tool parameters must be a schema of type 'object', not {kind!r}.", param=param)
+    check_shape(parameters, param)  # first: what follows recurses
     try:
         Draft202012Validator.check_schema(parameters)
     except SchemaError as exc:
         raise InvalidRequest(f"Invalid tool parameters schema: {exc.message}", param=param) from None
-    return {"type": "object", **parameters}
+    normalised = {"type": "object", **parameters}
+    check_finite(normalised, param)
+    return normalised
+
+
+def check_output_schema(schema: dict[str, Any], param: str) -> None:
+    """A response format's schema: its shape and that some finite value satisfies it."""
+    check_shape(schema, param)
+    check_finite(schema, param)
 
 
 def relax(schema: Any, *, strict: bool = False) -> tuple[Any, list[str]]:
     """The schema without the keywords the grammar cannot enforce, and which were removed. Unless `strict`,
     string-length bounds and patterns too costly to compile are dropped as well (not reported: they are not
-    refused); with `strict`, only bounds above MAX_STRICT_BOUND are, and reported (so refused)."""
+    refused); with `strict`, only bounds above MAX_STRICT_BOUND are, and reported (so refused). What is kept
+    is then held to the grammar budget (runtime/tools/budget.py)."""
     removed: list[str] = []
 
     def walk(node: Any) -> Any:
@@ -81,17 +88,21 @@ def relax(schema: Any, *, strict: bool = False) -> tuple[Any, list[str]]:
             return node
         out: dict[str, Any] = {}
         for key, value in node.items():
-            bound = value if key in _STRING_BOUNDS and isinstance(value, int) else (
-                _largest_quantifier(value) if key == "pattern" and isinstance(value, str) else 0)
+            bound, cost = 0, 0
+            if key in _STRING_BOUNDS and isinstance(value, int):
+                bound = value
+            elif key == "pattern" and isinstance(value, str):
+                estimate = pattern_cost(value)
+                bound, cost = estimate.largest_bound, estimate.positions
             if key in UNENFORCED:
                 removed.append(key)
             elif bound > MAX_STRICT_BOUND:
                 removed.append(f"{key} above {MAX_STRICT_BOUND}")
-            elif bound > MAX_ENFORCED_STRING_BOUND and not strict:
+            elif (bound > MAX_ENFORCED_STRING_BOUND or cost > MAX_ENFORCED_PATTERN_COST) and not strict:
                 continue
-            elif key in _SCHEMA_MAPS and isinstance(value, dict):
+            elif key in SCHEMA_MAPS and isinstance(value, dict):
                 out[key] = {k: walk(v) for k, v in value.items()}
-            elif key in _SCHEMA_LISTS or key in _SCHEMA_VALUES:
+            elif key in SCHEMA_LISTS or key in SCHEMA_VALUES:
                 out[key] = walk(value)
             else:
                 out[key] = value

@@ -58,13 +58,13 @@ class ToolSearchEngine:
             # The CLI's schema for ToolSearch requires max_results too (a zod default becomes required).
             call = ToolCall("", TOOL_SEARCH, {"query": f"select:{self._select}", "max_results": 1})
             reply = self._format.render_calls((call,))
-            self._check_grammar(request, reply)
+            await self._check_grammar(request, reply)
         else:
             reply = ANSWER
         yield TextDelta(reply)
         yield Finished(FinishReason.STOP, Usage(len(request.input_ids), len(self._model.tokenizer.encode(reply))))
 
-    def _check_grammar(self, request: EngineRequest, reply: str) -> None:
+    async def _check_grammar(self, request: EngineRequest, reply: str) -> None:
         """Raise unless the request's grammar (if any) accepts `reply` as the start of the output."""
         if request.constraint is None:
             return
@@ -72,7 +72,7 @@ class ToolSearchEngine:
             self._grammars = GrammarCache(self._model.tokenizer, self._model.vocab_size, self._model.eos_token_ids)
         import xgrammar as xgr
 
-        matcher = xgr.GrammarMatcher(self._grammars.get(request.constraint))
+        matcher = xgr.GrammarMatcher(await self._grammars.get(request.constraint))
         if not matcher.accept_string(reply):
             (self._record_dir / "rejected-constraint.json").write_text(request.constraint.text)
             raise AssertionError(f"the request's grammar rejects the scripted call {json.dumps(reply)}")

@@ -17,7 +17,6 @@ import os
 import queue
 import secrets
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, AsyncIterator
 
@@ -30,7 +29,7 @@ from runtime.engines.cpu.model import unsupported_reason
 from runtime.engines.cpu.prefix_cache import PrefixCache
 from runtime.engines.cpu.sampler import apply_penalties, log_distribution, sample, token_logprob
 from runtime.engines.cpu.utf8 import Utf8Guard
-from runtime.errors import EngineFailure, EngineUnavailable, InvalidRequest
+from runtime.errors import EngineFailure, EngineUnavailable
 from runtime.model import ModelInfo
 from runtime.reasoning.budget import ThinkingTracker
 from runtime.stops import StopMatcher
@@ -50,7 +49,6 @@ from runtime.types import (
 log = logging.getLogger(__name__)
 
 PREFILL_CHUNK = 256  # prompt tokens per step: bounds how long one prefill holds up other streams
-GRAMMAR_COMPILE_TIMEOUT = 60.0  # seconds; a schema that takes longer is refused rather than waited for
 
 
 @dataclass(eq=False)
@@ -93,13 +91,11 @@ class CpuEngine:
         self._prefix_cache = PrefixCache(config.prefix_cache_entries)
         self._inbox: queue.SimpleQueue[_Sequence | None] = queue.SimpleQueue()
         self._by_rid: dict[str, _Sequence] = {}
+        self._compiling: dict[str, asyncio.Event] = {}  # requests waiting for their grammar: set to abort
         self._worker: threading.Thread | None = None
         self._scheduler: Any = None  # a BatchScheduler when our model code runs this architecture
         self._closed = False
         self.running = 0  # sequences the worker is stepping (read by tests and stats)
-        # Grammar compiles get their own small pool: a costly schema can then delay other compiles, but
-        # never the event loop's default executor (templating, tokenizing) or the model.
-        self._compile_pool = ThreadPoolExecutor(2, thread_name_prefix="grammar")
 
     # -- lifecycle -------------------------------------------------------------------------------------
 
@@ -126,7 +122,8 @@ class CpuEngine:
             log.info("CPU engine: transformers path for %s (%s), one sequence per forward pass",
                      self._info.path, reason)
             self._model = AutoModelForCausalLM.from_pretrained(self._info.path, dtype=dtype).eval()
-        self._grammars = GrammarCache(self._info.tokenizer, self._info.vocab_size, self._info.eos_token_ids)
+        self._grammars = GrammarCache(self._info.tokenizer, self._info.vocab_size, self._info.eos_token_ids,
+                                      timeout=self._config.grammar_timeout)
         self._utf8 = Utf8Guard(self._grammars.decoded_vocab, self._info.vocab_size, self._info.eos_token_ids)
         log.info("CPU engine loaded %s (%s, %d threads)", self._info.path, dtype, torch.get_num_threads())
 
@@ -148,10 +145,11 @@ class CpuEngine:
         self._closed = True
         for seq in list(self._by_rid.values()):
             seq.aborted = True
+        for stop in list(self._compiling.values()):
+            stop.set()
         self._inbox.put(None)
         if self._worker is not None:
             await asyncio.to_thread(self._worker.join, 10)
-        self._compile_pool.shutdown(wait=False, cancel_futures=True)
 
     @property
     def grammar_cache(self) -> GrammarCache | None:
@@ -163,14 +161,11 @@ class CpuEngine:
         if self._closed or self._worker is None or self._grammars is None:
             raise EngineUnavailable("The engine is not running.")
         mask = None
-        if request.constraint is not None:
-            compile_ = asyncio.get_running_loop().run_in_executor(self._compile_pool, self._grammars.get,
-                                                                  request.constraint)
-            try:
-                compiled = await asyncio.wait_for(compile_, GRAMMAR_COMPILE_TIMEOUT)
-            except TimeoutError:
-                raise InvalidRequest(f"The grammar for this request took over {GRAMMAR_COMPILE_TIMEOUT:.0f} s to "
-                                     "compile; simplify the schema (long length bounds and patterns cost most).")
+        if request.constraint is not None:  # each compile in a thread of its own (cpu/grammar.py)
+            compiled = await self._grammar(request)
+            if compiled is None:  # aborted while waiting for it
+                yield Finished(FinishReason.ABORT, Usage(len(request.input_ids), 0, 0))
+                return
             mask = GrammarMask(compiled, self._info.vocab_size)
         if self._closed:  # closed while compiling: the worker is gone
             raise EngineUnavailable("The engine is shutting down.")
@@ -201,7 +196,24 @@ class CpuEngine:
             seq.aborted = True  # a consumer that stops listening (disconnect, cancel) frees the worker
             self._by_rid.pop(request.rid, None)
 
+    async def _grammar(self, request: EngineRequest) -> Any:
+        """The request's compiled grammar, or None if abort() came first (a compile can run for a minute)."""
+        assert self._grammars is not None and request.constraint is not None
+        compiling = asyncio.ensure_future(self._grammars.get(request.constraint))
+        stop = self._compiling[request.rid] = asyncio.Event()
+        stopped = asyncio.ensure_future(stop.wait())
+        try:
+            await asyncio.wait((compiling, stopped), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopped.cancel()
+            self._compiling.pop(request.rid, None)
+            if not compiling.done():
+                compiling.cancel()  # this request's wait only: the compile goes on for the cache
+        return compiling.result() if compiling.done() and not compiling.cancelled() else None
+
     async def abort(self, rid: str) -> None:
+        if rid in self._compiling:
+            self._compiling[rid].set()
         seq = self._by_rid.get(rid)
         if seq is not None:
             seq.aborted = True
