@@ -28,10 +28,13 @@ DETECTED = {
     "GLM-4.7-Flash.jinja": "glm47",
     "Kimi-K2-Thinking.jinja": "kimi_k2",
     "moonshotai-Kimi-K2-Thinking.jinja": "kimi_k2",
+    "deepseek-ai-DeepSeek-R1-Distill-Qwen-32B.jinja": "deepseek_v3",
+    "vllm-tool_chat_template_deepseekr1.jinja": "deepseek_v3",
     "deepseek-ai-DeepSeek-V3.1.jinja": "deepseek_v31",
     "DeepSeek-V3.2.jinja": "deepseek_v32",
     "unsloth-MiniMax-M2.jinja": "minimax",
     "Qwen3.5-4B.jinja": "qwen3_coder",
+    "vllm-tool_chat_template_llama3.2_pythonic.jinja": "pythonic",
 }
 # family -> (the format it is served with, where the template's calls start and end in a rendered prompt,
 # xgrammar's model tag for the family)
@@ -39,6 +42,7 @@ CALLS = {
     "glm45": ("glm45", "<tool_call>", "</tool_call>", None),  # xgrammar's glm_4_7 admits no "\n" between calls
     "glm47": ("glm47", "<tool_call>", "</tool_call>", "glm_4_7"),
     "kimi_k2": ("kimi_k2", "<|tool_calls_section_begin|>", "<|tool_calls_section_end|>", "kimi"),
+    "deepseek_v3": ("deepseek_v3", "<｜tool▁calls▁begin｜>", "<｜tool▁calls▁end｜>", "deepseek_r1"),
     "deepseek_v31": ("deepseek_v31", "<｜tool▁calls▁begin｜>", "<｜tool▁calls▁end｜>", "deepseek_v3_1"),
     "deepseek_v32": ("deepseek_v32", "<｜DSML｜function_calls>", "</｜DSML｜function_calls>", "deepseek_v3_2"),
     "minimax": ("minimax", "<minimax:tool_call>", "</minimax:tool_call>", "minimax"),
@@ -79,15 +83,12 @@ def test_kimi_k2_first_template_is_detected_by_its_tokens() -> None:
 
 
 def test_unknown_template_falls_back_with_a_log_line(caplog: pytest.LogCaptureFixture) -> None:
-    template = (TEMPLATES / "deepseek-ai-DeepSeek-R1-Distill-Qwen-32B.jinja").read_text(encoding="utf-8")
     with caplog.at_level(logging.INFO, logger="runtime.tools.registry"):
-        assert select_format("auto", template).name == "hermes"
         assert select_format("auto", "{{ messages }}").name == "hermes"
         assert select_format("auto", (TEMPLATES / "GLM-4.6.jinja").read_text(encoding="utf-8")).name == "glm45"
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
-    assert len(warnings) == 2
-    assert "DeepSeek-R1" in warnings[0] and "--tool-format" in warnings[0]
-    assert "no tool-call syntax known here" in warnings[1]
+    assert len(warnings) == 1
+    assert "no tool-call syntax known here" in warnings[0] and "--tool-format" in warnings[0]
     assert any("tool format glm45: the chat template contains" in r.getMessage() for r in caplog.records)
 
 
@@ -201,8 +202,30 @@ def test_anthropic_tool_use_ids_are_valid_and_come_back(runtime_id) -> None:
 @pytest.mark.parametrize("family", list(CALLS))
 def test_each_family_template_renders_the_tool_history_itself(family_models, family) -> None:
     """The probe at start: every family's template shows past calls and results (so they render through it,
-    not through our inline fallback); all but DeepSeek V3.1's show the tool list too."""
+    not through our inline fallback); all but DeepSeek R1's and V3.1's show the tool list too."""
     template = ChatTemplate(load_model_info(str(family_models[family])))
     assert template.renders_calls
-    assert template.renders_tool_list is (family != "deepseek_v31")
-    assert template.arguments_as_text is (family == "deepseek_v31")
+    assert template.renders_tool_list is (family not in ("deepseek_v3", "deepseek_v31"))
+    assert template.arguments_as_text is (family in ("deepseek_v3", "deepseek_v31"))
+
+
+def test_pythonic_template_calls_with_literal_arguments_read_back(tmp_path) -> None:
+    """vLLM's Llama 3.2 pythonic template writes a past call's values with Python's `%s` (so a string comes out
+    unquoted, which no Python parser reads): its numbers, booleans and None are what the grammar and the parser
+    take."""
+    model_dir = build_tiny_model(tmp_path / "pythonic", family="pythonic")
+    tool = Tool("add", "Adds.", {"type": "object", "properties": {"a": {"type": "integer"}, "b": {"type": "boolean"},
+                                                                  "c": {"type": ["number", "null"]}},
+                                 "required": ["a"]})
+    call = ToolCall("call_1", "add", {"a": 1, "b": True, "c": None})
+    template = ChatTemplate(load_model_info(str(model_dir)))
+    history = (Message("user", "Add?"), Message("assistant", "", tool_calls=(call,)), Message("tool", "1", tool_call_id="call_1"))
+    text = template._tokenizer.decode(template.render(message_dicts(history), None))
+    written = text[text.index("[add("): text.index("]<|eot_id|>") + 1]
+    assert written == "[add(a=1, b=True, c=None)]"
+    fmt = get_format("pythonic")
+    parser = fmt.parser((tool,))
+    _, calls = collect([*parser.feed(written), *parser.finish()])
+    assert [(name, json.loads(arguments)) for name, arguments in calls] == [("add", call.arguments)]
+    tag = fmt.structural_tag((tool,), {"add": tool.parameters}, ToolChoice(ToolChoiceMode.REQUIRED, None, True), None)
+    assert _matcher_accepts(model_dir, json.dumps(tag), written)

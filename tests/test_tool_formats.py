@@ -1,4 +1,4 @@
-"""The tool-call formats (hermes, qwen3_coder, llama3_json, mistral, mistral_v11) without a server: the structural tag
+"""The tool-call formats (FORMATS) without a server: the structural tag
 each builds compiles and, driven token by token, accepts exactly the calls each tool_choice allows; each
 parser turns the format's own output back into the same events however the text is split."""
 
@@ -17,8 +17,8 @@ from runtime.tools.registry import detect_format, format_names, get_format
 from runtime.types import TextDelta, Tool, ToolCall, ToolCallArgs, ToolCallStart, ToolChoice, ToolChoiceMode
 from tests.tiny_model import build_tiny_model
 
-FORMATS = ["hermes", "qwen3_coder", "llama3_json", "mistral", "mistral_v11", "glm45", "glm47", "kimi_k2", "deepseek_v31", "deepseek_v32",
-           "minimax"]
+FORMATS = ["hermes", "qwen3_coder", "llama3_json", "mistral", "mistral_v11", "glm45", "glm47", "kimi_k2", "deepseek_v3",
+           "deepseek_v31", "deepseek_v32", "minimax", "pythonic"]
 
 WEATHER_SCHEMA = {
     "type": "object",
@@ -404,7 +404,7 @@ def test_every_format_is_registered() -> None:
     for name in FORMATS:
         assert get_format(name).name == name
     with pytest.raises(ValueError):
-        get_format("pythonic")
+        get_format("pythonish")
 
 
 def test_qwen3_coder_never_emits_non_json_numbers() -> None:

@@ -94,6 +94,9 @@ class Family:
 _DEEPSEEK = ("<｜begin▁of▁sentence｜>", "<｜end▁of▁sentence｜>", "<｜User｜>", "<｜Assistant｜>", "<think>", "</think>")
 _DEEPSEEK_TOOLS = ("<｜tool▁calls▁begin｜>", "<｜tool▁calls▁end｜>", "<｜tool▁call▁begin｜>", "<｜tool▁call▁end｜>",
                    "<｜tool▁sep｜>", "<｜tool▁output▁begin｜>", "<｜tool▁output▁end｜>")
+_DEEPSEEK_OUTPUTS = ("<｜tool▁outputs▁begin｜>", "<｜tool▁outputs▁end｜>")
+_LLAMA = ("<|end_of_text|>", "<|begin_of_text|>", "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>", "<|eom_id|>",
+          "<|python_tag|>")
 _GLM = ("<|endoftext|>", "[gMASK]", "<sop>", "<|system|>", "<|user|>", "<|assistant|>", "<|observation|>", "<think>",
         "</think>", "<tool_call>", "</tool_call>", "<arg_key>", "</arg_key>", "<arg_value>", "</arg_value>",
         "<tool_response>", "</tool_response>")
@@ -106,6 +109,9 @@ FAMILIES = {
     "glm45": Family("GLM-4.6.jinja", _GLM, eos=("<|endoftext|>", "<|user|>", "<|observation|>")),
     "glm47": Family("GLM-4.7-Flash.jinja", _GLM, eos=("<|endoftext|>", "<|user|>", "<|observation|>")),
     "kimi_k2": Family("moonshotai-Kimi-K2-Thinking.jinja", _KIMI, eos=("<|im_end|>",)),
+    # DeepSeek R1's own template (its calls as R1-0528's writes them; it renders no tool list).
+    "deepseek_v3": Family("deepseek-ai-DeepSeek-R1-Distill-Qwen-32B.jinja", _DEEPSEEK + _DEEPSEEK_TOOLS + _DEEPSEEK_OUTPUTS,
+                          eos=("<｜end▁of▁sentence｜>",), bos="<｜begin▁of▁sentence｜>"),
     "deepseek_v31": Family("deepseek-ai-DeepSeek-V3.1.jinja", _DEEPSEEK + _DEEPSEEK_TOOLS,
                            eos=("<｜end▁of▁sentence｜>",), bos="<｜begin▁of▁sentence｜>"),
     # The tiny BPE never saw `｜` (U+FF5C): a DSML call would cost it ~140 tokens where DeepSeek's 128k vocabulary
@@ -114,6 +120,9 @@ FAMILIES = {
                            bos="<｜begin▁of▁sentence｜>", added=("<｜DSML｜", "</｜DSML｜")),
     "minimax": Family("unsloth-MiniMax-M2.jinja", ("]~!b[", "]~b]", "[e~[", "<think>", "</think>",
                                                    "<minimax:tool_call>", "</minimax:tool_call>"), eos=("[e~[",)),
+    # Llama 3.2 with vLLM's pythonic tool template (Meta's own asks for JSON calls).
+    "pythonic": Family("vllm-tool_chat_template_llama3.2_pythonic.jinja", _LLAMA,
+                       eos=("<|eot_id|>", "<|eom_id|>", "<|end_of_text|>"), bos="<|begin_of_text|>"),
     "qwen3_5": Family("Qwen3.5-4B.jinja", ("<|endoftext|>", "<|im_start|>", "<|im_end|>"), eos=("<|im_end|>",),
                       added=("<tool_call>", "</tool_call>", "<tool_response>", "</tool_response>", "<think>",
                              "</think>")),

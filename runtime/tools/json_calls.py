@@ -179,7 +179,9 @@ class JsonCallParser:
 
     def _scan_end(self) -> ParsedEvent | object | None:
         assert self._current is not None
-        end = self._current.end
+        # Whitespace before the end is the JSON's formatting or the end's own (DeepSeek-R1's "\n```"): both are
+        # skipped, so an end that starts with a newline still matches.
+        end = self._current.end.lstrip(_WHITESPACE)
         if end:  # (an empty end, Mistral v11's, needs nothing more: the call is complete)
             stripped = self._buffer.lstrip(_WHITESPACE)
             if not stripped:

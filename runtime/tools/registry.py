@@ -25,20 +25,24 @@ _FORMATS = {
     "glm45": "runtime.tools.glm:Glm45Format",
     "glm47": "runtime.tools.glm:Glm47Format",
     "kimi_k2": "runtime.tools.kimi_k2:KimiK2Format",
+    "deepseek_v3": "runtime.tools.deepseek_v31:DeepSeekV3Format",
     "deepseek_v31": "runtime.tools.deepseek_v31:DeepSeekV31Format",
     "deepseek_v32": "runtime.tools.deepseek_v32:DeepSeekV32Format",
     "minimax": "runtime.tools.minimax:MiniMaxFormat",
     "harmony": "runtime.tools.harmony:HarmonyFormat",
+    "pythonic": "runtime.tools.pythonic:PythonicFormat",
 }
 
 # Detection, first match wins: (format, strings that must all appear in the template, or all among the
 # tokenizer's added tokens, or None where the template alone decides). Order matters where families share a
 # marker: GLM's and Qwen3-Coder's templates also contain Hermes's `<tool_call>`, Mistral v11 shares
-# `[TOOL_CALLS]` with the older form. (gpt-oss's harmony joins with `<|channel|>` + `<|call|>`.)
+# `[TOOL_CALLS]` with the older form, DeepSeek V3 / R1 share V3.1's tokens (and fence the arguments in ```json).
+# (gpt-oss's harmony joins with `<|channel|>` + `<|call|>`.)
 _MARKERS: list[tuple[str, tuple[str, ...], tuple[str, ...] | None]] = [
     ("harmony", ("<|channel|>", "<|call|>"), None),  # gpt-oss
     ("kimi_k2", ("<|tool_calls_section_begin|>",), ("<|tool_calls_section_begin|>", "<|tool_call_argument_begin|>")),
     ("deepseek_v32", ("｜DSML｜",), None),
+    ("deepseek_v3", ("<｜tool▁calls▁begin｜>", "<｜tool▁sep｜>", "```json"), None),  # V3 (0324), R1, R1-0528
     ("deepseek_v31", ("<｜tool▁calls▁begin｜>", "<｜tool▁sep｜>"), None),
     ("minimax", ("<minimax:tool_call>",), ("<minimax:tool_call>",)),
     ("glm47", ("<arg_key>", "<arg_value>", "<tool_call>{function-name}<arg_key>"), None),
@@ -46,12 +50,10 @@ _MARKERS: list[tuple[str, tuple[str, ...], tuple[str, ...] | None]] = [
     ("qwen3_coder", ("<function=", "<parameter="), None),
     ("mistral_v11", ("[TOOL_CALLS]", "[ARGS]"), None),
     ("mistral", ("[TOOL_CALLS]",), None),
+    ("pythonic", ("[func_name1(",), None),  # Llama 3.2 / Llama 4 pythonic templates
     ("llama3_json", ("<|python_tag|>",), None),
     ("hermes", ("<tool_call>",), None),
 ]
-# Templates that show a family's call syntax in a way the markers above cannot tell apart from another's
-# (DeepSeek-R1's JSON-in-markdown calls share V3.1's tokens): no format of ours matches them.
-_UNSUPPORTED = [("DeepSeek-R1's calls", ("<｜tool▁sep｜>", "```json"))]
 
 
 def format_names() -> tuple[str, ...]:
@@ -77,9 +79,6 @@ def detect_format(chat_template: Any, added_tokens: Iterable[str] = ()) -> Detec
     documented fallback, otherwise."""
     text = str(chat_template or "")
     tokens = set(added_tokens)
-    for what, needles in _UNSUPPORTED:
-        if all(n in text for n in needles):
-            return Detection("hermes", f"the chat template shows {what}, which no format here writes", False)
     for name, needles, token_needles in _MARKERS:
         if all(n in text for n in needles):
             return Detection(name, f"the chat template contains {' and '.join(map(repr, needles))}", True)
