@@ -465,3 +465,42 @@ def test_qwen3_coder_parser_reads_the_relaxed_schema_the_grammar_enforces() -> N
     events = list(plan.parser.feed(output)) + list(plan.parser.finish())
     _, calls = collect(events)
     assert [json.loads(arguments) for _, arguments in calls] == [{"code": "  indented"}]
+
+
+CONST_TOOL = Tool("setup", "Consts and enums.", {
+    "type": "object",
+    "properties": {"flags": {"const": {"dry_run": True, "skip": None}}, "level": {"enum": ["low", 2, False]}},
+    "required": ["flags"],
+})
+
+
+def test_pythonic_grammar_holds_python_literals(grammar_env) -> None:
+    """Arguments are Python literals under the tool's schema: `True`/`False`/`None`, never JSON's words; required
+    keywords present; no `\\/` escape (Python reads it as two characters); const and enum values written the
+    Python way too. With tool_choice none, brackets are text; only a call's start is excluded."""
+    fmt = get_format("pythonic")
+    compiled = compile_tag(grammar_env, fmt, choice(ToolChoiceMode.REQUIRED))
+    assert drive(grammar_env, compiled, '[search(query="q", exact=True, note=None)]') == (True, True)
+    assert drive(grammar_env, compiled, '[search(query="q", exact=true)]')[0] is False
+    assert drive(grammar_env, compiled, '[search(query="q", note=null)]')[0] is False
+    assert drive(grammar_env, compiled, "[get_weather(days=3)]")[0] is False  # city is required
+    assert drive(grammar_env, compiled, '[search(query="a\\/b")]')[0] is False
+    assert drive(grammar_env, compiled, '[search(query="a\\\\b\\n\\u00e9")]') == (True, True)
+    tag = fmt.structural_tag((CONST_TOOL,), {"setup": CONST_TOOL.parameters}, choice(ToolChoiceMode.REQUIRED), None)
+    consts = grammar_env[1].compile_structural_tag(json.dumps(tag))
+    assert drive(grammar_env, consts, '[setup(flags={"dry_run": True, "skip": None}, level=False)]') == (True, True)
+    assert drive(grammar_env, consts, '[setup(flags={"dry_run": true, "skip": null})]')[0] is False
+    none = compile_tag(grammar_env, fmt, choice(ToolChoiceMode.NONE))
+    assert drive(grammar_env, none, "See [1] and [get the point].") == (True, True)
+    assert drive(grammar_env, none, '[get_weather(city="Paris")]')[0] is False
+
+
+def test_pythonic_parser_writes_json_literals() -> None:
+    fmt = get_format("pythonic")
+    output = '[setup(flags={"dry_run": True, "skip": None, "note": "True, None)"}, level=False)]'
+    for chunks in splits(output):
+        parser = fmt.parser((CONST_TOOL,))
+        events = [e for chunk in chunks for e in parser.feed(chunk)] + list(parser.finish())
+        _, calls = collect(events)
+        assert [json.loads(arguments) for _, arguments in calls] == [
+            {"flags": {"dry_run": True, "skip": None, "note": "True, None)"}, "level": False}]
