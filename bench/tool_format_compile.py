@@ -1,6 +1,6 @@
 """Grammar compile time of each tool format for Claude Code's 24-tool set (tests/claude_code/request.py).
 
-    python -m bench.tool_format_compile [--model PATH] [--repeat N]
+    python -m bench.tool_format_compile [--model PATH] [--repeat N] [--formats NAME,NAME]
 
 Each format's structural tag for the set (tool_choice auto and required, the schemas relaxed as a request's
 are) is compiled with xgrammar against one tokenizer, the same for every format so the figures compare
@@ -30,6 +30,7 @@ def main() -> None:
     parser.add_argument("--model", default=DEFAULT_MODEL, help="model whose tokenizer compiles the grammars")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--formats", default=",".join(format_names()[1:]), help="comma-separated formats to compile")
     args = parser.parse_args()
     path = resolve_model_path(args.model)
     tokenizer = AutoTokenizer.from_pretrained(path)
@@ -38,7 +39,7 @@ def main() -> None:
                   for t in claude_code_tools())
     schemas = {t.name: relax(t.parameters)[0] for t in tools}
     print(f"{len(tools)} tools, tokenizer of {path} ({info.vocab_size} tokens), {args.threads} compile threads")
-    for name in format_names()[1:]:
+    for name in args.formats.split(","):
         fmt = get_format(name)
         for mode in (ToolChoiceMode.AUTO, ToolChoiceMode.REQUIRED):
             tag = json.dumps(fmt.structural_tag(tools, schemas, ToolChoice(mode, None, True), None), ensure_ascii=False)
