@@ -39,6 +39,9 @@ ID_PREFIX = {"kimi_k2": "functions."}
 # DeepSeek R1's calls fence their arguments (`function<｜tool▁sep｜>NAME\n```json\n` ... `\n```` per call): a little
 # more room too.
 FORCED_MAX_TOKENS = {"deepseek_v32": 320, "glm47": 240, "deepseek_v3": 240}
+# gpt-oss's calls are harmony messages, which only its reasoning splitter hands to the tool parser: reasoning stays
+# on, with a thinking budget so that a random model's analysis message ends (tests/test_reasoning_live.py's way).
+REASONING = {"harmony": {"thinking_token_budget": 4}}
 
 
 @pytest.fixture(scope="module", params=list(FAMILIES))
@@ -46,10 +49,10 @@ def family_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempP
                   server_logs: Path) -> Iterator[tuple[str, LiveServer]]:
     family = request.param
     model = build_tiny_model(tmp_path_factory.getbasetemp() / "family-models" / family, family=family)
-    # Reasoning off: a random model thinks until its budget is spent, which is tests/test_reasoning_live.py's
-    # subject; here every token goes to the call syntax the format enforces.
+    # Reasoning off (but for harmony, see REASONING): a random model thinks until its budget is spent, which is
+    # tests/test_reasoning_live.py's subject; here every token goes to the call syntax the format enforces.
     server = start_server("--model", str(model), "--engine", "cpu", "--served-model-name", MODEL_NAME,
-                          "--reasoning-format", "none", log_dir=server_logs)
+                          "--reasoning-format", "auto" if family in REASONING else "none", log_dir=server_logs)
     try:
         yield family, server
     finally:
@@ -76,7 +79,7 @@ def test_family_calls_validly_in_every_mode(family_server) -> None:
     def one(job_seed):
         (set_name, tools, choice, stream, parallel), seed = job_seed
         return run(client, tools, choice, stream, parallel, seed, id_prefix=prefix,
-                   forced_max_tokens=FORCED_MAX_TOKENS.get(family, 160))
+                   forced_max_tokens=FORCED_MAX_TOKENS.get(family, 160), extra_body=REASONING.get(family))
 
     with ThreadPoolExecutor(4) as pool:
         results = list(pool.map(one, zip(jobs, itertools.count())))
@@ -106,7 +109,7 @@ def test_family_streamed_calls_join_to_the_whole_ones(family_server) -> None:
     client, prefix = _client(server), ID_PREFIX.get(family, "call_")
     for seed in range(2):
         kwargs = dict(tools=TOOL_SETS["many"], tool_choice="required", parallel=None, seed=seed, id_prefix=prefix,
-                      forced_max_tokens=FORCED_MAX_TOKENS.get(family, 160))
+                      forced_max_tokens=FORCED_MAX_TOKENS.get(family, 160), extra_body=REASONING.get(family))
         whole, streamed = run(client, stream=False, **kwargs), run(client, stream=True, **kwargs)
         assert whole[2] == streamed[2]
         unfinished = 1 if whole[2] == "length" and len(streamed[1]) > len(whole[1]) else 0

@@ -84,13 +84,15 @@ SCHEMA_BY_NAME = {"get_weather": WEATHER["function"]["parameters"], **SCHEMAS}
 
 
 def run(client: openai.OpenAI, tools: list, tool_choice, stream: bool, parallel: bool | None, seed: int,
-        id_prefix: str = "call_", forced_max_tokens: int = 160):
+        id_prefix: str = "call_", forced_max_tokens: int = 160, extra_body: dict | None = None):
     # The random model rarely ends free text by itself: auto/none get a shorter budget than forced calls.
     max_tokens = 60 if tool_choice in ("auto", "none") else forced_max_tokens
     kwargs = dict(model=MODEL_NAME, messages=[{"role": "user", "content": "Use the tools please"}], tools=tools,
                   tool_choice=tool_choice, max_tokens=max_tokens, temperature=1.0, seed=seed)
     if parallel is not None:
         kwargs["parallel_tool_calls"] = parallel
+    if extra_body:
+        kwargs["extra_body"] = extra_body
     if not stream:
         r = client.chat.completions.create(**kwargs)
         m = r.choices[0].message

@@ -120,6 +120,10 @@ FAMILIES = {
                            bos="<｜begin▁of▁sentence｜>", added=("<｜DSML｜", "</｜DSML｜")),
     "minimax": Family("unsloth-MiniMax-M2.jinja", ("]~!b[", "]~b]", "[e~[", "<think>", "</think>",
                                                    "<minimax:tool_call>", "</minimax:tool_call>"), eos=("[e~[",)),
+    # gpt-oss: harmony's markers are special tokens; <|return|> and <|call|> end a turn.
+    "harmony": Family("reasoning-openai-gpt-oss-120b.jinja", ("<|endoftext|>", "<|start|>", "<|channel|>", "<|message|>",
+                                                             "<|end|>", "<|return|>", "<|call|>", "<|constrain|>"),
+                      eos=("<|return|>", "<|call|>")),
     # Llama 3.2 with vLLM's pythonic tool template (Meta's own asks for JSON calls).
     "pythonic": Family("vllm-tool_chat_template_llama3.2_pythonic.jinja", _LLAMA,
                        eos=("<|eot_id|>", "<|eom_id|>", "<|end_of_text|>"), bos="<|begin_of_text|>"),
