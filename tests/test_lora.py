@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import json
+import time
 import uuid
 from pathlib import Path
 
@@ -269,7 +270,7 @@ def test_a_directory_that_is_no_adapter_stops_startup_with_the_reason(tiny_model
         for _ in range(600):
             if "engine start failed" in s.log():
                 break
-            asyncio.run(asyncio.sleep(0.1))
+            time.sleep(0.1)
         assert "no adapter_config.json" in s.log()
         assert httpx.get(s.base_url + "/health", timeout=10).status_code == 503
     finally:
