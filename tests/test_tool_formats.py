@@ -469,7 +469,8 @@ def test_qwen3_coder_parser_reads_the_relaxed_schema_the_grammar_enforces() -> N
 
 CONST_TOOL = Tool("setup", "Consts and enums.", {
     "type": "object",
-    "properties": {"flags": {"const": {"dry_run": True, "skip": None}}, "level": {"enum": ["low", 2, False]}},
+    "properties": {"flags": {"const": {"dry_run": True, "skip": None}}, "level": {"enum": ["low", 2, False]},
+                   "word": {"type": "string", "pattern": "true"}},  # a pattern that reads as a JSON literal
     "required": ["flags"],
 })
 
@@ -489,6 +490,7 @@ def test_pythonic_grammar_holds_python_literals(grammar_env) -> None:
     tag = fmt.structural_tag((CONST_TOOL,), {"setup": CONST_TOOL.parameters}, choice(ToolChoiceMode.REQUIRED), None)
     consts = grammar_env[1].compile_structural_tag(json.dumps(tag))
     assert drive(grammar_env, consts, '[setup(flags={"dry_run": True, "skip": None}, level=False)]') == (True, True)
+    assert drive(grammar_env, consts, '[setup(flags={"dry_run": True, "skip": None}, word="true")]') == (True, True)
     assert drive(grammar_env, consts, '[setup(flags={"dry_run": true, "skip": null})]')[0] is False
     none = compile_tag(grammar_env, fmt, choice(ToolChoiceMode.NONE))
     assert drive(grammar_env, none, "See [1] and [get the point].") == (True, True)

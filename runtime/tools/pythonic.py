@@ -77,8 +77,8 @@ def _pythonic_literal(token: str) -> str:
 
 
 def _value_rules(schema: dict[str, Any], prefix: str) -> tuple[str, dict[str, str]]:
-    """(the rule a parameter's value starts at, its own rules by name, and the shared `basic_` ones) for one
-    parameter's schema, from xgrammar's JSON grammar rewritten to Python literals."""
+    """For one parameter's schema, xgrammar's JSON grammar rewritten to Python literals: (the rule its value
+    starts at, the rules by name: its own renamed with `prefix`, the shared `basic_` ones as they are)."""
     return _value_rules_cached(json.dumps(schema, sort_keys=True), prefix)
 
 
@@ -96,10 +96,12 @@ def _value_rules_cached(schema_json: str, prefix: str) -> tuple[str, dict[str, s
         return name if name.startswith("basic_") else f"{prefix}_{name}"
 
     def rewrite(body: str) -> str:
+        in_regex = body.startswith("Regex(")  # a pattern's text is a regex, never a JSON value
+
         def token(m: re.Match[str]) -> str:
             text = m.group(0)
             if text.startswith('"'):
-                return _pythonic_literal(text)
+                return text if in_regex else _pythonic_literal(text)
             if text.startswith("["):
                 # A string ends before `)` too (the call's end), and never with JSON's `\/` escape.
                 return {r"[,}\]:]": r"[,}\]:)]", r'[\"\\/bfnrt]': r'[\"\\bfnrt]'}.get(text, text)
