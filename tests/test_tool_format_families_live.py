@@ -38,7 +38,9 @@ ID_PREFIX = {"kimi_k2": "functions."}
 # GLM-4.7's calls are back to back with tags of their own (~1.5 times Qwen's): a little more room too.
 # DeepSeek R1's calls fence their arguments (`function<｜tool▁sep｜>NAME\n```json\n` ... `\n```` per call): a little
 # more room too.
-FORCED_MAX_TOKENS = {"deepseek_v32": 320, "glm47": 240, "deepseek_v3": 240}
+# gpt-oss's calls carry a harmony header (`<|channel|>commentary to=functions.NAME <|constrain|>json<|message|>`,
+# mostly text tokens to the tiny tokenizer) after its analysis message: at 160, 49 of 112 forced calls were cut.
+FORCED_MAX_TOKENS = {"deepseek_v32": 320, "glm47": 240, "deepseek_v3": 240, "harmony": 320}
 # gpt-oss's calls are harmony messages, which only its reasoning splitter hands to the tool parser: reasoning stays
 # on, with a thinking budget so that a random model's analysis message ends (tests/test_reasoning_live.py's way).
 REASONING = {"harmony": {"thinking_token_budget": 4}}
