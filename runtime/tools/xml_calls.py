@@ -28,6 +28,7 @@ from typing import Any, Callable, Iterator
 
 from runtime.stops import partial_suffix
 from runtime.tools.base import CallTag, ParsedEvent, new_call_id, split_at_trigger, text_event
+from runtime.tools.freeform import FREEFORM_KEY, INPUT, text_between
 from runtime.tools.grammar import block_calls_format, content_calls_format, structural_tag, xml_content
 from runtime.types import Tool, ToolCall, ToolCallArgs, ToolCallStart, ToolChoice
 
@@ -450,6 +451,7 @@ class XmlCallParser:
 
 
 _CONTINUE = object()
+_MARK = "\x00freeform input\x00"  # stands for the input text in a rendered call (no template writes NULs)
 
 
 def _escape(text: str) -> str:
@@ -476,16 +478,30 @@ class XmlFormat:
     def structural_tag(self, tools: tuple[Tool, ...], schemas: dict[str, Any], choice: ToolChoice,
                        text_schema: dict[str, Any] | None) -> dict[str, Any]:
         s = self.syntax
+        tags = self.tags(tools)
+        by_name = {t.name: t for t in tags}
 
         def content(name: str) -> dict[str, Any]:
+            if FREEFORM_KEY in schemas[name]:
+                before, after = self.freeform_parameter(by_name[name])
+                return text_between(before, schemas[name][FREEFORM_KEY], after)
             return xml_content(schemas[name], s.style)
 
         if self.shared_block:
             return structural_tag(block_calls_format(
-                self.tags(tools), content, choice, block_begin=s.block_open + "\n", block_end=s.block_close,
+                tags, content, choice, block_begin=s.block_open + "\n", block_end=s.block_close,
                 trigger=s.block_open, separator=self.separator, text_schema=text_schema))
-        return structural_tag(content_calls_format(self.tags(tools), content, choice, triggers=[s.block_open],
+        return structural_tag(content_calls_format(tags, content, choice, triggers=[s.block_open],
                                                    separator=self.separator, text_schema=text_schema))
+
+    def freeform_parameter(self, tag: CallTag) -> tuple[str, str]:
+        """What a freeform tool's call holds around its raw `input` text, between the call's `tag` begin and
+        end: (before, after), read off the call as `render_calls` writes it, so the grammar asks for exactly
+        what the template writes (Qwen's newline padding, DSML's `string="true"`, GLM's separators)."""
+        call = self.render_calls((ToolCall("call_freeform", tag.name, {INPUT: _MARK}),))
+        start = call.index(tag.begin) + len(tag.begin)
+        mark = call.index(_MARK, start)
+        return call[start:mark], call[mark + len(_MARK):call.index(tag.end, mark)]
 
     def key_close(self, value: Any) -> str:
         """What the template writes after a parameter's key (DSML's depends on the value's type)."""
