@@ -84,3 +84,19 @@ def test_xml_formats_write_the_input_raw(name: str) -> None:
     rendered = call_text(fmt, GOOD)
     assert GOOD in rendered
     assert not accepts(ebnf, rendered.replace(GOOD, escaped))
+
+
+@pytest.mark.parametrize("name", ["qwen3_coder", "glm45", "glm47", "minimax", "deepseek_v32"])
+def test_an_input_may_hold_the_value_end_tag(name: str) -> None:
+    """The grammar lets the input contain the parameter's end tag (a patch to an XML file may), so the parser
+    ends the input only where the grammar does: at the end tag followed by the call's end."""
+    fmt = get_format(name)
+    close = fmt.syntax.value_close
+    text = f"*** Begin Patch\n+<x>{close}</x>\n+{close}\n*** End Patch"
+    assert accepts(grammar(fmt, ToolChoiceMode.NAMED), call_text(fmt, text))
+    rendered = call_text(fmt, text)
+    for cut in range(len(rendered) + 1):  # however the text arrives
+        parser = fmt.parser((TOOL,))
+        events = [*parser.feed(rendered[:cut]), *parser.feed(rendered[cut:]), *parser.finish()]
+        args = "".join(e.fragment for e in events if isinstance(e, ToolCallArgs))
+        assert json.loads(args) == {INPUT: text}, cut

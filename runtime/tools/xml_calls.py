@@ -279,9 +279,14 @@ class XmlCallParser:
 
     _TEXT, _CALLS, _HEAD, _PARAMS, _VALUE = range(5)
 
-    def __init__(self, syntax: XmlSyntax, tools: tuple[Tool, ...]) -> None:
+    def __init__(self, syntax: XmlSyntax, tools: tuple[Tool, ...], freeform_ends: dict[str, str] | None = None
+                 ) -> None:
+        """`freeform_ends`: per freeform tool, what its grammar writes after the input, from the value's end
+        tag to the call's end: the input ends only there, so it may itself contain the value's end tag."""
         self._syntax = syntax
         self._tools = {t.name: t for t in tools}
+        self._freeform_ends = freeform_ends or {}
+        self._value_end = syntax.value_close  # what ends the current value
         self._buffer = ""
         self._state = self._TEXT
         self._calls = 0
@@ -379,6 +384,7 @@ class XmlCallParser:
         self._parameters = self._root.get("properties") or {}
         self._extra = self._root.get("additionalProperties")
         self._count = 0
+        self._value_end = self._freeform_ends.get(name, s.value_close)
         self._state = self._PARAMS
         return ToolCallStart(self._calls, new_call_id(), name)
 
@@ -415,13 +421,13 @@ class XmlCallParser:
 
     def _scan_value(self) -> ParsedEvent | object | None:
         assert self._param is not None
-        close = self._syntax.value_close
+        close = self._value_end
         index = self._calls
         at = self._buffer.find(close)
         if not self._param.streamed:
             if at < 0:
                 return None
-            text, self._buffer = self._buffer[:at], self._buffer[at + len(close):]
+            text, self._buffer = self._buffer[:at], self._buffer[at + len(self._syntax.value_close):]
             self._state = self._PARAMS
             return ToolCallArgs(index, json.dumps(self._param.value(text), ensure_ascii=False))
         padded = self._syntax.padded
@@ -443,7 +449,7 @@ class XmlCallParser:
             self._buffer = self._buffer[len(out):]
             fragment = opening + _escape(out)
             return ToolCallArgs(index, fragment) if fragment else None
-        text, self._buffer = self._buffer[:at], self._buffer[at + len(close):]
+        text, self._buffer = self._buffer[:at], self._buffer[at + len(self._syntax.value_close):]
         if padded and text.endswith("\n"):
             text = text[:-1]
         self._state = self._PARAMS
@@ -473,7 +479,11 @@ class XmlFormat:
         return [CallTag(t.name, f"{s.call_open}{t.name}{s.name_close}\n", s.call_close + "\n") for t in tools]
 
     def parser(self, tools: tuple[Tool, ...]) -> XmlCallParser:
-        return XmlCallParser(self.syntax, tools)
+        ends = {}
+        for tag in self.tags(tuple(t for t in tools if t.freeform_grammar is not None)):
+            after = self.freeform_parameter(tag)[1]
+            ends[tag.name] = after[after.index(self.syntax.value_close):] + tag.end
+        return XmlCallParser(self.syntax, tools, ends)
 
     def structural_tag(self, tools: tuple[Tool, ...], schemas: dict[str, Any], choice: ToolChoice,
                        text_schema: dict[str, Any] | None) -> dict[str, Any]:
