@@ -81,6 +81,17 @@ class _Sequence:
         self.loop.call_soon_threadsafe(self.events.put_nowait, event)
 
 
+def fail(seq: _Sequence, exc: Exception) -> None:
+    """End one sequence with an EngineFailure, logged once: one line for a failure the engine explains itself
+    (the sampler's), the traceback for anything else (whose message the client never sees)."""
+    if isinstance(exc, EngineFailure):
+        log.error("%s: %s", seq.request.rid, exc.message)
+        seq.emit(exc)
+    else:
+        log.error("CPU engine step failed for %s", seq.request.rid, exc_info=exc)
+        seq.emit(EngineFailure("The engine failed while generating."))
+
+
 class CpuEngine:
     def __init__(self, config: EngineConfig, model: ModelInfo) -> None:
         self._config = config
@@ -245,13 +256,8 @@ class CpuEngine:
             for seq in list(active):
                 try:
                     done = self._step(seq)
-                except EngineFailure as exc:  # a failure the engine explains itself (the sampler's): one line
-                    log.error("%s: %s", seq.request.rid, exc.message)
-                    seq.emit(exc)
-                    done = True
-                except Exception:  # one request's failure never takes the worker down
-                    log.exception("CPU engine step failed for %s", seq.request.rid)
-                    seq.emit(EngineFailure("The engine failed while generating."))
+                except Exception as exc:  # one request's failure never takes the worker down
+                    fail(seq, exc)
                     done = True
                 if done:
                     active.remove(seq)

@@ -27,6 +27,8 @@ from runtime.engines.cpu.model import Batch, DecoderModel
 from runtime.errors import ContextLengthExceeded, EngineFailure, Overloaded
 from runtime.types import FinishReason, PromptLogprobs
 
+from runtime.engines.cpu.engine import fail
+
 if TYPE_CHECKING:
     from runtime.engines.cpu.engine import CpuEngine, _Sequence
 
@@ -262,13 +264,8 @@ class BatchScheduler:
                 assert logits is not None
                 done = self.engine._choose(seq, logits[where[sample_row]].clone())
                 seq.tokens.append(seq.generated[-1])
-            except EngineFailure as exc:  # a failure the engine explains itself (the sampler's): one line
-                log.error("%s: %s", seq.request.rid, exc.message)
-                seq.emit(exc)
-                done = True
-            except Exception:  # one request's failure never takes the others down
-                log.exception("CPU engine step failed for %s", seq.request.rid)
-                seq.emit(EngineFailure("The engine failed while generating."))
+            except Exception as exc:  # one request's failure never takes the others down
+                fail(seq, exc)
                 done = True
             if done:
                 self._retire(seq)
