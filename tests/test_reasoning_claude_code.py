@@ -17,7 +17,8 @@ import pytest
 
 from tests.claude_code import cli
 from tests.live_server import LiveServer, start_server
-from tests.reasoning_models import build_family_model
+from tests.claude_code.terse_model import build_terse_model
+from tests.reasoning_models import FAMILIES, build_family_model
 from tests.test_anthropic_claude_code import _STARTED, KEY, claude_binary  # noqa: F401  (a fixture)
 
 NOT_OURS = "a thinking block whose signature is not this server's"
@@ -32,8 +33,10 @@ pytestmark = pytest.mark.skipif(not os.environ.get("INFER_TEST_CLI_THINKING"),
 
 
 @pytest.fixture(scope="module")
-def thinking_server(terse_model_dir: Path, server_logs: Path) -> Iterator[LiveServer]:
-    model = build_family_model(terse_model_dir, terse_model_dir.parent / "terse-deepseek_r1", "deepseek_r1")
+def thinking_server(tiny_model_dir: Path, server_logs: Path) -> Iterator[LiveServer]:
+    # The family's tokens first, then the terse change, so that its end-of-turn token is the family's.
+    family = build_family_model(tiny_model_dir, tiny_model_dir.parent / "reasoning-deepseek_r1", "deepseek_r1")
+    model = build_terse_model(family, tiny_model_dir.parent / "terse-deepseek_r1", stop=FAMILIES["deepseek_r1"].eos[0])
     s = start_server("--model", str(model), "--served-model-name", "m", "--context-length", "131072",
                      log_dir=server_logs, env={"INFER_API_KEYS": KEY})
     yield s

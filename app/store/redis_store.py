@@ -1,7 +1,8 @@
 """The conversation store in Redis, for replicas that share one deployment's conversations.
 
-Each turn is a hash `<prefix><id>` (kind, parent, created_at, body; `continued_by` once claimed) with a TTL of `max_age`, renewed whenever a
-history that includes it is read: an active conversation stays, an abandoned one expires. Memory is bounded by
+Each turn is a hash `<prefix><id>` (kind, parent, created_at, body; `continued_by` once claimed) with a TTL
+of `max_age`, renewed whenever a history that includes it is read: an active conversation stays, an abandoned
+one expires. Memory is bounded by
 Redis's own `maxmemory` policy (docs/GPU.md). A history is read in one round trip by a server-side script
 that walks the chain.
 """
