@@ -34,9 +34,12 @@ pytestmark = pytest.mark.skipif(not os.environ.get("INFER_TEST_CLI_THINKING"),
 
 @pytest.fixture(scope="module")
 def thinking_server(tiny_model_dir: Path, server_logs: Path) -> Iterator[LiveServer]:
-    # The family's tokens first, then the terse change, so that its end-of-turn token is the family's.
+    # The family's tokens first, then the terse change, so that its end-of-turn token is the family's; the
+    # thinking's close is favoured as much (the prompt's last token, a newline, carries nothing: the thinking
+    # holds at least one token), since the grammar allows the end of turn only once the thinking has closed.
     family = build_family_model(tiny_model_dir, tiny_model_dir.parent / "reasoning-deepseek_r1", "deepseek_r1")
-    model = build_terse_model(family, tiny_model_dir.parent / "terse-deepseek_r1", stop=FAMILIES["deepseek_r1"].eos[0])
+    stops = (FAMILIES["deepseek_r1"].eos[0], "</think>")
+    model = build_terse_model(family, tiny_model_dir.parent / "terse-deepseek_r1-v2", stops)
     s = start_server("--model", str(model), "--served-model-name", "m", "--context-length", "131072",
                      log_dir=server_logs, env={"INFER_API_KEYS": KEY})
     yield s

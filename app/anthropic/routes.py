@@ -50,7 +50,7 @@ async def create_message(request: Request, service_state: ServiceState, names: M
     # kept (an error, or a client gone before the answer; app/anthropic/threads.py).
     claimed = thread.previous_message_id if thread is not None and thread.type == "continue" else None
     try:
-        response = await _answer(request, service_state, conversations, received, req, thread, mid)
+        response = await _answer(request, service_state, names, conversations, received, req, thread, mid)
     except BaseException:
         if claimed:
             await conversations.release(claimed, mid)
@@ -60,9 +60,9 @@ async def create_message(request: Request, service_state: ServiceState, names: M
     return response
 
 
-async def _answer(request: Request, service_state: ServiceState, conversations: ConversationStore,
-                  received: s.MessagesRequest, req: s.MessagesRequest, thread: s.ThreadIn | None,
-                  mid: str) -> Response:
+async def _answer(request: Request, service_state: ServiceState, names: ModelNames,
+                  conversations: ConversationStore, received: s.MessagesRequest, req: s.MessagesRequest,
+                  thread: s.ThreadIn | None, mid: str) -> Response:
     """The reply to `req` (for a thread's `continue`, the whole conversation; `received` as sent)."""
     async with preparing(request):
         service = service_state.require()
