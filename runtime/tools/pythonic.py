@@ -17,7 +17,8 @@ double-quoted, as JSON's are; keyword separators are exactly `=` and `, `.
 Relaxed (docs/tool-formats.md): only declared properties can be passed (`additionalProperties` schemas are not
 applied), and a property name is written as it is even where it is no Python identifier (`file-path=`) - a Python
 parser would refuse it, ours reads it. In `auto` mode the block's trigger is `[`: free text cannot contain a `[`
-that does not open calls. A freeform tool's `input` is any string (its grammar is not applied).
+that does not open calls. A freeform tool's `input="..."` follows its grammar, escaped as JSON escapes (which Python
+reads the same way).
 
 The parser streams each call's arguments as a JSON object: `{`, then `"KEY": ` as each keyword arrives, the
 value's characters as they arrive (Python's `True`/`False`/`None` written as JSON's), `}` at the call's `)`.
@@ -32,7 +33,7 @@ from typing import Any, Iterator
 
 from runtime.tools.base import (CallTag, JsonStringEscaper, ParsedEvent, new_call_id, split_at_trigger,
                                 text_event)
-from runtime.tools.freeform import FREEFORM_KEY
+from runtime.tools.freeform import FREEFORM_KEY, INPUT, json_string_grammar, text_between
 from runtime.tools.grammar import MAX_WHITESPACE, block_calls_format, structural_tag
 from runtime.types import Tool, ToolCall, ToolCallArgs, ToolCallStart, ToolChoice, ToolChoiceMode
 
@@ -161,9 +162,15 @@ class PythonicFormat:
         if choice.mode is ToolChoiceMode.NONE and text_schema is None:
             # Text may hold brackets; only a call's start is excluded.
             return structural_tag({"type": "any_text", "excludes": [TRIGGER + _call_begin(t.name) for t in tools]})
+        def content(name: str) -> dict[str, Any]:
+            freeform = schemas[name].get(FREEFORM_KEY)
+            if freeform is not None:  # `input="..."`: a Python string is JSON's escaped text, as the grammar says
+                return text_between(f'{INPUT}="', json_string_grammar(freeform), '"')
+            return {"type": "grammar", "grammar": arguments_grammar(schemas[name])}
+
         return structural_tag(block_calls_format(
-            self.tags(tools), lambda name: {"type": "grammar", "grammar": arguments_grammar(schemas[name])}, choice,
-            block_begin=TRIGGER, block_end=BLOCK_END, trigger=TRIGGER, separator=SEPARATOR, text_schema=text_schema))
+            self.tags(tools), content, choice, block_begin=TRIGGER, block_end=BLOCK_END, trigger=TRIGGER,
+            separator=SEPARATOR, text_schema=text_schema))
 
     def render_calls(self, calls: tuple[ToolCall, ...]) -> str:
         return TRIGGER + SEPARATOR.join(render_call(c) for c in calls) + BLOCK_END if calls else ""
