@@ -103,7 +103,12 @@ def test_chat_prompt_logprobs(server, client, top):
                                            extra_body={"prompt_logprobs": top, "return_token_ids": True})
     _check_prompt_logprobs(reply.model_dump()["prompt_logprobs"], reply.prompt_token_ids, top)
     plain = client.chat.completions.create(model=MODEL_NAME, messages=USER, max_tokens=2)
-    assert "prompt_logprobs" not in plain.model_dump(exclude_unset=True)
+    assert plain.prompt_logprobs is None  # null when not asked for, as vLLM answers (its clients read it)
+
+
+def test_completions_prompt_logprobs_null_when_not_asked(client):
+    reply = client.completions.create(model=MODEL_NAME, prompt=["A robot may not", "My name is"], max_tokens=2)
+    assert [choice.prompt_logprobs for choice in reply.choices] == [None, None]
 
 
 def test_completions_prompt_logprobs_per_choice(client):

@@ -95,7 +95,7 @@ def _calls(result: ChatResult) -> list[s.ToolCallOut]:
 def chat_completion(rid: str, model: str, results: list[ChatResult],
                     prompt_ids: list[int] | None = None) -> s.ChatCompletion:
     """`prompt_ids`: with return_token_ids, the prompt's ids (and each choice gets its own). The prompt's
-    logprobs (vLLM's prompt_logprobs) when the engine sent them."""
+    logprobs (vLLM's prompt_logprobs) when the engine sent them, else null as vLLM answers."""
     choices = []
     for index, (one, finished) in enumerate(zip(results, _finished(results))):
         text, calls = one.text, _calls(one)
@@ -112,7 +112,7 @@ def chat_completion(rid: str, model: str, results: list[ChatResult],
     scored = results[0].prompt_logprobs
     return s.ChatCompletion(rid, int(time.time()), model, choices, usage,
                             prompt_token_ids=s.UNSET if prompt_ids is None else prompt_ids,
-                            prompt_logprobs=s.UNSET if scored is None else prompt_logprobs_out(scored))
+                            prompt_logprobs=None if scored is None else prompt_logprobs_out(scored))
 
 
 def _echoed_logprobs(one: ChatResult, echoed: bool) -> s.CompletionLogprobs | None:
@@ -134,6 +134,8 @@ def completion(rid: str, model: str, results: list[ChatResult], echo: list[str] 
     for i, (choice, r) in enumerate(zip(choices, results)):
         if prompt_ids is not None:
             choice.prompt_token_ids, choice.token_ids = prompt_ids[i], r.token_ids
+        # null when not asked for, as vLLM answers (its clients read the field unconditionally)
+        choice.prompt_logprobs = None
         if prompt_logprobs and r.prompt_logprobs is not None:
             choice.prompt_logprobs = prompt_logprobs_out(r.prompt_logprobs)
     return s.Completion(rid, int(time.time()), model, choices, usage=usage_out([f.usage for f in finished], n))
