@@ -24,6 +24,10 @@ class PeerSettings:
 
     tiny_model_dir: Path | None = None
     log_dir: Path | None = None
+    # The context window the next server gets (at most; a peer asking less gets less). A random model never ends
+    # its turn, so a request without max_tokens runs to the window's end: each suite's window is sized to its
+    # largest max_tokens (tests/peers/conftest.py), which keeps those requests short.
+    context_cap: int = 1024
     _family_dirs: dict[str, Path] = field(default_factory=dict)
 
     def model_dir_for(self, peer_model: str) -> Path:
@@ -67,9 +71,9 @@ _SWITCHES = {
 }
 
 
-def our_flags(peer_args: list[str]) -> list[str]:
+def our_flags(peer_args: list[str], context_cap: int) -> list[str]:
     """Their server flags as ours. A flag we do not know is an error, so a new peer flag is looked at."""
-    flags, args = [], list(peer_args)
+    flags, args, context = [], list(peer_args), context_cap
     while args:
         arg = args.pop(0)
         name, _, inline = arg.partition("=")
@@ -77,13 +81,15 @@ def our_flags(peer_args: list[str]) -> list[str]:
             value = inline or args.pop(0)
             if _VALUED[name] == "--lora-modules" and not lora_supported():
                 continue  # LoRA: pending; those tests are listed as expected failures
-            if _VALUED[name]:
+            if _VALUED[name] == "--context-length":
+                context = min(int(value), context_cap)
+            elif _VALUED[name]:
                 flags += [_VALUED[name], value]
         elif arg in _SWITCHES:
             flags += [_SWITCHES[arg]] if _SWITCHES[arg] else []
         else:
             raise ValueError(f"peer server flag {arg!r} has no translation in tests/peers/launch.py")
-    return flags
+    return [*flags, "--context-length", str(context)]
 
 
 def lora_supported() -> bool:
@@ -102,7 +108,7 @@ def launch(peer_model: str, peer_args: list[str], *, port: int = 0, api_key: str
            timeout: float = 180.0) -> ServerProcess:
     """Our server for `peer_model`, ready (/health 200). port 0: the OS picks one (read back once it listens)."""
     args = ["app", "--model", str(SETTINGS.model_dir_for(peer_model)), "--engine", "cpu",
-            "--served-model-name", peer_model, *our_flags(peer_args)]
+            "--served-model-name", peer_model, *our_flags(peer_args, SETTINGS.context_cap)]
     if api_key:
         args += ["--api-keys", api_key]
     if port:
