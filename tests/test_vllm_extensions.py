@@ -146,3 +146,17 @@ def test_continuous_usage_stats_put_the_usage_so_far_on_every_chunk(client, rout
     assert len({u.prompt_tokens for u in usages}) == 1
     assert all(u.total_tokens == u.prompt_tokens + u.completion_tokens for u in usages)
     assert not any("token_ids" in c.model_dump(exclude_unset=True).get("choices", [{}])[0] for c in chunks if c.choices)
+
+
+def test_continuous_usage_stats_count_only_the_tokens_sent(client):
+    """The role's chunk comes before any text: it counts no completion token; each text chunk counts its own."""
+    chunks = list(client.chat.completions.create(
+        model=MODEL_NAME, messages=USER, max_tokens=6, stream=True, extra_body={"ignore_eos": True},
+        stream_options={"include_usage": True, "continuous_usage_stats": True}))
+    assert chunks[0].choices[0].delta.role == "assistant" and not chunks[0].choices[0].delta.content
+    assert chunks[0].usage.completion_tokens == 0
+    previous = 0
+    for chunk in chunks[1:]:
+        if chunk.choices and chunk.choices[0].delta.content:
+            assert chunk.usage.completion_tokens > previous
+        previous = chunk.usage.completion_tokens

@@ -160,16 +160,20 @@ class _Chunks:
         # vLLM's continuous_usage_stats: every chunk's usage so far (the tokens counted from TokenIds events)
         self.continuous_prompt_tokens: int | None = None
         self.generated = 0
+        self.unsent: dict[int, int] = {}  # each choice's tokens counted but not yet carried by a chunk
 
-    def chunk_usage(self) -> s.UsageOut | None:
-        """What a chunk's `usage` holds with include_usage: null, or with continuous_usage_stats the usage so far."""
+    def chunk_usage(self, index: int | None = None) -> s.UsageOut | None:
+        """What a chunk's `usage` holds with include_usage: null, or with continuous_usage_stats the usage so far.
+        `index`: a chunk that carries none of that choice's new tokens (the role alone) counts without them."""
         prompt = self.continuous_prompt_tokens
         if prompt is None:
             return None
-        return s.UsageOut(prompt, self.generated, prompt + self.generated, s.PromptTokensDetails(0))
+        generated = self.generated - (self.unsent.get(index, 0) if index is not None else 0)
+        return s.UsageOut(prompt, generated, prompt + generated, s.PromptTokensDetails(0))
 
     def count(self, event: TokenIds, index: int) -> None:
         self.generated += len(event.ids)
+        self.unsent[index] = self.unsent.get(index, 0) + len(event.ids)
         self.pending_ids.setdefault(index, []).extend(event.ids)
 
     def start(self) -> bytes:
@@ -205,7 +209,9 @@ class ChatChunks(_Chunks):
             if self.first:
                 c.prompt_token_ids, self.first = self.prompt_ids, False
         if self.include_usage:
-            c.usage = self.chunk_usage()
+            c.usage = self.chunk_usage(None if with_logprobs else index)
+        if with_logprobs:
+            self.unsent[index] = 0
         return sse.data(c)
 
     def _role(self, index: int) -> bytes:  # the role alone, before a choice's first text (its logprobs wait)

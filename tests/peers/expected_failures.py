@@ -52,6 +52,9 @@ EXPECTED: dict[str, str] = {
         "test_chat_completion_request_n_parameter_to_sampling_params",
         "test_chat_completion_request_n_parameter_default",
         "test_chat_completion_request_n_parameter_various_values")},
+    # vLLM basic/test_basic.py
+    "vllm/basic/test_basic.py::test_server_load": f"{NOT_NAMED}: vLLM's /load (--enable-server-load-tracking)",
+    "vllm/basic/test_basic.py::test_health_check_engine_dead_error": VLLM_INTERNALS,
     # SGLang features/ (the JSON kit's tests run under three classes, one per SGLang grammar backend)
     **{f"sglang/features/test_json_constrained.py::{cls}::{test}": reason
        for cls in ("TestJSONConstrained", "TestJSONConstrainedOutlinesBackend", "TestJSONConstrainedLLGuidanceBackend")

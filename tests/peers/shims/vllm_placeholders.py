@@ -8,7 +8,12 @@ from __future__ import annotations
 
 from types import ModuleType
 
-VLLM_VERSION = "0.0.0+inference-service"
+
+def server_version() -> str:
+    """What vLLM's `__version__` stands for in its suite: the version the server under test reports."""
+    from app.server import _package_version
+
+    return _package_version()
 
 
 class NotVllm:
@@ -39,7 +44,7 @@ def modules() -> dict[str, ModuleType]:
         "vllm.sampling_params": {"SamplingParams": NotVllm},
         "vllm.tokenizers": {"get_tokenizer": get_tokenizer},
         "vllm.v1": {}, "vllm.v1.engine": {}, "vllm.v1.engine.exceptions": {"EngineDeadError": EngineDeadError},
-        "vllm.version": {"__version__": VLLM_VERSION},
+        "vllm.version": {"__version__": server_version()},
         "fastapi": {"Request": NotVllm},
     }
     built = {}
