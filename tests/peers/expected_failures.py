@@ -52,9 +52,36 @@ EXPECTED: dict[str, str] = {
         "test_chat_completion_request_n_parameter_to_sampling_params",
         "test_chat_completion_request_n_parameter_default",
         "test_chat_completion_request_n_parameter_various_values")},
+    # vLLM chat_completion/test_completion_with_function_calling.py (Qwen3-0.6B: the tiny Qwen3-template model)
+    **{f"vllm/chat_completion/test_completion_with_function_calling.py::test_function_tool_use[True-{choice}-"
+       f"{stream}-Qwen/Qwen3-0.6B]": f"{REAL_MODEL}: a model that thinks when enable_thinking is on"
+       for choice in ("auto", "required", "tool_choice2") for stream in ("True", "False")},
+    **{f"vllm/chat_completion/test_completion_with_function_calling.py::test_function_tool_use[False-auto-"
+       f"{stream}-Qwen/Qwen3-0.6B]": f"{REAL_MODEL}: a model that chooses to call (tool_choice auto)"
+       for stream in ("True", "False")},
     # vLLM basic/test_basic.py
     "vllm/basic/test_basic.py::test_server_load": f"{NOT_NAMED}: vLLM's /load (--enable-server-load-tracking)",
     "vllm/basic/test_basic.py::test_health_check_engine_dead_error": VLLM_INTERNALS,
+    # SGLang basic/test_openai_server.py
+    "sglang/basic/test_openai_server.py::TestOpenAIServer::test_response_prefill":
+        f"{REAL_MODEL}: Llama-3.1-8B-Instruct's answer (and that model id, which SGLang does not check)",
+    "sglang/basic/test_openai_server.py::TestOpenAIServerv1Responses::test_response_prefill":
+        f"{REAL_MODEL}: Llama-3.1-8B-Instruct's answer (and that model id, which SGLang does not check)",
+    "sglang/basic/test_openai_server.py::TestOpenAIV1Rerank": f"{NOT_NAMED}: /v1/rerank (a cross-encoder)",
+    "sglang/basic/test_openai_server.py::TestOpenAIV1Score": f"{NOT_NAMED}: /v1/score",
+    "sglang/basic/test_openai_server.py::TestOpenAIServerCustomLogitProcessor":
+        f"{NOT_NAMED}: custom logit processors (pickled Python sent in the request)",
+    # SGLang function_call/test_openai_function_calling.py (Llama-3.2-1B with its system prompt, auto tool choice)
+    **{f"sglang/function_call/test_openai_function_calling.py::TestOpenAIServerFunctionCalling::{test}":
+       f"{REAL_MODEL}: {why}" for test, why in (
+           ("test_function_calling_format", "a model that chooses to call (tool_choice auto)"),
+           ("test_function_calling_streaming_simple", "a model that chooses to call (tool_choice auto)"),
+           ("test_function_calling_streaming_args_parsing", "a model that calls add(5, 7) by itself"),
+           ("test_function_call_strict", "a model that calls sub(5, 7) by itself"),
+           ("test_function_call_required", "a city argument naming Paris"),
+           ("test_function_calling_streaming_no_tool_call", "a model that ends its turn within 2048 tokens"))},
+    "sglang/function_call/test_openai_function_calling.py::TestOpenAIPythonicFunctionCalling":
+        f"{REAL_MODEL}: a model that writes pythonic calls when its system prompt asks (tool_choice auto)",
     # SGLang features/ (the JSON kit's tests run under three classes, one per SGLang grammar backend)
     **{f"sglang/features/test_json_constrained.py::{cls}::{test}": reason
        for cls in ("TestJSONConstrained", "TestJSONConstrainedOutlinesBackend", "TestJSONConstrainedLLGuidanceBackend")
@@ -69,6 +96,8 @@ EXPECTED: dict[str, str] = {
 
 
 def reason_for(nodeid: str) -> str | None:
-    """`nodeid` relative to tests/peers/; an entry names a test (all its parameters) or one parametrization."""
+    """`nodeid` relative to tests/peers/; an entry names one parametrization, a test (all its parameters) or a
+    test class (all its tests)."""
     relative = nodeid.split("tests/peers/", 1)[-1]
-    return EXPECTED.get(relative) or EXPECTED.get(relative.split("[", 1)[0])
+    test = relative.split("[", 1)[0]
+    return EXPECTED.get(relative) or EXPECTED.get(test) or EXPECTED.get(test.rsplit("::", 1)[0])

@@ -56,7 +56,8 @@ _VALUED = {
     "--context-length": "--context-length",
     "--max-running-requests": "--max-running-requests",
     "--lora-modules": "--lora-modules",
-    "--dtype": None, "--max-num-seqs": None, "--max-lora-rank": None, "--max-cpu-loras": None,
+    "--max-num-seqs": "--max-running-requests",  # vLLM's cap on sequences running at once
+    "--dtype": None, "--max-lora-rank": None, "--max-cpu-loras": None,
     "--gpu-memory-utilization": None, "--structured-outputs-config.backend": None, "--tool-call-parser": None,
     "--reasoning-parser": None, "--grammar-backend": None, "--chunked-prefill-size": None,
     "--attention-backend": None, "--mem-fraction-static": None,
