@@ -7,6 +7,7 @@ import os
 from dataclasses import dataclass, fields
 from typing import Any, Sequence
 
+from runtime.adapters import LoraAdapter, parse_adapters, split_specs
 from runtime.engines import engine_names
 from runtime.model import DEFAULT_MODEL
 from runtime.reasoning.formats import reasoning_format_names
@@ -53,6 +54,9 @@ class Settings:
     responses_store_max_bytes: int = 1 << 30
     grammar_budget: int = DEFAULT_GRAMMAR_BUDGET
     grammar_timeout: float = 60.0
+    # LoRA adapters, each served as a model id of its own: vLLM's --lora-modules, SGLang's --lora-paths (the same)
+    lora_modules: tuple[str, ...] = ()
+    lora_paths: tuple[str, ...] = ()
     # SGLang
     tp_size: int = 1
     dp_size: int = 1
@@ -77,6 +81,11 @@ class Settings:
 
         base = self.cache_dir or str(default_cache_dir().parent)
         return os.path.join(base, "conversations.sqlite3")
+
+    @property
+    def lora_adapters(self) -> tuple[LoraAdapter, ...]:
+        """Both flags' adapters (runtime/adapters.py), for EngineConfig's field of the same name."""
+        return parse_adapters((*self.lora_modules, *self.lora_paths))
 
     @property
     def model_name(self) -> str:
@@ -127,11 +136,16 @@ _HELP = {
                       "(docs/API.md); costlier ones get a 400 at once",
     "grammar_timeout": "seconds a grammar may take to compile; then the request, and any repeat of its "
                        "schema, gets a 400",
+    "lora_modules": "LoRA adapters served as model ids: name=path (a PEFT adapter directory) or vLLM's JSON "
+                    "{\"name\": ..., \"path\": ...}, several separated by spaces or commas",
+    "lora_paths": "SGLang's spelling of --lora-modules: name=path, a bare path, or {\"lora_name\": ..., "
+                  "\"lora_path\": ...}",
     "dtype": "weights dtype (auto: the checkpoint's on SGLang, float32 on the CPU engine)",
 }
 _CHOICES = {"tool_format": format_names(), "reasoning_format": reasoning_format_names(),
             "cpu_backend": ("auto", "native", "transformers"),
             "log_level": ("critical", "error", "warning", "info", "debug")}
+_SPECS = {"lora_modules", "lora_paths"}  # items that may hold JSON (commas inside): runtime/adapters.split_specs
 
 
 def _convert(kind: str, raw: str) -> Any:
@@ -156,18 +170,29 @@ def load_settings(argv: Sequence[str] | None = None, environ: dict[str, str] | N
         flag = "--" + f.name.replace("_", "-")
         if "bool" in kind:
             parser.add_argument(flag, action="store_true", default=None, help=_HELP.get(f.name))
+        elif f.name in _SPECS:  # vLLM's and SGLang's nargs="+": `--lora-modules a=/x b=/y`
+            parser.add_argument(flag, type=str, nargs="+", default=None, help=_HELP.get(f.name))
         else:
             parser.add_argument(flag, type=str, default=None, choices=_CHOICES.get(f.name), help=_HELP.get(f.name))
         env_value = environ.get(ENV_PREFIX + f.name.upper())
         if env_value is not None:
-            values[f.name] = _convert(kind, env_value)
+            values[f.name] = tuple(split_specs(env_value)) if f.name in _SPECS else _convert(kind, env_value)
     args = parser.parse_args(argv)
     for f in fields(Settings):
         raw = getattr(args, f.name)
-        if raw is not None:
+        if f.name in _SPECS and raw is not None:
+            values[f.name] = tuple(item for part in raw for item in split_specs(part))
+        elif raw is not None:
             values[f.name] = raw if isinstance(raw, bool) else _convert(str(f.type), raw)
     given_keys = args.api_keys is not None or ENV_PREFIX + "API_KEYS" in environ
     if given_keys and not values.get("api_keys"):  # `--api-keys ","` must not mean "no auth"
         parser.error("--api-keys (or INFER_API_KEYS) is set but holds no key; give at least one, or unset it "
                      "to serve without auth")
-    return Settings(**values)
+    settings = Settings(**values)
+    try:
+        adapters = settings.lora_adapters
+    except ValueError as exc:
+        parser.error(str(exc))
+    if settings.model_name in {a.name for a in adapters}:
+        parser.error(f"LoRA adapter name {settings.model_name!r} is the served model's name; name it otherwise")
+    return settings

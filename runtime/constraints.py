@@ -46,13 +46,7 @@ def structural_tag(tag: Any, param: str) -> Constraint:
     """An xgrammar structural tag, as JSON text or an object: `{"type": "structural_tag", "format": {...}}`, or
     the older form vLLM and SGLang also take, `{"structures": [{"begin", "schema", "end"}], "triggers": [...]}`
     (rewritten into the newer one, as xgrammar itself reads it, so that both engines get the same text)."""
-    if isinstance(tag, str):
-        try:
-            tag = json.loads(tag)
-        except ValueError:
-            raise InvalidRequest("The structural tag is not valid JSON.", param=param) from None
-    if not isinstance(tag, dict):
-        raise InvalidRequest("The structural tag must be a JSON object.", param=param)
+    tag = json_object(tag, param, "The structural tag")
     if "structures" in tag:
         tag = _from_legacy(tag, param)
     elif "format" in tag:
@@ -63,6 +57,18 @@ def structural_tag(tag: Any, param: str) -> Constraint:
     text = json.dumps(tag, ensure_ascii=False)
     _parse(xgr.Grammar.from_structural_tag, text, param, "structural tag")
     return Constraint(ConstraintKind.STRUCTURAL_TAG, text)
+
+
+def json_object(value: Any, param: str, what: str) -> dict[str, Any]:
+    """A JSON object given as one or as JSON text (vLLM and SGLang accept both for schemas and tags)."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            raise InvalidRequest(f"{what} is not valid JSON.", param=param) from None
+    if not isinstance(value, dict):
+        raise InvalidRequest(f"{what} must be a JSON object.", param=param)
+    return value
 
 
 def _from_legacy(tag: dict[str, Any], param: str) -> dict[str, Any]:

@@ -78,8 +78,10 @@ class GenerationService:
 
     # -- preparing ------------------------------------------------------------------------------------
 
-    async def prepare_chat(self, request: ChatRequest, rid: str | None = None) -> PreparedRequest:
-        """`rid`: the engine's id for the run (the edge's request id, so the engine's logs name it)."""
+    async def prepare_chat(self, request: ChatRequest, rid: str | None = None, *,
+                           adapter: str | None = None) -> PreparedRequest:
+        """`rid`: the engine's id for the run (the edge's request id, so the engine's logs name it); `adapter`:
+        the LoRA adapter the client named as its model (app/models.py), None for the base model."""
         # Planning (a schema relaxation per tool) and rendering take time proportional to the request: in a
         # worker thread, off the event loop.
         plan, input_ids, reasoning = await asyncio.to_thread(self._plan_and_render, request)
@@ -93,7 +95,7 @@ class GenerationService:
         if plan.keep_special_tokens or (reasoning is not None and self.reasoning is not None
                                         and self.reasoning.keeps_special_tokens):
             sampling = replace(sampling, skip_special_tokens=False)
-        engine_request = self._engine_request(input_ids, sampling, plan.constraint, rid)
+        engine_request = self._engine_request(input_ids, sampling, plan.constraint, rid, adapter)
         if request.prompt_logprobs is not None:
             engine_request = replace(engine_request, prompt_logprobs=True, prompt_top_logprobs=request.prompt_logprobs)
         if reasoning is not None and not self._forcing_fits(request, plan, reasoning):
@@ -112,7 +114,7 @@ class GenerationService:
 
     async def prepare_completion(self, prompt: str | list[int], sampling: SamplingParams, *,
                                  prompt_logprobs: bool = False, prompt_top_logprobs: int | None = None,
-                                 rid: str | None = None,
+                                 rid: str | None = None, adapter: str | None = None,
                                  response_format: ResponseFormat = ResponseFormat()) -> PreparedRequest:
         """`prompt_logprobs`: score the prompt too, with `prompt_top_logprobs` alternatives per position (None:
         as many as the output's; set, it asks for the prompt's scores by itself)."""
@@ -122,7 +124,7 @@ class GenerationService:
         else:  # a raw prompt gets the tokenizer's BOS, as base models expect (chat templates write their own)
             ids = await asyncio.to_thread(self.template.encode, prompt, add_special_tokens=True)
         constraint = text_constraint(response_format)
-        request = self._engine_request(ids, self._budget(len(ids), sampling), constraint, rid)
+        request = self._engine_request(ids, self._budget(len(ids), sampling), constraint, rid, adapter)
         scored = replace(request, prompt_logprobs=prompt_logprobs or prompt_top_logprobs is not None,
                          prompt_top_logprobs=prompt_top_logprobs)
         return PreparedRequest(scored, OutputSpec(json_text=text_schema(response_format) is not None))
@@ -166,11 +168,11 @@ class GenerationService:
                                      f"{self.model.vocab_size}).", param=param)
 
     def _engine_request(self, ids: list[int], sampling: SamplingParams, constraint: Constraint | None,
-                        rid: str | None = None) -> EngineRequest:
+                        rid: str | None = None, adapter: str | None = None) -> EngineRequest:
         # The sampling fields only the model can check.
         self._require_tokens((token_id for token_id, _ in sampling.logit_bias), "logit_bias")
         self._require_tokens(sampling.stop_token_ids, "stop_token_ids")
-        return EngineRequest(rid or uuid.uuid4().hex, tuple(ids), sampling, constraint)
+        return EngineRequest(rid or uuid.uuid4().hex, tuple(ids), sampling, constraint, adapter=adapter)
 
     def _budget(self, prompt_tokens: int, sampling: SamplingParams, *, clamp: bool = False) -> SamplingParams:
         """Fit the output into the context window: reject what cannot fit, fill in an absent max."""

@@ -202,6 +202,9 @@ class EngineRequest:
     prompt_logprobs: bool = False
     prompt_top_logprobs: int | None = None  # alternatives per prompt position; None: as sampling.logprobs
     thinking: ThinkingControl | None = None  # a reasoning model's thinking region: counted, maybe budgeted
+    # The LoRA adapter (its name, one of EngineConfig.lora_adapters) to run with; None: the base model. Outputs
+    # of different adapters never share cached keys/values.
+    adapter: str | None = None
 
 
 class FinishReason(enum.Enum):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import uuid
 from pathlib import Path
 
 from bench.servers import ROOT, ServerProcess, start, wait_listening, wait_ready
@@ -16,7 +18,11 @@ class LiveServer(ServerProcess):
 
 def start_server(*args: str, log_dir: Path, env: dict[str, str] | None = None, wait: bool = True,
                  timeout: float = 180.0) -> LiveServer:
-    """`python -m app --port P <args>`; returns once it listens, by default once /health answers 200."""
+    """`python -m app --port P <args>`; returns once it listens, by default once /health answers 200. Unless the
+    test names one, the server's conversation store is a file of its own (the default, in the user's cache dir,
+    would be shared with every other server on the machine, of any version)."""
+    if "--responses-store" not in args and "INFER_RESPONSES_STORE" not in {**os.environ, **(env or {})}:
+        args = (*args, "--responses-store", str(log_dir / f"store-{uuid.uuid4().hex[:12]}.sqlite3"))
     started = start("server", ["app", *args], log_dir=log_dir, env=env)
     server = LiveServer(started.name, started.process, started.port, started.log_path)
     if wait:

@@ -13,7 +13,7 @@ import torch
 from runtime.engines import EngineConfig, create_engine
 from runtime.engines.cpu.kv_cache import KVPool, RadixCache
 from runtime.engines.cpu.model import Shape, unsupported_reason
-from runtime.errors import ContextLengthExceeded
+from runtime.errors import ContextLengthExceeded, EngineFailure
 from runtime.model import load_model_info
 from runtime.types import EngineRequest, Finished, FinishReason, Logprobs, SamplingParams, TextDelta
 
@@ -290,3 +290,27 @@ def test_other_families_match_the_transformers_path(tiny_model_dir, tmp_path, fa
     model.save_pretrained(str(target))
     assert unsupported_reason(config) is None
     compare_with_transformers(target, [7, 60, 200], 12)
+
+
+def test_one_sequence_failing_leaves_the_others_untouched(tiny_model_dir):
+    # A logit_bias of -inf on every token leaves the sampler nothing to draw: that sequence fails with the
+    # sampler's own message, in the same batch as others that answer as they would alone.
+    async def main():
+        engine, info = await started(tiny_model_dir)
+        try:
+            prompts = prompts_for(info.tokenizer, [30, 40])
+            alone = [await tokens_of(engine, greedy(p, 12)) for p in prompts]
+            nothing = tuple((i, float("-inf")) for i in range(info.vocab_size))
+            doomed = EngineRequest(uuid.uuid4().hex, tuple(prompts[0]),
+                                   SamplingParams(temperature=0.0, max_new_tokens=12, logit_bias=nothing))
+            *together, failed = await asyncio.gather(*(tokens_of(engine, greedy(p, 12)) for p in prompts),
+                                                     tokens_of(engine, doomed), return_exceptions=True)
+            assert [t for t, _, _ in together] == [t for t, _, _ in alone]
+            assert isinstance(failed, EngineFailure) and "No token could be sampled" in failed.message
+            while engine.running:
+                await asyncio.sleep(0.01)
+            assert accounted(engine._scheduler.radix)
+        finally:
+            await engine.close()
+
+    asyncio.run(main())

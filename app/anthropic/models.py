@@ -27,7 +27,9 @@ def accepts(names: ModelNames, requested: str) -> bool:
 
 
 def resolve(names: ModelNames, requested: str, *, param: str = "model") -> str:
-    """The served model's name for `requested`, or NotFound."""
+    """The served model's name for `requested` (a LoRA adapter's own), or NotFound."""
+    if requested in names.adapters:
+        return requested
     if accepts(names, requested):
         return names.served
     return names.check(requested, param=param)  # raises NotFound with the served name in its message
@@ -36,11 +38,12 @@ def resolve(names: ModelNames, requested: str, *, param: str = "model") -> str:
 def _card(model_id: str, service_state: ServiceState, names: ModelNames) -> s.ModelOut:
     created = datetime.fromtimestamp(service_state.created, tz=UTC).isoformat().replace("+00:00", "Z")
     window = service_state.service.context_length if service_state.service is not None else None
-    return s.ModelOut(model_id, names.served, created, max_input_tokens=window, max_tokens=window)
+    display = model_id if model_id in names.adapters else names.served  # (an adapter is a model of its own)
+    return s.ModelOut(model_id, display, created, max_input_tokens=window, max_tokens=window)
 
 
 def model_list(request: Request, service_state: ServiceState, names: ModelNames) -> Response:
-    cards = [_card(names.served, service_state, names)]
+    cards = [_card(name, service_state, names) for name in (names.served, *names.adapters)]
     body = s.ModelListOut(cards, first_id=cards[0].id, last_id=cards[-1].id)
     return Response(json_dumps(body), media_type="application/json")
 

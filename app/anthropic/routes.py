@@ -48,7 +48,7 @@ async def create_message(request: Request, service_state: ServiceState, names: M
         service = service_state.require()
         signer = service_state.thinking_signer
         chat, context = await _edited(service, await asyncio.to_thread(convert.chat_request, req, signer), req)
-        prepared = await service.prepare_chat(chat, engine_rids(request, 1)[0])
+        prepared = await service.prepare_chat(chat, engine_rids(request, 1)[0], adapter=names.adapter(req.model))
     log.info("%.100r, %d prompt tokens, max_tokens %d%s", req.model, prepared.prompt_tokens,
              prepared.engine_request.sampling.max_new_tokens or 0, ", stream" if req.stream else "")
     mid = "msg_" + secrets.token_hex(12)

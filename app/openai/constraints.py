@@ -4,7 +4,6 @@ SGLang's `regex`, `ebnf` and `json_schema`. At most one may be given (vLLM and S
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from jsonschema import Draft202012Validator
@@ -83,13 +82,7 @@ def _structured_outputs(so: s.StructuredOutputs, prefix: str) -> list[tuple[str,
 
 def _json_schema(schema: Any, param: str) -> ResponseFormat:
     """A JSON schema given as an object or as JSON text, checked as a schema."""
-    if isinstance(schema, str):
-        try:
-            schema = json.loads(schema)
-        except ValueError:
-            raise InvalidRequest("The JSON schema is not valid JSON.", param=param) from None
-    if not isinstance(schema, dict):
-        raise InvalidRequest("The JSON schema must be an object.", param=param)
+    schema = constraints.json_object(schema, param, "The JSON schema")
     check_output_schema(schema, param)  # first: what follows recurses
     try:
         Draft202012Validator.check_schema(schema)

@@ -10,7 +10,7 @@ from runtime.errors import InvalidRequest
 from runtime.limits import check_tool_count
 from runtime.templating import RESERVED_TEMPLATE_KWARGS
 from runtime.tools.arguments import parse_arguments
-from runtime.tools.schemas import check_output_schema, check_tool_name, normalise_parameters
+from runtime.tools.schemas import check_tool_name, normalise_parameters
 from runtime.types import (
     ChatRequest,
     Message,

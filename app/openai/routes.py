@@ -44,7 +44,8 @@ async def chat_completions(request: Request, service_state: ServiceState, names:
         model = names.check(req.model)
         chat = await asyncio.to_thread(convert.chat_request, req)
         service = service_state.require()
-        prepared = [await service.prepare_chat(replace(chat, sampling=sampling), rid)  # each its own parser
+        prepared = [await service.prepare_chat(replace(chat, sampling=sampling), rid,  # each its own parser
+                                               adapter=names.adapter(model))
                     for sampling, rid in zip(_choices(chat.sampling, req.n), engine_rids(request, req.n))]
     rid = "chatcmpl-" + secrets.token_hex(12)
     prompt_ids = list(prepared[0].engine_request.input_ids) if req.return_token_ids else None
@@ -75,7 +76,7 @@ async def completions(request: Request, service_state: ServiceState, names: Mode
         runs = [(prompt, one) for prompt in prompts for one in _choices(sampling, req.n)]  # prompt-major
         prepared = [await service.prepare_completion(prompt, one, prompt_logprobs=scored,
                                                      prompt_top_logprobs=prompt_top, rid=rid,
-                                                     response_format=output)
+                                                     adapter=names.adapter(model), response_format=output)
                     for (prompt, one), rid in zip(runs, engine_rids(request, len(runs)))]
         echo = None
         if req.echo:

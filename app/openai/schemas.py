@@ -380,7 +380,8 @@ class ModelCard(Struct):
     created: int
     owned_by: str
     object: str = "model"
-    root: str | None = None
+    root: str | None = None  # vLLM's: the model's path; a LoRA adapter's path
+    parent: str | None = None  # vLLM's: a LoRA adapter's base model
     max_model_len: int | None = None
 
 

@@ -42,7 +42,8 @@ async def create_response(request: Request, service_state: ServiceState, names: 
         history = await stored.history(conversations, req.previous_response_id) if req.previous_response_id else []
         converted = await asyncio.to_thread(convert.chat_request, req, history)
         service = service_state.require()
-        prepared = await service.prepare_chat(converted.chat, engine_rids(request, 1)[0])
+        prepared = await service.prepare_chat(converted.chat, engine_rids(request, 1)[0],
+                                              adapter=names.adapter(model))
     rid = new_id("resp")
     log.info("%s: %.100r, %d prompt tokens, max_output_tokens %d%s%s", rid, req.model, prepared.prompt_tokens,
              prepared.engine_request.sampling.max_new_tokens or 0, ", stream" if req.stream else "",

@@ -360,24 +360,28 @@ class Event(Struct, tag_field="type", kw_only=True):
     sequence_number: int = 0
 
 
-class ResponseCreated(Event, tag="response.created"):
+class _ResponseEvent(Event):
     response: ResponseObject
 
 
-class ResponseInProgress(Event, tag="response.in_progress"):
-    response: ResponseObject
+class ResponseCreated(_ResponseEvent, tag="response.created"):
+    pass
 
 
-class ResponseCompleted(Event, tag="response.completed"):
-    response: ResponseObject
+class ResponseInProgress(_ResponseEvent, tag="response.in_progress"):
+    pass
 
 
-class ResponseIncomplete(Event, tag="response.incomplete"):
-    response: ResponseObject
+class ResponseCompleted(_ResponseEvent, tag="response.completed"):
+    pass
 
 
-class ResponseFailed(Event, tag="response.failed"):
-    response: ResponseObject
+class ResponseIncomplete(_ResponseEvent, tag="response.incomplete"):
+    pass
+
+
+class ResponseFailed(_ResponseEvent, tag="response.failed"):
+    pass
 
 
 class OutputItemAdded(Event, tag="response.output_item.added"):
@@ -390,72 +394,59 @@ class OutputItemDone(Event, tag="response.output_item.done"):
     item: OutputItem
 
 
-class ContentPartAdded(Event, tag="response.content_part.added"):
+class _ItemEvent(Event):
+    """An event about one output item's content."""
+
     item_id: str
     output_index: int
+
+
+class _PartEvent(_ItemEvent):
+    """An event about one content part of a message or reasoning item."""
+
     content_index: int
+
+
+class ContentPartAdded(_PartEvent, tag="response.content_part.added"):
     part: OutputText
 
 
-class ContentPartDone(Event, tag="response.content_part.done"):
-    item_id: str
-    output_index: int
-    content_index: int
+class ContentPartDone(_PartEvent, tag="response.content_part.done"):
     part: OutputText
 
 
-class OutputTextDelta(Event, tag="response.output_text.delta"):
-    item_id: str
-    output_index: int
-    content_index: int
+class OutputTextDelta(_PartEvent, tag="response.output_text.delta"):
     delta: str
     logprobs: list[TokenLogprob] = []
 
 
-class ReasoningTextDelta(Event, tag="response.reasoning_text.delta"):
-    item_id: str
-    output_index: int
-    content_index: int
-    delta: str
-
-
-class ReasoningTextDone(Event, tag="response.reasoning_text.done"):
-    item_id: str
-    output_index: int
-    content_index: int
-    text: str
-
-
-class OutputTextDone(Event, tag="response.output_text.done"):
-    item_id: str
-    output_index: int
-    content_index: int
+class OutputTextDone(_PartEvent, tag="response.output_text.done"):
     text: str
     logprobs: list[TokenLogprob] = []
 
 
-class FunctionCallArgumentsDelta(Event, tag="response.function_call_arguments.delta"):
-    item_id: str
-    output_index: int
+class ReasoningTextDelta(_PartEvent, tag="response.reasoning_text.delta"):
     delta: str
 
 
-class FunctionCallArgumentsDone(Event, tag="response.function_call_arguments.done"):
-    item_id: str
-    output_index: int
+class ReasoningTextDone(_PartEvent, tag="response.reasoning_text.done"):
+    text: str
+
+
+class FunctionCallArgumentsDelta(_ItemEvent, tag="response.function_call_arguments.delta"):
+    delta: str
+
+
+class FunctionCallArgumentsDone(_ItemEvent, tag="response.function_call_arguments.done"):
     arguments: str
     name: str
 
 
-class CustomToolCallInputDelta(Event, tag="response.custom_tool_call_input.delta"):
-    item_id: str
-    output_index: int
+class CustomToolCallInputDelta(_ItemEvent, tag="response.custom_tool_call_input.delta"):
     delta: str
 
 
-class CustomToolCallInputDone(Event, tag="response.custom_tool_call_input.done"):
-    item_id: str
-    output_index: int
+class CustomToolCallInputDone(_ItemEvent, tag="response.custom_tool_call_input.done"):
     input: str
 
 

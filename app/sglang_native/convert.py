@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import replace
 from typing import Any
 
@@ -70,12 +69,7 @@ def output_format(p: s.NativeSamplingParams) -> ResponseFormat:
                              f"{' and '.join(given)}.", param=f"sampling_params.{given[1]}")
     param = f"sampling_params.{given[0]}" if given else ""
     if p.json_schema is not None:
-        try:
-            schema = json.loads(p.json_schema)
-        except ValueError:
-            raise InvalidRequest("json_schema is not valid JSON.", param=param) from None
-        if not isinstance(schema, dict):
-            raise InvalidRequest("json_schema must be a JSON object.", param=param)
+        schema = constraints.json_object(p.json_schema, param, "json_schema")
         check_output_schema(schema, param)
         return ResponseFormat("json_schema", schema, source=param)
     if p.regex is not None:

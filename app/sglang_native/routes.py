@@ -22,14 +22,15 @@ async def generate(request: Request, service_state: ServiceState, names: ModelNa
     body = await request.body()
     async with preparing(request):
         req = await asyncio.to_thread(decode, s.generate_request_decoder, body)
-        if req.model is not None:
-            names.check(req.model)
+        adapter = names.adapter(names.check(req.model)) if req.model is not None else None
+        if req.lora_path is not None:
+            adapter = names.lora(req.lora_path, param="lora_path")
         prompts = convert.prompts(req)
         samplings = convert.sampling(req.sampling_params)
         output = await asyncio.to_thread(convert.output_format, req.sampling_params)  # (parses grammars)
         service = service_state.require()
         runs = [(prompt, one) for prompt in prompts for one in samplings]  # prompt-major
-        prepared = [await service.prepare_completion(prompt, one, rid=rid, response_format=output)
+        prepared = [await service.prepare_completion(prompt, one, rid=rid, adapter=adapter, response_format=output)
                     for (prompt, one), rid in zip(runs, engine_rids(request, len(runs)))]
     rids = [p.engine_request.rid for p in prepared]
     batch = convert.is_batch(req)

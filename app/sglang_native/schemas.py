@@ -40,6 +40,7 @@ class GenerateRequest(Struct):
     sampling_params: NativeSamplingParams = msgspec.field(default_factory=NativeSamplingParams)
     stream: bool = False
     model: str | None = None  # (SGLang serves one model; checked when given)
+    lora_path: str | None = None  # a LoRA adapter's name (--lora-paths), for every prompt of the request
 
 
 class NativeFinishReason(Struct, omit_defaults=True):

@@ -63,7 +63,8 @@ class SqliteStore:
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 old = self._db.execute("SELECT size FROM turns WHERE id = ?", (turn.id,)).fetchone()
-                self._db.execute("INSERT OR REPLACE INTO turns VALUES (?, ?, ?, ?, ?, ?, ?)",
+                self._db.execute("INSERT OR REPLACE INTO turns (id, kind, parent, created_at, used_at, size, body) "
+                                 "VALUES (?, ?, ?, ?, ?, ?, ?)",
                                  (turn.id, turn.kind, turn.parent, turn.created_at, now, len(turn.body), turn.body))
                 self._total += len(turn.body) - (old[0] if old else 0)
                 self._evict(now)

@@ -10,6 +10,7 @@ import importlib.util
 from dataclasses import dataclass
 from typing import AsyncIterator, Protocol, runtime_checkable
 
+from runtime.adapters import LoraAdapter
 from runtime.model import ModelInfo
 from runtime.types import EngineEvent, EngineRequest
 
@@ -28,6 +29,8 @@ class EngineConfig:
     seed: int = 0
     max_running_requests: int | None = None
     grammar_timeout: float = 60.0  # seconds a grammar may take to compile (SGLang: SGLANG_GRAMMAR_TIMEOUT)
+    # LoRA adapters a request may name (EngineRequest.adapter): PEFT directories, loaded at start
+    lora_adapters: tuple[LoraAdapter, ...] = ()
     # CPU engine
     threads: int | None = None
     prefix_cache_entries: int = 4  # the transformers path's prefix cache

@@ -151,6 +151,9 @@ def server_args(config: EngineConfig) -> dict[str, Any]:
         # requests that carry one unless this is on (tokenizer_manager.py `_validate_one_request`).
         "enable_custom_logit_processor": True,
     }
+    if config.lora_adapters:  # (sglang/srt/arg_groups/lora_hook.py reads each dict as one LoRARef)
+        kwargs |= {"enable_lora": True, "lora_paths": [{"lora_name": a.name, "lora_path": a.path}
+                                                       for a in config.lora_adapters]}
     kwargs = {name: value for name, value in kwargs.items() if value is not None}
     # --engine-arg name=value: any other ServerArgs field, its value read as JSON where it parses as JSON
     # (numbers, true/false, lists), else as the string given. It wins over the settings above.
@@ -192,6 +195,12 @@ def sampling_params(params: SamplingParams, constraint: Constraint | None) -> di
     if constraint is not None:
         out[_CONSTRAINT_KEYS[constraint.kind]] = constraint.text
     return out
+
+
+def lora_args(request: EngineRequest) -> dict[str, Any]:
+    """`async_generate`'s `lora_path`: the adapter's name as --lora-paths gave it (io_struct.py GenerateReqInput;
+    the tokenizer manager resolves names, not paths, in its LoRA registry)."""
+    return {"lora_path": request.adapter} if request.adapter is not None else {}
 
 
 def thinking_args(request: EngineRequest, params: dict[str, Any]) -> dict[str, Any]:
@@ -403,6 +412,7 @@ class SglangEngine:
                 rid=rid,
                 **logprob_args(request),
                 **thinking_args(request, params),
+                **lora_args(request),
             )
             async for chunk in stream:
                 reason = chunk["meta_info"]["finish_reason"]

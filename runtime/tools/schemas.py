@@ -86,6 +86,12 @@ def relax(schema: Any, *, strict: bool = False) -> tuple[Any, list[str]]:
             return [walk(n) for n in node]
         if not isinstance(node, dict):
             return node
+        if isinstance(node.get("allOf"), list) and len(node["allOf"]) > 1:
+            merged = merge_all_of(node)
+            if merged is None:
+                removed.append("allOf with parts that cannot be merged")
+            else:
+                node = merged
         out: dict[str, Any] = {}
         for key, value in node.items():
             bound, cost = 0, 0
@@ -109,3 +115,57 @@ def relax(schema: Any, *, strict: bool = False) -> tuple[Any, list[str]]:
         return out
 
     return walk(schema), sorted(set(removed))
+
+
+# How merge_all_of combines a keyword that several parts of an allOf give: the tighter bound wins.
+_LOWER_BOUNDS = frozenset({"minLength", "minimum", "exclusiveMinimum", "minItems", "minProperties"})
+_UPPER_BOUNDS = frozenset({"maxLength", "maximum", "exclusiveMaximum", "maxItems", "maxProperties"})
+_ANNOTATIONS = frozenset({"description", "title", "default", "examples", "$comment", "deprecated"})
+
+
+def merge_all_of(schema: dict[str, Any]) -> dict[str, Any] | None:
+    """An `allOf` of several parts as one schema, as the grammar can enforce it: xgrammar reads only a
+    one-part allOf, and of several enforces none (a string allOf with `minLength` and `maxLength` in two parts
+    admitted any string; an object one, objects missing either part's required keys). Bounds take the
+    tighter, `required` the union, `type` and `enum` the intersection, a property in two parts an allOf of
+    both; None where the parts cannot be combined that way (a `$ref` part, two different patterns...)."""
+    parts = [schema] + list(schema["allOf"])
+    merged: dict[str, Any] = {}
+    for part in parts:
+        if not isinstance(part, dict) or (part is not schema and "$ref" in part):
+            return None
+        for key, value in part.items():
+            if key == "allOf" and part is schema:
+                continue
+            if key not in merged:
+                merged[key] = value
+                continue
+            current = merged[key]
+            if current == value or key in _ANNOTATIONS:
+                continue
+            if key in _LOWER_BOUNDS | _UPPER_BOUNDS and _is_number(current) and _is_number(value):
+                merged[key] = max(current, value) if key in _LOWER_BOUNDS else min(current, value)
+            elif key == "required" and isinstance(current, list) and isinstance(value, list):
+                merged[key] = current + [r for r in value if r not in current]
+            elif key == "properties" and isinstance(current, dict) and isinstance(value, dict):
+                merged[key] = {**current, **{name: ({"allOf": [current[name], sub]} if name in current else sub)
+                                             for name, sub in value.items()}}
+            elif key == "type":
+                both = [t for t in _types(current) if t in _types(value)]
+                if not both:
+                    return None
+                merged[key] = both[0] if len(both) == 1 else both
+            elif key == "enum" and isinstance(current, list) and isinstance(value, list):
+                merged[key] = [v for v in current if v in value]
+            else:
+                return None
+    return merged
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _types(value: Any) -> list[str]:
+    return [value] if isinstance(value, str) else [t for t in value if isinstance(t, str)] if isinstance(
+        value, list) else []

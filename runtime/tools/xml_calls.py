@@ -157,19 +157,34 @@ def _resolve(schema: Any, root: dict[str, Any]) -> Any:
     return _ref_target(ref, root) if isinstance(ref, str) else schema
 
 
-def _fits_bounds(text: str, schema: dict[str, Any]) -> bool:
-    if len(text) < schema.get("minLength", 0) or len(text) > schema.get("maxLength", len(text)):
-        return False
-    pattern = schema.get("pattern")
-    if isinstance(pattern, str):
-        try:
-            return re.search(pattern, text) is not None
-        except re.error:  # an ECMA-only construct: the grammar enforced it; nothing to choose by here
-            return True
-    return True
+@dataclass(frozen=True, slots=True)
+class _Bounds:
+    """What a bounded string's text must meet: the bounds of its schema and of every allOf branch at once."""
+
+    min_length: int = 0
+    max_length: int | None = None
+    patterns: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, schemas: list[dict[str, Any]]) -> _Bounds:
+        lows = [n for sch in schemas if isinstance(n := sch.get("minLength"), int)]
+        highs = [n for sch in schemas if isinstance(n := sch.get("maxLength"), int)]
+        return cls(max(lows, default=0), min(highs, default=None),
+                   tuple(p for sch in schemas if isinstance(p := sch.get("pattern"), str)))
+
+    def fit(self, text: str) -> bool:
+        if len(text) < self.min_length or (self.max_length is not None and len(text) > self.max_length):
+            return False
+        for pattern in self.patterns:
+            try:
+                if re.search(pattern, text) is None:
+                    return False
+            except re.error:  # an ECMA-only construct: the grammar enforced it; nothing to choose by here
+                pass
+        return True
 
 
-def _bounded_string_value(text: str, schema: dict[str, Any]) -> str:
+def _bounded_string_value(text: str, bounds: _Bounds) -> str:
     """A bounded string's value out of its element's text. xgrammar writes such a value (length bounds,
     pattern or format) as `ws? value ws?` with at most one whitespace character each side, where a free
     string is raw text: the value is the first reading of the text that meets the bounds, preferring the one
@@ -177,31 +192,41 @@ def _bounded_string_value(text: str, schema: dict[str, Any]) -> str:
     lead = 1 if text[:1] and text[0] in _XML_WHITESPACE else 0
     trail = 1 if len(text) > lead and text[-1] in _XML_WHITESPACE else 0
     candidates = [text[lead:len(text) - trail], text[lead:], text[:len(text) - trail], text]
-    return next((c for c in candidates if _fits_bounds(c, schema)), candidates[0])
+    return next((c for c in candidates if bounds.fit(c)), candidates[0])
 
 
-def _string_bounds(schema: Any, root: dict[str, Any]) -> dict[str, Any] | None:
-    """The bounded string schema a value's text is read against: the schema itself, or the first bounded
-    string branch of its anyOf / oneOf."""
+def _with_all_of(schema: dict[str, Any], root: dict[str, Any]) -> list[dict[str, Any]]:
+    """The schema and its allOf branches (resolved): what all hold of one value."""
+    branches = schema.get("allOf") if isinstance(schema.get("allOf"), list) else []
+    return [schema] + [b for b in (_resolve(b, root) for b in branches) if isinstance(b, dict)]
+
+
+def _string_bounds(schema: Any, root: dict[str, Any]) -> _Bounds | None:
+    """The bounds a value's text is read against: the schema's own with its allOf branches', or else the first
+    bounded string branch of its anyOf / oneOf."""
     resolved = _resolve(schema, root)
     if not isinstance(resolved, dict):
         return None
-    if any(k in resolved for k in _STRING_BOUNDS):
-        return resolved
+    together = _with_all_of(resolved, root)
+    if any(k in part for part in together for k in _STRING_BOUNDS):
+        return _Bounds.of(together)
     for key in ("anyOf", "oneOf"):
         for branch in resolved.get(key) or ():
             branch = _resolve(branch, root)
-            if isinstance(branch, dict) and any(k in branch for k in _STRING_BOUNDS):
-                return branch
+            if isinstance(branch, dict) and any(k in part for part in _with_all_of(branch, root)
+                                                for k in _STRING_BOUNDS):
+                return _Bounds.of(_with_all_of(branch, root))
     return None
 
 
 def _allowed_strings(schema: Any, root: dict[str, Any]) -> list[str]:
-    """The enum / const strings of a schema and of its anyOf / oneOf branches."""
+    """The enum / const strings of a schema and of its anyOf / oneOf / allOf branches."""
     out: list[str] = []
     resolved = _resolve(schema, root)
-    branches = [resolved] + [_resolve(b, root) for key in ("anyOf", "oneOf")
-                             for b in ((resolved.get(key) or ()) if isinstance(resolved, dict) else ())]
+    if not isinstance(resolved, dict):
+        return out
+    branches = _with_all_of(resolved, root) + [_resolve(b, root) for key in ("anyOf", "oneOf")
+                                               for b in (resolved.get(key) or ())]
     for branch in branches:
         if isinstance(branch, dict):
             values = branch.get("enum") if isinstance(branch.get("enum"), list) else (
@@ -234,8 +259,7 @@ class _Parameter:
         self.allowed = _allowed_strings(schema, root)
         # Free text: streamed. Enum/const and bounded strings are written with optional whitespace around them,
         # so they are read whole.
-        self.streamed = self.types == {"string"} and self.bounded is None and not (
-            isinstance(schema, dict) and ("enum" in schema or "const" in schema))
+        self.streamed = self.types == {"string"} and self.bounded is None and not self.allowed
 
     def value(self, text: str) -> Any:
         if self.allowed:

@@ -18,84 +18,61 @@ The grammar does the rest: the call's JSON is valid whatever the noise picks aro
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
+from tests.hand_set import build_variant, noise_head, reserve_features
+
 CARRIER, START, AFTER_CALL, QUOTE_NEXT, MARK, FLAG = range(6)
-LAYER_GAIN = 0.05  # layer outputs scaled down, so the residual stream keeps the embeddings' scale
-NOISE_GAIN = 0.25  # final-norm gain on the noise dimensions
+FEATURES = [CARRIER, START, AFTER_CALL, QUOTE_NEXT, MARK, FLAG]
 FIND = 12.0  # query and key scale of the head that finds MARK (score FIND**2 / 4 on a marked position)
 ROPE_THETA = 1e12
-SEED = 0
 
 
 def build_agent_model(source: Path, target: Path) -> Path:
     """Copy the tiny model at `source` to `target` (skipped when already there) with the changes above."""
-    if (target / "config.json").exists():
-        return target
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    return build_variant(source, target, _edit)
 
-    staging = target.with_name(target.name + ".partial")
-    shutil.rmtree(staging, ignore_errors=True)
-    shutil.copytree(source, staging)
-    tokenizer = AutoTokenizer.from_pretrained(str(source))
-    model = AutoModelForCausalLM.from_pretrained(str(source))
+
+def _edit(tokenizer, model) -> None:
     config = model.config
     ids = {t: tokenizer.convert_tokens_to_ids(t) for t in ("<|im_end|>", "<tool_call>", "</tool_call>",
                                                           "<tool_response>", "exec", '"', "}")}
     (newline,) = tokenizer.encode("\n", add_special_tokens=False)
-    features = [CARRIER, START, AFTER_CALL, QUOTE_NEXT, MARK, FLAG]
     head_dim = config.head_dim
     slow = head_dim // 2 - 1  # the rotary pair (slow, slow + head_dim/2) turns slowest
-    generator = torch.Generator().manual_seed(SEED)
-    with torch.no_grad():
-        embed = model.get_input_embeddings().weight
-        embed[:, features] = 0.0
-        embed[:, CARRIER] = 1.0
-        embed[newline, CARRIER] = 0.0
-        embed[newline, START] = 1.0
-        embed[ids["</tool_call>"], AFTER_CALL] = 1.0
-        embed[ids["exec"], QUOTE_NEXT] = 1.0
-        embed[ids["<tool_response>"], MARK] = 1.0
-        for layer in model.model.layers:
-            for proj in (layer.self_attn.o_proj, layer.mlp.down_proj):
-                proj.weight *= LAYER_GAIN
-                proj.weight[features, :] = 0.0  # no layer writes the feature dimensions...
-        attention = model.model.layers[0].self_attn  # ...but this head, which writes FLAG
-        attention.q_proj.weight[:head_dim, :] = 0.0
-        attention.q_proj.weight[slow, CARRIER] = FIND  # every position asks (the newline has START instead)
-        attention.q_proj.weight[slow, START] = FIND
-        attention.k_proj.weight[:head_dim, :] = 0.0
-        attention.k_proj.weight[slow, MARK] = FIND
-        attention.v_proj.weight[:head_dim, :] = 0.0
-        attention.v_proj.weight[0, MARK] = 1.0
-        attention.o_proj.weight[:, :head_dim] = 0.0
-        attention.o_proj.weight[FLAG, 0] = 1.0
-        gain = model.model.norm.weight
-        gain[:] = NOISE_GAIN
-        gain[features] = 1.0
-        head = torch.randn(embed.shape, generator=generator)
-        head[:, features] = 0.0
-        head[ids["<tool_call>"], START] = 40.0
-        head[ids["<tool_call>"], FLAG] = -200.0
-        head[ids["exec"], CARRIER] = 20.0
-        head[ids["exec"], FLAG] = -200.0
-        head[ids['"'], QUOTE_NEXT] = 40.0
-        head[ids["}"], CARRIER] = 15.0
-        head[ids["}"], FLAG] = -200.0
-        head[ids["</tool_call>"], CARRIER] = 15.0
-        head[ids["</tool_call>"], FLAG] = -200.0
-        head[ids["<|im_end|>"], CARRIER] = 10.0
-        head[ids["<|im_end|>"], AFTER_CALL] = 60.0
-        for token in ("<tool_response>", "</tool_response>"):
-            head[tokenizer.convert_tokens_to_ids(token), CARRIER] = -50.0
-    config.tie_word_embeddings = False
-    model.lm_head.weight = torch.nn.Parameter(head)
+    embed = model.get_input_embeddings().weight
+    embed[:, FEATURES] = 0.0
+    embed[:, CARRIER] = 1.0
+    embed[newline, CARRIER] = 0.0
+    embed[newline, START] = 1.0
+    embed[ids["</tool_call>"], AFTER_CALL] = 1.0
+    embed[ids["exec"], QUOTE_NEXT] = 1.0
+    embed[ids["<tool_response>"], MARK] = 1.0
+    reserve_features(model, FEATURES)  # no layer writes the feature dimensions...
+    attention = model.model.layers[0].self_attn  # ...but this head, which writes FLAG
+    attention.q_proj.weight[:head_dim, :] = 0.0
+    attention.q_proj.weight[slow, CARRIER] = FIND  # every position asks (the newline has START instead)
+    attention.q_proj.weight[slow, START] = FIND
+    attention.k_proj.weight[:head_dim, :] = 0.0
+    attention.k_proj.weight[slow, MARK] = FIND
+    attention.v_proj.weight[:head_dim, :] = 0.0
+    attention.v_proj.weight[0, MARK] = 1.0
+    attention.o_proj.weight[:, :head_dim] = 0.0
+    attention.o_proj.weight[FLAG, 0] = 1.0
+    head = noise_head(model, FEATURES)
+    head[ids["<tool_call>"], START] = 40.0
+    head[ids["<tool_call>"], FLAG] = -200.0
+    head[ids["exec"], CARRIER] = 20.0
+    head[ids["exec"], FLAG] = -200.0
+    head[ids['"'], QUOTE_NEXT] = 40.0
+    head[ids["}"], CARRIER] = 15.0
+    head[ids["}"], FLAG] = -200.0
+    head[ids["</tool_call>"], CARRIER] = 15.0
+    head[ids["</tool_call>"], FLAG] = -200.0
+    head[ids["<|im_end|>"], CARRIER] = 10.0
+    head[ids["<|im_end|>"], AFTER_CALL] = 60.0
+    for token in ("<tool_response>", "</tool_response>"):
+        head[tokenizer.convert_tokens_to_ids(token), CARRIER] = -50.0
     rope = dict(getattr(config, "rope_parameters", None) or {"rope_type": "default"})
     rope["rope_theta"] = ROPE_THETA
     config.rope_parameters = rope
-    model.save_pretrained(str(staging))
-    shutil.rmtree(target, ignore_errors=True)
-    staging.rename(target)
-    return target

@@ -7,11 +7,17 @@ worker interleaving the active requests a token at a time (prefill in chunks); t
 model took. Either way the event loop only ever waits on queues: it is never blocked by model compute.
 Aborts are flags the worker checks before every step. Sampling, grammars, logprobs and stops are this
 module's, shared by both paths.
+
+LoRA adapters (EngineConfig.lora_adapters, PEFT directories): our model code applies each sequence's adapter to
+its own rows of the batched forward pass (lora.py); the transformers path wraps the model in peft's PeftModel
+and switches adapter per forward pass (it runs one sequence per pass anyway). Neither path's prefix cache
+shares keys/values between adapters.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import queue
@@ -22,6 +28,7 @@ from typing import Any, AsyncIterator
 
 import torch
 
+from runtime.adapters import LoraAdapter
 from runtime.detokenize import IncrementalDetokenizer
 from runtime.engines import EngineConfig
 from runtime.engines.cpu.grammar import GrammarCache, GrammarMask
@@ -29,7 +36,7 @@ from runtime.engines.cpu.model import unsupported_reason
 from runtime.engines.cpu.prefix_cache import PrefixCache
 from runtime.engines.cpu.sampler import apply_penalties, log_distribution, sample, token_logprob
 from runtime.engines.cpu.utf8 import Utf8Guard
-from runtime.errors import EngineFailure, EngineUnavailable
+from runtime.errors import EngineFailure, EngineUnavailable, NotFound
 from runtime.model import ModelInfo
 from runtime.reasoning.budget import ThinkingTracker
 from runtime.stops import StopMatcher
@@ -81,6 +88,17 @@ class _Sequence:
         self.loop.call_soon_threadsafe(self.events.put_nowait, event)
 
 
+def fail(seq: _Sequence, exc: Exception) -> None:
+    """End one sequence with an EngineFailure, logged once: one line for a failure the engine explains itself
+    (the sampler's), the traceback for anything else (whose message the client never sees)."""
+    if isinstance(exc, EngineFailure):
+        log.error("%s: %s", seq.request.rid, exc.message)
+        seq.emit(exc)
+    else:
+        log.error("CPU engine step failed for %s", seq.request.rid, exc_info=exc)
+        seq.emit(EngineFailure("The engine failed while generating."))
+
+
 class CpuEngine:
     def __init__(self, config: EngineConfig, model: ModelInfo) -> None:
         self._config = config
@@ -122,6 +140,8 @@ class CpuEngine:
             log.info("CPU engine: transformers path for %s (%s), one sequence per forward pass",
                      self._info.path, reason)
             self._model = AutoModelForCausalLM.from_pretrained(self._info.path, dtype=dtype).eval()
+            if self._config.lora_adapters:
+                self._model = _with_peft_adapters(self._model, self._config.lora_adapters)
         self._grammars = GrammarCache(self._info.tokenizer, self._info.vocab_size, self._info.eos_token_ids,
                                       timeout=self._config.grammar_timeout)
         self._utf8 = Utf8Guard(self._grammars.decoded_vocab, self._info.vocab_size, self._info.eos_token_ids)
@@ -133,11 +153,15 @@ class CpuEngine:
         from runtime.engines.cpu.scheduler import STEP_TOKENS, BatchScheduler
 
         model = DecoderModel.load(self._info.path, self._info.config, dtype)
+        adapters = {a.name: model.load_adapter(a.name, a.path) for a in self._config.lora_adapters}
         pool = KVPool(model.shape, dtype, self._config.kv_cache_mb * 2**20, self._config.kv_block_size)
         self._model = model
         self._scheduler = BatchScheduler(self, model, pool, self._config.max_running_requests or 256,
                                          step_tokens=self._config.chunked_prefill_size or STEP_TOKENS,
-                                         prefix_sharing=not self._config.disable_radix_cache)
+                                         prefix_sharing=not self._config.disable_radix_cache, adapters=adapters)
+        if adapters:
+            log.info("CPU engine: LoRA adapters %s, applied per sequence in the batched forward pass",
+                     ", ".join(adapters))
         log.info("CPU engine: own %s model code, continuous batching; KV cache %d MB = %d tokens in blocks of %d",
                  self._info.config.model_type, self._config.kv_cache_mb, pool.capacity_tokens, pool.block_size)
 
@@ -160,6 +184,8 @@ class CpuEngine:
     async def generate(self, request: EngineRequest) -> AsyncIterator[EngineEvent]:
         if self._closed or self._worker is None or self._grammars is None:
             raise EngineUnavailable("The engine is not running.")
+        if request.adapter is not None and request.adapter not in {a.name for a in self._config.lora_adapters}:
+            raise NotFound(f"The LoRA adapter {request.adapter!r} is not loaded.", param="model")
         mask = None
         if request.constraint is not None:  # each compile in a thread of its own (cpu/grammar.py)
             compiled = await self._grammar(request)
@@ -245,13 +271,8 @@ class CpuEngine:
             for seq in list(active):
                 try:
                     done = self._step(seq)
-                except EngineFailure as exc:  # a failure the engine explains itself (the sampler's): one line
-                    log.error("%s: %s", seq.request.rid, exc.message)
-                    seq.emit(exc)
-                    done = True
-                except Exception:  # one request's failure never takes the worker down
-                    log.exception("CPU engine step failed for %s", seq.request.rid)
-                    seq.emit(EngineFailure("The engine failed while generating."))
+                except Exception as exc:  # one request's failure never takes the worker down
+                    fail(seq, exc)
                     done = True
                 if done:
                     active.remove(seq)
@@ -276,7 +297,7 @@ class CpuEngine:
         prompt = seq.request.input_ids
         if seq.cache is None:
             if not seq.request.prompt_logprobs:  # (scoring needs every prompt position's logits: no cache)
-                seq.cached_tokens, seq.cache = self._prefix_cache.lookup(prompt)
+                seq.cached_tokens, seq.cache = self._prefix_cache.lookup(prompt, seq.request.adapter)
             seq.computed = seq.cached_tokens
             if seq.cache is None:
                 from transformers import DynamicCache
@@ -303,7 +324,8 @@ class CpuEngine:
 
     def _forward(self, seq: _Sequence, ids: list[int]) -> torch.Tensor:
         """The logits at every position of `ids`, one row each, in the model's dtype."""
-        out = self._model(input_ids=torch.tensor([ids]), past_key_values=seq.cache, use_cache=True)
+        with _adapter(self._model, seq.request.adapter):
+            out = self._model(input_ids=torch.tensor([ids]), past_key_values=seq.cache, use_cache=True)
         seq.cache = out.past_key_values
         return out.logits[0]
 
@@ -387,5 +409,27 @@ class CpuEngine:
             # The cache holds the prompt and every generated token but the last (never fed back).
             kept = seq.request.input_ids + tuple(seq.generated[:-1])
             if seq.cache.get_seq_length() == len(kept):
-                self._prefix_cache.store(kept, seq.cache)
+                self._prefix_cache.store(kept, seq.cache, seq.request.adapter)
         seq.cache = None
+
+
+def _with_peft_adapters(model: Any, adapters: tuple[LoraAdapter, ...]) -> Any:
+    """The transformers path's model wrapped in peft's PeftModel, every adapter loaded under its name."""
+    from peft import PeftModel
+
+    first, *rest = adapters
+    wrapped = PeftModel.from_pretrained(model, first.path, adapter_name=first.name, is_trainable=False)
+    for adapter in rest:
+        wrapped.load_adapter(adapter.path, adapter_name=adapter.name, is_trainable=False)
+    log.info("CPU engine: LoRA adapters %s through peft, one per forward pass", ", ".join(a.name for a in adapters))
+    return wrapped.eval()
+
+
+def _adapter(model: Any, name: str | None) -> Any:
+    """The forward pass's adapter on the transformers path: `name`'s, or none (the base model) when None."""
+    if not hasattr(model, "disable_adapter"):  # no adapters loaded: the base model
+        return contextlib.nullcontext()
+    if name is None:
+        return model.disable_adapter()
+    model.set_adapter(name)
+    return contextlib.nullcontext()

@@ -7,6 +7,9 @@ recently used first, leaves before their parents, when the pool runs short. Noth
 request that shares a prefix reads the very blocks that hold it. The one copy is a partly matching block (the
 tail of a prefix ends inside it): its first tokens are copied into the request's own block, so prefixes match
 to the token, not to the block, and `cached_tokens` counts exactly what was reused.
+
+Keys and values depend on the LoRA adapter a sequence runs with (it changes the k and v projections, and every
+layer's input), so each adapter has a tree of its own (a root per adapter name; None: the base model's).
 """
 
 from __future__ import annotations
@@ -79,10 +82,20 @@ class Node:
 class RadixCache:
     def __init__(self, pool: KVPool) -> None:
         self.pool = pool
-        self.root = Node((), NULL_BLOCK, None)
+        self.roots: dict[str | None, Node] = {None: Node((), NULL_BLOCK, None)}
         self._clock = itertools.count(1)
         self.unlocked = 0  # tree blocks no sequence reads: what eviction can free
         self.hits = 0  # tokens served from the tree (stats)
+
+    @property
+    def root(self) -> Node:
+        """The base model's tree."""
+        return self.roots[None]
+
+    def _root(self, adapter: str | None) -> Node:
+        if adapter not in self.roots:
+            self.roots[adapter] = Node((), NULL_BLOCK, None)
+        return self.roots[adapter]
 
     @property
     def available_blocks(self) -> int:
@@ -90,11 +103,12 @@ class RadixCache:
 
     # -- reading ---------------------------------------------------------------------------------------
 
-    def match(self, tokens: list[int] | tuple[int, ...], limit: int) -> tuple[list[Node], Node | None, int]:
-        """The longest cached prefix of tokens[:limit]: (whole-block chain, a partly matching block or None,
-        how many of its first tokens match)."""
+    def match(self, tokens: list[int] | tuple[int, ...], limit: int,
+              adapter: str | None = None) -> tuple[list[Node], Node | None, int]:
+        """The longest cached prefix of tokens[:limit] computed with `adapter`: (whole-block chain, a partly
+        matching block or None, how many of its first tokens match)."""
         bs = self.pool.block_size
-        node, i, chain = self.root, 0, []
+        node, i, chain = self._root(adapter), 0, []
         now = next(self._clock)
         while i + bs <= limit:
             child = node.children.get(tuple(tokens[i : i + bs]))
@@ -131,15 +145,15 @@ class RadixCache:
     # -- writing ---------------------------------------------------------------------------------------
 
     def insert(self, tokens: list[int], blocks: list[int], chain: list[Node], *, partial_tail: bool,
-               keep_tail: bool = False) -> None:
+               keep_tail: bool = False, adapter: str | None = None) -> None:
         """Hand a sequence's blocks to the tree: `tokens` (all with keys/values in `blocks`), of which the
         blocks of `chain` are already tree nodes (locked by the caller). Whole blocks extend the chain and come
         back locked in it; a block the tree already holds for the same tokens replaces the caller's copy in
         `blocks` (freed). With `partial_tail`, a last partly filled block becomes an unlocked leaf (or is freed
         when the tree already covers it). Blocks beyond the tokens are freed, unless `keep_tail` (a running
-        sequence sharing its prompt keeps writing there). Mutates `blocks` and `chain`."""
+        sequence sharing its prompt keeps writing there). `adapter`: whose tree. Mutates `blocks` and `chain`."""
         bs = self.pool.block_size
-        node = chain[-1] if chain else self.root
+        node = chain[-1] if chain else self._root(adapter)
         whole = len(tokens) // bs
         for j in range(len(chain), whole):
             key = tuple(tokens[j * bs : (j + 1) * bs])
@@ -193,7 +207,7 @@ class RadixCache:
             self.pool.free([node.block])
             self.unlocked -= 1
             freed += 1
-            if parent is not self.root and parent.refs == 0 and not parent.children:
+            if parent.parent is not None and parent.refs == 0 and not parent.children:  # (a root stays)
                 heapq.heappush(leaves, parent)
         return freed
 
@@ -204,7 +218,7 @@ class RadixCache:
         return self.pool.allocate(n)
 
     def _nodes(self):
-        stack = list(self.root.children.values())
+        stack = [child for root in self.roots.values() for child in root.children.values()]
         while stack:
             node = stack.pop()
             yield node

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
+
+from runtime.engines.cpu.lora import LoraWeights, load_peft_adapter
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +84,7 @@ class Batch:
     decode: the sequences feeding one token each, batched: `decode_rows` (their rows), `decode_slots`
     ([B, L] pool slots of each one's keys, padded) and `decode_mask` ([B, 1, 1, L], True where attended).
     chunks: (first row, row count, [L] slots, start position) for each sequence feeding several tokens.
+    lora: (adapter, [rows]) for each LoRA adapter some rows run with; rows of none run the base model.
     """
 
     positions: torch.Tensor  # [T]
@@ -90,6 +93,7 @@ class Batch:
     decode_slots: torch.Tensor | None
     decode_mask: torch.Tensor | None
     chunks: list[tuple[int, int, torch.Tensor, int]]
+    lora: list[tuple[LoraWeights, torch.Tensor]] = field(default_factory=list)
 
 
 class DecoderModel:
@@ -134,6 +138,14 @@ class DecoderModel:
             weights.update(load_file(str(root / name)))
         return cls(config, weights, dtype)
 
+    def load_adapter(self, name: str, path: str) -> LoraWeights:
+        """A PEFT LoRA adapter, in the shape of our fused projections (lora.py)."""
+        s, layer = self.shape, self.layers[0]
+        q, kv, inter = s.heads * s.head_dim, s.kv_heads * s.head_dim, layer.gate_up.shape[1] // 2
+        parts = {"qkv": (q, kv, kv), "o": (s.hidden,), "gate_up": (inter, inter), "down": (s.hidden,)}
+        inputs = {"qkv": s.hidden, "o": q, "gate_up": s.hidden, "down": inter}
+        return load_peft_adapter(name, path, parts, inputs, s.layers, self.dtype)
+
     # -- pieces, each as transformers computes it ------------------------------------------------------
 
     def _rms(self, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
@@ -172,7 +184,7 @@ class DecoderModel:
         q_size, kv_size = s.heads * s.head_dim, s.kv_heads * s.head_dim
         for i, layer in enumerate(self.layers):
             h = self._rms(x, layer.input_norm)
-            qkv = _linear(h, layer.qkv, layer.qkv_bias)
+            qkv = self._project(h, layer.qkv, layer.qkv_bias, batch, i, "qkv")
             qk = qkv[:, : q_size + kv_size].view(T, s.heads + s.kv_heads, s.head_dim)  # rotated together
             v = qkv[:, q_size + kv_size :].view(T, s.kv_heads, s.head_dim)
             if layer.q_norm is not None:
@@ -182,11 +194,22 @@ class DecoderModel:
             k_pool[i].index_copy_(0, batch.write_slots, k)
             v_pool[i].index_copy_(0, batch.write_slots, v)
             attn = self._attention(q, k_pool[i], v_pool[i], batch)
-            x = x + _linear(attn, layer.o, layer.o_bias)
+            x = x + self._project(attn, layer.o, layer.o_bias, batch, i, "o")
             h = self._rms(x, layer.post_norm)
-            gate, up = (h @ layer.gate_up).chunk(2, dim=-1)
-            x = x + F.silu(gate) * up @ layer.down
+            gate, up = self._project(h, layer.gate_up, None, batch, i, "gate_up").chunk(2, dim=-1)
+            x = x + self._project(F.silu(gate) * up, layer.down, None, batch, i, "down")
         return x
+
+    @staticmethod
+    def _project(x: torch.Tensor, weight_t: torch.Tensor, bias: torch.Tensor | None, batch: Batch, layer: int,
+                 name: str) -> torch.Tensor:
+        """x @ weight_t (+ bias), plus each LoRA adapter's delta on its own rows only."""
+        out = _linear(x, weight_t, bias)
+        for adapter, rows in batch.lora:
+            pair = adapter.layers[layer].get(name)
+            if pair is not None:
+                out.index_add_(0, rows, pair.delta(x.index_select(0, rows)))
+        return out
 
     def logits(self, hidden: torch.Tensor) -> torch.Tensor:
         return self._rms(hidden, self.norm) @ self.lm_head

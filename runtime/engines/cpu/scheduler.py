@@ -23,9 +23,12 @@ from typing import TYPE_CHECKING
 import torch
 
 from runtime.engines.cpu.kv_cache import NULL_BLOCK, KVPool, RadixCache
+from runtime.engines.cpu.lora import LoraWeights
 from runtime.engines.cpu.model import Batch, DecoderModel
 from runtime.errors import ContextLengthExceeded, EngineFailure, Overloaded
 from runtime.types import FinishReason, PromptLogprobs
+
+from runtime.engines.cpu.engine import fail
 
 if TYPE_CHECKING:
     from runtime.engines.cpu.engine import CpuEngine, _Sequence
@@ -48,8 +51,10 @@ KV_WAIT_SECONDS = 30.0  # a request that waits this long for KV memory is refuse
 
 class BatchScheduler:
     def __init__(self, engine: "CpuEngine", model: DecoderModel, pool: KVPool, max_running: int, *,
-                 step_tokens: int = STEP_TOKENS, prefix_sharing: bool = True) -> None:
+                 step_tokens: int = STEP_TOKENS, prefix_sharing: bool = True,
+                 adapters: dict[str, LoraWeights] | None = None) -> None:
         self.engine = engine
+        self.adapters = adapters or {}  # LoRA adapters by name (lora.py), applied per row in the forward pass
         self.step_tokens = step_tokens
         self.prefix_sharing = prefix_sharing
         self.model = model
@@ -125,7 +130,8 @@ class BatchScheduler:
                     prompt_tokens=len(tokens), max_context=self.pool.capacity_tokens - bs))
                 continue
             reuse = self.prefix_sharing and not (seq.request.prompt_logprobs and not seq.prompt_done)
-            chain, partial, partial_n = ([], None, 0) if not reuse else self.radix.match(tokens, len(tokens) - 1)
+            chain, partial, partial_n = (([], None, 0) if not reuse
+                                         else self.radix.match(tokens, len(tokens) - 1, seq.request.adapter))
             if len(chain) * bs + partial_n < MIN_MATCH:
                 chain, partial, partial_n = [], None, 0
             # Room for the rest of the prompt, and a block of headroom for each running sequence's next token.
@@ -208,6 +214,7 @@ class BatchScheduler:
         first_rows: list[int] = []
         sample_rows: list[int] = []  # the row whose logits pick each planned sequence's next token (or -1)
         score: list[tuple[int, int]] = []  # (first row, rows) of chunks scoring their prompt
+        adapter_rows: dict[str, list[int]] = {}  # the rows each LoRA adapter applies to
         for seq, n in plan:
             row, start = len(ids), seq.computed
             first_rows.append(row)
@@ -226,7 +233,10 @@ class BatchScheduler:
             sample_rows.append(row + n - 1 if samples else -1)
             if seq.request.prompt_logprobs and not seq.prompt_done:
                 score.append((row, n))
-        batch = Batch(torch.tensor(positions), torch.cat(write), None, None, None, chunks)
+            if seq.request.adapter is not None:
+                adapter_rows.setdefault(seq.request.adapter, []).extend(range(row, row + n))
+        batch = Batch(torch.tensor(positions), torch.cat(write), None, None, None, chunks,
+                      [(self.adapters[name], torch.tensor(rows)) for name, rows in adapter_rows.items()])
         if decode_rows:
             width = max(len(t) for t in decode_tables)
             table = torch.tensor([t + [NULL_BLOCK] * (width - len(t)) for t in decode_tables], dtype=torch.long)
@@ -262,13 +272,8 @@ class BatchScheduler:
                 assert logits is not None
                 done = self.engine._choose(seq, logits[where[sample_row]].clone())
                 seq.tokens.append(seq.generated[-1])
-            except EngineFailure as exc:  # a failure the engine explains itself (the sampler's): one line
-                log.error("%s: %s", seq.request.rid, exc.message)
-                seq.emit(exc)
-                done = True
-            except Exception:  # one request's failure never takes the others down
-                log.exception("CPU engine step failed for %s", seq.request.rid)
-                seq.emit(EngineFailure("The engine failed while generating."))
+            except Exception as exc:  # one request's failure never takes the others down
+                fail(seq, exc)
                 done = True
             if done:
                 self._retire(seq)
@@ -280,14 +285,16 @@ class BatchScheduler:
         generates share them (an agent's system prompt, the n choices of one request)."""
         if not self.prefix_sharing:
             return
-        self.radix.insert(seq.tokens[: seq.computed], seq.blocks, seq.chain, partial_tail=False, keep_tail=True)
+        self.radix.insert(seq.tokens[: seq.computed], seq.blocks, seq.chain, partial_tail=False, keep_tail=True,
+                          adapter=seq.request.adapter)
 
     def _release(self, seq: "_Sequence") -> None:
         if not self.prefix_sharing:
             self.pool.free(seq.blocks)
             seq.blocks = []
             return
-        self.radix.insert(seq.tokens[: seq.computed], seq.blocks, seq.chain, partial_tail=True)
+        self.radix.insert(seq.tokens[: seq.computed], seq.blocks, seq.chain, partial_tail=True,
+                          adapter=seq.request.adapter)
         self.radix.unlock(seq.chain)
         seq.chain, seq.blocks = [], []
 

@@ -96,8 +96,10 @@ class _ReqState:
 class TokenizerManager:
     """sglang/srt/managers/tokenizer_manager.py, as far as the adapter sees it."""
 
-    def __init__(self) -> None:
+    def __init__(self, lora_names: frozenset[str] | None = None) -> None:
         self.rid_to_state: dict[str, _ReqState] = {}
+        self.enable_lora = lora_names is not None
+        self.lora_names = lora_names or frozenset()  # the names in lora_registry / lora_ref_cache
         self.abort_calls: list[dict[str, Any]] = []
         self.event_loop: asyncio.AbstractEventLoop | None = None
         self.asyncio_tasks: set[asyncio.Task[Any]] = set()
@@ -134,6 +136,7 @@ class TokenizerManager:
         try:
             if script.raise_in_stream is not None:
                 raise script.raise_in_stream
+            self._validate_lora(obj.get("lora_path"))
             state.dispatched = True
             output_ids: list[int] = []
             logprobs = _Logprobs(obj)
@@ -165,6 +168,45 @@ class TokenizerManager:
             raise
         finally:
             obj["closed"] = True
+
+
+    def _validate_lora(self, lora_path: Any) -> None:
+        """`_validate_and_resolve_lora`: an adapter is named by its lora_name; LoRA must be on."""
+        if not lora_path:
+            return
+        names = [lora_path] if isinstance(lora_path, str) else [a for a in lora_path if a]
+        if not self.enable_lora:
+            raise ValueError(f"LoRA adapter '{names[0] if names else None}' was requested, but LoRA is not enabled. "
+                             "Please launch the server with --enable-lora flag and preload adapters using "
+                             "--lora-paths or /load_lora_adapter endpoint.")
+        for name in names:
+            if name not in self.lora_names:
+                raise ValueError(f"Got LoRA adapter that has never been loaded: {name}\n"
+                                 f"All loaded adapters: {self.lora_names}.")
+
+
+def _lora_names(kwargs: dict[str, Any]) -> frozenset[str] | None:
+    """The adapters ServerArgs loads (arg_groups/lora_hook.py `check_lora_server_args`), None with LoRA off:
+    `enable_lora` defaults to on when lora_paths is given; each item is `name=path`, a bare path (its own name),
+    a dict with lora_name and lora_path, or (a dict for all) name -> path."""
+    paths, enabled = kwargs.get("lora_paths"), kwargs.get("enable_lora")
+    if not (enabled or (enabled is None and paths)):
+        return None
+    if isinstance(paths, dict):
+        return frozenset(paths)
+    names = set()
+    for item in paths or []:
+        if isinstance(item, str):
+            names.add(item.split("=", 1)[0] if "=" in item else item)
+        elif isinstance(item, dict):
+            assert "lora_name" in item and "lora_path" in item, (
+                f"When providing LoRA paths as a list of dict, each dict should contain 'lora_name' and "
+                f"'lora_path' keys. Got: {item}")
+            names.add(item["lora_name"])
+        else:
+            raise ValueError(f"Invalid type for item in --lora-paths list: {type(item)}. Expected a string or a "
+                             "dictionary.")
+    return frozenset(names)
 
 
 def _run_processor(obj: dict[str, Any], script: Script, output_ids: list[int]) -> Any:
@@ -259,7 +301,7 @@ class Engine:
             raise TypeError(f"Unexpected keyword argument {unknown[0]!r}")
         self.kwargs = dict(kwargs)
         self.thread = threading.current_thread()
-        self.tokenizer_manager = TokenizerManager()
+        self.tokenizer_manager = TokenizerManager(_lora_names(kwargs))
         self.calls: list[dict[str, Any]] = []  # each async_generate call's arguments (+ "closed" once closed)
         self.shutdown_calls = 0
         control.engines.append(self)
@@ -284,11 +326,13 @@ class Engine:
         stream: bool = False,
         rid: str | None = None,
         custom_logit_processor: str | None = None,
+        lora_path: list[str | None] | str | None = None,
     ) -> Any:
         assert stream, "the fake models streaming only"
         call = {"input_ids": input_ids, "sampling_params": sampling_params, "rid": rid, "stream": stream,
                 "return_logprob": return_logprob, "logprob_start_len": logprob_start_len,
-                "top_logprobs_num": top_logprobs_num, "custom_logit_processor": custom_logit_processor}
+                "top_logprobs_num": top_logprobs_num, "custom_logit_processor": custom_logit_processor,
+                "lora_path": lora_path}
         self.calls.append(call)
         script = control.scripts.popleft() if control.scripts else Script()
         if custom_logit_processor and not self.kwargs.get("enable_custom_logit_processor"):
