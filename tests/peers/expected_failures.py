@@ -10,9 +10,15 @@ VLLM_INTERNALS = "unit-tests vLLM's own classes, not an OpenAI server"
 LORA = "LoRA: pending"
 DIFFERENCE = "a deliberate difference"
 
-# The last chunk: vLLM sends finish_reason with the last token's text; we send it in a chunk of its own after the
-# text (as OpenAI's streams do), so "the last chunk has text" and "chunks <= max_tokens" do not hold here.
-_FINISH_CHUNK = f"{DIFFERENCE}: finish_reason comes in its own final chunk, as OpenAI sends it"
+# The last chunk: vLLM and SGLang send finish_reason with the last token's text; we send it in a chunk of its own
+# after the text, so "the last chunk has text (and logprobs)" and "chunks <= max_tokens" do not hold here.
+_FINISH_CHUNK = (f"{DIFFERENCE}: finish_reason comes in a chunk of its own after the text (as OpenAI's chat "
+                 "stream sends it); vLLM and SGLang put it on the last token's chunk")
+
+# The Responses API as OpenAI defines it: usage names input_tokens/output_tokens (SGLang's: prompt_tokens), and a
+# response cut by max_output_tokens is "incomplete" (response.incomplete), where SGLang says "completed".
+_OPENAI_RESPONSES = (f"{DIFFERENCE}: Responses as OpenAI answers them (usage input_tokens; status incomplete when "
+                     "max_output_tokens cuts it), SGLang's differ")
 
 # SGLang's JSON kit sends stop_token_ids [119690]: a token of Llama 3's vocabulary, outside the tiny model's (a 400).
 _LLAMA_STOP_ID = f"{REAL_MODEL}: Llama 3's vocabulary (stop_token_ids [119690]; outside the tiny model's, a 400)"
@@ -59,6 +65,9 @@ EXPECTED: dict[str, str] = {
     **{f"vllm/chat_completion/test_completion_with_function_calling.py::test_function_tool_use[False-auto-"
        f"{stream}-Qwen/Qwen3-0.6B]": f"{REAL_MODEL}: a model that chooses to call (tool_choice auto)"
        for stream in ("True", "False")},
+    "vllm/chat_completion/test_completion_with_function_calling.py::test_named_tool_use":
+        f"{DIFFERENCE}: a message with tool calls has content null, as OpenAI answers (vLLM answers \"\" for a "
+        "named call)",
     # vLLM basic/test_basic.py
     "vllm/basic/test_basic.py::test_server_load": f"{NOT_NAMED}: vLLM's /load (--enable-server-load-tracking)",
     "vllm/basic/test_basic.py::test_health_check_engine_dead_error": VLLM_INTERNALS,
@@ -67,6 +76,16 @@ EXPECTED: dict[str, str] = {
         f"{REAL_MODEL}: Llama-3.1-8B-Instruct's answer (and that model id, which SGLang does not check)",
     "sglang/basic/test_openai_server.py::TestOpenAIServerv1Responses::test_response_prefill":
         f"{REAL_MODEL}: Llama-3.1-8B-Instruct's answer (and that model id, which SGLang does not check)",
+    "sglang/basic/test_openai_server.py::TestOpenAIServer::test_completion_stream":
+        f"{_FINISH_CHUNK} (that chunk has no logprobs, the test wants them on every chunk)",
+    "sglang/basic/test_openai_server.py::TestOpenAIServer::test_chat_completion_stream":
+        f"{_FINISH_CHUNK} (its delta is empty; SGLang's carries reasoning_content: null, which the test reads)",
+    **{f"sglang/basic/test_openai_server.py::{cls}::test_regex":
+       f"{REAL_MODEL}: a model that ends the regex's [\\w]+ within 128 tokens"
+       for cls in ("TestOpenAIServer", "TestOpenAIServerv1Responses")},
+    **{f"sglang/basic/test_openai_server.py::TestOpenAIServerv1Responses::{test}": _OPENAI_RESPONSES
+       for test in ("test_response", "test_response_stream", "test_response_completion",
+                    "test_response_completion_stream", "test_penalty")},
     "sglang/basic/test_openai_server.py::TestOpenAIV1Rerank": f"{NOT_NAMED}: /v1/rerank (a cross-encoder)",
     "sglang/basic/test_openai_server.py::TestOpenAIV1Score": f"{NOT_NAMED}: /v1/score",
     "sglang/basic/test_openai_server.py::TestOpenAIServerCustomLogitProcessor":
