@@ -27,6 +27,7 @@ from runtime.types import (
     ChatEvent,
     ChatRequest,
     Constraint,
+    ConstraintKind,
     EngineRequest,
     ResponseFormat,
     SamplingParams,
@@ -107,8 +108,11 @@ class GenerationService:
 
     def _forcing_fits(self, request: ChatRequest, plan: ChatPlan, reasoning: ReasoningPlan) -> bool:
         """Whether the grammar accepts what the engine may force: think tags are free in every grammar
-        (runtime/reasoning/grammar.py); harmony's headers only without one, or in the harmony tool format's."""
+        (runtime/reasoning/grammar.py); harmony's headers without one, in a constraint on the answer's text
+        (which becomes the final channel's content there), and in the harmony tool format's structural tag."""
         if reasoning.format.kind != "harmony" or plan.constraint is None:
+            return True
+        if plan.constraint.kind is not ConstraintKind.STRUCTURAL_TAG:
             return True
         return bool(request.tools) and self.tool_format.name == "harmony" and request.response_format.grammar is None
 

@@ -217,6 +217,37 @@ def test_continuing_a_thread_not_held_is_thread_not_found(server: LiveServer) ->
     assert later.status_code == 404  # a reply outside any thread is not kept
 
 
+def test_a_thread_is_linear(server: LiveServer, claude: anthropic.Anthropic) -> None:
+    """Each reply of a thread can be continued once (the SDK's contract: ThreadAlreadyContinuedError, a 400,
+    on which its thread replays the history under a new thread); a continue from a reply that a running request
+    is continuing is ThreadContinueInFlightError; a continue that fails before it ran leaves the reply free."""
+    more = [{"role": "user", "content": "More."}]
+    created = claude.beta.messages.create(model="claude-x", max_tokens=4, messages=USER, thread={"type": "create"})
+    resume = {"type": "continue", "previous_message_id": created.id}
+    with pytest.raises(anthropic.BadRequestError):  # refused before it runs: the reply stays free
+        claude.beta.messages.create(model="claude-x", max_tokens=4, messages=more, thread=resume,
+                                    tool_choice={"type": "tool", "name": "nope"})
+    url, headers = server.base_url + "/v1/messages", {"anthropic-version": "2023-06-01"}
+    with httpx.stream("POST", url, headers=headers, timeout=120, json={
+            "model": "claude-x", "max_tokens": 40, "messages": more, "thread": resume, "stream": True}) as first:
+        assert first.status_code == 200
+        lines = first.iter_lines()
+        head = [next(lines)]  # the turn is running
+        with pytest.raises(anthropic.types.ThreadContinueInFlightError) as err:
+            claude.beta.messages.create(model="claude-x", max_tokens=4, messages=more, thread=resume)
+        assert err.value.body["error"]["details"] == {"error_code": "thread_continue_in_flight"}
+        assert "thread.previous_message_id" in err.value.message
+        events = [json.loads(line[5:]) for line in [*head, *lines] if line.startswith("data:")]
+    assert events[-1]["type"] == "message_stop"
+    second = events[0]["message"]["id"]
+    with pytest.raises(anthropic.types.ThreadAlreadyContinuedError) as err:
+        claude.beta.messages.create(model="claude-x", max_tokens=4, messages=more, thread=resume)
+    assert err.value.status_code == 400 and err.value.body["error"]["type"] == "invalid_request_error"
+    assert err.value.body["error"]["details"] == {"error_code": "thread_already_continued"}
+    assert second in err.value.message  # names the reply to continue from
+    assert err.value.body["error"]["message"].startswith("thread.previous_message_id: ")
+
+
 PROMPTS = ["What's the weather in Paris?", "Time in UTC?", "Weather and time, please.", "hi", "Paris", "go",
            "Call a tool.", "UTC"]
 

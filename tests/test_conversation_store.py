@@ -66,6 +66,24 @@ def test_chain_branch_and_delete(location: str) -> None:
     run(_with_store(location, StoreLimits(), work))
 
 
+def test_a_turn_is_claimed_once(location: str) -> None:
+    """A linear conversation's turn (an Anthropic thread's) is continued by one claimant; a failed one lets go."""
+    async def work(store: ConversationStore) -> None:
+        await store.put(turn("a", kind="message"))
+        assert await store.claim("a", "b") is None
+        assert await store.claim("a", "c") == "b" and await store.claim("a", "b") == "b"
+        await store.release("a", "c")  # not the holder: nothing changes
+        assert await store.claim("a", "c") == "b"
+        await store.release("a", "b")
+        assert await store.claim("a", "c") is None
+        assert await store.claim("nope", "x") is None and await store.get("nope") is None  # not created
+        await store.put(turn("c", "a", kind="message"))
+        assert [t.id for t in await store.history("c")] == ["a", "c"]
+        assert await store.claim("a", "d") == "c"
+
+    run(_with_store(location, StoreLimits(), work))
+
+
 def test_turns_expire_when_unused(location: str) -> None:
     async def work(store: ConversationStore) -> None:
         await store.put(turn("old"))
@@ -103,3 +121,22 @@ def test_sqlite_survives_a_restart(tmp_path: Path) -> None:
     run(_with_store(path, StoreLimits(), write))
     history = run(_with_store(path, StoreLimits(), read))
     assert history is not None and history[0].body == b"kept"
+
+
+def test_sqlite_reads_a_database_written_before_claims(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "old.sqlite3"
+    db = sqlite3.connect(path)
+    db.execute("CREATE TABLE turns (id TEXT PRIMARY KEY, kind TEXT NOT NULL, parent TEXT, created_at REAL NOT NULL, "
+               "used_at REAL NOT NULL, size INTEGER NOT NULL, body BLOB NOT NULL)")
+    db.execute("INSERT INTO turns VALUES ('a', 'message', NULL, ?, ?, 1, x'78')", (time.time(), time.time()))
+    db.commit()
+    db.close()
+
+    async def work(store: ConversationStore) -> None:
+        assert [t.id for t in await store.history("a")] == ["a"]
+        assert await store.claim("a", "b") is None and await store.claim("a", "c") == "b"
+        await store.put(turn("d"))
+
+    run(_with_store(str(path), StoreLimits(), work))

@@ -60,3 +60,29 @@ def test_the_parser_reads_calls_from_the_splitter_on_every_split():
 
 def test_gpt_oss_template_selects_harmony():
     assert detect_format((TEMPLATES / "reasoning-openai-gpt-oss-120b.jinja").read_text()).name == "harmony"
+
+
+def test_a_response_format_constrains_only_the_final_channel():
+    """gpt-oss without tools: a response_format's schema applies to the final message; the analysis message
+    before it stays free (and may be forced closed by a budget: its end, the next message, the final header)."""
+    from runtime.reasoning.formats import select_reasoning_format
+    from runtime.reasoning.grammar import with_reasoning
+    from runtime.reasoning.plan import ReasoningPlan
+    from runtime.types import Constraint, ConstraintKind, ThinkingControl
+
+    fmt = select_reasoning_format("gpt_oss", "")
+    plan = ReasoningPlan(fmt, False, ThinkingControl((), (), ()))
+    schema = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"],
+              "additionalProperties": False}
+    for constraint, good, bad in [
+        (Constraint(ConstraintKind.JSON_SCHEMA, json.dumps(schema)), '{"city": "Paris"}', '{"town": "Paris"}'),
+        (Constraint(ConstraintKind.REGEX, "[a-z]{2,5}"), "sunny", "Sunny!"),
+    ]:
+        grammar = xgr.Grammar.from_structural_tag(with_reasoning(constraint, plan).text)
+        ok = lambda text: xgr.testing._is_grammar_accept_string(grammar, text)  # noqa: E731
+        final = f"<|channel|>final<|message|>{good}<|return|>"
+        assert ok(final) and ok("<|channel|>analysis<|message|>{not json at all<|end|><|start|>assistant" + final)
+        assert ok(fmt.start + "x" + fmt.end + fmt.after_end + good + "<|return|>")  # what a spent budget forces
+        assert not ok(final.replace(good, bad))
+        assert not ok(good)  # the answer only in the final channel
+        assert not ok("<|channel|>analysis<|message|>x<|end|>")  # thinking alone is no answer

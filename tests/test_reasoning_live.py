@@ -122,6 +122,30 @@ def test_forced_tool_calls_are_valid_after_thinking(family_server, oai, tool_cho
             jsonschema.validate(json.loads(args), WEATHER["function"]["parameters"])
 
 
+ANSWER = {"type": "object", "properties": {"city": {"type": "string", "maxLength": 8}}, "required": ["city"],
+          "additionalProperties": False}
+
+
+def test_response_format_constrains_the_answer_not_the_thinking(family_server, oai):
+    """A JSON schema without tools: the thinking stays free (gpt-oss: the analysis channel) and the answer (the
+    final channel) is the JSON document, streamed and not; the budget still closes the thinking."""
+    family, _ = family_server
+    kw = dict(model="m", messages=HI, max_tokens=120, seed=5, response_format={
+        "type": "json_schema", "json_schema": {"name": "answer", "schema": ANSWER, "strict": True}})
+    extra = {"thinking_token_budget": 5, **thinking_on(family)}
+    if "reasoning_effort" in extra:
+        kw["reasoning_effort"] = extra.pop("reasoning_effort")
+    r = oai.chat.completions.create(extra_body=extra, **kw)
+    message = r.choices[0].message
+    reasoning = (message.model_extra or {}).get("reasoning_content")
+    assert reasoning and r.usage.completion_tokens_details.reasoning_tokens == 5
+    assert r.choices[0].finish_reason == "stop", message
+    jsonschema.validate(json.loads(message.content), ANSWER)
+    kw.pop("model"), kw.pop("messages")
+    s_reasoning, s_content, _ = streamed(oai, extra_body=extra, **kw)
+    assert (s_reasoning, s_content) == (reasoning, message.content)
+
+
 def test_past_thinking_is_accepted_under_either_name(family_server, oai):
     for field in ("reasoning_content", "reasoning"):
         messages = [*HI, {"role": "assistant", "content": "Hello", field: "they greeted me"},

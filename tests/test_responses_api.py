@@ -134,6 +134,22 @@ def test_previous_response_id_continues_and_delete_forgets(oai: openai.OpenAI) -
     assert err.value.code == "previous_response_not_found" and err.value.param == "previous_response_id"
 
 
+def test_a_stored_response_can_be_continued_twice(oai: openai.OpenAI) -> None:
+    """OpenAI's Responses branch: any stored response may be continued, any number of times, each branch seeing
+    only its own chain (unlike an Anthropic thread, which is linear: test_anthropic_tools.py)."""
+    first = oai.responses.create(model=MODEL_NAME, input="Remember the word apple.", max_output_tokens=4)
+    long = oai.responses.create(model=MODEL_NAME, previous_response_id=first.id, max_output_tokens=4,
+                                input="Now a much longer turn, with many more words in it than the next one has.")
+    branch = oai.responses.create(model=MODEL_NAME, previous_response_id=first.id, input="And?", max_output_tokens=4)
+    again = oai.responses.create(model=MODEL_NAME, previous_response_id=first.id, input="And?", max_output_tokens=4)
+    after_long = oai.responses.create(model=MODEL_NAME, previous_response_id=long.id, input="And?",
+                                      max_output_tokens=4)
+    assert branch.previous_response_id == again.previous_response_id == first.id
+    # Both branches from `first` hold the same history (not `long`'s turn); continuing `long` holds more.
+    assert branch.usage.input_tokens == again.usage.input_tokens
+    assert after_long.usage.input_tokens > branch.usage.input_tokens + 10
+
+
 def test_store_false_is_not_kept(oai: openai.OpenAI) -> None:
     response = oai.responses.create(model=MODEL_NAME, input="Hi", max_output_tokens=2, store=False)
     assert response.store is False

@@ -5,6 +5,7 @@ each format's own syntax: every returned call validates, forced modes call, stre
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -49,3 +50,26 @@ def test_each_format_calls_validly_in_every_mode(format_client) -> None:
         if choice not in ("auto", "none"):
             forced_calls += len(whole[1])
     assert forced_calls >= 2, f"{name}: the forced requests returned {forced_calls} calls"
+
+
+PATCH_GRAMMAR = 'start: "*** Begin Patch\\n" LINE+ "*** End Patch"\nLINE: /[+-][a-z "<\\/>]{1,8}\\n/'
+PATCH = r'\*\*\* Begin Patch\n([+-][a-z "</>]{1,8}\n)+\*\*\* End Patch'
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
+def test_each_format_enforces_a_custom_tools_grammar(format_client, stream: bool) -> None:
+    """A Responses `custom` tool (Codex's apply_patch) in each format's own call syntax: its input follows the
+    Lark grammar (quotes, slashes and `<`, which the XML-ish formats write raw, included)."""
+    name, client, _ = format_client
+    custom = {"type": "custom", "name": "apply_patch", "description": "Apply a patch.",
+              "format": {"type": "grammar", "syntax": "lark", "definition": PATCH_GRAMMAR}}
+    kwargs = dict(model=MODEL_NAME, input="Patch it.", tools=[custom], max_output_tokens=200, store=False,
+                  tool_choice={"type": "custom", "name": "apply_patch"})
+    if stream:
+        with client.responses.stream(**kwargs) as s:
+            response = s.get_final_response()
+    else:
+        response = client.responses.create(**kwargs)
+    calls = [item for item in response.output if item.type == "custom_tool_call"]
+    assert response.status == "completed" and len(calls) == 1, (name, response.output)
+    assert re.fullmatch(PATCH, calls[0].input), (name, calls[0].input)

@@ -14,7 +14,7 @@ from app.anthropic import schemas as s
 from app.decoding import json_dumps
 from app.errors import as_service_error, error_headers
 from app.request_id import request_id
-from runtime.errors import ContextLengthExceeded, EngineUnavailable, NotFound, ServiceError
+from runtime.errors import ContextLengthExceeded, EngineUnavailable, InvalidRequest, NotFound, ServiceError
 from runtime.service import WINDOW_HINT
 
 _TYPES = {
@@ -28,6 +28,23 @@ class ThreadNotFound(NotFound):
     recognises `details.error_code` and replays the whole history under a new thread."""
 
     error_code = "thread_not_found"
+
+
+class ThreadAlreadyContinued(InvalidRequest):
+    """A `continue` from a reply that another turn has already continued: a thread is linear (the SDK's
+    ThreadAlreadyContinuedError, a 400; it replays the history under a new thread, as its `fork()` does)."""
+
+    error_code = "thread_already_continued"
+
+
+class ThreadContinueInFlight(InvalidRequest):
+    """A `continue` from a reply that another request, still running, is continuing (the SDK's
+    ThreadContinueInFlightError, a 400, on which it replays as well)."""
+
+    error_code = "thread_continue_in_flight"
+
+
+THREAD_ERRORS = (ThreadNotFound, ThreadAlreadyContinued, ThreadContinueInFlight)
 
 
 def error_status(err: ServiceError) -> int:
@@ -52,7 +69,7 @@ def error_message(err: ServiceError) -> str:
 
 def error_body(err: ServiceError, rid: str | None = None) -> s.ErrorOut:
     detail = s.ErrorDetail(error_type(error_status(err)), error_message(err))
-    if isinstance(err, ThreadNotFound):
+    if isinstance(err, THREAD_ERRORS):
         detail.details = {"error_code": err.error_code}
     return s.ErrorOut(detail) if rid is None else s.ErrorOut(detail, request_id=rid)
 

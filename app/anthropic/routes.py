@@ -39,19 +39,38 @@ def _json(payload: object) -> Response:
 async def create_message(request: Request, service_state: ServiceState, names: ModelNames,
                          conversations: ConversationStore) -> Response:
     body = await request.body()
+    mid = "msg_" + secrets.token_hex(12)
     async with preparing(request):
         received = req = await asyncio.to_thread(decode, s.messages_decoder, body)
         resolve(names, req.model)
         thread = req.thread if req.thread is not None and req.thread.type in ("create", "continue") else None
         if thread is not None and thread.type == "continue":
-            req = await threads.resume(conversations, req)  # the whole conversation, from the store
+            req = await threads.resume(conversations, req, mid)  # the whole conversation, from the store
+    # A continue has claimed its previous reply for this turn: let go if the request fails before the turn is
+    # kept (an error, or a client gone before the answer; app/anthropic/threads.py).
+    claimed = thread.previous_message_id if thread is not None and thread.type == "continue" else None
+    try:
+        response = await _answer(request, service_state, names, conversations, received, req, thread, mid)
+    except BaseException:
+        if claimed:
+            await conversations.release(claimed, mid)
+        raise
+    if claimed and (response.status_code or 200) >= 400:  # (None: the route's 200)
+        await conversations.release(claimed, mid)
+    return response
+
+
+async def _answer(request: Request, service_state: ServiceState, names: ModelNames,
+                  conversations: ConversationStore, received: s.MessagesRequest, req: s.MessagesRequest,
+                  thread: s.ThreadIn | None, mid: str) -> Response:
+    """The reply to `req` (for a thread's `continue`, the whole conversation; `received` as sent)."""
+    async with preparing(request):
         service = service_state.require()
         signer = service_state.thinking_signer
         chat, context = await _edited(service, await asyncio.to_thread(convert.chat_request, req, signer), req)
         prepared = await service.prepare_chat(chat, engine_rids(request, 1)[0], adapter=names.adapter(req.model))
     log.info("%.100r, %d prompt tokens, max_tokens %d%s", req.model, prepared.prompt_tokens,
              prepared.engine_request.sampling.max_new_tokens or 0, ", stream" if req.stream else "")
-    mid = "msg_" + secrets.token_hex(12)
     stops = chat.sampling.stop
     turn = None if thread is None else threads.Turn(conversations, thread, received, mid, req.model, stops,
                                                     signer.sign)

@@ -7,6 +7,13 @@ store (app/store).
   request may not repeat them), and the reply is kept as the thread's next turn. A thread this server does not
   hold (never created, evicted, or another dialect's id) is a 404 with `error_code: thread_not_found`, on
   which the SDK replays the whole history under a new thread.
+- A thread is linear, as the SDK's contract has it ("each response can be continued only once"; its `fork()`
+  starts a new thread rather than continue an old reply twice): a `continue` from a reply that another turn
+  has continued is a 400 with `error_code: thread_already_continued`, and one from a reply that a request still
+  running is continuing is a 400 with `thread_continue_in_flight`; on both the SDK replays the whole history
+  under a new thread. The request claims the reply in the store (`ConversationStore.claim`) before it runs and
+  lets go if it fails before its turn is kept (a stream that fails after its first event keeps the claim: the
+  client's next `continue` from that reply is then `thread_continue_in_flight`, and the SDK replays).
 A turn is kept only once its reply is complete, before the client sees its end (`message_stop` or the JSON
 body), so a `continue` sent right after always finds it.
 """
@@ -19,7 +26,7 @@ import msgspec
 
 from app.anthropic import render
 from app.anthropic import schemas as s
-from app.anthropic.errors import ThreadNotFound
+from app.anthropic.errors import ThreadAlreadyContinued, ThreadContinueInFlight, ThreadNotFound
 from app.store import ConversationStore, StoredTurn
 from runtime.errors import InvalidRequest, ServiceError
 from runtime.result import ChatResult, accumulate
@@ -40,8 +47,9 @@ class ThreadTurn(msgspec.Struct, omit_defaults=True):
 _turn_decoder = msgspec.json.Decoder(ThreadTurn)
 
 
-async def resume(store: ConversationStore, req: s.MessagesRequest) -> s.MessagesRequest:
-    """A `continue` request as the whole conversation it continues."""
+async def resume(store: ConversationStore, req: s.MessagesRequest, mid: str) -> s.MessagesRequest:
+    """A `continue` request as the whole conversation it continues, its previous reply claimed for the turn
+    `mid` (the caller releases it if the request fails before the turn is kept)."""
     assert req.thread is not None
     previous = req.thread.previous_message_id
     if not previous:
@@ -55,6 +63,17 @@ async def resume(store: ConversationStore, req: s.MessagesRequest) -> s.Messages
     if history is None or any(turn.kind != KIND for turn in history):
         raise ThreadNotFound(f"No thread is held for previous_message_id {previous!r}; send the whole "
                              "conversation.", param="thread.previous_message_id")
+    holder = await store.claim(previous, mid)
+    if holder is not None:
+        if await store.get(holder) is not None:
+            raise ThreadAlreadyContinued(
+                f"Message {previous!r} has already been continued, and each message can be continued only once; "
+                f"continue from the thread's most recent message (this one was continued by {holder!r}).",
+                param="thread.previous_message_id")
+        raise ThreadContinueInFlight(
+            f"Another request is still continuing from message {previous!r}; wait for its reply and continue "
+            "from that, or send the whole conversation with thread {\"type\": \"create\"}.",
+            param="thread.previous_message_id")
     turns = [_turn_decoder.decode(turn.body) for turn in history]
     messages = [m for turn in turns for m in turn.messages]
     return msgspec.structs.replace(req, messages=[*messages, *req.messages], system=turns[0].system,

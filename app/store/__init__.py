@@ -5,6 +5,8 @@ A conversation is a chain of turns, each naming the turn it continues (`parent`)
 request added (its new input and its output), so a long agent session costs storage linear in its length, and
 two requests continuing the same turn branch without copying it. Reading a turn's history walks the chain to
 its root; where any turn of it has been evicted the history is gone as a whole (`None`), never a silent prefix.
+A dialect whose conversations are linear (Anthropic's threads) marks a turn as continued (`claim`), so a second
+request continuing it can be refused; Responses branch freely, as OpenAI's do.
 
 `body` is the dialect's own encoding of the turn (each dialect reads only its own `kind`); the store never
 looks inside it. Two backends: SQLite on local disk (the default; one process, survives restarts) and Redis
@@ -51,6 +53,17 @@ class ConversationStore(Protocol):
 
     async def delete(self, turn_id: str) -> bool:
         """Forget the turn; later turns that continue it lose their history. False if it was not held."""
+        ...
+
+    async def claim(self, turn_id: str, claimant: str) -> str | None:
+        """Mark the held turn `turn_id` as continued by the turn `claimant` (which may not be kept yet), unless
+        another already continues it: None when this call made the mark (or the turn is not held), else the
+        claimant already marked. For conversations that may not branch (Anthropic's threads); the mark goes
+        with the turn (eviction, `delete`, a `put` of the same id)."""
+        ...
+
+    async def release(self, turn_id: str, claimant: str) -> None:
+        """Undo `claim` where `claimant` still holds it (its request failed before its turn was kept)."""
         ...
 
     async def close(self) -> None: ...

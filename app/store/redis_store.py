@@ -1,7 +1,8 @@
 """The conversation store in Redis, for replicas that share one deployment's conversations.
 
-Each turn is a hash `<prefix><id>` (kind, parent, created_at, body) with a TTL of `max_age`, renewed whenever a
-history that includes it is read: an active conversation stays, an abandoned one expires. Memory is bounded by
+Each turn is a hash `<prefix><id>` (kind, parent, created_at, body; `continued_by` once claimed) with a TTL
+of `max_age`, renewed whenever a history that includes it is read: an active conversation stays, an abandoned
+one expires. Memory is bounded by
 Redis's own `maxmemory` policy (docs/GPU.md). A history is read in one round trip by a server-side script
 that walks the chain.
 """
@@ -33,12 +34,26 @@ if id and id ~= '' then return {out, 0} end
 return {out, 1}
 """
 
+# KEYS: the turn's key. ARGV: the claimant. The claimant already marked (nil when this call marked it, or the
+# turn is not held: HSETNX alone would create the key).
+_CLAIM = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return false end
+if redis.call('HSETNX', KEYS[1], 'continued_by', ARGV[1]) == 1 then return false end
+return redis.call('HGET', KEYS[1], 'continued_by')
+"""
+_RELEASE = """
+if redis.call('HGET', KEYS[1], 'continued_by') == ARGV[1] then redis.call('HDEL', KEYS[1], 'continued_by') end
+return 0
+"""
+
 
 class RedisStore:
     def __init__(self, url: str, limits: StoreLimits) -> None:
         self.limits = limits
         self._redis = aioredis.from_url(url)
         self._walk = self._redis.register_script(_WALK)
+        self._claim = self._redis.register_script(_CLAIM)
+        self._release = self._redis.register_script(_RELEASE)
 
     @property
     def _ttl(self) -> int:
@@ -69,6 +84,13 @@ class RedisStore:
 
     async def delete(self, turn_id: str) -> bool:
         return bool(await self._redis.delete(PREFIX + turn_id))
+
+    async def claim(self, turn_id: str, claimant: str) -> str | None:
+        holder = await self._claim(keys=[PREFIX + turn_id], args=[claimant])
+        return holder.decode() if holder else None
+
+    async def release(self, turn_id: str, claimant: str) -> None:
+        await self._release(keys=[PREFIX + turn_id], args=[claimant])
 
     async def close(self) -> None:
         await self._redis.aclose()

@@ -23,7 +23,8 @@ CREATE TABLE IF NOT EXISTS turns (
     created_at REAL NOT NULL,
     used_at REAL NOT NULL,
     size INTEGER NOT NULL,
-    body BLOB NOT NULL
+    body BLOB NOT NULL,
+    continued_by TEXT  -- the turn that continues this one, where the conversation may not branch (`claim`)
 );
 CREATE INDEX IF NOT EXISTS turns_used_at ON turns (used_at);
 """
@@ -52,6 +53,9 @@ class SqliteStore:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(_SCHEMA)
+            columns = {row[1] for row in self._db.execute("PRAGMA table_info(turns)")}
+            if "continued_by" not in columns:  # a database written before threads could refuse a branch
+                self._db.execute("ALTER TABLE turns ADD COLUMN continued_by TEXT")
             self._total = self._db.execute("SELECT COALESCE(SUM(size), 0) FROM turns").fetchone()[0]
 
     async def put(self, turn: StoredTurn) -> None:
@@ -127,6 +131,26 @@ class SqliteStore:
             if row:
                 self._total -= row[0]
         return row is not None
+
+    async def claim(self, turn_id: str, claimant: str) -> str | None:
+        return await asyncio.to_thread(self._claim, turn_id, claimant)
+
+    def _claim(self, turn_id: str, claimant: str) -> str | None:
+        with self._lock:
+            marked = self._db.execute("UPDATE turns SET continued_by = ? WHERE id = ? AND continued_by IS NULL",
+                                      (claimant, turn_id)).rowcount
+            if marked:
+                return None
+            row = self._db.execute("SELECT continued_by FROM turns WHERE id = ?", (turn_id,)).fetchone()
+        return row[0] if row else None
+
+    async def release(self, turn_id: str, claimant: str) -> None:
+        await asyncio.to_thread(self._release, turn_id, claimant)
+
+    def _release(self, turn_id: str, claimant: str) -> None:
+        with self._lock:
+            self._db.execute("UPDATE turns SET continued_by = NULL WHERE id = ? AND continued_by = ?",
+                             (turn_id, claimant))
 
     async def close(self) -> None:
         with self._lock:

@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
-from typing import Any
+from typing import Any, assert_never
 
 from runtime.reasoning.plan import ReasoningPlan
+from runtime.tools import harmony
 from runtime.tools.grammar import json_content, structural_tag
 from runtime.types import Constraint, ConstraintKind
 
@@ -28,24 +29,38 @@ def reasoning_region(plan: ReasoningPlan) -> dict[str, Any]:
 
 
 def unforced(plan: ReasoningPlan) -> ReasoningPlan:
-    """The plan with nothing forced: for a harmony request whose constraint knows no channels (a
-    response_format without the harmony tool format's grammar), which would refuse the forced headers."""
+    """The plan with nothing forced: for a harmony request whose structural tag is not the harmony tool
+    format's (a client's own), which may refuse the forced headers."""
     return replace(plan, control=replace(plan.control, budget=None, force_open=False))
 
 
 def with_reasoning(constraint: Constraint | None, plan: ReasoningPlan) -> Constraint | None:
-    """`constraint` preceded by the free reasoning region. (Harmony's channels are the harmony tool format's
-    grammar itself; any other constraint is left as it is there, see docs/API.md.)"""
-    if constraint is None or plan.format.kind != "think":
+    """`constraint` preceded by the free reasoning region. On harmony (gpt-oss) a constraint on the answer's
+    text (a JSON schema, regex or grammar: response_format) becomes the final channel's content after an
+    optional analysis message; a structural tag already describes the whole message stream (the harmony tool
+    format's, or one a client wrote for it) and is left as it is."""
+    if constraint is None:
         return constraint
+    if plan.format.kind == "harmony":
+        if constraint.kind is ConstraintKind.STRUCTURAL_TAG:
+            return constraint
+        tag = structural_tag(harmony.after_analysis(harmony.final_message(answer_format(constraint))))
+        return Constraint(ConstraintKind.STRUCTURAL_TAG, json.dumps(tag, ensure_ascii=False))
+    tag = structural_tag({"type": "sequence", "elements": [reasoning_region(plan), BETWEEN,
+                                                           answer_format(constraint)]})
+    return Constraint(ConstraintKind.STRUCTURAL_TAG, json.dumps(tag, ensure_ascii=False))
+
+
+def answer_format(constraint: Constraint) -> dict[str, Any]:
+    """A constraint as a structural-tag format (a structural tag: its own format)."""
     match constraint.kind:
         case ConstraintKind.STRUCTURAL_TAG:
-            answer = json.loads(constraint.text)["format"]
+            return json.loads(constraint.text)["format"]
         case ConstraintKind.JSON_SCHEMA:
-            answer = json_content(json.loads(constraint.text))
+            return json_content(json.loads(constraint.text))
         case ConstraintKind.REGEX:
-            answer = {"type": "regex", "pattern": constraint.text}
+            return {"type": "regex", "pattern": constraint.text}
         case ConstraintKind.EBNF:
-            answer = {"type": "grammar", "grammar": constraint.text}
-    tag = structural_tag({"type": "sequence", "elements": [reasoning_region(plan), BETWEEN, answer]})
-    return Constraint(ConstraintKind.STRUCTURAL_TAG, json.dumps(tag, ensure_ascii=False))
+            return {"type": "grammar", "grammar": constraint.text}
+        case _ as unreachable:
+            assert_never(unreachable)

@@ -10,7 +10,9 @@ control characters, or the escapes of those it contained. The call's content is 
 grammar + `"}`, which the structural tag enforces like any other call's arguments.
 
 The grammar travels to the tool formats in the tool's (relaxed) parameter schema, under FREEFORM_KEY: every JSON
-format builds a call's content with `runtime.tools.grammar.json_content(schema)`, which reads it there.
+format builds a call's content with `runtime.tools.grammar.json_content(schema)`, which reads it there. The
+XML-ish formats (runtime/tools/xml_calls.py) write parameter values raw, so there the grammar is used unescaped,
+between the `input` parameter's tags as the family's template writes them.
 """
 
 from __future__ import annotations
@@ -37,10 +39,16 @@ def freeform_parameters() -> dict[str, Any]:
 
 def freeform_content(ebnf: str) -> dict[str, Any]:
     """A structural-tag content: the arguments object whose one string follows `ebnf` (unescaped text)."""
+    return text_between('{"' + INPUT + '": "', json_string_grammar(ebnf), '"}')
+
+
+def text_between(before: str, ebnf: str, after: str) -> dict[str, Any]:
+    """A structural-tag content: `before`, text following `ebnf`, `after`. The XML-ish formats write the
+    input raw (unescaped) between their parameter's tags, so they call this with the grammar as it is."""
     return {"type": "sequence", "elements": [
-        {"type": "const_string", "value": '{"' + INPUT + '": "'},
-        {"type": "grammar", "grammar": json_string_grammar(ebnf)},
-        {"type": "const_string", "value": '"}'},
+        {"type": "const_string", "value": before},
+        {"type": "grammar", "grammar": ebnf},
+        {"type": "const_string", "value": after},
     ]}
 
 

@@ -40,7 +40,7 @@ def structural_tag(format_: dict[str, Any]) -> dict[str, Any]:
 
 def xml_content(schema: dict[str, Any], style: str = "qwen_xml") -> dict[str, Any]:
     """Arguments written as XML parameters (`<parameter=key>value</parameter>`) instead of a JSON object. (A
-    freeform tool's grammar is not applied here: its `input` is any text.)"""
+    freeform tool's call is built around its grammar by runtime/tools/xml_calls.py, not here.)"""
     schema = {k: v for k, v in schema.items() if k != FREEFORM_KEY}
     return {**json_content(schema), "style": style}
 

@@ -32,6 +32,20 @@ def call_header(recipient: str) -> str:
     return f"<|channel|>commentary to={recipient} <|constrain|>json<|message|>"
 
 
+def final_message(content: dict[str, Any]) -> dict[str, Any]:
+    """The final channel's message, its text following `content` (a structural-tag format)."""
+    return {"type": "tag", "begin": FINAL, "content": content, "end": ["<|return|>", "<|end|>"]}
+
+
+def after_analysis(answer: dict[str, Any]) -> dict[str, Any]:
+    """The message stream: an optional analysis message (free text: the thinking), then `answer`. Also what a
+    `response_format` without tools becomes on gpt-oss (runtime/reasoning/grammar.py)."""
+    analysis = {"type": "tag", "begin": ANALYSIS, "content": {"type": "any_text"}, "end": "<|end|>"}
+    thinking = {"type": "optional", "content": {"type": "sequence", "elements": [
+        analysis, {"type": "const_string", "value": NEXT}]}}
+    return {"type": "sequence", "elements": [thinking, answer]}
+
+
 class HarmonyFormat:
     name = "harmony"
     keeps_special_tokens = True  # the channel markers are special tokens
@@ -48,11 +62,7 @@ class HarmonyFormat:
         calls = {"type": "tags_with_separator", "separator": NEXT, "at_least_one": True, "stop_after_first": True,
                  "tags": [{"type": "tag", "begin": call_header(f"functions.{t.name}"),
                            "content": json_content(schemas[t.name]), "end": CALL_END} for t in named]}
-        final_content = json_content(text_schema) if text_schema is not None else {"type": "any_text"}
-        final = {"type": "tag", "begin": FINAL, "content": final_content, "end": ["<|return|>", "<|end|>"]}
-        analysis = {"type": "tag", "begin": ANALYSIS, "content": {"type": "any_text"}, "end": "<|end|>"}
-        thinking = {"type": "optional", "content": {"type": "sequence", "elements": [
-            analysis, {"type": "const_string", "value": NEXT}]}}
+        final = final_message(json_content(text_schema) if text_schema is not None else {"type": "any_text"})
         match choice.mode:
             case ToolChoiceMode.REQUIRED | ToolChoiceMode.NAMED:
                 answer: dict[str, Any] = calls
@@ -60,7 +70,7 @@ class HarmonyFormat:
                 answer = final
             case _:
                 answer = {"type": "or", "elements": [final, calls]}
-        return structural_tag({"type": "sequence", "elements": [thinking, answer]})
+        return structural_tag(after_analysis(answer))
 
     def render_calls(self, calls: tuple[ToolCall, ...]) -> str:
         return "".join(f"{NEXT}{call_header('functions.' + c.name)}{json.dumps(c.arguments, ensure_ascii=False)}"

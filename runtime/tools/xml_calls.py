@@ -28,6 +28,7 @@ from typing import Any, Callable, Iterator
 
 from runtime.stops import partial_suffix
 from runtime.tools.base import CallTag, ParsedEvent, new_call_id, split_at_trigger, text_event
+from runtime.tools.freeform import FREEFORM_KEY, INPUT, text_between
 from runtime.tools.grammar import block_calls_format, content_calls_format, structural_tag, xml_content
 from runtime.types import Tool, ToolCall, ToolCallArgs, ToolCallStart, ToolChoice
 
@@ -302,9 +303,14 @@ class XmlCallParser:
 
     _TEXT, _CALLS, _HEAD, _PARAMS, _VALUE = range(5)
 
-    def __init__(self, syntax: XmlSyntax, tools: tuple[Tool, ...]) -> None:
+    def __init__(self, syntax: XmlSyntax, tools: tuple[Tool, ...], freeform_ends: dict[str, str] | None = None
+                 ) -> None:
+        """`freeform_ends`: per freeform tool, what its grammar writes after the input, from the value's end
+        tag to the call's end: the input ends only there, so it may itself contain the value's end tag."""
         self._syntax = syntax
         self._tools = {t.name: t for t in tools}
+        self._freeform_ends = freeform_ends or {}
+        self._value_end = syntax.value_close  # what ends the current value
         self._buffer = ""
         self._state = self._TEXT
         self._calls = 0
@@ -402,6 +408,7 @@ class XmlCallParser:
         self._parameters = self._root.get("properties") or {}
         self._extra = self._root.get("additionalProperties")
         self._count = 0
+        self._value_end = self._freeform_ends.get(name, s.value_close)
         self._state = self._PARAMS
         return ToolCallStart(self._calls, new_call_id(), name)
 
@@ -438,13 +445,13 @@ class XmlCallParser:
 
     def _scan_value(self) -> ParsedEvent | object | None:
         assert self._param is not None
-        close = self._syntax.value_close
+        close = self._value_end
         index = self._calls
         at = self._buffer.find(close)
         if not self._param.streamed:
             if at < 0:
                 return None
-            text, self._buffer = self._buffer[:at], self._buffer[at + len(close):]
+            text, self._buffer = self._buffer[:at], self._buffer[at + len(self._syntax.value_close):]
             self._state = self._PARAMS
             return ToolCallArgs(index, json.dumps(self._param.value(text), ensure_ascii=False))
         padded = self._syntax.padded
@@ -466,7 +473,7 @@ class XmlCallParser:
             self._buffer = self._buffer[len(out):]
             fragment = opening + _escape(out)
             return ToolCallArgs(index, fragment) if fragment else None
-        text, self._buffer = self._buffer[:at], self._buffer[at + len(close):]
+        text, self._buffer = self._buffer[:at], self._buffer[at + len(self._syntax.value_close):]
         if padded and text.endswith("\n"):
             text = text[:-1]
         self._state = self._PARAMS
@@ -474,6 +481,7 @@ class XmlCallParser:
 
 
 _CONTINUE = object()
+_MARK = "\x00freeform input\x00"  # stands for the input text in a rendered call (no template writes NULs)
 
 
 def _escape(text: str) -> str:
@@ -495,21 +503,39 @@ class XmlFormat:
         return [CallTag(t.name, f"{s.call_open}{t.name}{s.name_close}\n", s.call_close + "\n") for t in tools]
 
     def parser(self, tools: tuple[Tool, ...]) -> XmlCallParser:
-        return XmlCallParser(self.syntax, tools)
+        ends = {}
+        for tag in self.tags(tuple(t for t in tools if t.freeform_grammar is not None)):
+            after = self.freeform_parameter(tag)[1]
+            ends[tag.name] = after[after.index(self.syntax.value_close):] + tag.end
+        return XmlCallParser(self.syntax, tools, ends)
 
     def structural_tag(self, tools: tuple[Tool, ...], schemas: dict[str, Any], choice: ToolChoice,
                        text_schema: dict[str, Any] | None) -> dict[str, Any]:
         s = self.syntax
+        tags = self.tags(tools)
+        by_name = {t.name: t for t in tags}
 
         def content(name: str) -> dict[str, Any]:
+            if FREEFORM_KEY in schemas[name]:
+                before, after = self.freeform_parameter(by_name[name])
+                return text_between(before, schemas[name][FREEFORM_KEY], after)
             return xml_content(schemas[name], s.style)
 
         if self.shared_block:
             return structural_tag(block_calls_format(
-                self.tags(tools), content, choice, block_begin=s.block_open + "\n", block_end=s.block_close,
+                tags, content, choice, block_begin=s.block_open + "\n", block_end=s.block_close,
                 trigger=s.block_open, separator=self.separator, text_schema=text_schema))
-        return structural_tag(content_calls_format(self.tags(tools), content, choice, triggers=[s.block_open],
+        return structural_tag(content_calls_format(tags, content, choice, triggers=[s.block_open],
                                                    separator=self.separator, text_schema=text_schema))
+
+    def freeform_parameter(self, tag: CallTag) -> tuple[str, str]:
+        """What a freeform tool's call holds around its raw `input` text, between the call's `tag` begin and
+        end: (before, after), read off the call as `render_calls` writes it, so the grammar asks for exactly
+        what the template writes (Qwen's newline padding, DSML's `string="true"`, GLM's separators)."""
+        call = self.render_calls((ToolCall("call_freeform", tag.name, {INPUT: _MARK}),))
+        start = call.index(tag.begin) + len(tag.begin)
+        mark = call.index(_MARK, start)
+        return call[start:mark], call[mark + len(_MARK):call.index(tag.end, mark)]
 
     def key_close(self, value: Any) -> str:
         """What the template writes after a parameter's key (DSML's depends on the value's type)."""

@@ -19,18 +19,22 @@ STOP_WEIGHT = 10.0  # the end-of-turn token's logit per unit of carrier
 NEVER_WEIGHT = -50.0  # the tool-call tokens'
 
 
-def build_terse_model(source: Path, target: Path) -> Path:
-    """Copy the tiny model at `source` to `target` (skipped when already there) with the change above."""
-    return build_variant(source, target, _edit)
+def build_terse_model(source: Path, target: Path, stops: tuple[str, ...] = ("<|im_end|>",)) -> Path:
+    """Copy the tiny model at `source` to `target` (skipped when already there) with the change above. `stops`:
+    the tokens the carrier favours: the end-of-turn token (a family variant's own, tests/reasoning_models.py,
+    built before this) and, for a family whose prompt opens the thinking, the thinking's close (the grammar
+    holds the end of turn back until the thinking has closed)."""
+    return build_variant(source, target, lambda tokenizer, model: _edit(tokenizer, model, stops))
 
 
-def _edit(tokenizer, model) -> None:
+def _edit(tokenizer, model, stops: tuple[str, ...]) -> None:
     embed = model.get_input_embeddings().weight
     embed[:, CARRIER] = 1.0
     (newline,) = tokenizer.encode("\n", add_special_tokens=False)
     embed[newline, CARRIER] = 0.0
     reserve_features(model, [CARRIER])
     head = noise_head(model, [CARRIER])
-    head[tokenizer.convert_tokens_to_ids("<|im_end|>"), CARRIER] = STOP_WEIGHT
+    for stop in stops:
+        head[tokenizer.convert_tokens_to_ids(stop), CARRIER] = STOP_WEIGHT
     for token in ("<tool_call>", "</tool_call>", "<tool_response>", "</tool_response>"):
         head[tokenizer.convert_tokens_to_ids(token), CARRIER] = NEVER_WEIGHT
