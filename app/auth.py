@@ -47,7 +47,8 @@ def require_key(connection: ASGIConnection, keys: tuple[str, ...]) -> None:
 
 
 def api_key_guard(keys: tuple[str, ...]):
-    def guard(connection: ASGIConnection, _: BaseRouteHandler) -> None:
+    # async, though it never awaits: Litestar runs a sync guard in a worker thread, a thread hand-off per request
+    async def guard(connection: ASGIConnection, _: BaseRouteHandler) -> None:
         require_key(connection, keys)
 
     return guard

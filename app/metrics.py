@@ -77,10 +77,9 @@ class Metrics:
         if first is not None and usage.completion_tokens > 1:
             self.tpot.observe((now - first) / (usage.completion_tokens - 1))
 
-    async def count_response(self, message: dict[str, Any], scope: dict[str, Any]) -> None:
-        """A Litestar before-send hook: it sees every HTTP response start, 404s and mapped errors included."""
-        if message["type"] == "http.response.start":
-            self.http_responses.labels(route_label(scope["path"]), str(message["status"])).inc()
+    def count_response(self, message: dict[str, Any], scope: dict[str, Any]) -> None:
+        """At every HTTP response's start, 404s and mapped errors included (app/server.py's before-send hook)."""
+        self.http_responses.labels(route_label(scope["path"]), str(message["status"])).inc()
 
 
 class GenerationMetrics:

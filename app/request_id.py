@@ -68,12 +68,11 @@ class RequestIdMiddleware:
             current_request_id.reset(token)
 
 
-async def add_headers(message: Message, scope: Scope) -> None:
-    """A before-send hook: the id on every response (404s and auth failures included)."""
-    if message["type"] == "http.response.start":
-        header = _state(scope)[0].encode()
-        headers = [h for h in message.get("headers", ()) if h[0].lower() not in _INCOMING]
-        message["headers"] = [*headers, (b"x-request-id", header), (b"request-id", header)]
+def add_headers(message: Message, scope: Scope) -> None:
+    """At every response's start (404s and auth failures included; app/server.py's before-send hook): the id."""
+    header = _state(scope)[0].encode()
+    headers = [h for h in message.get("headers", ()) if h[0].lower() not in _INCOMING]
+    message["headers"] = [*headers, (b"x-request-id", header), (b"request-id", header)]
 
 
 def request_id(connection: ASGIConnection[Any, Any, Any, Any]) -> str:

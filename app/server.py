@@ -10,11 +10,13 @@ from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.exceptions import MethodNotAllowedException, NotFoundException
 from litestar.logging import LoggingConfig
+from litestar.types import Message, Scope
 
 from app.anthropic.routes import anthropic_router
 from app.auth import api_key_guard, require_key
 from app.dialect import error_in_callers_dialect
 from app.media_type import require_json_body
+from app.metrics import Metrics
 from app.model_routes import models_router
 from app.models import ModelNames
 from app.openai.routes import openai_router
@@ -77,6 +79,18 @@ def error_handler(keys: tuple[str, ...]):
     return handle
 
 
+def on_response_start(metrics: Metrics):
+    """The one before-send hook, not one per concern: Litestar awaits each hook on every send, each streamed
+    chunk included, and only a response's start concerns them (its id headers, its count)."""
+
+    async def hook(message: Message, scope: Scope) -> None:
+        if message["type"] == "http.response.start":
+            add_headers(message, scope)
+            metrics.count_response(message, scope)
+
+    return hook
+
+
 def create_app(settings: Settings) -> Litestar:
     install_log_ids()
     state = ServiceState(settings)
@@ -114,8 +128,10 @@ def create_app(settings: Settings) -> Litestar:
         lifespan=[lifespan],
         request_max_body_size=settings.max_request_bytes,
         middleware=[RequestIdMiddleware],
-        logging_config=LoggingConfig(formatters={"standard": {"format": LOG_FORMAT}}),  # (Litestar's root handler)
-        before_send=[add_headers, state.metrics.count_response],
+        # (Litestar's root handler; its root level would be INFO whatever --log-level says)
+        logging_config=LoggingConfig(formatters={"standard": {"format": LOG_FORMAT}},
+                                     root={"handlers": ["queue_listener"], "level": settings.log_level.upper()}),
+        before_send=[on_response_start(state.metrics)],
         openapi_config=None,  # app/openapi.py serves the document, from the structs the handlers decode with
         state=State({_SERVICE_STATE: state}),
     )

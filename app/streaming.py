@@ -38,9 +38,9 @@ from contextlib import aclosing
 from typing import Protocol, TypeVar
 
 from litestar import Request, Response
-from litestar.response import Stream
 
 from app import sse
+from app.sse_response import SSEStream
 from app.errors import as_service_error
 from app.state import ServiceState
 from runtime.admission import Lease
@@ -137,6 +137,11 @@ class Run:
                 raise EngineUnavailable("The server is shutting down; this generation was stopped before it "
                                         "finished.")
             raise EngineUnavailable("The request was aborted because the server is shutting down.")
+
+    @property
+    def ended(self) -> bool:
+        """Every run has ended: the batch just read was the last."""
+        return not self._running
 
     @property
     def has_events(self) -> bool:
@@ -278,6 +283,7 @@ async def stream(request: Request, state: ServiceState, prepared: list[PreparedR
         return _disconnected()
 
     async def body() -> AsyncIterator[bytes]:
+        last = b""  # without `finishing`, the last batch goes out with the end: one write fewer
         try:
             head = encoder.start()
             if not run.has_events:  # nothing yet: the headers and a keep-alive go out now
@@ -288,17 +294,19 @@ async def stream(request: Request, state: ServiceState, prepared: list[PreparedR
                                 for item in batch])
                 if head:
                     out, head = head + out, b""
-                if out:
+                if run.ended and finishing is None:
+                    last = out
+                elif out:
                     yield out
             if finishing is not None:
                 await finishing()
-            yield head + encoder.end()
+            yield head + last + encoder.end()
         except Exception as exc:  # noqa: BLE001  # the headers are sent: every failure goes out in-band
-            yield encoder.error(as_service_error(exc))
+            yield last + encoder.error(as_service_error(exc))
         finally:
             await run.close()
 
-    return Stream(body(), media_type=sse.MEDIA_TYPE, headers=sse.HEADERS)
+    return SSEStream(body(), media_type=sse.MEDIA_TYPE, headers=sse.HEADERS)
 
 
 def _disconnected() -> Response:

@@ -247,3 +247,19 @@ def test_a_row_with_no_allowed_token_is_a_clean_engine_failure():
         for params in (SamplingParams(), SamplingParams(temperature=0.0)):
             with pytest.raises(EngineFailure, match="No token could be sampled"):
                 sample(row.clone(), params, torch.Generator())
+
+
+def test_log_level_reaches_the_root_logger():
+    # Litestar configures the root logger (its queue handler) at INFO unless told otherwise: --log-level must win.
+    import logging
+
+    from app.server import create_app
+
+    root = logging.getLogger()
+    level, handlers = root.level, root.handlers[:]
+    try:
+        create_app(Settings(model="/nonexistent/model", log_level="warning"))
+        assert root.level == logging.WARNING
+    finally:
+        root.setLevel(level)
+        root.handlers[:] = handlers

@@ -18,7 +18,7 @@ from app.openai.errors import openai_error_handler
 from app.preparing import preparing
 from app.request_id import engine_rids
 from app.state import ServiceState
-from runtime.types import SamplingParams
+from runtime.types import ChatRequest, SamplingParams
 
 
 def json_response(payload: object) -> Response:
@@ -36,13 +36,18 @@ def _choices(sampling: SamplingParams, n: int) -> list[SamplingParams]:
     return [replace(sampling, seed=sampling.seed + i) for i in range(n)]
 
 
+def _chat_request(body: bytes, names: ModelNames) -> tuple[s.ChatCompletionRequest, str, ChatRequest]:
+    """The body decoded, its model checked and converted: in one worker thread (a thread hand-off costs CPU)."""
+    req = decode(s.chat_request_decoder, body)
+    model = names.check(req.model)
+    return req, model, convert.chat_request(req)
+
+
 @post("/chat/completions", status_code=200)
 async def chat_completions(request: Request, service_state: ServiceState, names: ModelNames) -> Response:
     body = await request.body()
     async with preparing(request):
-        req = await asyncio.to_thread(decode, s.chat_request_decoder, body)
-        model = names.check(req.model)
-        chat = await asyncio.to_thread(convert.chat_request, req)
+        req, model, chat = await asyncio.to_thread(_chat_request, body, names)
         service = service_state.require()
         prepared = [await service.prepare_chat(replace(chat, sampling=sampling), rid,  # each its own parser
                                                adapter=names.adapter(model))
