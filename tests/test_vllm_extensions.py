@@ -103,7 +103,12 @@ def test_chat_prompt_logprobs(server, client, top):
                                            extra_body={"prompt_logprobs": top, "return_token_ids": True})
     _check_prompt_logprobs(reply.model_dump()["prompt_logprobs"], reply.prompt_token_ids, top)
     plain = client.chat.completions.create(model=MODEL_NAME, messages=USER, max_tokens=2)
-    assert "prompt_logprobs" not in plain.model_dump(exclude_unset=True)
+    assert plain.prompt_logprobs is None  # null when not asked for, as vLLM answers (its clients read it)
+
+
+def test_completions_prompt_logprobs_null_when_not_asked(client):
+    reply = client.completions.create(model=MODEL_NAME, prompt=["A robot may not", "My name is"], max_tokens=2)
+    assert [choice.prompt_logprobs for choice in reply.choices] == [None, None]
 
 
 def test_completions_prompt_logprobs_per_choice(client):
@@ -141,3 +146,17 @@ def test_continuous_usage_stats_put_the_usage_so_far_on_every_chunk(client, rout
     assert len({u.prompt_tokens for u in usages}) == 1
     assert all(u.total_tokens == u.prompt_tokens + u.completion_tokens for u in usages)
     assert not any("token_ids" in c.model_dump(exclude_unset=True).get("choices", [{}])[0] for c in chunks if c.choices)
+
+
+def test_continuous_usage_stats_count_only_the_tokens_sent(client):
+    """The role's chunk comes before any text: it counts no completion token; each text chunk counts its own."""
+    chunks = list(client.chat.completions.create(
+        model=MODEL_NAME, messages=USER, max_tokens=6, stream=True, extra_body={"ignore_eos": True},
+        stream_options={"include_usage": True, "continuous_usage_stats": True}))
+    assert chunks[0].choices[0].delta.role == "assistant" and not chunks[0].choices[0].delta.content
+    assert chunks[0].usage.completion_tokens == 0
+    previous = 0
+    for chunk in chunks[1:]:
+        if chunk.choices and chunk.choices[0].delta.content:
+            assert chunk.usage.completion_tokens > previous
+        previous = chunk.usage.completion_tokens

@@ -95,7 +95,7 @@ def _calls(result: ChatResult) -> list[s.ToolCallOut]:
 def chat_completion(rid: str, model: str, results: list[ChatResult],
                     prompt_ids: list[int] | None = None) -> s.ChatCompletion:
     """`prompt_ids`: with return_token_ids, the prompt's ids (and each choice gets its own). The prompt's
-    logprobs (vLLM's prompt_logprobs) when the engine sent them."""
+    logprobs (vLLM's prompt_logprobs) when the engine sent them, else null as vLLM answers."""
     choices = []
     for index, (one, finished) in enumerate(zip(results, _finished(results))):
         text, calls = one.text, _calls(one)
@@ -112,7 +112,7 @@ def chat_completion(rid: str, model: str, results: list[ChatResult],
     scored = results[0].prompt_logprobs
     return s.ChatCompletion(rid, int(time.time()), model, choices, usage,
                             prompt_token_ids=s.UNSET if prompt_ids is None else prompt_ids,
-                            prompt_logprobs=s.UNSET if scored is None else prompt_logprobs_out(scored))
+                            prompt_logprobs=None if scored is None else prompt_logprobs_out(scored))
 
 
 def _echoed_logprobs(one: ChatResult, echoed: bool) -> s.CompletionLogprobs | None:
@@ -134,6 +134,8 @@ def completion(rid: str, model: str, results: list[ChatResult], echo: list[str] 
     for i, (choice, r) in enumerate(zip(choices, results)):
         if prompt_ids is not None:
             choice.prompt_token_ids, choice.token_ids = prompt_ids[i], r.token_ids
+        # null when not asked for, as vLLM answers (its clients read the field unconditionally)
+        choice.prompt_logprobs = None
         if prompt_logprobs and r.prompt_logprobs is not None:
             choice.prompt_logprobs = prompt_logprobs_out(r.prompt_logprobs)
     return s.Completion(rid, int(time.time()), model, choices, usage=usage_out([f.usage for f in finished], n))
@@ -158,16 +160,20 @@ class _Chunks:
         # vLLM's continuous_usage_stats: every chunk's usage so far (the tokens counted from TokenIds events)
         self.continuous_prompt_tokens: int | None = None
         self.generated = 0
+        self.unsent: dict[int, int] = {}  # each choice's tokens counted but not yet carried by a chunk
 
-    def chunk_usage(self) -> s.UsageOut | None:
-        """What a chunk's `usage` holds with include_usage: null, or with continuous_usage_stats the usage so far."""
+    def chunk_usage(self, index: int | None = None) -> s.UsageOut | None:
+        """What a chunk's `usage` holds with include_usage: null, or with continuous_usage_stats the usage so far.
+        `index`: a chunk that carries none of that choice's new tokens (the role alone) counts without them."""
         prompt = self.continuous_prompt_tokens
         if prompt is None:
             return None
-        return s.UsageOut(prompt, self.generated, prompt + self.generated, s.PromptTokensDetails(0))
+        generated = self.generated - (self.unsent.get(index, 0) if index is not None else 0)
+        return s.UsageOut(prompt, generated, prompt + generated, s.PromptTokensDetails(0))
 
     def count(self, event: TokenIds, index: int) -> None:
         self.generated += len(event.ids)
+        self.unsent[index] = self.unsent.get(index, 0) + len(event.ids)
         self.pending_ids.setdefault(index, []).extend(event.ids)
 
     def start(self) -> bytes:
@@ -203,7 +209,9 @@ class ChatChunks(_Chunks):
             if self.first:
                 c.prompt_token_ids, self.first = self.prompt_ids, False
         if self.include_usage:
-            c.usage = self.chunk_usage()
+            c.usage = self.chunk_usage(None if with_logprobs else index)
+        if with_logprobs:
+            self.unsent[index] = 0
         return sse.data(c)
 
     def _role(self, index: int) -> bytes:  # the role alone, before a choice's first text (its logprobs wait)

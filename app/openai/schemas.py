@@ -313,7 +313,7 @@ class ChatCompletion(Struct):
     object: str = "chat.completion"
     system_fingerprint: str | None = None
     prompt_token_ids: list[int] | UnsetType = UNSET  # vLLM's return_token_ids
-    prompt_logprobs: PromptLogprobsOut | UnsetType = UNSET  # vLLM's
+    prompt_logprobs: PromptLogprobsOut | None | UnsetType = UNSET  # vLLM's (null in a whole answer)
 
 
 class FunctionDelta(Struct, omit_defaults=True):
@@ -362,7 +362,7 @@ class CompletionChoice(Struct):
     logprobs: CompletionLogprobs | None = None
     prompt_token_ids: list[int] | UnsetType = UNSET  # vLLM's return_token_ids (streamed: the first chunk)
     token_ids: list[int] | UnsetType = UNSET
-    prompt_logprobs: PromptLogprobsOut | UnsetType = UNSET  # vLLM's
+    prompt_logprobs: PromptLogprobsOut | None | UnsetType = UNSET  # vLLM's (null in a whole answer)
 
 
 class Completion(Struct):

@@ -1,0 +1,1 @@
+"""What the peer suites import from their own repositories, provided here (see tests/peers/conftest.py)."""
