@@ -9,7 +9,7 @@ can rely on the exact strings instead of guessing.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Iterator, Protocol
 
@@ -109,6 +109,20 @@ def text_event(text: str, calls: int) -> TextDelta | None:
     if not text or (calls and not text.strip()):
         return None
     return TextDelta(text)
+
+
+CONTINUE = object()  # what a parser's step returns when it consumed text but has no event to send
+
+
+def run_steps(step: Callable[[], "ParsedEvent | object | None"]) -> Iterator[ParsedEvent]:
+    """Drive a state-machine parser over its buffer: `step()` runs the current state's step, which returns an
+    event, CONTINUE, or None when it needs more text."""
+    while True:
+        event = step()
+        if event is None:
+            return
+        if event is not CONTINUE:
+            yield event  # type: ignore[misc]
 
 
 def split_at_trigger(buffer: str, triggers: Sequence[str], calls: int) -> tuple[str, str, bool]:

@@ -10,13 +10,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Iterator
 
-from runtime.tools.base import CallTag, JsonStringEscaper, ParsedEvent, new_call_id, split_at_trigger, text_event
+from runtime.tools.base import (CONTINUE, CallTag, JsonStringEscaper, ParsedEvent, new_call_id, run_steps,
+                                split_at_trigger, text_event)
 from runtime.types import ToolCallArgs, ToolCallStart
 
 _WHITESPACE = " \t\r\n"
 
 _TEXT, _OPEN, _BEGIN, _ARGS, _END, _AFTER = range(6)
-_CONTINUE = object()
 
 
 class JsonCallParser:
@@ -64,12 +64,7 @@ class JsonCallParser:
 
     def feed(self, text: str) -> Iterator[ParsedEvent]:
         self._buffer += text
-        while True:
-            event = _STEPS[self._state](self)
-            if event is None:
-                return
-            if event is not _CONTINUE:
-                yield event
+        yield from run_steps(lambda: _STEPS[self._state](self))
 
     def finish(self, cut_off: bool = False) -> Iterator[ParsedEvent]:
         """End of output. Text still held back (a possible trigger's start) is released, or dropped when
@@ -90,7 +85,7 @@ class JsonCallParser:
         if not at_trigger:
             return text_event(text, self._calls)  # None: wait for more
         self._state, self._pending = _OPEN, ""
-        return text_event(text, self._calls) or _CONTINUE
+        return text_event(text, self._calls) or CONTINUE
 
     def _scan_open(self) -> ParsedEvent | object | None:
         matched = [o for o in self._openers if self._buffer.startswith(o)]
@@ -102,7 +97,7 @@ class JsonCallParser:
         self._buffer = self._buffer[len(opener):]
         self._pending = opener
         self._state = _BEGIN
-        return _CONTINUE
+        return CONTINUE
 
     def _scan_begin(self) -> ParsedEvent | object | None:
         for tag in self._tags:
@@ -131,7 +126,7 @@ class JsonCallParser:
         else:
             out, self._buffer = self._buffer[:1], self._buffer[1:]
         self._state = _TEXT
-        return text_event(out, self._calls) or _CONTINUE
+        return text_event(out, self._calls) or CONTINUE
 
     def _scan_arguments(self) -> ParsedEvent | object | None:
         assert self._current is not None
@@ -164,7 +159,7 @@ class JsonCallParser:
             self._state = _END
         if fragment:
             return ToolCallArgs(self._calls, fragment)
-        return _CONTINUE if done else None
+        return CONTINUE if done else None
 
     def _scan_literal(self, start: int) -> ParsedEvent | object | None:
         """Arguments that are not a JSON object or array (no tool schema allows this): up to the end."""
@@ -195,30 +190,30 @@ class JsonCallParser:
         self._current = None
         self._calls += 1
         self._state = _AFTER
-        return _CONTINUE
+        return CONTINUE
 
     def _scan_after(self) -> ParsedEvent | object | None:
         buf = self._buffer
         if self._separator and buf.startswith(self._separator):
             self._buffer = buf[len(self._separator):]
             self._pending, self._state = self._separator, _BEGIN
-            return _CONTINUE
+            return CONTINUE
         if self._closer and buf.startswith(self._closer):
             self._buffer = buf[len(self._closer):]
             self._state = _TEXT
-            return _CONTINUE
+            return CONTINUE
         if not buf:
             return None
         if self._closer and not self._separator:  # a block whose calls follow one another (DeepSeek's, Kimi's)
             if any(buf.startswith(t.begin) for t in self._tags):
                 self._state = _BEGIN
-                return _CONTINUE
+                return CONTINUE
             if any(t.begin.startswith(buf) for t in self._tags):
                 return None
         if any(m and m.startswith(buf) for m in (self._separator, self._closer)):
             return None
         self._state = _TEXT
-        return _CONTINUE
+        return CONTINUE
 
 
 _STEPS = {

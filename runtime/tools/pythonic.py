@@ -31,8 +31,8 @@ import re
 from functools import lru_cache
 from typing import Any, Iterator
 
-from runtime.tools.base import (CallTag, JsonStringEscaper, ParsedEvent, new_call_id, split_at_trigger,
-                                text_event)
+from runtime.tools.base import (CONTINUE, CallTag, JsonStringEscaper, ParsedEvent, new_call_id, run_steps,
+                                split_at_trigger, text_event)
 from runtime.tools.freeform import FREEFORM_KEY, INPUT, json_string_grammar, text_between
 from runtime.tools.grammar import MAX_WHITESPACE, block_calls_format, structural_tag
 from runtime.types import Tool, ToolCall, ToolCallArgs, ToolCallStart, ToolChoice, ToolChoiceMode
@@ -191,7 +191,6 @@ class PythonicFormat:
 # -- parser -------------------------------------------------------------------------------------------------
 
 _TEXT, _OPEN, _BEGIN, _KEY, _VALUE, _AFTER = range(6)
-_CONTINUE = object()
 
 
 class PythonicCallParser:
@@ -220,12 +219,7 @@ class PythonicCallParser:
 
     def feed(self, text: str) -> Iterator[ParsedEvent]:
         self._buffer += text
-        while True:
-            event = _STEPS[self._state](self)
-            if event is None:
-                return
-            if event is not _CONTINUE:
-                yield event
+        yield from run_steps(lambda: _STEPS[self._state](self))
 
     def finish(self, cut_off: bool = False) -> Iterator[ParsedEvent]:
         if self._state == _AFTER:  # a partial separator or closer after a complete call: formatting
@@ -244,18 +238,18 @@ class PythonicCallParser:
         if not at_trigger:
             return text_event(text, self._calls)
         self._state = _OPEN
-        return text_event(text, self._calls) or _CONTINUE
+        return text_event(text, self._calls) or CONTINUE
 
     def _scan_open(self) -> ParsedEvent | object | None:
         """At `[`: calls if a tool's `NAME(` follows; otherwise the `[` is text."""
         after = self._buffer[len(TRIGGER):]
         if any(after.startswith(_call_begin(n)) for n in self._names):
             self._buffer, self._state = after, _BEGIN
-            return _CONTINUE
+            return CONTINUE
         if any(_call_begin(n).startswith(after) for n in self._names):
             return None
         out, self._buffer, self._state = TRIGGER, after, _TEXT
-        return text_event(out, self._calls) or _CONTINUE
+        return text_event(out, self._calls) or CONTINUE
 
     def _scan_begin(self) -> ParsedEvent | object | None:
         for name in self._names:
@@ -266,7 +260,7 @@ class PythonicCallParser:
         if any(_call_begin(n).startswith(self._buffer) for n in self._names):
             return None  # the rest of the name is still arriving (the grammar guarantees one)
         self._state = _TEXT  # not a call after all (only without the grammar): what follows is text
-        return _CONTINUE
+        return CONTINUE
 
     def _scan_key(self) -> ParsedEvent | object | None:
         """Before a keyword: its `name=`, or the call's `)`."""
@@ -314,7 +308,7 @@ class PythonicCallParser:
         fragment = "".join(out)
         if fragment:
             return ToolCallArgs(self._calls, fragment)
-        return _CONTINUE if ended else None
+        return CONTINUE if ended else None
 
     def _end_call(self, closing: str) -> ParsedEvent:
         event = ToolCallArgs(self._calls, closing)
@@ -326,14 +320,14 @@ class PythonicCallParser:
         buf = self._buffer
         if buf.startswith(SEPARATOR):
             self._buffer, self._state = buf[len(SEPARATOR):], _BEGIN
-            return _CONTINUE
+            return CONTINUE
         if buf.startswith(BLOCK_END):
             self._buffer, self._state = buf[len(BLOCK_END):], _TEXT
-            return _CONTINUE
+            return CONTINUE
         if not buf or SEPARATOR.startswith(buf):
             return None
         self._state = _TEXT  # (only without the grammar)
-        return _CONTINUE
+        return CONTINUE
 
 
 _STEPS = {

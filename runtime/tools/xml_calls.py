@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
 from runtime.stops import partial_suffix
-from runtime.tools.base import CallTag, ParsedEvent, new_call_id, split_at_trigger, text_event
+from runtime.tools.base import CONTINUE, CallTag, ParsedEvent, new_call_id, run_steps, split_at_trigger, text_event
 from runtime.tools.freeform import FREEFORM_KEY, INPUT, text_between
 from runtime.tools.grammar import block_calls_format, content_calls_format, structural_tag, xml_content
 from runtime.types import Tool, ToolCall, ToolCallArgs, ToolCallStart, ToolChoice
@@ -334,12 +334,7 @@ class XmlCallParser:
         self._buffer += text
         steps = {self._TEXT: self._scan_text, self._CALLS: self._scan_calls, self._HEAD: self._scan_head,
                  self._PARAMS: self._scan_params, self._VALUE: self._scan_value}
-        while True:
-            event = steps[self._state]()
-            if event is None:
-                return
-            if event is not _CONTINUE:
-                yield event
+        yield from run_steps(lambda: steps[self._state]())
 
     def finish(self, cut_off: bool = False) -> Iterator[ParsedEvent]:
         """End of output. Text still held back (a possible trigger's start) is released, or dropped when
@@ -366,7 +361,7 @@ class XmlCallParser:
             return text_event(text, self._calls)  # None: wait for more
         self._buffer = self._buffer[len(opener):]
         self._state, self._block_calls = self._CALLS, 0
-        return text_event(text, self._calls) or _CONTINUE
+        return text_event(text, self._calls) or CONTINUE
 
     def _scan_calls(self) -> ParsedEvent | object | None:
         """Inside a block, before a call or the block's close."""
@@ -377,20 +372,20 @@ class XmlCallParser:
             if self._buffer.startswith(s.block_close):
                 self._buffer = self._buffer[len(s.block_close):]
                 self._state = self._TEXT
-                return _CONTINUE
+                return CONTINUE
             if s.block_close.startswith(self._buffer):
                 return None
         if self._buffer.startswith(s.call_open):
             self._buffer = self._buffer[len(s.call_open):]
             self._state = self._HEAD
-            return _CONTINUE
+            return CONTINUE
         if s.call_open.startswith(self._buffer):
             return None
         # Not a call after all (only possible without the grammar): the block's opening is text.
         self._state = self._TEXT
         if self._block_calls:
-            return _CONTINUE
-        return text_event(s.block_open, self._calls) or _CONTINUE
+            return CONTINUE
+        return text_event(s.block_open, self._calls) or CONTINUE
 
     def _scan_head(self) -> ParsedEvent | object | None:
         s = self._syntax
@@ -441,7 +436,7 @@ class XmlCallParser:
         # Stray text inside a call (only possible without the grammar): skip to the next tag.
         at = self._buffer.find("<", 1)
         self._buffer = self._buffer[at:] if at > 0 else ""
-        return _CONTINUE
+        return CONTINUE
 
     def _scan_value(self) -> ParsedEvent | object | None:
         assert self._param is not None
@@ -480,7 +475,6 @@ class XmlCallParser:
         return ToolCallArgs(index, opening + _escape(text) + '"')
 
 
-_CONTINUE = object()
 _MARK = "\x00freeform input\x00"  # stands for the input text in a rendered call (no template writes NULs)
 
 
