@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import os
+import threading
+import time
 import uuid
 from pathlib import Path
+from typing import Any, Callable
+
+import httpx
 
 from bench.servers import ROOT, ServerProcess, start, wait_listening, wait_ready
 
-__all__ = ["ROOT", "LiveServer", "start_server", "wait_ready"]
+__all__ = ["ROOT", "LiveServer", "health_while", "start_server", "wait_ready"]
 
 
 class LiveServer(ServerProcess):
@@ -30,3 +35,19 @@ def start_server(*args: str, log_dir: Path, env: dict[str, str] | None = None, w
     else:
         wait_listening(server, timeout)
     return server
+
+
+def health_while(server: LiveServer, send: Callable[[], Any]) -> tuple[list[float], Any]:
+    """Latencies of /health (each asserted 200), polled while `send()` runs in a thread, and what it returned."""
+    result: dict[str, Any] = {}
+    worker = threading.Thread(target=lambda: result.update(value=send()))
+    latencies: list[float] = []
+    with httpx.Client(base_url=server.base_url, timeout=30) as http:
+        worker.start()
+        while worker.is_alive():
+            started = time.perf_counter()
+            assert http.get("/health").status_code == 200
+            latencies.append(time.perf_counter() - started)
+            time.sleep(0.05)
+    worker.join()
+    return latencies, result["value"]

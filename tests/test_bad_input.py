@@ -5,8 +5,6 @@ The official SDKs are the clients; raw httpx sends what they cannot (a 5,000-dig
 from __future__ import annotations
 
 import json
-import threading
-import time
 
 import anthropic
 import httpx
@@ -14,7 +12,7 @@ import openai
 import pytest
 
 from tests.conftest import MODEL_NAME
-from tests.live_server import LiveServer
+from tests.live_server import LiveServer, health_while
 
 USER = [{"role": "user", "content": "hi"}]
 CLAUDE = "claude-sonnet-4-5"
@@ -227,22 +225,6 @@ def test_too_many_tools_is_400(claude, client):
         assert "512" in _anthropic_400(claude, client, body, path)
 
 
-def _health_while(server: LiveServer, send) -> tuple[list[float], httpx.Response]:
-    """Latencies of /health polled while `send()` runs in a thread, and its response."""
-    result: dict[str, httpx.Response] = {}
-    worker = threading.Thread(target=lambda: result.update(response=send()))
-    latencies: list[float] = []
-    with httpx.Client(base_url=server.base_url, timeout=30) as http:
-        worker.start()
-        while worker.is_alive():
-            started = time.perf_counter()
-            assert http.get("/health").status_code == 200
-            latencies.append(time.perf_counter() - started)
-            time.sleep(0.05)
-    worker.join()
-    return latencies, result["response"]
-
-
 @pytest.mark.parametrize("route", ["/v1/chat/completions", "/v1/messages/count_tokens"])
 def test_health_answers_while_a_costly_body_is_prepared(server, client, route):
     # As many tools as allowed, each schema a few milliseconds to check: seconds of preparation in all.
@@ -253,7 +235,7 @@ def test_health_answers_while_a_costly_body_is_prepared(server, client, route):
         body = {"model": CLAUDE, "messages": USER, "tools": _tools(512, properties=8)}
         headers = {"anthropic-version": "2023-06-01"}
     send = lambda: httpx.post(server.base_url + route, json=body, headers=headers, timeout=300)
-    latencies, response = _health_while(server, send)
+    latencies, response = health_while(server, send)
     # 512 rendered tools overflow the test server's 4096-token window: the chat request is prepared in full
     # and then refused for its length; count_tokens counts them.
     if route == "/v1/chat/completions":

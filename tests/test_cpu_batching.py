@@ -43,6 +43,13 @@ async def started(model_dir, **config):
     return engine, info
 
 
+async def settled(engine) -> None:
+    """Once every sequence has ended, every block is free or in the tree: none leaked."""
+    while engine.running:
+        await asyncio.sleep(0.01)
+    assert accounted(engine._scheduler.radix)
+
+
 def prompts_for(tokenizer, lengths) -> list[list[int]]:
     text = "def f(x):\n    return [y * 2 for y in range(x) if y % 3]\n# 北京今天天气怎么样\n"
     base = tokenizer.encode(text * 200)
@@ -57,9 +64,7 @@ def compare_with_transformers(model_dir, lengths, new_tokens, **native_config):
         prompts = prompts_for(info.tokenizer, lengths)
         try:
             together = await asyncio.gather(*(tokens_of(native, greedy(p, new_tokens)) for p in prompts))
-            while native.running:
-                await asyncio.sleep(0.01)
-            assert accounted(native._scheduler.radix)  # every block is free or in the tree: none leaked
+            await settled(native)
         finally:
             await native.close()
         reference, _ = await started(model_dir, cpu_backend="transformers")
@@ -102,9 +107,7 @@ def test_aborting_one_sequence_leaves_the_others_untouched(tiny_model_dir):
                                                          tokens_of(engine, doomed), abort_soon())
             assert [t for t, _, _ in together] == [t for t, _, _ in alone]
             assert aborted[2].reason is FinishReason.ABORT
-            while engine.running:
-                await asyncio.sleep(0.01)
-            assert accounted(engine._scheduler.radix)
+            await settled(engine)
         finally:
             await engine.close()
 
@@ -307,9 +310,7 @@ def test_one_sequence_failing_leaves_the_others_untouched(tiny_model_dir):
                                                      tokens_of(engine, doomed), return_exceptions=True)
             assert [t for t, _, _ in together] == [t for t, _, _ in alone]
             assert isinstance(failed, EngineFailure) and "No token could be sampled" in failed.message
-            while engine.running:
-                await asyncio.sleep(0.01)
-            assert accounted(engine._scheduler.radix)
+            await settled(engine)
         finally:
             await engine.close()
 

@@ -32,7 +32,7 @@ from runtime.tools.schemas import normalise_parameters, relax
 from runtime.types import Constraint, ConstraintKind
 from tests.claude_code.request import tools as claude_code_tools
 from tests.conftest import MODEL_NAME
-from tests.live_server import LiveServer, start_server
+from tests.live_server import LiveServer, health_while, start_server
 
 USER = [{"role": "user", "content": "hi"}]
 CLAUDE = "claude-sonnet-4-5"
@@ -421,26 +421,18 @@ def test_a_cheap_tool_request_is_served_while_two_bombs_compile(unbudgeted_serve
     for i in range(2):
         threading.Thread(target=send_bomb, args=(i,), daemon=True).start()
     time.sleep(1.0)  # both compiling now
-    health: list[float] = []
     cheap: dict[str, object] = {}
 
-    def send_cheap() -> None:
-        cheap["reply"] = client.chat.completions.create(
+    def send_cheap() -> object:
+        reply = client.chat.completions.create(
             model=MODEL_NAME, messages=USER, max_tokens=80, tool_choice="required",
             tools=[_openai_tool({"type": "object", "properties": {"city": {"type": "string", "maxLength": 12}},
                                  "required": ["city"], "additionalProperties": False})])
         cheap["bombs_answered"] = len(answered)
+        return reply
 
-    worker = threading.Thread(target=send_cheap)
-    with httpx.Client(base_url=server.base_url, timeout=30) as http:
-        worker.start()
-        while worker.is_alive():
-            began = time.perf_counter()
-            assert http.get("/health").status_code == 200
-            health.append(time.perf_counter() - began)
-            time.sleep(0.1)
-    worker.join()
+    health, reply = health_while(server, send_cheap)
     assert cheap["bombs_answered"] == 0 and not answered
-    call = cheap["reply"].choices[0].message.tool_calls[0]  # type: ignore[attr-defined]
+    call = reply.choices[0].message.tool_calls[0]  # type: ignore[attr-defined]
     assert call.function.name == "f" and len(json.loads(call.function.arguments)["city"]) <= 12
     assert health and max(health) < 1.0, health
