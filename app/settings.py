@@ -54,6 +54,7 @@ class Settings:
     responses_store_max_bytes: int = 1 << 30
     grammar_budget: int = DEFAULT_GRAMMAR_BUDGET
     grammar_timeout: float = 60.0
+    tool_call_first: bool = False
     # LoRA adapters, each served as a model id of its own: vLLM's --lora-modules, SGLang's --lora-paths (the same)
     lora_modules: tuple[str, ...] = ()
     lora_paths: tuple[str, ...] = ()
@@ -132,6 +133,8 @@ _HELP = {
                        "between replicas",
     "responses_store_max_age": "seconds a stored conversation turn is kept after its last use",
     "responses_store_max_bytes": "SQLite store: total size kept; the least recently used turns go beyond it",
+    "tool_call_first": "under tool_choice auto, a user's turn must begin with a tool call until a tool result is in "
+                       "the conversation (for small models that never start calls by themselves; agents send auto)",
     "grammar_budget": "the most a request's schemas may cost to compile into a grammar, in estimated positions "
                       "(docs/API.md); costlier ones get a 400 at once",
     "grammar_timeout": "seconds a grammar may take to compile; then the request, and any repeat of its "
