@@ -269,6 +269,16 @@ def test_every_route_takes_the_adapter_as_its_model(client: openai.OpenAI, lora_
     assert generate() == _completion_ids(client, BASE)
     missing = httpx.post(lora_server.base_url + "/generate", json={"text": "hi", "lora_path": "nope"}, timeout=60)
     assert missing.status_code == 404 and missing.json()["error"]["param"] == "lora_path"
+    # SGLang's batch form: one adapter per prompt, null for the base model
+    batch = httpx.post(lora_server.base_url + "/generate", timeout=60, json={
+        "text": [PROMPT, PROMPT, PROMPT], "lora_path": ["sql-lora", None, "chat-lora"],
+        "sampling_params": {"max_new_tokens": 24, "temperature": 0, "ignore_eos": True}})
+    batch.raise_for_status()
+    assert [out["output_ids"] for out in batch.json()] == [by_lora_path, generate(), generate(lora_path="chat-lora")]
+    for lora_path, param in ((["sql-lora"], "lora_path"), (["sql-lora", "nope", None], "lora_path[1]")):
+        bad = httpx.post(lora_server.base_url + "/generate", timeout=60,
+                         json={"text": [PROMPT, PROMPT, PROMPT], "lora_path": lora_path})
+        assert bad.status_code in (400, 404) and bad.json()["error"]["param"] == param
 
 
 def test_an_unknown_adapter_is_404_model_not_found(client: openai.OpenAI, lora_server: LiveServer) -> None:
