@@ -75,6 +75,8 @@ class SamplingParams:
     # End-of-sequence and stop_token_ids cannot end the output before this many tokens (vLLM's min_tokens,
     # SGLang's min_new_tokens); stop strings still can, as on SGLang.
     min_new_tokens: int = 0
+    # Stop strings: matched on the output's text by the output pipeline (runtime/output.py), never by an engine,
+    # so every request counts its tokens alike; stop_token_ids are the engine's.
     stop: tuple[str, ...] = ()
     stop_token_ids: tuple[int, ...] = ()
     ignore_eos: bool = False
@@ -228,7 +230,13 @@ class Usage:
 
 @dataclass(frozen=True, slots=True)
 class TextDelta:
+    """Output text. From an engine, `tokens` is how many generated tokens this text completes: those since the
+    engine's previous TextDelta (a token whose text is held back, half a character, counts in the delta that
+    shows it), so a stop string matched in this text ends the output after exactly that many more tokens. The
+    output pipeline's TextDeltas leave it 0: text outside calls is no longer tied to tokens."""
+
     text: str
+    tokens: int = 0
 
 
 @dataclass(frozen=True, slots=True)

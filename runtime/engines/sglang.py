@@ -2,7 +2,9 @@
 
 Token ids in, text out. The Engine runs a TokenizerManager in this process, which talks ZMQ to a scheduler
 process per TP rank (or a data-parallel controller) and a detokenizer process; we send `input_ids` with our
-sampling parameters and turn its streamed dicts into TextDelta/Finished events. `import sglang` happens only in
+sampling parameters and turn its streamed dicts into TextDelta/Finished events. Stop strings are not sent: the
+output pipeline matches them (runtime/output.py), counting tokens from each TextDelta's `tokens`, which we take
+from the chunk's `output_ids`. `import sglang` happens only in
 start(), so a machine without sglang imports this module freely.
 
 SGLang changes process-wide state. Living inside uvicorn, each side effect and what we do about it:
@@ -132,7 +134,7 @@ class _Chunk(TypedDict):
 
 def server_args(config: EngineConfig) -> dict[str, Any]:
     """`sglang.Engine(**kwargs)`: each name is a field of ServerArgs (sglang/srt/arg_groups/fields/*.py).
-    The tokenizer stays initialised (skip_tokenizer_init=False): SGLang detokenizes and matches stop strings."""
+    The tokenizer stays initialised (skip_tokenizer_init=False): SGLang detokenizes."""
     kwargs: dict[str, Any] = {
         "model_path": config.model_path,
         "served_model_name": config.served_model_name,
@@ -183,7 +185,7 @@ def sampling_params(params: SamplingParams, constraint: Constraint | None) -> di
         "frequency_penalty": params.frequency_penalty,
         "presence_penalty": params.presence_penalty,
         "repetition_penalty": params.repetition_penalty,
-        "stop": list(params.stop),
+        # No "stop": stop strings are the output pipeline's (runtime/output.py), on every engine.
         "stop_token_ids": list(params.stop_token_ids),
         "ignore_eos": params.ignore_eos,
         "skip_special_tokens": params.skip_special_tokens,
@@ -290,18 +292,28 @@ class _NewIds:
 
 
 class _CumulativeText:
-    """SGLang sends the whole text so far; we emit what is new. A trailing U+FFFD (the start of a multi-byte
-    character whose remaining bytes are still to come) is held back until a later chunk settles it."""
+    """SGLang sends the whole text so far with every output token's id so far; we emit what is new, with the
+    count of the tokens it completes (TextDelta.tokens). A trailing U+FFFD (the start of a multi-byte character
+    whose remaining bytes are still to come) is held back until a later chunk settles it, and its tokens with it.
+
+    `text` and `output_ids` agree: tokenizer_manager.py `_wait_one_response` reads both from the request's
+    state when it hands the chunk over. A chunk brings one scheduler step's tokens, or several where this loop
+    fell behind (it keeps only the newest output) or a step makes several (speculative decoding)."""
 
     def __init__(self) -> None:
         self._sent = 0
+        self._told = 0  # tokens whose text has been sent
 
-    def delta(self, text: str, *, final: bool) -> str:
-        new = text[self._sent :]
+    def delta(self, chunk: _Chunk, *, final: bool) -> TextDelta | None:
+        new = chunk["text"][self._sent :]
         if not final:
             new = new.rstrip(_REPLACEMENT)
+        if not new:
+            return None
+        tokens = len(chunk["output_ids"])
         self._sent += len(new)
-        return new
+        delta, self._told = TextDelta(new, tokens - self._told), tokens
+        return delta
 
 
 def _abort_error(reason: _FinishReasonJson) -> ServiceError:
@@ -420,15 +432,15 @@ class SglangEngine:
                                                                  request.prompt_top_logprobs)):
                     prompt_pending = False
                     yield scored
-                delta = text.delta(chunk["text"], final=reason is not None)
+                delta = text.delta(chunk, final=reason is not None)
                 new_logprobs = logprobs.take(chunk["meta_info"]) if logprobs is not None else None
                 if ids is not None and (new_ids := ids.take(chunk)) is not None:
                     yield new_ids
                 if reason is None:
                     if new_logprobs is not None:
                         yield new_logprobs
-                    if delta:
-                        yield TextDelta(delta)
+                    if delta is not None:
+                        yield delta
                     continue
                 finished = True
                 event = self._finished(request, reason, chunk["meta_info"])  # raises for an error abort
@@ -440,8 +452,8 @@ class SglangEngine:
                 self._active.discard(rid)
                 if new_logprobs is not None:
                     yield new_logprobs
-                if delta:
-                    yield TextDelta(delta)
+                if delta is not None:
+                    yield delta
                 yield event
                 return
             raise EngineFailure("The engine ended a stream without a finish reason.")
@@ -498,10 +510,8 @@ class SglangEngine:
         raise EngineFailure(f"The engine reported an unknown finish reason {kind!r}.")
 
     def _matched_stop(self, matched: object, params: SamplingParams) -> str | None:
-        """A stop string; or a stop token the request named (the CPU engine reports those decoded too).
-        EOS and a grammar's final token are not stop sequences."""
-        if isinstance(matched, str):
-            return matched
+        """A stop token the request named, decoded (as the CPU engine reports it). EOS and a grammar's final
+        token are not stop sequences; no stop string is sent, so none matches here."""
         if isinstance(matched, int) and matched in params.stop_token_ids:
             return str(self._model.tokenizer.decode([matched]))
         return None
