@@ -290,7 +290,7 @@ class TokenIds:
 class Finished:
     reason: FinishReason
     usage: Usage
-    matched_stop: str | None = None  # the stop string that ended generation, if any
+    matched_stop: str | None = None  # the stop token (of stop_token_ids, decoded) that ended generation, if any
 
 
 EngineEvent = TextDelta | Logprobs | PromptLogprobs | TokenIds | Finished
@@ -325,7 +325,7 @@ class ToolCallArgs:
 class ChatFinished:
     reason: FinishReason
     usage: Usage
-    matched_stop: str | None = None
+    matched_stop: str | None = None  # the stop string (matched by the output pipeline) or stop token that ended it
     tool_calls: int = 0  # how many calls this response made
 
     @property

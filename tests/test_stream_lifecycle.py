@@ -237,10 +237,14 @@ def test_a_stopped_answer_counts_the_tokens_up_to_its_stop(live, oai, claude, to
 
 
 def test_a_stopped_completion_counts_the_tokens_up_to_its_stop(live, oai):
-    play(RUNS_ON)
+    play(RUNS_ON, RUNS_ON)
     completion = oai.completions.create(model=MODEL, prompt="count", stop="END")
     assert completion.choices[0].text == "one two " and completion.choices[0].finish_reason == "stop"
     assert completion.usage.completion_tokens == 4 and live.engine.aborted[-1] == live.engine.requests[-1].rid
+    native = httpx.post(live.base_url + "/generate", json={"text": "count", "sampling_params": {
+        "stop": ["END"], "max_new_tokens": 16}}).json()
+    assert native["text"] == "one two " and native["meta_info"]["completion_tokens"] == 4
+    assert native["meta_info"]["finish_reason"] == {"type": "stop", "matched": "END"}
 
 
 def test_a_stop_string_inside_a_call_does_not_cut_it(live, oai):
