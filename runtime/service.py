@@ -98,7 +98,8 @@ class GenerationService:
         if plan.keep_special_tokens or (reasoning is not None and self.reasoning is not None
                                         and self.reasoning.keeps_special_tokens):
             sampling = replace(sampling, skip_special_tokens=False)
-        engine_request = self._engine_request(input_ids, sampling, plan.constraint, rid, adapter)
+        engine_request = self._engine_request(input_ids, sampling, plan.constraint, rid, adapter,
+                                              text_per_token=bool(text_stops))
         if request.prompt_logprobs is not None:
             engine_request = replace(engine_request, prompt_logprobs=True, prompt_top_logprobs=request.prompt_logprobs)
         if reasoning is not None and not self._forcing_fits(request, plan, reasoning):
@@ -131,7 +132,8 @@ class GenerationService:
             ids = await asyncio.to_thread(self.template.encode, prompt, add_special_tokens=True)
         constraint = text_constraint(response_format)
         text_stops, sampling = _stops_to_the_pipeline(sampling)
-        request = self._engine_request(ids, self._budget(len(ids), sampling), constraint, rid, adapter)
+        request = self._engine_request(ids, self._budget(len(ids), sampling), constraint, rid, adapter,
+                                       text_per_token=bool(text_stops))
         scored = replace(request, prompt_logprobs=prompt_logprobs or prompt_top_logprobs is not None,
                          prompt_top_logprobs=prompt_top_logprobs)
         return PreparedRequest(scored, OutputSpec(text_stops=text_stops,
@@ -176,11 +178,13 @@ class GenerationService:
                                      f"{self.model.vocab_size}).", param=param)
 
     def _engine_request(self, ids: list[int], sampling: SamplingParams, constraint: Constraint | None,
-                        rid: str | None = None, adapter: str | None = None) -> EngineRequest:
+                        rid: str | None = None, adapter: str | None = None, *,
+                        text_per_token: bool = False) -> EngineRequest:
         # The sampling fields only the model can check.
         self._require_tokens((token_id for token_id, _ in sampling.logit_bias), "logit_bias")
         self._require_tokens(sampling.stop_token_ids, "stop_token_ids")
-        return EngineRequest(rid or uuid.uuid4().hex, tuple(ids), sampling, constraint, adapter=adapter)
+        return EngineRequest(rid or uuid.uuid4().hex, tuple(ids), sampling, constraint, adapter=adapter,
+                             text_per_token=text_per_token)
 
     def _budget(self, prompt_tokens: int, sampling: SamplingParams, *, clamp: bool = False) -> SamplingParams:
         """Fit the output into the context window: reject what cannot fit, fill in an absent max."""

@@ -207,6 +207,10 @@ class EngineRequest:
     # The LoRA adapter (its name, one of EngineConfig.lora_adapters) to run with; None: the base model. Outputs
     # of different adapters never share cached keys/values.
     adapter: str | None = None
+    # Where the output pipeline matches stop strings: text that several tokens brought at once is split into a
+    # TextDelta per token where the engine can (SGLang's chunks; the CPU engine's deltas are one token's
+    # anyway), so a stopped output's usage ends at the very token.
+    text_per_token: bool = False
 
 
 class FinishReason(enum.Enum):

@@ -17,6 +17,7 @@ import sys
 import textwrap
 import threading
 import uuid
+from dataclasses import replace
 from pathlib import Path
 from types import ModuleType, SimpleNamespace
 from typing import Any
@@ -264,6 +265,43 @@ def test_a_chunk_of_several_tokens_counts_them_all(fake: ModuleType) -> None:
     events = run_script(fake, script)
     assert events == [TextDelta("a", 1), TextDelta("bcd", 3), TextDelta("e", 1),
                       Finished(FinishReason.LENGTH, Usage(3, 5, 0))]
+
+
+@pytest.mark.parametrize(("output_ids", "expected"), [
+    ([ord(c) for c in "abcde"], [TextDelta(c, 1) for c in "abcde"]),
+    # Ids whose decoding is not SGLang's text (the fake's defaults): the chunk's text stays whole.
+    (None, [TextDelta("a", 1), TextDelta("bcd", 3), TextDelta("e", 1)]),
+])
+def test_where_stop_strings_are_matched_a_chunk_is_split_per_token(fake: ModuleType, output_ids, expected) -> None:
+    """So that a stop string in the chunk's text ends the output's usage at the very token (runtime/output.py)."""
+    script = fake.Script(texts=["a", "abcd", "abcde"], tokens_per_chunk=[1, 3, 1], output_ids=output_ids,
+                         finish=fake.length(5))
+    events = run_script(fake, script, replace(request(), text_per_token=True))
+    assert events == [*expected, Finished(FinishReason.LENGTH, Usage(3, 5, 0))]
+
+
+def test_a_character_split_across_chunks_counts_its_tokens_in_the_delta_that_shows_it(
+        fake: ModuleType, tiny_model_dir: Path) -> None:
+    from runtime.model import load_model_info
+
+    model = load_model_info(str(tiny_model_dir))  # byte-level: each of these characters is three tokens
+    ids = model.tokenizer.encode("a北京b")
+    ends = [2, len(ids) - 1, len(ids)]  # "a" and half of 北; the rest of 北, 京; "b"
+    texts = [model.tokenizer.decode(ids[:end]) for end in ends]
+    script = fake.Script(texts=texts, tokens_per_chunk=[2, len(ids) - 3, 1], output_ids=ids, finish=fake.length(8))
+
+    async def scenario() -> list[EngineEvent]:
+        engine = SglangEngine(CONFIG, model)
+        await engine.start()
+        fake.control.scripts.append(script)
+        try:
+            return await collect(engine, replace(request(), text_per_token=True))
+        finally:
+            await engine.close()
+
+    events = asyncio.run(scenario())
+    deltas = [(e.text, e.tokens) for e in events if isinstance(e, TextDelta)]
+    assert deltas == [("a", 1), ("北", 3), ("京", 3), ("b", 1)]
 
 
 def test_a_trailing_replacement_char_waits_for_the_next_chunk_and_the_last_is_flushed(fake: ModuleType) -> None:

@@ -225,6 +225,7 @@ def test_a_stopped_answer_counts_the_tokens_up_to_its_stop(live, oai, claude, to
     reply = oai.chat.completions.create(model=MODEL, messages=USER, stop=["END"], **extra)
     assert reply.choices[0].message.content == "one two " and reply.choices[0].finish_reason == "stop"
     assert reply.usage.completion_tokens == 4 and live.engine.requests[-1].sampling.stop == ()
+    assert live.engine.requests[-1].text_per_token  # (SGLang: a chunk of several tokens is cut per token)
     chunks = list(oai.chat.completions.create(model=MODEL, messages=USER, stop=["END"], stream=True,
                                               stream_options={"include_usage": True}, **extra))
     assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "one two "

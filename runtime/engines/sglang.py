@@ -3,9 +3,9 @@
 Token ids in, text out. The Engine runs a TokenizerManager in this process, which talks ZMQ to a scheduler
 process per TP rank (or a data-parallel controller) and a detokenizer process; we send `input_ids` with our
 sampling parameters and turn its streamed dicts into TextDelta/Finished events. Stop strings are not sent: the
-output pipeline matches them (runtime/output.py), counting tokens from each TextDelta's `tokens`, which we take
-from the chunk's `output_ids`. `import sglang` happens only in
-start(), so a machine without sglang imports this module freely.
+output pipeline matches them (runtime/output.py), counting tokens by each TextDelta's `tokens`, which we take
+from the chunk's `output_ids` (cut per token where the request asks: `_PerToken`). `import sglang` happens only
+in start(), so a machine without sglang imports this module freely.
 
 SGLang changes process-wide state. Living inside uvicorn, each side effect and what we do about it:
 
@@ -49,6 +49,7 @@ from dataclasses import replace
 from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from typing import Any, TypedDict
 
+from runtime.detokenize import IncrementalDetokenizer
 from runtime.engines import EngineConfig
 from runtime.errors import EngineFailure, EngineUnavailable, InvalidRequest, Overloaded, ServiceError
 from runtime.model import ModelInfo
@@ -298,22 +299,57 @@ class _CumulativeText:
 
     `text` and `output_ids` agree: tokenizer_manager.py `_wait_one_response` reads both from the request's
     state when it hands the chunk over. A chunk brings one scheduler step's tokens, or several where this loop
-    fell behind (it keeps only the newest output) or a step makes several (speculative decoding)."""
+    fell behind (it keeps only the newest output) or a step makes several (speculative decoding); with a
+    `splitter`, such text is cut into a delta per token."""
 
-    def __init__(self) -> None:
+    def __init__(self, splitter: _PerToken | None = None) -> None:
+        self._splitter = splitter
         self._sent = 0
         self._told = 0  # tokens whose text has been sent
 
-    def delta(self, chunk: _Chunk, *, final: bool) -> TextDelta | None:
+    def deltas(self, chunk: _Chunk, *, final: bool) -> list[TextDelta]:
         new = chunk["text"][self._sent :]
         if not final:
             new = new.rstrip(_REPLACEMENT)
         if not new:
-            return None
-        tokens = len(chunk["output_ids"])
+            return []
+        ids = chunk["output_ids"]
         self._sent += len(new)
-        delta, self._told = TextDelta(new, tokens - self._told), tokens
-        return delta
+        if self._splitter is None or len(ids) - self._told < 2:
+            deltas = [TextDelta(new, len(ids) - self._told)]
+        else:  # (tokens after its last piece of text, half a character, count in the next delta)
+            deltas = self._splitter.split(ids, self._told, new, final=final)
+        self._told += sum(delta.tokens for delta in deltas)
+        return deltas
+
+
+class _PerToken:
+    """Text that several tokens brought, cut where each token completes its part: our own decode of those
+    tokens after a few before them (runtime/detokenize.py, as the CPU engine streams). Where it disagrees with
+    SGLang's text (a tokenizer option SGLang's detokenizer applies differently), the text stays one delta."""
+
+    CONTEXT = 6  # tokens decoded before the new ones: enough to finish a character and a merge of spaces
+
+    def __init__(self, tokenizer: Any, *, skip_special_tokens: bool) -> None:
+        self._tokenizer = tokenizer
+        self._skip_special_tokens = skip_special_tokens
+
+    def split(self, ids: list[int], told: int, text: str, *, final: bool) -> list[TextDelta]:
+        detokenizer = IncrementalDetokenizer(self._tokenizer, skip_special_tokens=self._skip_special_tokens)
+        for token_id in ids[max(0, told - self.CONTEXT) : told]:
+            detokenizer.push(token_id)
+        pieces = [detokenizer.push(token_id) for token_id in ids[told:]]
+        if final:
+            pieces[-1] += detokenizer.flush()
+        if "".join(pieces) != text:
+            return [TextDelta(text, len(ids) - told)]
+        deltas, tokens = [], 0
+        for piece in pieces:
+            tokens += 1
+            if piece:
+                deltas.append(TextDelta(piece, tokens))
+                tokens = 0
+        return deltas
 
 
 def _abort_error(reason: _FinishReasonJson) -> ServiceError:
@@ -409,7 +445,9 @@ class SglangEngine:
         stream: AsyncGenerator[_Chunk, None] | None = None  # TokenizerManager.generate_request
         finished = False
         try:
-            text = _CumulativeText()
+            splitter = (_PerToken(self._model.tokenizer, skip_special_tokens=request.sampling.skip_special_tokens)
+                        if request.text_per_token else None)
+            text = _CumulativeText(splitter)
             wants_logprobs = request.sampling.logprobs is not None or request.prompt_logprobs
             vocab = await self._vocabulary() if wants_logprobs else []
             asked = request.sampling.logprobs
@@ -432,14 +470,14 @@ class SglangEngine:
                                                                  request.prompt_top_logprobs)):
                     prompt_pending = False
                     yield scored
-                delta = text.delta(chunk, final=reason is not None)
+                deltas = text.deltas(chunk, final=reason is not None)
                 new_logprobs = logprobs.take(chunk["meta_info"]) if logprobs is not None else None
                 if ids is not None and (new_ids := ids.take(chunk)) is not None:
                     yield new_ids
                 if reason is None:
                     if new_logprobs is not None:
                         yield new_logprobs
-                    if delta is not None:
+                    for delta in deltas:
                         yield delta
                     continue
                 finished = True
@@ -452,7 +490,7 @@ class SglangEngine:
                 self._active.discard(rid)
                 if new_logprobs is not None:
                     yield new_logprobs
-                if delta is not None:
+                for delta in deltas:
                     yield delta
                 yield event
                 return
