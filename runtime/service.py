@@ -23,6 +23,7 @@ from runtime.templating import ChatTemplate
 from runtime.tools.base import ToolFormat
 from runtime.tools.plan import ChatPlan, plan_chat, text_constraint, text_schema
 from runtime.tools.budget import DEFAULT_GRAMMAR_BUDGET
+from runtime.tool_policy import apply_tool_call_first
 from runtime.types import (
     ChatEvent,
     ChatRequest,
@@ -72,13 +73,14 @@ def _rename(message: dict, old: str, new: str) -> dict:
 class GenerationService:
     def __init__(self, engine: Engine, model: ModelInfo, tool_format: ToolFormat,
                  reasoning_format: ReasoningFormat | None = None, *,
-                 grammar_budget: int = DEFAULT_GRAMMAR_BUDGET) -> None:
+                 grammar_budget: int = DEFAULT_GRAMMAR_BUDGET, tool_call_first: bool = False) -> None:
         self.engine = engine
         self.model = model
         self.tool_format = tool_format
         self.template = ChatTemplate(model)
         self.reasoning = ReasoningModel(reasoning_format, model.tokenizer) if reasoning_format else None
         self.grammar_budget = grammar_budget  # positions (runtime/tools/budget.py); --grammar-budget
+        self.tool_call_first = tool_call_first  # --tool-call-first (runtime/tool_policy.py)
 
     @property
     def context_length(self) -> int:
@@ -90,6 +92,8 @@ class GenerationService:
                            adapter: str | None = None) -> PreparedRequest:
         """`rid`: the engine's id for the run (the edge's request id, so the engine's logs name it); `adapter`:
         the LoRA adapter the client named as its model (app/models.py), None for the base model."""
+        if self.tool_call_first:
+            request = apply_tool_call_first(request)
         # Planning (a schema relaxation per tool) and rendering take time proportional to the request: in a
         # worker thread, off the event loop.
         plan, input_ids, reasoning = await asyncio.to_thread(self._plan_and_render, request)

@@ -31,6 +31,10 @@ class EngineConfig:
     grammar_timeout: float = 60.0  # seconds a grammar may take to compile (SGLang: SGLANG_GRAMMAR_TIMEOUT)
     # LoRA adapters a request may name (EngineRequest.adapter): PEFT directories, loaded at start
     lora_adapters: tuple[LoraAdapter, ...] = ()
+    enable_lora: bool = False
+    max_lora_rank: int | None = None  # adapters above it are refused at start (runtime/adapters.check_ranks)
+    max_loras: int | None = None  # SGLang's max_loras_per_batch
+    max_cpu_loras: int | None = None  # SGLang's max_loaded_loras
     # CPU engine
     threads: int | None = None
     prefix_cache_entries: int = 4  # the transformers path's prefix cache

@@ -157,6 +157,10 @@ def server_args(config: EngineConfig) -> dict[str, Any]:
     if config.lora_adapters:  # (sglang/srt/arg_groups/lora_hook.py reads each dict as one LoRARef)
         kwargs |= {"enable_lora": True, "lora_paths": [{"lora_name": a.name, "lora_path": a.path}
                                                        for a in config.lora_adapters]}
+    if config.enable_lora:
+        kwargs["enable_lora"] = True
+    kwargs |= {"max_lora_rank": config.max_lora_rank, "max_loras_per_batch": config.max_loras,
+               "max_loaded_loras": config.max_cpu_loras}
     kwargs = {name: value for name, value in kwargs.items() if value is not None}
     # --engine-arg name=value: any other ServerArgs field, its value read as JSON where it parses as JSON
     # (numbers, true/false, lists), else as the string given. It wins over the settings above.

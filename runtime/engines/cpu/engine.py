@@ -28,7 +28,7 @@ from typing import Any, AsyncIterator
 
 import torch
 
-from runtime.adapters import LoraAdapter
+from runtime.adapters import LoraAdapter, check_ranks
 from runtime.detokenize import IncrementalDetokenizer
 from runtime.engines import EngineConfig
 from runtime.engines.cpu.grammar import GrammarCache, GrammarMask
@@ -125,6 +125,7 @@ class CpuEngine:
         from transformers import AutoModelForCausalLM
 
         torch.set_num_threads(self._config.threads or os.cpu_count() or 1)
+        check_ranks(self._config.lora_adapters, self._config.max_lora_rank)
         # float32 by default, whatever the checkpoint holds: on CPUs without native bf16 (AVX2, most of them)
         # bf16 prefill measured 7.6x and decode 1.9x slower than float32 (bench/RESULTS.md).
         dtype = getattr(torch, self._config.dtype) if self._config.dtype != "auto" else torch.float32
