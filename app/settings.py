@@ -59,6 +59,7 @@ class Settings:
     lora_modules: tuple[str, ...] = ()
     lora_paths: tuple[str, ...] = ()
     enable_lora: bool = False  # vLLM's and SGLang's switch; adapters given turn LoRA on anyway
+    allow_runtime_lora: bool = False  # load/unload routes (vLLM: VLLM_ALLOW_RUNTIME_LORA_UPDATING=true)
     max_lora_rank: int | None = None
     max_loras: int | None = None  # vLLM's --max-loras, SGLang's --max-loras-per-batch
     max_cpu_loras: int | None = None  # vLLM's --max-cpu-loras, SGLang's --max-loaded-loras
@@ -146,6 +147,9 @@ _HELP = {
     "lora_modules": "LoRA adapters served as model ids: name=path (a PEFT adapter directory) or vLLM's JSON "
                     "{\"name\": ..., \"path\": ...}, several separated by spaces or commas",
     "enable_lora": "accepted as vLLM and SGLang spell it (adapters named by --lora-modules turn LoRA on anyway)",
+    "allow_runtime_lora": "serve vLLM's /v1/load_lora_adapter and /v1/unload_lora_adapter and SGLang's "
+                          "/load_lora_adapter and /unload_lora_adapter (also on with vLLM's "
+                          "VLLM_ALLOW_RUNTIME_LORA_UPDATING=true)",
     "max_lora_rank": "the largest LoRA rank allowed: an adapter above it is refused at start (SGLang: its "
                      "max_lora_rank, which sizes its adapter memory)",
     "max_loras": "SGLang: adapters in one batch (its max_loras_per_batch; alias --max-loras-per-batch); the CPU "
@@ -159,6 +163,7 @@ _HELP = {
 _CHOICES = {"tool_format": format_names(), "reasoning_format": reasoning_format_names(),
             "cpu_backend": ("auto", "native", "transformers"),
             "log_level": ("critical", "error", "warning", "info", "debug")}
+VLLM_RUNTIME_LORA = "VLLM_ALLOW_RUNTIME_LORA_UPDATING"
 _ALIASES = {"max_loras": ("--max-loras-per-batch",), "max_cpu_loras": ("--max-loaded-loras",)}  # SGLang's names
 _SPECS = {"lora_modules", "lora_paths"}  # items that may hold JSON (commas inside): runtime/adapters.split_specs
 
@@ -203,6 +208,8 @@ def load_settings(argv: Sequence[str] | None = None, environ: dict[str, str] | N
     if given_keys and not values.get("api_keys"):  # `--api-keys ","` must not mean "no auth"
         parser.error("--api-keys (or INFER_API_KEYS) is set but holds no key; give at least one, or unset it "
                      "to serve without auth")
+    if "allow_runtime_lora" not in values and environ.get(VLLM_RUNTIME_LORA, "").lower() in ("1", "true"):
+        values["allow_runtime_lora"] = True  # vLLM's switch for the same routes, as its users set it
     settings = Settings(**values)
     try:
         adapters = settings.lora_adapters

@@ -49,9 +49,10 @@ from dataclasses import replace
 from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from typing import Any, TypedDict
 
+from runtime.adapters import LoraAdapter
 from runtime.detokenize import IncrementalDetokenizer
 from runtime.engines import EngineConfig
-from runtime.errors import EngineFailure, EngineUnavailable, InvalidRequest, Overloaded, ServiceError
+from runtime.errors import EngineFailure, EngineUnavailable, InvalidRequest, NotFound, Overloaded, ServiceError
 from runtime.model import ModelInfo
 from runtime.reasoning.budget import ThinkingBudgetProcessor, ThinkingTracker, control_params
 from runtime.types import (
@@ -157,7 +158,7 @@ def server_args(config: EngineConfig) -> dict[str, Any]:
     if config.lora_adapters:  # (sglang/srt/arg_groups/lora_hook.py reads each dict as one LoRARef)
         kwargs |= {"enable_lora": True, "lora_paths": [{"lora_name": a.name, "lora_path": a.path}
                                                        for a in config.lora_adapters]}
-    if config.enable_lora:
+    if config.enable_lora or config.allow_runtime_lora:  # (SGLang loads adapters while serving only with LoRA on)
         kwargs["enable_lora"] = True
     kwargs |= {"max_lora_rank": config.max_lora_rank, "max_loras_per_batch": config.max_loras,
                "max_loaded_loras": config.max_cpu_loras}
@@ -439,6 +440,27 @@ class SglangEngine:
         for task in getattr(engine.tokenizer_manager, "asyncio_tasks", ()):  # handle_loop, sigterm_watchdog
             task.cancel()
         await asyncio.to_thread(engine.shutdown)
+
+    async def load_adapter(self, adapter: LoraAdapter) -> None:
+        """SGLang's own dynamic loading (`Engine.async_load_lora_adapter`; it needs enable_lora at launch, and
+        max_lora_rank / lora_target_modules that fit when no adapter was given then)."""
+        result = await self._running().async_load_lora_adapter(adapter.name, adapter.path)
+        if not result.success:
+            raise InvalidRequest(f"SGLang could not load the LoRA adapter {adapter.name!r}: {result.error_message}",
+                                 param="lora_path")
+
+    async def unload_adapter(self, name: str) -> None:
+        """SGLang unregisters the name at once and unloads once its running requests finish."""
+        result = await self._running().async_unload_lora_adapter(name)
+        if not result.success:
+            message = result.error_message or ""
+            error = NotFound if "does not exist" in message else InvalidRequest
+            raise error(f"SGLang could not unload the LoRA adapter {name!r}: {message}", param="lora_name")
+
+    def _running(self) -> Any:
+        if self._engine is None or self._closing:
+            raise EngineUnavailable("The SGLang engine is not running.")
+        return self._engine
 
     async def generate(self, request: EngineRequest) -> AsyncIterator[EngineEvent]:
         engine = self._engine
