@@ -61,7 +61,8 @@ class Engine(Protocol):
         """Release the engine's resources; in-flight requests end with an abort."""
 
     def generate(self, request: EngineRequest) -> AsyncIterator[EngineEvent]:
-        """Run one request: text deltas, then exactly one Finished. Closing the iterator aborts it."""
+        """Run one request: text deltas, each with the count of tokens it completes, then exactly one Finished.
+        Stop strings are not the engine's (the output pipeline matches them); closing the iterator aborts it."""
 
     async def abort(self, rid: str) -> None:
         """Stop a running request; its stream ends with Finished(ABORT)."""

@@ -5,8 +5,8 @@ continuous batching over a paged KV cache and a radix prefix cache (scheduler.py
 each step is one forward pass over every running sequence. Other architectures run on transformers, the
 worker interleaving the active requests a token at a time (prefill in chunks); the log says which path a
 model took. Either way the event loop only ever waits on queues: it is never blocked by model compute.
-Aborts are flags the worker checks before every step. Sampling, grammars, logprobs and stops are this
-module's, shared by both paths.
+Aborts are flags the worker checks before every step. Sampling, grammars, logprobs and stop tokens are this
+module's, shared by both paths (stop strings are the output pipeline's: runtime/output.py).
 
 LoRA adapters (EngineConfig.lora_adapters, PEFT directories): our model code applies each sequence's adapter to
 its own rows of the batched forward pass (lora.py); the transformers path wraps the model in peft's PeftModel
@@ -40,7 +40,6 @@ from runtime.engines.cpu.worker_task import WorkerTask
 from runtime.errors import EngineFailure, EngineUnavailable, InvalidRequest, NotFound
 from runtime.model import ModelInfo
 from runtime.reasoning.budget import ThinkingTracker
-from runtime.stops import StopMatcher
 from runtime.types import (
     EngineEvent,
     EngineRequest,
@@ -67,13 +66,13 @@ class _Sequence:
     generator: torch.Generator
     mask: GrammarMask | None
     detokenizer: IncrementalDetokenizer
-    stops: StopMatcher
     cache: Any = None
     cached_tokens: int = 0
     computed: int = 0  # prompt tokens whose keys/values are in `cache`
     generated: list[int] = field(default_factory=list)
     prompt_logprobs: list[TokenLogprob] = field(default_factory=list)  # gathered chunk by chunk in prefill
     pending_bytes: bytes = b""  # an unfinished UTF-8 character at the end of the output
+    untold: int = 0  # generated tokens whose text no TextDelta has carried yet (TextDelta.tokens)
     thinking: ThinkingTracker | None = None  # counts the thinking region's tokens, forces its end at the budget
     aborted: bool = False
     # the batched path (scheduler.py): tokens[:computed] have keys/values in `blocks`, the first len(chain)
@@ -208,7 +207,6 @@ class CpuEngine:
             mask=mask,
             detokenizer=IncrementalDetokenizer(self._info.tokenizer,
                                                skip_special_tokens=request.sampling.skip_special_tokens),
-            stops=StopMatcher(request.sampling.stop),
             tokens=list(request.input_ids),
             thinking=ThinkingTracker(request.thinking) if request.thinking is not None else None,
         )
@@ -444,12 +442,11 @@ class CpuEngine:
         if token in params.stop_token_ids:
             self._finish(seq, FinishReason.STOP, matched=self._info.tokenizer.decode([token]))
             return True
-        result = seq.stops.push(seq.detokenizer.push(token))
-        if result.text:
-            seq.emit(TextDelta(result.text))
-        if result.matched is not None:
-            self._finish(seq, FinishReason.STOP, matched=result.matched, flush=False)
-            return True
+        seq.untold += 1
+        text = seq.detokenizer.push(token)
+        if text:  # (empty while a character is unfinished: the token counts in the delta that shows it)
+            seq.emit(TextDelta(text, seq.untold))
+            seq.untold = 0
         total = len(seq.request.input_ids) + len(seq.generated)
         limit = params.max_new_tokens
         if (limit is not None and len(seq.generated) >= limit) or total >= self._info.context_length:
@@ -457,11 +454,11 @@ class CpuEngine:
             return True
         return False
 
-    def _finish(self, seq: _Sequence, reason: FinishReason, *, matched: str | None = None, flush: bool = True) -> None:
-        if flush and reason is not FinishReason.ABORT:
-            tail = seq.stops.push(seq.detokenizer.flush()).text + seq.stops.flush()
+    def _finish(self, seq: _Sequence, reason: FinishReason, *, matched: str | None = None) -> None:
+        if reason is not FinishReason.ABORT:
+            tail = seq.detokenizer.flush()
             if tail:
-                seq.emit(TextDelta(tail))
+                seq.emit(TextDelta(tail, seq.untold))
         usage = Usage(len(seq.request.input_ids), len(seq.generated), seq.cached_tokens,
                       seq.thinking.used if seq.thinking is not None else 0)
         seq.emit(Finished(reason, usage, matched))

@@ -57,7 +57,12 @@ class Script:
     finish: dict[str, Any] | None = field(default_factory=lambda: length(4))
     prompt_tokens: int | None = None  # None: len(input_ids)
     cached_tokens: int = 0
-    completion_tokens: int | None = None  # None: one token per chunk
+    completion_tokens: int | None = None  # None: len(output_ids)
+    # How many tokens each chunk of `texts` brings (None: one each). Several where the consumer fell behind
+    # (tokenizer_manager.py `_wait_one_response` keeps only the newest output of a request) or a step made
+    # several (speculative decoding); `output_ids` and `text` always cover the same tokens.
+    tokens_per_chunk: list[int] | None = None
+    output_ids: list[int] | None = None  # the generated tokens' ids (None: 1000, 1001, ...)
     hold: bool = False
     abort_reason: dict[str, Any] = field(default_factory=abort)
     raise_on_call: Exception | None = None  # raised by async_generate itself
@@ -146,8 +151,11 @@ class TokenizerManager:
             texts = script.texts or [""]
             for i, text in enumerate(texts):
                 await asyncio.sleep(0)
-                output_ids.append(script.proposed_ids[i] if script.proposed_ids is not None else 1000 + i)
-                logprobs.add(1000 + i)
+                for _ in range(script.tokens_per_chunk[i] if script.tokens_per_chunk is not None else 1):
+                    n = len(output_ids)
+                    scripted = script.proposed_ids if script.proposed_ids is not None else script.output_ids
+                    output_ids.append(scripted[n] if scripted is not None else 1000 + n)
+                    logprobs.add(1000 + n)
                 last = i == len(texts) - 1 and not script.hold
                 reason = script.finish if last else None
                 if last:
