@@ -7,6 +7,7 @@ import os
 from dataclasses import dataclass, fields
 from typing import Any, Sequence
 
+from runtime.sampling_defaults import load_sampling_defaults
 from runtime.adapters import LoraAdapter, parse_adapters, split_specs
 from runtime.engines import engine_names
 from runtime.model import DEFAULT_MODEL
@@ -55,6 +56,10 @@ class Settings:
     grammar_budget: int = DEFAULT_GRAMMAR_BUDGET
     grammar_timeout: float = 60.0
     tool_call_first: bool = False
+    first_tool: str | None = None
+    # Sampling defaults for what requests leave unset: vLLM's flags (runtime/sampling_defaults.py)
+    generation_config: str = "auto"
+    override_generation_config: str | None = None
     # LoRA adapters, each served as a model id of its own: vLLM's --lora-modules, SGLang's --lora-paths (the same)
     lora_modules: tuple[str, ...] = ()
     lora_paths: tuple[str, ...] = ()
@@ -138,6 +143,13 @@ _HELP = {
                        "between replicas",
     "responses_store_max_age": "seconds a stored conversation turn is kept after its last use",
     "responses_store_max_bytes": "SQLite store: total size kept; the least recently used turns go beyond it",
+    "generation_config": "where sampling defaults come from when a request sends none: auto (the model's "
+                         "generation_config.json, as vLLM and SGLang read it), vllm (none: temperature 1), or a folder",
+    "override_generation_config": "sampling defaults as JSON, over the model's (vLLM's flag), e.g. "
+                                  "'{\"temperature\": 0}'; keys: temperature, top_p, top_k, min_p, repetition_penalty, "
+                                  "max_new_tokens",
+    "first_tool": "with --tool-call-first (implied): that first call must be of this tool where the request offers "
+                  "it, e.g. exec_command for Codex CLI",
     "tool_call_first": "under tool_choice auto, a user's turn must begin with a tool call until a tool result is in "
                        "the conversation (for small models that never start calls by themselves; agents send auto)",
     "grammar_budget": "the most a request's schemas may cost to compile into a grammar, in estimated positions "
@@ -211,6 +223,10 @@ def load_settings(argv: Sequence[str] | None = None, environ: dict[str, str] | N
     if "allow_runtime_lora" not in values and environ.get(VLLM_RUNTIME_LORA, "").lower() in ("1", "true"):
         values["allow_runtime_lora"] = True  # vLLM's switch for the same routes, as its users set it
     settings = Settings(**values)
+    try:  # a bad override stops the server here, not at engine start (the model's own file is read there)
+        load_sampling_defaults("", "vllm", settings.override_generation_config)
+    except ValueError as exc:
+        parser.error(str(exc))
     try:
         adapters = settings.lora_adapters
     except ValueError as exc:

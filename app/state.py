@@ -26,6 +26,7 @@ from runtime.admission import Admission, Lease
 from runtime.engines import EngineConfig, create_engine, resolve_engine_name
 from runtime.errors import EngineUnavailable
 from runtime.model import load_model_info, resolve_model_path
+from runtime.sampling_defaults import load_sampling_defaults
 from runtime.service import GenerationService, PreparedRequest
 from runtime.reasoning.formats import select_reasoning_format
 from runtime.tools.registry import select_format
@@ -145,6 +146,7 @@ class ServiceState:
         try:
             path = await asyncio.to_thread(resolve_model_path, s.model, _cache_dir(s))
             info = await asyncio.to_thread(load_model_info, path, context_length=s.context_length)
+            defaults = load_sampling_defaults(path, s.generation_config, s.override_generation_config)
             name = resolve_engine_name(s.engine)
             cap = running_cap(s, name)
             queue = s.max_queued_requests if s.max_queued_requests is not None else QUEUE_PER_SLOT * (cap or 0)
@@ -154,7 +156,9 @@ class ServiceState:
             tool_format = select_format(s.tool_format, info.tokenizer.chat_template, info.tokenizer.get_added_vocab())
             service = GenerationService(engine, info, tool_format,
                                         select_reasoning_format(s.reasoning_format, info.tokenizer.chat_template),
-                                        grammar_budget=s.grammar_budget, tool_call_first=s.tool_call_first)
+                                        grammar_budget=s.grammar_budget, tool_call_first=s.tool_call_first,
+                                        first_tool=s.first_tool,
+                                        sampling_defaults=defaults)
             await _warm_up(service)
         except Exception as exc:  # reported through /health and 503s by type only; details in the log
             log.exception("engine start failed")
@@ -162,6 +166,8 @@ class ServiceState:
             return
         self.service = service
         reasoning = service.reasoning.format.name if service.reasoning else "none"
+        log.info("sampling defaults for what requests leave unset: %s (--generation-config %s)",
+                 service.sampling_defaults.describe(), s.generation_config)
         log.info("ready: %s on the %s engine (context %d, tool format %s, reasoning format %s; %s running at once, "
                  "%d queued for up to %g s)", s.model_name, name, info.context_length, service.tool_format.name,
                  reasoning,

@@ -23,6 +23,7 @@ from runtime.templating import ChatTemplate
 from runtime.tools.base import ToolFormat
 from runtime.tools.plan import ChatPlan, plan_chat, text_constraint, text_schema
 from runtime.tools.budget import DEFAULT_GRAMMAR_BUDGET
+from runtime.sampling_defaults import SamplingDefaults
 from runtime.tool_policy import apply_tool_call_first
 from runtime.types import (
     ChatEvent,
@@ -73,14 +74,18 @@ def _rename(message: dict, old: str, new: str) -> dict:
 class GenerationService:
     def __init__(self, engine: Engine, model: ModelInfo, tool_format: ToolFormat,
                  reasoning_format: ReasoningFormat | None = None, *,
-                 grammar_budget: int = DEFAULT_GRAMMAR_BUDGET, tool_call_first: bool = False) -> None:
+                 grammar_budget: int = DEFAULT_GRAMMAR_BUDGET, tool_call_first: bool = False,
+                 first_tool: str | None = None,
+                 sampling_defaults: SamplingDefaults = SamplingDefaults()) -> None:
         self.engine = engine
         self.model = model
         self.tool_format = tool_format
         self.template = ChatTemplate(model)
         self.reasoning = ReasoningModel(reasoning_format, model.tokenizer) if reasoning_format else None
         self.grammar_budget = grammar_budget  # positions (runtime/tools/budget.py); --grammar-budget
-        self.tool_call_first = tool_call_first  # --tool-call-first (runtime/tool_policy.py)
+        self.tool_call_first = tool_call_first or first_tool is not None  # --tool-call-first (runtime/tool_policy.py)
+        self.first_tool = first_tool  # --first-tool
+        self.sampling_defaults = sampling_defaults  # for what requests leave unset (runtime/sampling_defaults.py)
 
     @property
     def context_length(self) -> int:
@@ -93,7 +98,8 @@ class GenerationService:
         """`rid`: the engine's id for the run (the edge's request id, so the engine's logs name it); `adapter`:
         the LoRA adapter the client named as its model (app/models.py), None for the base model."""
         if self.tool_call_first:
-            request = apply_tool_call_first(request)
+            request = apply_tool_call_first(request, self.first_tool)
+        request = replace(request, sampling=self.sampling_defaults.apply(request.sampling))
         # Planning (a schema relaxation per tool) and rendering take time proportional to the request: in a
         # worker thread, off the event loop.
         plan, input_ids, reasoning = await asyncio.to_thread(self._plan_and_render, request)
@@ -129,6 +135,7 @@ class GenerationService:
                                  response_format: ResponseFormat = ResponseFormat()) -> PreparedRequest:
         """`prompt_logprobs`: score the prompt too, with `prompt_top_logprobs` alternatives per position (None:
         as many as the output's; set, it asks for the prompt's scores by itself)."""
+        sampling = self.sampling_defaults.apply(sampling)
         if isinstance(prompt, list):
             ids = prompt
             self._require_tokens(ids, "prompt")

@@ -5,7 +5,9 @@ Agents such as Codex CLI and Claude Code send `tool_choice: "auto"` on every tur
 change it. A small model that was never trained on the tool format (the embedded default, SmolLM2-135M)
 then never starts a call by itself, so an agent loop never runs a tool. With this option the grammar forces a
 call on the first step of a user's turn (as `required` does, so the call names a request tool and validates)
-and leaves the model free once a tool result is in the conversation, so it can answer.
+and leaves the model free once a tool result is in the conversation, so it can answer. `--first-tool NAME`
+narrows that first call to one tool where the request offers it (Codex sends a dozen tools, and a small model
+forced to call one of them picks poorly).
 """
 
 from __future__ import annotations
@@ -25,9 +27,12 @@ def awaits_first_call(request: ChatRequest) -> bool:
     return True
 
 
-def apply_tool_call_first(request: ChatRequest) -> ChatRequest:
-    """The request with `auto` made `required` where a user's turn awaits its first call; anything else as sent."""
+def apply_tool_call_first(request: ChatRequest, first_tool: str | None = None) -> ChatRequest:
+    """The request with `auto` made `required` where a user's turn awaits its first call (a call of `first_tool`
+    where the request offers a tool of that name: --first-tool); anything else as sent."""
     choice = request.tool_choice
     if not request.tools or choice.mode is not ToolChoiceMode.AUTO or not awaits_first_call(request):
         return request
+    if first_tool is not None and any(tool.name == first_tool for tool in request.tools):
+        return replace(request, tool_choice=ToolChoice(ToolChoiceMode.NAMED, first_tool, parallel=choice.parallel))
     return replace(request, tool_choice=ToolChoice(ToolChoiceMode.REQUIRED, parallel=choice.parallel))

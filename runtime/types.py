@@ -86,6 +86,9 @@ class SamplingParams:
     # (token id, bias) pairs added to the logits after penalties and the grammar's mask (OpenAI's logit_bias).
     logit_bias: tuple[tuple[int, float], ...] = ()
     return_token_ids: bool = False  # also TokenIds events: the generated tokens' ids (vLLM's return_token_ids)
+    # Fields the client left unset, for the server's sampling defaults to fill (runtime/sampling_defaults.py);
+    # empty once GenerationService has applied them, so engines never read it.
+    unset: frozenset[str] = frozenset()
 
     @property
     def penalised(self) -> bool:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import anthropic
@@ -48,6 +49,12 @@ def test_policy_forces_only_a_turn_without_tool_results() -> None:
         assert apply_tool_call_first(kept) is kept
     no_tools = ChatRequest(fresh.messages)
     assert apply_tool_call_first(no_tools) is no_tools
+    other = Tool("write", "Writes.", SHELL)
+    two = ChatRequest(fresh.messages, tools=(other, tool))
+    assert apply_tool_call_first(two, "shell").tool_choice == ToolChoice(ToolChoiceMode.NAMED, "shell")
+    assert apply_tool_call_first(two, "absent").tool_choice.mode is ToolChoiceMode.REQUIRED  # not offered
+    assert apply_tool_call_first(replace(two, messages=answered.messages), "shell").tool_choice.mode \
+        is ToolChoiceMode.AUTO
 
 
 def test_openai_chat_turn_calls_then_answers(first_call_server: LiveServer) -> None:

@@ -39,6 +39,7 @@ from runtime.errors import InvalidRequest
 from runtime.limits import check_tool_count
 from runtime.tools.arguments import check_arguments
 from runtime.tools.schemas import check_output_schema, check_tool_name, normalise_parameters
+from runtime.sampling_defaults import unset_fields
 from runtime.types import (
     ChatRequest,
     Message,
@@ -320,4 +321,5 @@ def _sampling(req: s.MessagesRequest) -> SamplingParams:
         top_k=req.top_k or 0,
         max_new_tokens=req.max_tokens,
         stop=stops,
+        unset=unset_fields(req, ("temperature", "top_p", "top_k"), max_new_tokens=req.max_tokens),
     )

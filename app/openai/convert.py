@@ -11,6 +11,7 @@ from runtime.limits import check_tool_count
 from runtime.templating import RESERVED_TEMPLATE_KWARGS
 from runtime.tools.arguments import parse_arguments
 from runtime.tools.schemas import check_tool_name, normalise_parameters
+from runtime.sampling_defaults import unset_fields
 from runtime.types import (
     ChatRequest,
     Message,
@@ -48,6 +49,8 @@ def sampling_params(req: s.SamplingFields, max_tokens: int | None, logprobs: int
         skip_special_tokens=req.skip_special_tokens,
         logprobs=logprobs,
         logit_bias=logit_bias(req.logit_bias),
+        unset=unset_fields(req, ("temperature", "top_p", "top_k", "min_p", "repetition_penalty"),
+                           max_new_tokens=max_tokens),
         # (continuous usage counts the tokens as their ids arrive)
         return_token_ids=req.return_token_ids or continuous_usage(req),
     )

@@ -34,6 +34,7 @@ from runtime.limits import check_tool_count
 from runtime.tools.arguments import check_arguments, parse_arguments
 from runtime.tools.freeform import INPUT, freeform_parameters
 from runtime.tools.schemas import check_output_schema, check_tool_name, normalise_parameters
+from runtime.sampling_defaults import unset_fields
 from runtime.types import (
     ChatRequest,
     Message,
@@ -98,6 +99,7 @@ def chat_request(req: s.ResponsesRequest, history: list[msgspec.Raw]) -> Convert
         seed=req.seed,
         max_new_tokens=req.max_output_tokens,
         logprobs=logprobs,
+        unset=unset_fields(req, ("temperature", "top_p"), max_new_tokens=req.max_output_tokens),
     )
     chat = ChatRequest(builder.finish(), sampling=sampling, tools=tools, tool_choice=choice,
                        response_format=_response_format(req.text), reasoning=_reasoning(req.reasoning))

@@ -38,11 +38,13 @@ def install() -> Path:
 
 
 def run_exec(binary: Path, prompt: str, *, base_url: str, model: str, home: Path, cwd: Path, timeout: float,
-             sandbox: str = "read-only") -> Run:
-    """`codex exec --json PROMPT` with a config.toml naming the server as a custom provider."""
+             sandbox: str = "read-only", config: str | None = CONFIG) -> Run:
+    """`codex exec --json PROMPT` with a config.toml naming the server as a custom provider (`config`: its
+    template; None: the config.toml already in `home`/.codex is used as it is)."""
     codex_home = home / ".codex"
     codex_home.mkdir(parents=True, exist_ok=True)
-    (codex_home / "config.toml").write_text(CONFIG.format(model=model, base_url=base_url, sandbox=sandbox))
+    if config is not None:
+        (codex_home / "config.toml").write_text(config.format(model=model, base_url=base_url, sandbox=sandbox))
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "CODEX_"))}
     env.update({"HOME": str(home), "CODEX_HOME": str(codex_home), "CODEX_TEST_API_KEY": "unused",
                 "NO_COLOR": "1"})
