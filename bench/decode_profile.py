@@ -44,10 +44,10 @@ class StepTimer:
     """Wraps the scheduler's step: (rows, decode-only?, wall s, thread CPU s) per step, and a profiler
     enabled around the decode-only steps at full concurrency."""
 
-    def __init__(self, scheduler, profile: str | None, full: int) -> None:
+    def __init__(self, scheduler, profile: str | None, full: int, prefill: bool = False) -> None:
         self.records: list[tuple[int, bool, float, float]] = []
         self._scheduler, self._step = scheduler, scheduler.step
-        self._profile, self._full = profile, full
+        self._profile, self._full, self._prefill = profile, full, prefill
         self.cprofile = cProfile.Profile() if profile == "cprofile" else None
         self.torch_profile = torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) if profile == "torch" else None
         self._torch_started = False
@@ -70,7 +70,7 @@ class StepTimer:
     def step(self) -> None:
         running = self._scheduler.running
         decode_only = all(len(s.tokens) - s.computed == 1 for s in running)
-        profiled = self._profiled = decode_only and len(running) == self._full
+        profiled = self._profiled = (not decode_only) if self._prefill else decode_only and len(running) == self._full
         if profiled and self.cprofile is not None:
             self.cprofile.enable()
         if self.torch_profile is not None and profiled != self._torch_started:  # decode steps are contiguous
@@ -81,7 +81,7 @@ class StepTimer:
         self.records.append((len(running), decode_only, time.perf_counter() - wall, time.thread_time() - cpu))
         if profiled and self.cprofile is not None:
             self.cprofile.disable()
-        if self._torch_started and len(self._scheduler.running) < self._full:  # (stopped in the thread it started in)
+        if self._torch_started and (self._prefill or len(self._scheduler.running) < self._full):  # (stopped in the thread it started in)
             self.torch_profile.stop()
             self._torch_started = False
 
@@ -92,7 +92,7 @@ async def run(concurrency: int, args, path: str) -> StepTimer:
     await engine.start()
     try:
         await _drain(engine, _requests(info.tokenizer, concurrency + 1, args.input_len, 4)[-1])  # warm-up (another prompt)
-        timer = StepTimer(engine._scheduler, args.profile, concurrency)
+        timer = StepTimer(engine._scheduler, args.profile, concurrency, args.steps == "prefill")
         start = time.perf_counter()
         await asyncio.gather(*(_drain(engine, r) for r in _requests(info.tokenizer, concurrency, args.input_len,
                                                                       args.output_len)))
@@ -120,6 +120,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--profile", choices=["cprofile", "torch"], default=None)
     parser.add_argument("--top", type=int, default=30)
+    parser.add_argument("--steps", choices=["decode", "prefill"], default="decode", help="which steps to profile")
     args = parser.parse_args()
     path = resolve_model_path(os.environ.get("DECODE_PROFILE_MODEL", DEFAULT_MODEL))
     for c in (int(x) for x in args.concurrency.split(",")):
