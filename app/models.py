@@ -10,8 +10,23 @@ from runtime.errors import NotFound
 class ModelNames:
     def __init__(self, settings: Settings) -> None:
         self.served = settings.model_name
+        self.aliases = frozenset(settings.model_aliases)
         self.adapters: dict[str, LoraAdapter] = {a.name: a for a in settings.lora_adapters}
-        self.accepted = frozenset((self.served, *settings.model_aliases, *self.adapters))
+
+    @property
+    def accepted(self) -> frozenset[str]:
+        return frozenset((self.served, *self.aliases, *self.adapters))
+
+    def add_adapter(self, adapter: LoraAdapter) -> None:
+        """An adapter loaded while serving (app/lora_routes.py) becomes a model id."""
+        self.adapters[adapter.name] = adapter
+
+    def remove_adapter(self, name: str) -> None:
+        self.adapters.pop(name, None)
+
+    def is_base_name(self, name: str) -> bool:
+        """The served model's name or an alias: no adapter may take it."""
+        return name == self.served or name in self.aliases
 
     def check(self, name: str, *, param: str = "model") -> str:
         """The name responses carry: the one the client asked for, as OpenAI and vLLM echo it."""

@@ -17,6 +17,7 @@ from app.auth import api_key_guard, require_key
 from app.dialect import error_in_callers_dialect
 from app.media_type import require_json_body
 from app.metrics import Metrics
+from app.lora_routes import lora_router
 from app.model_routes import models_router
 from app.models import ModelNames
 from app.openai.routes import openai_router
@@ -115,7 +116,7 @@ def create_app(settings: Settings) -> Litestar:
             await conversations.pop().close()
 
     routers = [openai_router(), anthropic_router(), responses_router(), models_router(), tokens_router(),
-               sglang_native_router(), openapi_router()]
+               sglang_native_router(), lora_router(), openapi_router()]
     for router in routers:
         router.guards = [*(router.guards or []), api_key_guard(settings.api_keys)]
     return Litestar(

@@ -54,9 +54,15 @@ class Settings:
     responses_store_max_bytes: int = 1 << 30
     grammar_budget: int = DEFAULT_GRAMMAR_BUDGET
     grammar_timeout: float = 60.0
+    tool_call_first: bool = False
     # LoRA adapters, each served as a model id of its own: vLLM's --lora-modules, SGLang's --lora-paths (the same)
     lora_modules: tuple[str, ...] = ()
     lora_paths: tuple[str, ...] = ()
+    enable_lora: bool = False  # vLLM's and SGLang's switch; adapters given turn LoRA on anyway
+    allow_runtime_lora: bool = False  # load/unload routes (vLLM: VLLM_ALLOW_RUNTIME_LORA_UPDATING=true)
+    max_lora_rank: int | None = None
+    max_loras: int | None = None  # vLLM's --max-loras, SGLang's --max-loras-per-batch
+    max_cpu_loras: int | None = None  # vLLM's --max-cpu-loras, SGLang's --max-loaded-loras
     # SGLang
     tp_size: int = 1
     dp_size: int = 1
@@ -132,12 +138,24 @@ _HELP = {
                        "between replicas",
     "responses_store_max_age": "seconds a stored conversation turn is kept after its last use",
     "responses_store_max_bytes": "SQLite store: total size kept; the least recently used turns go beyond it",
+    "tool_call_first": "under tool_choice auto, a user's turn must begin with a tool call until a tool result is in "
+                       "the conversation (for small models that never start calls by themselves; agents send auto)",
     "grammar_budget": "the most a request's schemas may cost to compile into a grammar, in estimated positions "
                       "(docs/API.md); costlier ones get a 400 at once",
     "grammar_timeout": "seconds a grammar may take to compile; then the request, and any repeat of its "
                        "schema, gets a 400",
     "lora_modules": "LoRA adapters served as model ids: name=path (a PEFT adapter directory) or vLLM's JSON "
                     "{\"name\": ..., \"path\": ...}, several separated by spaces or commas",
+    "enable_lora": "accepted as vLLM and SGLang spell it (adapters named by --lora-modules turn LoRA on anyway)",
+    "allow_runtime_lora": "serve vLLM's /v1/load_lora_adapter and /v1/unload_lora_adapter and SGLang's "
+                          "/load_lora_adapter and /unload_lora_adapter (also on with vLLM's "
+                          "VLLM_ALLOW_RUNTIME_LORA_UPDATING=true)",
+    "max_lora_rank": "the largest LoRA rank allowed: an adapter above it is refused at start (SGLang: its "
+                     "max_lora_rank, which sizes its adapter memory)",
+    "max_loras": "SGLang: adapters in one batch (its max_loras_per_batch; alias --max-loras-per-batch); the CPU "
+                 "engine mixes any number in a batch",
+    "max_cpu_loras": "SGLang: adapters kept loaded (its max_loaded_loras; alias --max-loaded-loras); the CPU engine "
+                     "keeps every adapter loaded",
     "lora_paths": "SGLang's spelling of --lora-modules: name=path, a bare path, or {\"lora_name\": ..., "
                   "\"lora_path\": ...}",
     "dtype": "weights dtype (auto: the checkpoint's on SGLang, float32 on the CPU engine)",
@@ -145,6 +163,8 @@ _HELP = {
 _CHOICES = {"tool_format": format_names(), "reasoning_format": reasoning_format_names(),
             "cpu_backend": ("auto", "native", "transformers"),
             "log_level": ("critical", "error", "warning", "info", "debug")}
+VLLM_RUNTIME_LORA = "VLLM_ALLOW_RUNTIME_LORA_UPDATING"
+_ALIASES = {"max_loras": ("--max-loras-per-batch",), "max_cpu_loras": ("--max-loaded-loras",)}  # SGLang's names
 _SPECS = {"lora_modules", "lora_paths"}  # items that may hold JSON (commas inside): runtime/adapters.split_specs
 
 
@@ -167,13 +187,13 @@ def load_settings(argv: Sequence[str] | None = None, environ: dict[str, str] | N
     values: dict[str, Any] = {}
     for f in fields(Settings):
         kind = str(f.type)
-        flag = "--" + f.name.replace("_", "-")
+        flags = ("--" + f.name.replace("_", "-"), *_ALIASES.get(f.name, ()))
         if "bool" in kind:
-            parser.add_argument(flag, action="store_true", default=None, help=_HELP.get(f.name))
+            parser.add_argument(*flags, action="store_true", default=None, help=_HELP.get(f.name))
         elif f.name in _SPECS:  # vLLM's and SGLang's nargs="+": `--lora-modules a=/x b=/y`
-            parser.add_argument(flag, type=str, nargs="+", default=None, help=_HELP.get(f.name))
+            parser.add_argument(*flags, type=str, nargs="+", default=None, help=_HELP.get(f.name))
         else:
-            parser.add_argument(flag, type=str, default=None, choices=_CHOICES.get(f.name), help=_HELP.get(f.name))
+            parser.add_argument(*flags, type=str, default=None, choices=_CHOICES.get(f.name), help=_HELP.get(f.name))
         env_value = environ.get(ENV_PREFIX + f.name.upper())
         if env_value is not None:
             values[f.name] = tuple(split_specs(env_value)) if f.name in _SPECS else _convert(kind, env_value)
@@ -188,6 +208,8 @@ def load_settings(argv: Sequence[str] | None = None, environ: dict[str, str] | N
     if given_keys and not values.get("api_keys"):  # `--api-keys ","` must not mean "no auth"
         parser.error("--api-keys (or INFER_API_KEYS) is set but holds no key; give at least one, or unset it "
                      "to serve without auth")
+    if "allow_runtime_lora" not in values and environ.get(VLLM_RUNTIME_LORA, "").lower() in ("1", "true"):
+        values["allow_runtime_lora"] = True  # vLLM's switch for the same routes, as its users set it
     settings = Settings(**values)
     try:
         adapters = settings.lora_adapters

@@ -154,7 +154,7 @@ class ServiceState:
             tool_format = select_format(s.tool_format, info.tokenizer.chat_template, info.tokenizer.get_added_vocab())
             service = GenerationService(engine, info, tool_format,
                                         select_reasoning_format(s.reasoning_format, info.tokenizer.chat_template),
-                                        grammar_budget=s.grammar_budget)
+                                        grammar_budget=s.grammar_budget, tool_call_first=s.tool_call_first)
             await _warm_up(service)
         except Exception as exc:  # reported through /health and 503s by type only; details in the log
             log.exception("engine start failed")

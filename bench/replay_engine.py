@@ -37,7 +37,7 @@ class ReplayEngine:
         if not self._running:
             raise EngineUnavailable("The engine is not running.")
         count = min(request.sampling.max_new_tokens or MAX_TOKENS, MAX_TOKENS)
-        delta = TextDelta(TOKEN_TEXT)
+        delta = TextDelta(TOKEN_TEXT, 1)
         try:
             for emitted in range(count):
                 if request.rid in self._aborted or not self._running:

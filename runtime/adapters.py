@@ -72,3 +72,26 @@ def _parse_one(item: str) -> LoraAdapter:
     if not name.strip() or not path.strip():
         raise ValueError(f"LoRA adapter {item!r} is not name=path")
     return LoraAdapter(name.strip(), path.strip())
+
+
+def adapter_rank(adapter: LoraAdapter) -> int | None:
+    """The adapter's LoRA rank (`r` in its adapter_config.json), None where the file does not say."""
+    from pathlib import Path
+
+    file = Path(adapter.path) / "adapter_config.json"
+    try:
+        rank = json.loads(file.read_text()).get("r")
+    except (OSError, ValueError):
+        return None
+    return rank if isinstance(rank, int) else None
+
+
+def check_ranks(adapters: Iterable[LoraAdapter], max_rank: int | None) -> None:
+    """ValueError naming the first adapter whose rank is above `max_rank` (vLLM's --max-lora-rank check)."""
+    if max_rank is None:
+        return
+    for adapter in adapters:
+        rank = adapter_rank(adapter)
+        if rank is not None and rank > max_rank:
+            raise ValueError(f"LoRA adapter {adapter.name!r} ({adapter.path}) has rank {rank}, above "
+                             f"--max-lora-rank {max_rank}")

@@ -9,13 +9,19 @@
 
 Pure and engine-free: `push()` one engine event, get the events to send; `stopped` tells the caller that
 a stop string matched and the engine should be aborted (whatever it sends after that is dropped, but for
-its Finished, whose usage the ChatFinished carries). GenerationService.run is a loop around this.
+its Finished, which brings the prompt's usage). GenerationService.run is a loop around this.
+
+Stop strings are matched here and only here, for every request (engines never see them): on the answer's
+text outside calls, so a stop string cannot cut a call or the thinking. An engine runs on for a few tokens
+before its abort lands, so the usage of a stopped output is counted here too, from the engine TextDeltas'
+`tokens`: up to and including the token whose text completed the stop string (vLLM's count), or, where the
+parser held that text back as the possible start of a call, the token that showed it was not one.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import assert_never
 
 from runtime.reasoning.plan import ReasoningPlan
@@ -32,6 +38,7 @@ from runtime.types import (
     ReasoningDelta,
     TextDelta,
     TokenIds,
+    Usage,
 )
 
 
@@ -53,6 +60,8 @@ class OutputPipeline:
         self._splitter = spec.reasoning.splitter() if spec.reasoning is not None else None
         self.stopped_by: str | None = None  # the stop string that matched
         self.finished = False
+        self._tokens = 0  # generated tokens whose text has come in (the engine TextDeltas' `tokens`)
+        self._tokens_at_stop = 0  # of those, the ones up to the stop string's match
 
     @property
     def stopped(self) -> bool:
@@ -65,6 +74,7 @@ class OutputPipeline:
             case TextDelta():
                 if self.stopped:
                     return []
+                self._tokens += event.tokens
                 if self._splitter is None:
                     return self._answer(event.text)
                 return self._split(self._splitter.feed(event.text))
@@ -91,13 +101,18 @@ class OutputPipeline:
                 out.append(TextDelta(tail))
         calls = self._parser.calls if self._parser is not None else 0
         if self.stopped_by is not None:
-            out.append(ChatFinished(FinishReason.STOP, finished.usage, self.stopped_by, calls))
+            out.append(ChatFinished(FinishReason.STOP, self._stopped_usage(finished.usage), self.stopped_by, calls))
             return out
         reason = finished.reason
         if calls and reason is FinishReason.STOP and self._parser is not None and not self._parser.in_call:
             reason = FinishReason.TOOL_CALLS
         out.append(ChatFinished(reason, finished.usage, finished.matched_stop, calls))
         return out
+
+    def _stopped_usage(self, usage: Usage) -> Usage:
+        """The engine's usage, but for the tokens it generated past the stop string before its abort came."""
+        tokens = self._tokens_at_stop
+        return replace(usage, completion_tokens=tokens, reasoning_tokens=min(usage.reasoning_tokens, tokens))
 
     def _split(self, events: Iterable[ReasoningDelta | TextDelta]) -> list[ChatEvent]:
         """The splitter's events: thinking as it is (the parser and the stop strings are the answer's), the
@@ -124,7 +139,7 @@ class OutputPipeline:
                 continue
             result = self._stops.push(event.text)
             if result.matched is not None:
-                self.stopped_by = result.matched
+                self.stopped_by, self._tokens_at_stop = result.matched, self._tokens
             text = self._escape(result.text) if self._escape is not None and result.text else result.text
             if text:
                 out.append(TextDelta(text))

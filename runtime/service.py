@@ -23,6 +23,7 @@ from runtime.templating import ChatTemplate
 from runtime.tools.base import ToolFormat
 from runtime.tools.plan import ChatPlan, plan_chat, text_constraint, text_schema
 from runtime.tools.budget import DEFAULT_GRAMMAR_BUDGET
+from runtime.tool_policy import apply_tool_call_first
 from runtime.types import (
     ChatEvent,
     ChatRequest,
@@ -54,6 +55,13 @@ class PreparedRequest:
         return len(self.engine_request.input_ids)
 
 
+def _stops_to_the_pipeline(sampling: SamplingParams) -> tuple[tuple[str, ...], SamplingParams]:
+    """The request's stop strings, for the output pipeline to match, and the sampling without them, for the
+    engine: one matcher for every request, which never cuts a call or the thinking (a stop string such as
+    "\n" would cut `<tool_call>\n`) and counts a stopped output's tokens alike on every engine."""
+    return sampling.stop, replace(sampling, stop=())
+
+
 def _rename(message: dict, old: str, new: str) -> dict:
     if old == new or old not in message:
         return message
@@ -65,13 +73,14 @@ def _rename(message: dict, old: str, new: str) -> dict:
 class GenerationService:
     def __init__(self, engine: Engine, model: ModelInfo, tool_format: ToolFormat,
                  reasoning_format: ReasoningFormat | None = None, *,
-                 grammar_budget: int = DEFAULT_GRAMMAR_BUDGET) -> None:
+                 grammar_budget: int = DEFAULT_GRAMMAR_BUDGET, tool_call_first: bool = False) -> None:
         self.engine = engine
         self.model = model
         self.tool_format = tool_format
         self.template = ChatTemplate(model)
         self.reasoning = ReasoningModel(reasoning_format, model.tokenizer) if reasoning_format else None
         self.grammar_budget = grammar_budget  # positions (runtime/tools/budget.py); --grammar-budget
+        self.tool_call_first = tool_call_first  # --tool-call-first (runtime/tool_policy.py)
 
     @property
     def context_length(self) -> int:
@@ -83,20 +92,18 @@ class GenerationService:
                            adapter: str | None = None) -> PreparedRequest:
         """`rid`: the engine's id for the run (the edge's request id, so the engine's logs name it); `adapter`:
         the LoRA adapter the client named as its model (app/models.py), None for the base model."""
+        if self.tool_call_first:
+            request = apply_tool_call_first(request)
         # Planning (a schema relaxation per tool) and rendering take time proportional to the request: in a
         # worker thread, off the event loop.
         plan, input_ids, reasoning = await asyncio.to_thread(self._plan_and_render, request)
         sampling = self._budget(len(input_ids), request.sampling, clamp=request.clamp_max_tokens)
-        text_stops: tuple[str, ...] = ()
-        if plan.parser is not None or reasoning is not None:
-            # With a parser, the engine must not stop inside a call: a stop string such as "\n" would cut
-            # `<tool_call>\n` and lose the call; nor inside the thinking. The pipeline matches them on the
-            # answer's text outside calls.
-            text_stops, sampling = sampling.stop, replace(sampling, stop=())
+        text_stops, sampling = _stops_to_the_pipeline(sampling)
         if plan.keep_special_tokens or (reasoning is not None and self.reasoning is not None
                                         and self.reasoning.keeps_special_tokens):
             sampling = replace(sampling, skip_special_tokens=False)
-        engine_request = self._engine_request(input_ids, sampling, plan.constraint, rid, adapter)
+        engine_request = self._engine_request(input_ids, sampling, plan.constraint, rid, adapter,
+                                              text_per_token=bool(text_stops))
         if request.prompt_logprobs is not None:
             engine_request = replace(engine_request, prompt_logprobs=True, prompt_top_logprobs=request.prompt_logprobs)
         if reasoning is not None and not self._forcing_fits(request, plan, reasoning):
@@ -128,10 +135,13 @@ class GenerationService:
         else:  # a raw prompt gets the tokenizer's BOS, as base models expect (chat templates write their own)
             ids = await asyncio.to_thread(self.template.encode, prompt, add_special_tokens=True)
         constraint = text_constraint(response_format)
-        request = self._engine_request(ids, self._budget(len(ids), sampling), constraint, rid, adapter)
+        text_stops, sampling = _stops_to_the_pipeline(sampling)
+        request = self._engine_request(ids, self._budget(len(ids), sampling), constraint, rid, adapter,
+                                       text_per_token=bool(text_stops))
         scored = replace(request, prompt_logprobs=prompt_logprobs or prompt_top_logprobs is not None,
                          prompt_top_logprobs=prompt_top_logprobs)
-        return PreparedRequest(scored, OutputSpec(json_text=text_schema(response_format) is not None))
+        return PreparedRequest(scored, OutputSpec(text_stops=text_stops,
+                                                  json_text=text_schema(response_format) is not None))
 
     async def count_chat_tokens(self, request: ChatRequest) -> int:
         return len(await self.tokenize_chat(request))
@@ -172,11 +182,13 @@ class GenerationService:
                                      f"{self.model.vocab_size}).", param=param)
 
     def _engine_request(self, ids: list[int], sampling: SamplingParams, constraint: Constraint | None,
-                        rid: str | None = None, adapter: str | None = None) -> EngineRequest:
+                        rid: str | None = None, adapter: str | None = None, *,
+                        text_per_token: bool = False) -> EngineRequest:
         # The sampling fields only the model can check.
         self._require_tokens((token_id for token_id, _ in sampling.logit_bias), "logit_bias")
         self._require_tokens(sampling.stop_token_ids, "stop_token_ids")
-        return EngineRequest(rid or uuid.uuid4().hex, tuple(ids), sampling, constraint, adapter=adapter)
+        return EngineRequest(rid or uuid.uuid4().hex, tuple(ids), sampling, constraint, adapter=adapter,
+                             text_per_token=text_per_token)
 
     def _budget(self, prompt_tokens: int, sampling: SamplingParams, *, clamp: bool = False) -> SamplingParams:
         """Fit the output into the context window: reject what cannot fit, fill in an absent max."""
@@ -214,6 +226,6 @@ class GenerationService:
                     yield out
                 if pipeline.finished:
                     return
-                if pipeline.stopped and not aborted:  # the rest is not wanted; its Finished brings the usage
+                if pipeline.stopped and not aborted:  # the rest is not wanted; its Finished brings the prompt usage
                     aborted = True
                     await self.engine.abort(prepared.rid)

@@ -75,6 +75,8 @@ class SamplingParams:
     # End-of-sequence and stop_token_ids cannot end the output before this many tokens (vLLM's min_tokens,
     # SGLang's min_new_tokens); stop strings still can, as on SGLang.
     min_new_tokens: int = 0
+    # Stop strings: matched on the output's text by the output pipeline (runtime/output.py), never by an engine,
+    # so every request counts its tokens alike; stop_token_ids are the engine's.
     stop: tuple[str, ...] = ()
     stop_token_ids: tuple[int, ...] = ()
     ignore_eos: bool = False
@@ -205,6 +207,10 @@ class EngineRequest:
     # The LoRA adapter (its name, one of EngineConfig.lora_adapters) to run with; None: the base model. Outputs
     # of different adapters never share cached keys/values.
     adapter: str | None = None
+    # Where the output pipeline matches stop strings: text that several tokens brought at once is split into a
+    # TextDelta per token where the engine can (SGLang's chunks; the CPU engine's deltas are one token's
+    # anyway), so a stopped output's usage ends at the very token.
+    text_per_token: bool = False
 
 
 class FinishReason(enum.Enum):
@@ -228,7 +234,13 @@ class Usage:
 
 @dataclass(frozen=True, slots=True)
 class TextDelta:
+    """Output text. From an engine, `tokens` is how many generated tokens this text completes: those since the
+    engine's previous TextDelta (a token whose text is held back, half a character, counts in the delta that
+    shows it), so a stop string matched in this text ends the output after exactly that many more tokens. The
+    output pipeline's TextDeltas leave it 0: text outside calls is no longer tied to tokens."""
+
     text: str
+    tokens: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -282,7 +294,7 @@ class TokenIds:
 class Finished:
     reason: FinishReason
     usage: Usage
-    matched_stop: str | None = None  # the stop string that ended generation, if any
+    matched_stop: str | None = None  # the stop token (of stop_token_ids, decoded) that ended generation, if any
 
 
 EngineEvent = TextDelta | Logprobs | PromptLogprobs | TokenIds | Finished
@@ -317,7 +329,7 @@ class ToolCallArgs:
 class ChatFinished:
     reason: FinishReason
     usage: Usage
-    matched_stop: str | None = None
+    matched_stop: str | None = None  # the stop string (matched by the output pipeline) or stop token that ended it
     tool_calls: int = 0  # how many calls this response made
 
     @property

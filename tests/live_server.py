@@ -51,3 +51,14 @@ def health_while(server: LiveServer, send: Callable[[], Any]) -> tuple[list[floa
             time.sleep(0.05)
     worker.join()
     return latencies, result["value"]
+
+
+def tokens_through(logprobs: list[Any], stop: str) -> int:
+    """How many of an answer's tokens (its `logprobs.content` entries) it takes for its text to contain `stop`:
+    vLLM's usage of that answer cut at the stop string (up to and including the token that completes it)."""
+    seen = b""
+    for count, entry in enumerate(logprobs, 1):
+        seen += bytes(entry.bytes)
+        if stop in seen.decode("utf-8", errors="ignore"):
+            return count
+    raise AssertionError(f"{stop!r} is not in the answer")

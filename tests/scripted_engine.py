@@ -1,8 +1,10 @@
 """An engine that plays scripts, for fast in-process tests of the stream path (tests/test_stream_lifecycle.py):
 the server loads it with `--engine tests.scripted_engine:ScriptedEngine`, like the bench's replay engine.
 
-A script is a list of steps: a str is a text delta (one token), a float a pause in seconds (a long prefill,
-a slow decode), a FinishReason the Finished event (usage counted from the steps), an Exception a failure.
+A script is a list of steps: a str is a text delta (one token), a tuple of str tokens the engine generates
+before it next looks for an abort (as a real engine runs on while an abort travels to it), a float a pause in
+seconds (a long prefill, a slow decode), a FinishReason the Finished event (usage counted from the steps), an
+Exception a failure.
 A script without a FinishReason ends with LENGTH. Tests queue scripts in SCRIPTS, one per generation, in
 order; with none queued a generation plays DEFAULT. Each engine records what it ran, what was aborted and
 which generations ended, for tests to read.
@@ -18,7 +20,7 @@ from runtime.engines import EngineConfig
 from runtime.model import ModelInfo
 from runtime.types import EngineEvent, EngineRequest, Finished, FinishReason, TextDelta, Usage
 
-Step = str | float | FinishReason | Exception
+Step = str | tuple[str, ...] | float | FinishReason | Exception
 DEFAULT: list[Step] = ["Hello", " there", FinishReason.STOP]
 SCRIPTS: deque[list[Step]] = deque()
 
@@ -51,9 +53,10 @@ class ScriptedEngine:
             for step in script:
                 if aborted.is_set():
                     break
-                if isinstance(step, str):
-                    emitted += 1
-                    yield TextDelta(step)
+                if isinstance(step, str | tuple):
+                    for token in (step,) if isinstance(step, str) else step:
+                        emitted += 1
+                        yield TextDelta(token, 1)
                 elif isinstance(step, float):
                     try:
                         await asyncio.wait_for(aborted.wait(), step)

@@ -139,3 +139,30 @@ def test_prefix_cache_reports_cached_tokens_and_keeps_outputs(tiny_model_dir):
             await engine.close()
 
     run(main())
+
+
+def test_text_deltas_count_the_tokens_that_made_them(tiny_model_dir):
+    """Each TextDelta counts the tokens since the one before (a token ending inside a character counts in the
+    delta that completes it): the output pipeline ends a stopped output's usage by these counts."""
+    async def main():
+        engine, info = await engine_for(tiny_model_dir)
+        try:
+            # Chinese characters are split across byte tokens in the tiny model's vocabulary: bias towards them (the
+            # UTF-8 guard keeps each character whole).
+            pieces = [t for t in info.tokenizer.encode("北京今天天气怎么样") if "\ufffd" in info.tokenizer.decode([t])]
+            assert pieces
+            req = request(info.tokenizer.encode("hi"), temperature=1.0, seed=3, max_new_tokens=48, ignore_eos=True,
+                          logit_bias=tuple((t, 100.0) for t in pieces))
+            deltas, finished = [], None
+            async for event in engine.generate(req):
+                if isinstance(event, TextDelta):
+                    deltas.append(event)
+                else:
+                    finished = event
+            assert finished.reason is FinishReason.LENGTH and all(d.tokens >= 1 for d in deltas)
+            assert sum(d.tokens for d in deltas) == finished.usage.completion_tokens == 48
+            assert any(d.tokens > 1 for d in deltas)  # some character took more than one token
+        finally:
+            await engine.close()
+
+    run(main())

@@ -18,7 +18,7 @@ import pytest
 import torch
 
 from app.settings import load_settings
-from runtime.adapters import LoraAdapter, parse_adapters, split_specs
+from runtime.adapters import LoraAdapter, check_ranks, parse_adapters, split_specs
 from runtime.engines import EngineConfig, create_engine
 from runtime.engines.cpu.kv_cache import KVPool, RadixCache
 from runtime.engines.cpu.model import Shape
@@ -57,6 +57,28 @@ def test_both_spellings_and_both_json_forms_name_adapters() -> None:
     from_env = load_settings([], environ={"INFER_LORA_MODULES": f"a=/ad/a,{vllm_json}"})
     assert [a.name for a in from_env.lora_adapters] == ["a", "b"]
     assert split_specs('x=/p, {"name": "y, z", "path": "/q"}') == ["x=/p", '{"name": "y, z", "path": "/q"}']
+
+
+def test_the_peers_lora_sizing_flags_are_accepted_under_both_spellings() -> None:
+    vllm = load_settings(["--enable-lora", "--max-lora-rank", "64", "--max-loras", "2", "--max-cpu-loras", "4"],
+                         environ={})
+    sglang = load_settings(["--max-loras-per-batch", "2", "--max-loaded-loras", "4", "--max-lora-rank", "64"],
+                           environ={})
+    for settings in (vllm, sglang):
+        assert (settings.max_lora_rank, settings.max_loras, settings.max_cpu_loras) == (64, 2, 4)
+    assert vllm.enable_lora and not sglang.enable_lora
+
+
+def test_an_adapter_above_max_lora_rank_is_refused_at_start(tiny_model_dir: Path, tmp_path: Path) -> None:
+    adapter = LoraAdapter("big", str(write_adapter(tmp_path / "big", tiny_model_dir, rank=8)))
+    check_ranks([adapter], 8)
+    check_ranks([adapter], None)
+    with pytest.raises(ValueError, match=r"'big' .* rank 8, above --max-lora-rank 4"):
+        check_ranks([adapter], 4)
+    engine = create_engine("cpu", EngineConfig(str(tiny_model_dir), "tiny", lora_adapters=(adapter,),
+                                               max_lora_rank=4), load_model_info(str(tiny_model_dir)))
+    with pytest.raises(ValueError, match="above --max-lora-rank 4"):
+        asyncio.run(engine.start())
 
 
 @pytest.mark.parametrize("items, problem", [
@@ -247,6 +269,16 @@ def test_every_route_takes_the_adapter_as_its_model(client: openai.OpenAI, lora_
     assert generate() == _completion_ids(client, BASE)
     missing = httpx.post(lora_server.base_url + "/generate", json={"text": "hi", "lora_path": "nope"}, timeout=60)
     assert missing.status_code == 404 and missing.json()["error"]["param"] == "lora_path"
+    # SGLang's batch form: one adapter per prompt, null for the base model
+    batch = httpx.post(lora_server.base_url + "/generate", timeout=60, json={
+        "text": [PROMPT, PROMPT, PROMPT], "lora_path": ["sql-lora", None, "chat-lora"],
+        "sampling_params": {"max_new_tokens": 24, "temperature": 0, "ignore_eos": True}})
+    batch.raise_for_status()
+    assert [out["output_ids"] for out in batch.json()] == [by_lora_path, generate(), generate(lora_path="chat-lora")]
+    for lora_path, param in ((["sql-lora"], "lora_path"), (["sql-lora", "nope", None], "lora_path[1]")):
+        bad = httpx.post(lora_server.base_url + "/generate", timeout=60,
+                         json={"text": [PROMPT, PROMPT, PROMPT], "lora_path": lora_path})
+        assert bad.status_code in (400, 404) and bad.json()["error"]["param"] == param
 
 
 def test_an_unknown_adapter_is_404_model_not_found(client: openai.OpenAI, lora_server: LiveServer) -> None:
@@ -300,6 +332,7 @@ def test_sglang_loads_the_adapters_and_runs_each_request_with_its_own(fake_sglan
     assert sglang.kwargs["lora_paths"] == [{"lora_name": "sql", "lora_path": "/ad/sql"},
                                            {"lora_name": "chat", "lora_path": "/ad/chat"}]
     assert sglang.tokenizer_manager.lora_names == {"sql", "chat"}
+    assert "max_lora_rank" not in sglang.kwargs  # unset sizing flags leave SGLang's defaults
     assert [call["lora_path"] for call in sglang.calls[-2:]] == ["sql", None]
 
 
@@ -313,3 +346,17 @@ def test_sglang_without_adapters_sends_no_lora_arguments(fake_sglang) -> None:
     sglang = fake_sglang.control.engines[-1]
     assert "enable_lora" not in sglang.kwargs and "lora_paths" not in sglang.kwargs
     assert all(call["lora_path"] is None for call in sglang.calls)
+
+
+def test_sglang_gets_the_lora_sizing_flags_under_its_own_names(fake_sglang) -> None:
+    config = EngineConfig("/models/tiny", "tiny", enable_lora=True, max_lora_rank=64, max_loras=2, max_cpu_loras=4)
+
+    async def main():
+        engine = SglangEngine(config, SGLANG_MODEL)
+        await engine.start()
+        await engine.close()
+
+    asyncio.run(main())
+    kwargs = fake_sglang.control.engines[-1].kwargs
+    assert (kwargs["enable_lora"], kwargs["max_lora_rank"], kwargs["max_loras_per_batch"],
+            kwargs["max_loaded_loras"]) == (True, 64, 2, 4)

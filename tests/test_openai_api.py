@@ -9,6 +9,7 @@ import openai
 import pytest
 
 from tests.conftest import API_KEY, MODEL_NAME
+from tests.live_server import tokens_through
 
 
 def chat(client: openai.OpenAI, content: str = "Hello", **kwargs):
@@ -79,12 +80,16 @@ def test_same_seed_same_output(client):
 
 
 def test_stop_string_ends_generation(client):
-    free = chat(client, "count", max_tokens=30, temperature=0, extra_body={"ignore_eos": True}).choices[0].message.content
+    answer = chat(client, "count", max_tokens=30, temperature=0, logprobs=True, extra_body={"ignore_eos": True})
+    free = answer.choices[0].message.content
     assert len(free) > 6
     stop = free[3:6]
-    r = chat(client, "count", max_tokens=30, temperature=0, stop=[stop], extra_body={"ignore_eos": True})
+    r = chat(client, "count", max_tokens=30, temperature=0, stop=[stop], logprobs=True, extra_body={"ignore_eos": True})
     assert r.choices[0].finish_reason == "stop"
     assert r.choices[0].message.content == free[: free.index(stop)]
+    # The engine runs on until its abort lands; the usage and the logprobs end at the stop string's token.
+    assert r.usage.completion_tokens == tokens_through(answer.choices[0].logprobs.content, stop)
+    assert len(r.choices[0].logprobs.content) == r.usage.completion_tokens
 
 
 def test_message_forms(client):

@@ -38,8 +38,10 @@ def test_generation_through_the_adapter(fake_sglang, tiny_model_dir):
         assert engine.kwargs["model_path"] == str(tiny_model_dir)
         client = openai.OpenAI(base_url=server.base_url + "/v1", api_key="x", max_retries=0)
         texts = ["你", "你好", "你好，世", "你好，世界"]
-        fake_sglang.control.scripts.append(fake_sglang.Script(texts=texts, finish=fake_sglang.stop_str("!"),
-                                                              cached_tokens=3))
+        # SGLang is not sent the stop string: the pipeline matches it in the 4th token's text and aborts, while
+        # SGLang runs on a token; the usage counts the tokens up to the stop.
+        stopping = [*texts[:3], "你好，世界!", "你好，世界!还"]
+        fake_sglang.control.scripts.append(fake_sglang.Script(texts=stopping, hold=True, cached_tokens=3))
         raw = client.chat.completions.with_raw_response.create(
             model="m", messages=[{"role": "user", "content": "hi"}], seed=7, temperature=0.5, max_tokens=9,
             stop=["!"])
@@ -48,7 +50,8 @@ def test_generation_through_the_adapter(fake_sglang, tiny_model_dir):
         assert r.usage.prompt_tokens_details.cached_tokens == 3 and r.usage.completion_tokens == 4
         sent = engine.calls[-1]
         assert sent["sampling_params"]["temperature"] == 0.5 and sent["sampling_params"]["max_new_tokens"] == 9
-        assert sent["sampling_params"]["stop"] == ["!"] and sent["rid"] == raw.headers["x-request-id"] + "-0"
+        assert "stop" not in sent["sampling_params"] and sent["rid"] == raw.headers["x-request-id"] + "-0"
+        assert engine.tokenizer_manager.abort_calls[-1] == {"rid": sent["rid"], "abort_all": False}
 
         fake_sglang.control.scripts.append(fake_sglang.Script(texts=texts, finish=fake_sglang.length(4)))
         stream = client.chat.completions.create(model="m", messages=[{"role": "user", "content": "hi"}], stream=True)

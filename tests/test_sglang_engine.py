@@ -17,6 +17,7 @@ import sys
 import textwrap
 import threading
 import uuid
+from dataclasses import replace
 from pathlib import Path
 from types import ModuleType, SimpleNamespace
 from typing import Any
@@ -240,7 +241,7 @@ def test_close_aborts_open_streams_then_shuts_down(fake: ModuleType) -> None:
         return await asyncio.wait_for(task, 5)
 
     events = asyncio.run(scenario())
-    assert events == [TextDelta("Hel"), Finished(FinishReason.ABORT, Usage(3, 1, 0))]
+    assert events == [TextDelta("Hel", 1), Finished(FinishReason.ABORT, Usage(3, 1, 0))]
 
 
 # -- streaming ---------------------------------------------------------------------------------------------
@@ -252,13 +253,61 @@ def test_cumulative_multibyte_text_becomes_deltas_that_join_exactly(fake: Module
     deltas = [e.text for e in events if isinstance(e, TextDelta)]
     assert deltas == ["你", "好", "😀", " ok", "!"]
     assert "".join(deltas) == texts[-1]
+    # Each delta counts the tokens since the one before: the emoji's three (two held as U+FFFD), " ok"'s two
+    # (a chunk that added no text), so a stop string in any delta ends the output after a known token.
+    assert [e.tokens for e in events if isinstance(e, TextDelta)] == [1, 1, 3, 2, 1]
     assert events[-1] == Finished(FinishReason.STOP, Usage(3, len(texts), 0), None)
+
+
+def test_a_chunk_of_several_tokens_counts_them_all(fake: ModuleType) -> None:
+    """A lagging loop gets several steps' tokens in one chunk (`_wait_one_response` keeps the newest output)."""
+    script = fake.Script(texts=["a", "abcd", "abcde"], tokens_per_chunk=[1, 3, 1], finish=fake.length(5))
+    events = run_script(fake, script)
+    assert events == [TextDelta("a", 1), TextDelta("bcd", 3), TextDelta("e", 1),
+                      Finished(FinishReason.LENGTH, Usage(3, 5, 0))]
+
+
+@pytest.mark.parametrize(("output_ids", "expected"), [
+    ([ord(c) for c in "abcde"], [TextDelta(c, 1) for c in "abcde"]),
+    # Ids whose decoding is not SGLang's text (the fake's defaults): the chunk's text stays whole.
+    (None, [TextDelta("a", 1), TextDelta("bcd", 3), TextDelta("e", 1)]),
+])
+def test_where_stop_strings_are_matched_a_chunk_is_split_per_token(fake: ModuleType, output_ids, expected) -> None:
+    """So that a stop string in the chunk's text ends the output's usage at the very token (runtime/output.py)."""
+    script = fake.Script(texts=["a", "abcd", "abcde"], tokens_per_chunk=[1, 3, 1], output_ids=output_ids,
+                         finish=fake.length(5))
+    events = run_script(fake, script, replace(request(), text_per_token=True))
+    assert events == [*expected, Finished(FinishReason.LENGTH, Usage(3, 5, 0))]
+
+
+def test_a_character_split_across_chunks_counts_its_tokens_in_the_delta_that_shows_it(
+        fake: ModuleType, tiny_model_dir: Path) -> None:
+    from runtime.model import load_model_info
+
+    model = load_model_info(str(tiny_model_dir))  # byte-level: each of these characters is three tokens
+    ids = model.tokenizer.encode("a北京b")
+    ends = [2, len(ids) - 1, len(ids)]  # "a" and half of 北; the rest of 北, 京; "b"
+    texts = [model.tokenizer.decode(ids[:end]) for end in ends]
+    script = fake.Script(texts=texts, tokens_per_chunk=[2, len(ids) - 3, 1], output_ids=ids, finish=fake.length(8))
+
+    async def scenario() -> list[EngineEvent]:
+        engine = SglangEngine(CONFIG, model)
+        await engine.start()
+        fake.control.scripts.append(script)
+        try:
+            return await collect(engine, replace(request(), text_per_token=True))
+        finally:
+            await engine.close()
+
+    events = asyncio.run(scenario())
+    deltas = [(e.text, e.tokens) for e in events if isinstance(e, TextDelta)]
+    assert deltas == [("a", 1), ("北", 3), ("京", 3), ("b", 1)]
 
 
 def test_a_trailing_replacement_char_waits_for_the_next_chunk_and_the_last_is_flushed(fake: ModuleType) -> None:
     texts = ["ab\ufffd", "ab\ufffdc", "ab\ufffdc\ufffd"]  # SGLang's text only grows: a real U+FFFD stays
     events = run_script(fake, fake.Script(texts=texts, finish=fake.length(3)))
-    assert events == [TextDelta("ab"), TextDelta("\ufffdc"), TextDelta("\ufffd"),
+    assert events == [TextDelta("ab", 1), TextDelta("\ufffdc", 1), TextDelta("\ufffd", 1),
                       Finished(FinishReason.LENGTH, Usage(3, 3, 0))]
 
 
@@ -271,7 +320,6 @@ def test_cached_tokens_are_reported(fake: ModuleType) -> None:
 @pytest.mark.parametrize(
     ("finish", "stop_token_ids", "expected"),
     [
-        (("stop_str", "###"), (), Finished(FinishReason.STOP, Usage(3, 1, 0), "###")),
         (("stop_token", 2), (), Finished(FinishReason.STOP, Usage(3, 1, 0), None)),  # EOS
         (("stop_token", 9731), (9731,), Finished(FinishReason.STOP, Usage(3, 1, 0), "☃")),  # a named stop token
         (("length", 1), (), Finished(FinishReason.LENGTH, Usage(3, 1, 0))),
@@ -283,7 +331,7 @@ def test_finish_reasons(fake: ModuleType, finish: tuple[str, Any], stop_token_id
     maker, arg = finish
     req = request(SamplingParams(stop_token_ids=stop_token_ids))
     events = run_script(fake, fake.Script(texts=["Hi"], finish=getattr(fake, maker)(arg)), req)
-    assert events == [TextDelta("Hi"), expected]
+    assert events == [TextDelta("Hi", 1), expected]
 
 
 @pytest.mark.parametrize(
@@ -335,7 +383,7 @@ def sent(fake: ModuleType, req: EngineRequest) -> dict[str, Any]:
 def test_sampling_params_are_mapped_exactly(fake: ModuleType) -> None:
     sampling = SamplingParams(
         temperature=0.7, top_p=0.9, top_k=40, min_p=0.05, frequency_penalty=0.5, presence_penalty=-0.5,
-        repetition_penalty=1.1, seed=1234, max_new_tokens=256, min_new_tokens=3, stop=("###", "\n\n"),
+        repetition_penalty=1.1, seed=1234, max_new_tokens=256, min_new_tokens=3, stop=("###", "\n\n"),  # not sent
         stop_token_ids=(7, 9),
         ignore_eos=True, skip_special_tokens=False, logit_bias=((7, 5.0), (12, -100.0)),
     )
@@ -345,7 +393,7 @@ def test_sampling_params_are_mapped_exactly(fake: ModuleType) -> None:
     assert call["return_logprob"] is False and call["top_logprobs_num"] is None  # not asked for: not sent
     assert call["sampling_params"] == {
         "max_new_tokens": 256, "min_new_tokens": 3, "temperature": 0.7, "top_p": 0.9, "top_k": 40, "min_p": 0.05,
-        "frequency_penalty": 0.5, "presence_penalty": -0.5, "repetition_penalty": 1.1, "stop": ["###", "\n\n"],
+        "frequency_penalty": 0.5, "presence_penalty": -0.5, "repetition_penalty": 1.1,
         "stop_token_ids": [7, 9], "ignore_eos": True, "skip_special_tokens": False, "sampling_seed": 1234,
         "logit_bias": {"7": 5.0, "12": -100.0},
     }
@@ -414,7 +462,7 @@ def test_prompt_logprobs_come_first_with_the_first_tokens_left_unscored(fake: Mo
 def test_default_sampling_params_mean_top_k_off_and_no_token_cap(fake: ModuleType) -> None:
     assert sent(fake, request())["sampling_params"] == {
         "max_new_tokens": None, "min_new_tokens": 0, "temperature": 1.0, "top_p": 1.0, "top_k": -1, "min_p": 0.0,
-        "frequency_penalty": 0.0, "presence_penalty": 0.0, "repetition_penalty": 1.0, "stop": [],
+        "frequency_penalty": 0.0, "presence_penalty": 0.0, "repetition_penalty": 1.0,
         "stop_token_ids": [], "ignore_eos": False, "skip_special_tokens": True, "sampling_seed": None,
     }
 
@@ -458,7 +506,7 @@ def test_closing_the_stream_early_aborts_the_request(fake: ModuleType) -> None:
         await engine.close()
         return first
 
-    assert asyncio.run(scenario()) == TextDelta("Hel")
+    assert asyncio.run(scenario()) == TextDelta("Hel", 1)
 
 
 def test_cancelling_the_consumer_aborts_the_request(fake: ModuleType) -> None:
@@ -498,7 +546,7 @@ def test_abort_ends_the_stream_with_finished_abort(
         await engine.close()
         return events
 
-    assert asyncio.run(scenario()) == [TextDelta("Hel"), Finished(FinishReason.ABORT, Usage(3, 1, 0))]
+    assert asyncio.run(scenario()) == [TextDelta("Hel", 1), Finished(FinishReason.ABORT, Usage(3, 1, 0))]
     assert fake.control.engines[-1].tokenizer_manager.abort_calls == [{"rid": req.rid, "abort_all": False}]
 
 

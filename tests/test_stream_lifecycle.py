@@ -212,6 +212,42 @@ def test_a_stop_string_in_the_text_aborts_the_engine(live, oai):
     assert live.engine.aborted == [live.engine.requests[-1].rid]
 
 
+# "END" is completed by the 4th token; the engine runs on for one more (a tuple: no abort check between them).
+RUNS_ON = ["one ", "two ", ("EN", "D three", " four"), " five", FinishReason.STOP]
+
+
+@pytest.mark.parametrize("tools", [None, [WEATHER]], ids=["plain", "with-a-parser"])
+def test_a_stopped_answer_counts_the_tokens_up_to_its_stop(live, oai, claude, tools):
+    """Stop strings are matched by the output pipeline alone, with or without a parser; the usage ends at the
+    token that completed the stop string, not where the engine's abort landed."""
+    play(RUNS_ON, RUNS_ON, RUNS_ON)
+    extra = {"tools": tools} if tools else {}
+    reply = oai.chat.completions.create(model=MODEL, messages=USER, stop=["END"], **extra)
+    assert reply.choices[0].message.content == "one two " and reply.choices[0].finish_reason == "stop"
+    assert reply.usage.completion_tokens == 4 and live.engine.requests[-1].sampling.stop == ()
+    assert live.engine.requests[-1].text_per_token  # (SGLang: a chunk of several tokens is cut per token)
+    chunks = list(oai.chat.completions.create(model=MODEL, messages=USER, stop=["END"], stream=True,
+                                              stream_options={"include_usage": True}, **extra))
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "one two "
+    assert chunks[-1].usage.completion_tokens == 4
+    claude_tools = {"tools": [{"name": "get_weather", "input_schema": WEATHER["function"]["parameters"]}]}
+    message = claude.messages.create(model="claude-x", max_tokens=16, messages=USER, stop_sequences=["END"],
+                                     **(claude_tools if tools else {}))
+    assert (message.stop_reason, message.stop_sequence, message.usage.output_tokens) == ("stop_sequence", "END", 4)
+    assert message.content[0].text == "one two "
+
+
+def test_a_stopped_completion_counts_the_tokens_up_to_its_stop(live, oai):
+    play(RUNS_ON, RUNS_ON)
+    completion = oai.completions.create(model=MODEL, prompt="count", stop="END")
+    assert completion.choices[0].text == "one two " and completion.choices[0].finish_reason == "stop"
+    assert completion.usage.completion_tokens == 4 and live.engine.aborted[-1] == live.engine.requests[-1].rid
+    native = httpx.post(live.base_url + "/generate", json={"text": "count", "sampling_params": {
+        "stop": ["END"], "max_new_tokens": 16}}).json()
+    assert native["text"] == "one two " and native["meta_info"]["completion_tokens"] == 4
+    assert native["meta_info"]["finish_reason"] == {"type": "stop", "matched": "END"}
+
+
 def test_a_stop_string_inside_a_call_does_not_cut_it(live, oai):
     call = '<tool_call>\n{"name": "get_weather", "arguments": {"city": "Oslo"}}\n</tool_call>'
     play([call[:12], call[12:40], call[40:], FinishReason.STOP])
@@ -327,7 +363,7 @@ def _through(spec: OutputSpec, pieces: list[str], finished: Finished = Finished(
     pipeline = OutputPipeline(spec)
     out = []
     for piece in pieces:
-        out += pipeline.push(TextDelta(piece))
+        out += pipeline.push(TextDelta(piece, 1))
         if pipeline.stopped:
             break
     return pipeline, out + pipeline.finish(finished)
@@ -335,7 +371,7 @@ def _through(spec: OutputSpec, pieces: list[str], finished: Finished = Finished(
 
 def test_pipeline_stop_string_split_across_deltas():
     pipeline, out = _through(OutputSpec(text_stops=("STOP",)), ["ab", "cS", "TO", "Pde"])
-    assert out == [TextDelta("ab"), TextDelta("c"), ChatFinished(FinishReason.STOP, USAGE, "STOP")]
+    assert out == [TextDelta("ab"), TextDelta("c"), ChatFinished(FinishReason.STOP, Usage(5, 4), "STOP")]
     assert pipeline.stopped_by == "STOP"
 
 
@@ -362,9 +398,55 @@ def test_pipeline_escapes_control_characters_in_json_text():
 
 def test_pipeline_drops_what_comes_after_a_stop():
     pipeline = OutputPipeline(OutputSpec(text_stops=("!",)))
-    assert pipeline.push(TextDelta("hi!")) == [TextDelta("hi")]
-    assert pipeline.push(Logprobs(())) == [] and pipeline.push(TextDelta("more")) == []
-    assert pipeline.push(Finished(FinishReason.ABORT, USAGE)) == [ChatFinished(FinishReason.STOP, USAGE, "!")]
+    assert pipeline.push(TextDelta("h", 1)) == [TextDelta("h")]
+    assert pipeline.push(TextDelta("i!", 2)) == [TextDelta("i")]
+    assert pipeline.push(Logprobs(())) == [] and pipeline.push(TextDelta("more", 1)) == []
+    assert pipeline.push(Finished(FinishReason.ABORT, Usage(5, 4, cached_tokens=2))) == [
+        ChatFinished(FinishReason.STOP, Usage(5, 3, cached_tokens=2), "!")]
+
+
+def _stopped_usage(spec: OutputSpec, deltas: list[TextDelta], engine_tokens: int) -> tuple[str, ChatFinished]:
+    """The text a pipeline sends and its finish, the engine's Finished counting `engine_tokens` (an abort's)."""
+    pipeline = OutputPipeline(spec)
+    out = [e for delta in deltas for e in pipeline.push(delta)]
+    out += pipeline.push(Finished(FinishReason.ABORT if pipeline.stopped else FinishReason.STOP,
+                                  Usage(5, engine_tokens, reasoning_tokens=engine_tokens)))
+    assert isinstance(out[-1], ChatFinished)
+    return "".join(e.text for e in out if isinstance(e, TextDelta)), out[-1]
+
+
+def test_pipeline_usage_ends_at_the_token_that_completed_the_stop_string():
+    # "END" split over tokens 3 and 4; the engine ran on to token 7 before its abort came.
+    deltas = [TextDelta("one ", 1), TextDelta("two ", 1), TextDelta("EN", 1), TextDelta("D thr", 1),
+              TextDelta("ee", 1), TextDelta(" four", 2)]
+    for spec in (OutputSpec(text_stops=("END",)), OutputSpec(HermesFormat().parser(TOOLS), ("END",))):
+        text, finished = _stopped_usage(spec, deltas, engine_tokens=7)
+        assert text == "one two " and finished.reason is FinishReason.STOP and finished.matched_stop == "END"
+        assert finished.usage == Usage(5, 4, reasoning_tokens=4)
+
+
+def test_pipeline_usage_counts_tokens_whose_text_came_later():
+    # Tokens 2 and 3 made no text of their own (half a character): the engine counts them in token 4's delta.
+    text, finished = _stopped_usage(OutputSpec(text_stops=("é!",)), [TextDelta("a", 1), TextDelta("é!", 3),
+                                                                      TextDelta("b", 1)], engine_tokens=5)
+    assert (text, finished.usage.completion_tokens) == ("a", 4)
+
+
+def test_pipeline_stop_inside_text_the_parser_held_counts_up_to_the_token_that_released_it():
+    # "<t" could begin "<tool_call>": the parser holds it until token 2 shows it does not; only then is it text
+    # outside calls, where the stop string matches.
+    spec = OutputSpec(HermesFormat().parser(TOOLS), ("<t",))
+    text, finished = _stopped_usage(spec, [TextDelta("a<t", 1), TextDelta("x", 1), TextDelta("y", 1)], 3)
+    assert (text, finished.matched_stop, finished.usage.completion_tokens) == ("a", "<t", 2)
+    # Released by the end of the output instead: the tokens whose text came in (not the end-of-turn token).
+    text, finished = _stopped_usage(spec, [TextDelta("a<t", 1)], engine_tokens=2)
+    assert (text, finished.reason, finished.matched_stop, finished.usage.completion_tokens) == (
+        "a", FinishReason.STOP, "<t", 1)
+
+
+def test_pipeline_without_a_stop_keeps_the_engines_usage():
+    text, finished = _stopped_usage(OutputSpec(text_stops=("END",)), [TextDelta("EN", 1), TextDelta("d", 1)], 3)
+    assert (text, finished.matched_stop, finished.usage) == ("ENd", None, Usage(5, 3, reasoning_tokens=3))
 
 
 # -- the fold, alone ---------------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ import openai
 import pytest
 
 from tests.conftest import MODEL_NAME, TERSE_MODEL_NAME
+from tests.live_server import tokens_through
 
 WEATHER = {
     "type": "function",
@@ -290,14 +291,17 @@ def test_stop_strings_never_cut_a_call(client):
     # With tools in auto mode the stop strings are matched above the call parser (not in the engine).
     free = client.chat.completions.create(model=MODEL_NAME, messages=[{"role": "user", "content": "go"}],
                                           tools=[WEATHER], tool_choice="auto", max_tokens=40, temperature=0,
-                                          extra_body={"ignore_eos": True})
+                                          logprobs=True, extra_body={"ignore_eos": True})
     assert free.choices[0].message.tool_calls is None  # the greedy output of this tiny model is text
     text = free.choices[0].message.content
     stop = text[5:8]
     cut = client.chat.completions.create(model=MODEL_NAME, messages=[{"role": "user", "content": "go"}],
                                          tools=[WEATHER], tool_choice="auto", max_tokens=40, temperature=0,
-                                         stop=[stop], extra_body={"ignore_eos": True})
+                                         stop=[stop], logprobs=True, extra_body={"ignore_eos": True})
     assert cut.choices[0].finish_reason == "stop" and cut.choices[0].message.content == text[: text.index(stop)]
+    # The engine ran on while its abort travelled: the usage still ends at the stop string's token.
+    assert cut.usage.completion_tokens == tokens_through(free.choices[0].logprobs.content, stop)
+    assert len(cut.choices[0].logprobs.content) == cut.usage.completion_tokens
 
 
 def test_first_chunk_of_a_call_has_null_content(client):

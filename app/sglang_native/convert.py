@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from collections.abc import Callable
 from typing import Any
 
 from app.openai.convert import MAX_PROMPTS, logit_bias
@@ -28,6 +29,20 @@ def prompts(req: s.GenerateRequest) -> list[str | list[int]]:
         if not one or not all(isinstance(x, int) and not isinstance(x, bool) and x >= 0 for x in one):
             raise InvalidRequest("input_ids must be token ids, or a list of lists of them.", param=f"input_ids[{i}]")
     return _bounded(batch)
+
+
+def adapters(req: s.GenerateRequest, count: int, lora: Callable[[str, str], str],
+             default: str | None) -> list[str | None]:
+    """Each prompt's LoRA adapter: `lora_path` names one for all, or one per prompt (null: the base model);
+    without it, `default` (the adapter `model` named, if any). `lora` checks a name (NotFound otherwise)."""
+    if req.lora_path is None:
+        return [default] * count
+    if isinstance(req.lora_path, str):
+        return [lora(req.lora_path, "lora_path")] * count
+    if len(req.lora_path) != count:
+        raise InvalidRequest(f"lora_path has {len(req.lora_path)} entries for {count} prompts; give one per prompt "
+                             "(null for the base model) or a single name.", param="lora_path")
+    return [None if name is None else lora(name, f"lora_path[{i}]") for i, name in enumerate(req.lora_path)]
 
 
 def is_batch(req: s.GenerateRequest) -> bool:

@@ -23,15 +23,14 @@ async def generate(request: Request, service_state: ServiceState, names: ModelNa
     async with preparing(request):
         req = await asyncio.to_thread(decode, s.generate_request_decoder, body)
         adapter = names.adapter(names.check(req.model)) if req.model is not None else None
-        if req.lora_path is not None:
-            adapter = names.lora(req.lora_path, param="lora_path")
         prompts = convert.prompts(req)
+        adapters = convert.adapters(req, len(prompts), lambda name, param: names.lora(name, param=param), adapter)
         samplings = convert.sampling(req.sampling_params)
         output = await asyncio.to_thread(convert.output_format, req.sampling_params)  # (parses grammars)
         service = service_state.require()
-        runs = [(prompt, one) for prompt in prompts for one in samplings]  # prompt-major
-        prepared = [await service.prepare_completion(prompt, one, rid=rid, adapter=adapter, response_format=output)
-                    for (prompt, one), rid in zip(runs, engine_rids(request, len(runs)))]
+        runs = [(prompt, lora, one) for prompt, lora in zip(prompts, adapters) for one in samplings]  # prompt-major
+        prepared = [await service.prepare_completion(prompt, one, rid=rid, adapter=lora, response_format=output)
+                    for (prompt, lora, one), rid in zip(runs, engine_rids(request, len(runs)))]
     rids = [p.engine_request.rid for p in prepared]
     batch = convert.is_batch(req)
     if req.stream:

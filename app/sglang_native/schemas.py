@@ -40,7 +40,8 @@ class GenerateRequest(Struct):
     sampling_params: NativeSamplingParams = msgspec.field(default_factory=NativeSamplingParams)
     stream: bool = False
     model: str | None = None  # (SGLang serves one model; checked when given)
-    lora_path: str | None = None  # a LoRA adapter's name (--lora-paths), for every prompt of the request
+    # A LoRA adapter's name (--lora-paths) for every prompt, or one per prompt (null: the base model), as SGLang
+    lora_path: str | list[str | None] | None = None
 
 
 class NativeFinishReason(Struct, omit_defaults=True):

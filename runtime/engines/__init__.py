@@ -31,6 +31,11 @@ class EngineConfig:
     grammar_timeout: float = 60.0  # seconds a grammar may take to compile (SGLang: SGLANG_GRAMMAR_TIMEOUT)
     # LoRA adapters a request may name (EngineRequest.adapter): PEFT directories, loaded at start
     lora_adapters: tuple[LoraAdapter, ...] = ()
+    enable_lora: bool = False
+    allow_runtime_lora: bool = False  # adapters may be loaded and unloaded while serving (AdapterLoading)
+    max_lora_rank: int | None = None  # adapters above it are refused at start (runtime/adapters.check_ranks)
+    max_loras: int | None = None  # SGLang's max_loras_per_batch
+    max_cpu_loras: int | None = None  # SGLang's max_loaded_loras
     # CPU engine
     threads: int | None = None
     prefix_cache_entries: int = 4  # the transformers path's prefix cache
@@ -56,10 +61,23 @@ class Engine(Protocol):
         """Release the engine's resources; in-flight requests end with an abort."""
 
     def generate(self, request: EngineRequest) -> AsyncIterator[EngineEvent]:
-        """Run one request: text deltas, then exactly one Finished. Closing the iterator aborts it."""
+        """Run one request: text deltas, each with the count of tokens it completes, then exactly one Finished.
+        Stop strings are not the engine's (the output pipeline matches them); closing the iterator aborts it."""
 
     async def abort(self, rid: str) -> None:
         """Stop a running request; its stream ends with Finished(ABORT)."""
+
+
+@runtime_checkable
+class AdapterLoading(Protocol):
+    """What an engine that loads LoRA adapters while serving also has (both of ours do)."""
+
+    async def load_adapter(self, adapter: LoraAdapter) -> None:
+        """Serve `adapter` under its name from now on; InvalidRequest if loaded already or unusable."""
+
+    async def unload_adapter(self, name: str) -> None:
+        """Stop serving it: new requests naming it fail at once; returns once running ones have finished and
+        it is freed. NotFound if it is not loaded."""
 
 
 _ENGINES = {

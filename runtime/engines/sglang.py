@@ -2,8 +2,10 @@
 
 Token ids in, text out. The Engine runs a TokenizerManager in this process, which talks ZMQ to a scheduler
 process per TP rank (or a data-parallel controller) and a detokenizer process; we send `input_ids` with our
-sampling parameters and turn its streamed dicts into TextDelta/Finished events. `import sglang` happens only in
-start(), so a machine without sglang imports this module freely.
+sampling parameters and turn its streamed dicts into TextDelta/Finished events. Stop strings are not sent: the
+output pipeline matches them (runtime/output.py), counting tokens by each TextDelta's `tokens`, which we take
+from the chunk's `output_ids` (cut per token where the request asks: `_PerToken`). `import sglang` happens only
+in start(), so a machine without sglang imports this module freely.
 
 SGLang changes process-wide state. Living inside uvicorn, each side effect and what we do about it:
 
@@ -47,8 +49,10 @@ from dataclasses import replace
 from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from typing import Any, TypedDict
 
+from runtime.adapters import LoraAdapter
+from runtime.detokenize import IncrementalDetokenizer
 from runtime.engines import EngineConfig
-from runtime.errors import EngineFailure, EngineUnavailable, InvalidRequest, Overloaded, ServiceError
+from runtime.errors import EngineFailure, EngineUnavailable, InvalidRequest, NotFound, Overloaded, ServiceError
 from runtime.model import ModelInfo
 from runtime.reasoning.budget import ThinkingBudgetProcessor, ThinkingTracker, control_params
 from runtime.types import (
@@ -132,7 +136,7 @@ class _Chunk(TypedDict):
 
 def server_args(config: EngineConfig) -> dict[str, Any]:
     """`sglang.Engine(**kwargs)`: each name is a field of ServerArgs (sglang/srt/arg_groups/fields/*.py).
-    The tokenizer stays initialised (skip_tokenizer_init=False): SGLang detokenizes and matches stop strings."""
+    The tokenizer stays initialised (skip_tokenizer_init=False): SGLang detokenizes."""
     kwargs: dict[str, Any] = {
         "model_path": config.model_path,
         "served_model_name": config.served_model_name,
@@ -154,6 +158,10 @@ def server_args(config: EngineConfig) -> dict[str, Any]:
     if config.lora_adapters:  # (sglang/srt/arg_groups/lora_hook.py reads each dict as one LoRARef)
         kwargs |= {"enable_lora": True, "lora_paths": [{"lora_name": a.name, "lora_path": a.path}
                                                        for a in config.lora_adapters]}
+    if config.enable_lora or config.allow_runtime_lora:  # (SGLang loads adapters while serving only with LoRA on)
+        kwargs["enable_lora"] = True
+    kwargs |= {"max_lora_rank": config.max_lora_rank, "max_loras_per_batch": config.max_loras,
+               "max_loaded_loras": config.max_cpu_loras}
     kwargs = {name: value for name, value in kwargs.items() if value is not None}
     # --engine-arg name=value: any other ServerArgs field, its value read as JSON where it parses as JSON
     # (numbers, true/false, lists), else as the string given. It wins over the settings above.
@@ -183,7 +191,7 @@ def sampling_params(params: SamplingParams, constraint: Constraint | None) -> di
         "frequency_penalty": params.frequency_penalty,
         "presence_penalty": params.presence_penalty,
         "repetition_penalty": params.repetition_penalty,
-        "stop": list(params.stop),
+        # No "stop": stop strings are the output pipeline's (runtime/output.py), on every engine.
         "stop_token_ids": list(params.stop_token_ids),
         "ignore_eos": params.ignore_eos,
         "skip_special_tokens": params.skip_special_tokens,
@@ -290,18 +298,63 @@ class _NewIds:
 
 
 class _CumulativeText:
-    """SGLang sends the whole text so far; we emit what is new. A trailing U+FFFD (the start of a multi-byte
-    character whose remaining bytes are still to come) is held back until a later chunk settles it."""
+    """SGLang sends the whole text so far with every output token's id so far; we emit what is new, with the
+    count of the tokens it completes (TextDelta.tokens). A trailing U+FFFD (the start of a multi-byte character
+    whose remaining bytes are still to come) is held back until a later chunk settles it, and its tokens with it.
 
-    def __init__(self) -> None:
+    `text` and `output_ids` agree: tokenizer_manager.py `_wait_one_response` reads both from the request's
+    state when it hands the chunk over. A chunk brings one scheduler step's tokens, or several where this loop
+    fell behind (it keeps only the newest output) or a step makes several (speculative decoding); with a
+    `splitter`, such text is cut into a delta per token."""
+
+    def __init__(self, splitter: _PerToken | None = None) -> None:
+        self._splitter = splitter
         self._sent = 0
+        self._told = 0  # tokens whose text has been sent
 
-    def delta(self, text: str, *, final: bool) -> str:
-        new = text[self._sent :]
+    def deltas(self, chunk: _Chunk, *, final: bool) -> list[TextDelta]:
+        new = chunk["text"][self._sent :]
         if not final:
             new = new.rstrip(_REPLACEMENT)
+        if not new:
+            return []
+        ids = chunk["output_ids"]
         self._sent += len(new)
-        return new
+        if self._splitter is None or len(ids) - self._told < 2:
+            deltas = [TextDelta(new, len(ids) - self._told)]
+        else:  # (tokens after its last piece of text, half a character, count in the next delta)
+            deltas = self._splitter.split(ids, self._told, new, final=final)
+        self._told += sum(delta.tokens for delta in deltas)
+        return deltas
+
+
+class _PerToken:
+    """Text that several tokens brought, cut where each token completes its part: our own decode of those
+    tokens after a few before them (runtime/detokenize.py, as the CPU engine streams). Where it disagrees with
+    SGLang's text (a tokenizer option SGLang's detokenizer applies differently), the text stays one delta."""
+
+    CONTEXT = 6  # tokens decoded before the new ones: enough to finish a character and a merge of spaces
+
+    def __init__(self, tokenizer: Any, *, skip_special_tokens: bool) -> None:
+        self._tokenizer = tokenizer
+        self._skip_special_tokens = skip_special_tokens
+
+    def split(self, ids: list[int], told: int, text: str, *, final: bool) -> list[TextDelta]:
+        detokenizer = IncrementalDetokenizer(self._tokenizer, skip_special_tokens=self._skip_special_tokens)
+        for token_id in ids[max(0, told - self.CONTEXT) : told]:
+            detokenizer.push(token_id)
+        pieces = [detokenizer.push(token_id) for token_id in ids[told:]]
+        if final:
+            pieces[-1] += detokenizer.flush()
+        if "".join(pieces) != text:
+            return [TextDelta(text, len(ids) - told)]
+        deltas, tokens = [], 0
+        for piece in pieces:
+            tokens += 1
+            if piece:
+                deltas.append(TextDelta(piece, tokens))
+                tokens = 0
+        return deltas
 
 
 def _abort_error(reason: _FinishReasonJson) -> ServiceError:
@@ -388,6 +441,27 @@ class SglangEngine:
             task.cancel()
         await asyncio.to_thread(engine.shutdown)
 
+    async def load_adapter(self, adapter: LoraAdapter) -> None:
+        """SGLang's own dynamic loading (`Engine.async_load_lora_adapter`; it needs enable_lora at launch, and
+        max_lora_rank / lora_target_modules that fit when no adapter was given then)."""
+        result = await self._running().async_load_lora_adapter(adapter.name, adapter.path)
+        if not result.success:
+            raise InvalidRequest(f"SGLang could not load the LoRA adapter {adapter.name!r}: {result.error_message}",
+                                 param="lora_path")
+
+    async def unload_adapter(self, name: str) -> None:
+        """SGLang unregisters the name at once and unloads once its running requests finish."""
+        result = await self._running().async_unload_lora_adapter(name)
+        if not result.success:
+            message = result.error_message or ""
+            error = NotFound if "does not exist" in message else InvalidRequest
+            raise error(f"SGLang could not unload the LoRA adapter {name!r}: {message}", param="lora_name")
+
+    def _running(self) -> Any:
+        if self._engine is None or self._closing:
+            raise EngineUnavailable("The SGLang engine is not running.")
+        return self._engine
+
     async def generate(self, request: EngineRequest) -> AsyncIterator[EngineEvent]:
         engine = self._engine
         if engine is None or self._closing:
@@ -397,7 +471,9 @@ class SglangEngine:
         stream: AsyncGenerator[_Chunk, None] | None = None  # TokenizerManager.generate_request
         finished = False
         try:
-            text = _CumulativeText()
+            splitter = (_PerToken(self._model.tokenizer, skip_special_tokens=request.sampling.skip_special_tokens)
+                        if request.text_per_token else None)
+            text = _CumulativeText(splitter)
             wants_logprobs = request.sampling.logprobs is not None or request.prompt_logprobs
             vocab = await self._vocabulary() if wants_logprobs else []
             asked = request.sampling.logprobs
@@ -420,15 +496,15 @@ class SglangEngine:
                                                                  request.prompt_top_logprobs)):
                     prompt_pending = False
                     yield scored
-                delta = text.delta(chunk["text"], final=reason is not None)
+                deltas = text.deltas(chunk, final=reason is not None)
                 new_logprobs = logprobs.take(chunk["meta_info"]) if logprobs is not None else None
                 if ids is not None and (new_ids := ids.take(chunk)) is not None:
                     yield new_ids
                 if reason is None:
                     if new_logprobs is not None:
                         yield new_logprobs
-                    if delta:
-                        yield TextDelta(delta)
+                    for delta in deltas:
+                        yield delta
                     continue
                 finished = True
                 event = self._finished(request, reason, chunk["meta_info"])  # raises for an error abort
@@ -440,8 +516,8 @@ class SglangEngine:
                 self._active.discard(rid)
                 if new_logprobs is not None:
                     yield new_logprobs
-                if delta:
-                    yield TextDelta(delta)
+                for delta in deltas:
+                    yield delta
                 yield event
                 return
             raise EngineFailure("The engine ended a stream without a finish reason.")
@@ -498,10 +574,8 @@ class SglangEngine:
         raise EngineFailure(f"The engine reported an unknown finish reason {kind!r}.")
 
     def _matched_stop(self, matched: object, params: SamplingParams) -> str | None:
-        """A stop string; or a stop token the request named (the CPU engine reports those decoded too).
-        EOS and a grammar's final token are not stop sequences."""
-        if isinstance(matched, str):
-            return matched
+        """A stop token the request named, decoded (as the CPU engine reports it). EOS and a grammar's final
+        token are not stop sequences; no stop string is sent, so none matches here."""
         if isinstance(matched, int) and matched in params.stop_token_ids:
             return str(self._model.tokenizer.decode([matched]))
         return None

@@ -61,8 +61,9 @@ class ToolSearchEngine:
             await self._check_grammar(request, reply)
         else:
             reply = ANSWER
-        yield TextDelta(reply)
-        yield Finished(FinishReason.STOP, Usage(len(request.input_ids), len(self._model.tokenizer.encode(reply))))
+        tokens = len(self._model.tokenizer.encode(reply))
+        yield TextDelta(reply, tokens)
+        yield Finished(FinishReason.STOP, Usage(len(request.input_ids), tokens))
 
     async def _check_grammar(self, request: EngineRequest, reply: str) -> None:
         """Raise unless the request's grammar (if any) accepts `reply` as the start of the output."""

@@ -57,7 +57,8 @@ _VALUED = {
     "--max-running-requests": "--max-running-requests",
     "--lora-modules": "--lora-modules",
     "--max-num-seqs": "--max-running-requests",  # vLLM's cap on sequences running at once
-    "--dtype": None, "--max-lora-rank": None, "--max-cpu-loras": None,
+    "--max-lora-rank": "--max-lora-rank", "--max-cpu-loras": "--max-cpu-loras", "--max-loras": "--max-loras",
+    "--max-loras-per-batch": "--max-loras", "--dtype": None,
     "--gpu-memory-utilization": None, "--structured-outputs-config.backend": None, "--tool-call-parser": None,
     "--reasoning-parser": None, "--grammar-backend": None, "--chunked-prefill-size": None,
     "--attention-backend": None, "--mem-fraction-static": None,
@@ -67,7 +68,7 @@ _SWITCHES = {
     "--no-enable-prefix-caching": "--disable-radix-cache",
     "--disable-radix-cache": "--disable-radix-cache",
     "--enforce-eager": None, "--enable-prompt-tokens-details": None, "--disable-frontend-multiprocessing": None,
-    "--enable-server-load-tracking": None, "--enable-auto-tool-choice": None, "--enable-lora": None,
+    "--enable-server-load-tracking": None, "--enable-auto-tool-choice": None, "--enable-lora": "--enable-lora",
     "--enable-custom-logit-processor": None, "--is-embedding": None, "--enable-metrics": None,
 }
 

@@ -5,8 +5,8 @@ continuous batching over a paged KV cache and a radix prefix cache (scheduler.py
 each step is one forward pass over every running sequence. Other architectures run on transformers, the
 worker interleaving the active requests a token at a time (prefill in chunks); the log says which path a
 model took. Either way the event loop only ever waits on queues: it is never blocked by model compute.
-Aborts are flags the worker checks before every step. Sampling, grammars, logprobs and stops are this
-module's, shared by both paths.
+Aborts are flags the worker checks before every step. Sampling, grammars, logprobs and stop tokens are this
+module's, shared by both paths (stop strings are the output pipeline's: runtime/output.py).
 
 LoRA adapters (EngineConfig.lora_adapters, PEFT directories): our model code applies each sequence's adapter to
 its own rows of the batched forward pass (lora.py); the transformers path wraps the model in peft's PeftModel
@@ -28,7 +28,7 @@ from typing import Any, AsyncIterator
 
 import torch
 
-from runtime.adapters import LoraAdapter
+from runtime.adapters import LoraAdapter, check_ranks
 from runtime.detokenize import IncrementalDetokenizer
 from runtime.engines import EngineConfig
 from runtime.engines.cpu.grammar import GrammarCache, GrammarMask
@@ -36,10 +36,10 @@ from runtime.engines.cpu.model import unsupported_reason
 from runtime.engines.cpu.prefix_cache import PrefixCache
 from runtime.engines.cpu.sampler import apply_penalties, log_distribution, sample, token_logprob
 from runtime.engines.cpu.utf8 import Utf8Guard
-from runtime.errors import EngineFailure, EngineUnavailable, NotFound
+from runtime.engines.cpu.worker_task import WorkerTask
+from runtime.errors import EngineFailure, EngineUnavailable, InvalidRequest, NotFound
 from runtime.model import ModelInfo
 from runtime.reasoning.budget import ThinkingTracker
-from runtime.stops import StopMatcher
 from runtime.types import (
     EngineEvent,
     EngineRequest,
@@ -66,13 +66,13 @@ class _Sequence:
     generator: torch.Generator
     mask: GrammarMask | None
     detokenizer: IncrementalDetokenizer
-    stops: StopMatcher
     cache: Any = None
     cached_tokens: int = 0
     computed: int = 0  # prompt tokens whose keys/values are in `cache`
     generated: list[int] = field(default_factory=list)
     prompt_logprobs: list[TokenLogprob] = field(default_factory=list)  # gathered chunk by chunk in prefill
     pending_bytes: bytes = b""  # an unfinished UTF-8 character at the end of the output
+    untold: int = 0  # generated tokens whose text no TextDelta has carried yet (TextDelta.tokens)
     thinking: ThinkingTracker | None = None  # counts the thinking region's tokens, forces its end at the budget
     aborted: bool = False
     # the batched path (scheduler.py): tokens[:computed] have keys/values in `blocks`, the first len(chain)
@@ -107,13 +107,15 @@ class CpuEngine:
         self._grammars: GrammarCache | None = None
         self._utf8: Utf8Guard | None = None
         self._prefix_cache = PrefixCache(config.prefix_cache_entries)
-        self._inbox: queue.SimpleQueue[_Sequence | None] = queue.SimpleQueue()
+        self._inbox: queue.SimpleQueue[_Sequence | WorkerTask | None] = queue.SimpleQueue()
         self._by_rid: dict[str, _Sequence] = {}
         self._compiling: dict[str, asyncio.Event] = {}  # requests waiting for their grammar: set to abort
         self._worker: threading.Thread | None = None
         self._scheduler: Any = None  # a BatchScheduler when our model code runs this architecture
         self._closed = False
         self.running = 0  # sequences the worker is stepping (read by tests and stats)
+        self._adapters = {a.name for a in config.lora_adapters}  # what requests may name now
+        self._adapter_updates: asyncio.Lock | None = None  # one load or unload at a time
 
     # -- lifecycle -------------------------------------------------------------------------------------
 
@@ -126,6 +128,7 @@ class CpuEngine:
         from transformers import AutoModelForCausalLM
 
         torch.set_num_threads(self._config.threads or os.cpu_count() or 1)
+        check_ranks(self._config.lora_adapters, self._config.max_lora_rank)
         # float32 by default, whatever the checkpoint holds: on CPUs without native bf16 (AVX2, most of them)
         # bf16 prefill measured 7.6x and decode 1.9x slower than float32 (bench/RESULTS.md).
         dtype = getattr(torch, self._config.dtype) if self._config.dtype != "auto" else torch.float32
@@ -184,8 +187,7 @@ class CpuEngine:
     async def generate(self, request: EngineRequest) -> AsyncIterator[EngineEvent]:
         if self._closed or self._worker is None or self._grammars is None:
             raise EngineUnavailable("The engine is not running.")
-        if request.adapter is not None and request.adapter not in {a.name for a in self._config.lora_adapters}:
-            raise NotFound(f"The LoRA adapter {request.adapter!r} is not loaded.", param="model")
+        self._check_adapter(request)
         mask = None
         if request.constraint is not None:  # each compile in a thread of its own (cpu/grammar.py)
             compiled = await self._grammar(request)
@@ -195,6 +197,7 @@ class CpuEngine:
             mask = GrammarMask(compiled, self._info.vocab_size)
         if self._closed:  # closed while compiling: the worker is gone
             raise EngineUnavailable("The engine is shutting down.")
+        self._check_adapter(request)  # (unloaded while compiling)
         seed = request.sampling.seed if request.sampling.seed is not None else secrets.randbits(63)
         seq = _Sequence(
             request=request,
@@ -204,7 +207,6 @@ class CpuEngine:
             mask=mask,
             detokenizer=IncrementalDetokenizer(self._info.tokenizer,
                                                skip_special_tokens=request.sampling.skip_special_tokens),
-            stops=StopMatcher(request.sampling.stop),
             tokens=list(request.input_ids),
             thinking=ThinkingTracker(request.thinking) if request.thinking is not None else None,
         )
@@ -236,6 +238,60 @@ class CpuEngine:
             if not compiling.done():
                 compiling.cancel()  # this request's wait only: the compile goes on for the cache
         return compiling.result() if compiling.done() and not compiling.cancelled() else None
+
+    def _check_adapter(self, request: EngineRequest) -> None:
+        if request.adapter is not None and request.adapter not in self._adapters:
+            raise NotFound(f"The LoRA adapter {request.adapter!r} is not loaded.", param="model")
+
+    # -- LoRA adapters loaded and unloaded while serving -----------------------------------------------
+
+    async def load_adapter(self, adapter: LoraAdapter) -> None:
+        """Load a PEFT adapter and serve it under its name (vLLM's /v1/load_lora_adapter); InvalidRequest when
+        it is already loaded or cannot be applied."""
+        if self._scheduler is None:
+            raise InvalidRequest("Loading a LoRA adapter while serving needs the CPU engine's own model code; this "
+                                 "model runs on the transformers path, where adapters are named at start "
+                                 "(--lora-modules).", param="lora_path")
+        async with self._updates():
+            if adapter.name in self._adapters:
+                raise InvalidRequest(f"The LoRA adapter {adapter.name!r} is already loaded.", param="lora_name")
+            try:
+                check_ranks([adapter], self._config.max_lora_rank)
+                weights = await asyncio.to_thread(self._model.load_adapter, adapter.name, adapter.path)
+            except Exception as exc:  # a path the client gave: whatever is wrong with it is theirs to fix
+                raise InvalidRequest(f"The LoRA adapter {adapter.name!r} cannot be loaded: {exc}",
+                                     param="lora_path") from None
+            await self._on_worker(lambda: self._scheduler.adapters.__setitem__(adapter.name, weights))
+            self._adapters.add(adapter.name)
+        log.info("CPU engine: LoRA adapter %s loaded from %s", adapter.name, adapter.path)
+
+    async def unload_adapter(self, name: str) -> None:
+        """Stop serving an adapter: new requests naming it get 404 at once, running ones finish first (as
+        SGLang's unload waits for them), then its weights and its prefix tree are freed."""
+        if self._scheduler is None:
+            raise InvalidRequest("Unloading a LoRA adapter needs the CPU engine's own model code; this model runs on "
+                                 "the transformers path.", param="lora_name")
+        async with self._updates():
+            if name not in self._adapters:
+                raise NotFound(f"The LoRA adapter {name!r} is not loaded.", param="lora_name")
+            self._adapters.discard(name)
+            while any(seq.request.adapter == name for seq in self._by_rid.values()):
+                await asyncio.sleep(0.02)
+            await self._on_worker(lambda: self._scheduler.drop_adapter(name))
+        log.info("CPU engine: LoRA adapter %s unloaded", name)
+
+    def _updates(self) -> asyncio.Lock:
+        if self._adapter_updates is None:
+            self._adapter_updates = asyncio.Lock()
+        return self._adapter_updates
+
+    async def _on_worker(self, fn: Any) -> Any:
+        """Run `fn` on the worker thread between two steps."""
+        if self._closed:
+            raise EngineUnavailable("The engine is shutting down.")
+        task = WorkerTask(fn, asyncio.get_running_loop())
+        self._inbox.put(task)
+        return await task.future
 
     async def abort(self, rid: str) -> None:
         if rid in self._compiling:
@@ -285,7 +341,9 @@ class CpuEngine:
                 seq = self._inbox.get_nowait()
             except queue.Empty:
                 return
-            if seq is not None:
+            if isinstance(seq, WorkerTask):
+                seq.cancel()
+            elif seq is not None:
                 self._finish(seq, FinishReason.ABORT)
 
     @torch.inference_mode()
@@ -384,12 +442,11 @@ class CpuEngine:
         if token in params.stop_token_ids:
             self._finish(seq, FinishReason.STOP, matched=self._info.tokenizer.decode([token]))
             return True
-        result = seq.stops.push(seq.detokenizer.push(token))
-        if result.text:
-            seq.emit(TextDelta(result.text))
-        if result.matched is not None:
-            self._finish(seq, FinishReason.STOP, matched=result.matched, flush=False)
-            return True
+        seq.untold += 1
+        text = seq.detokenizer.push(token)
+        if text:  # (empty while a character is unfinished: the token counts in the delta that shows it)
+            seq.emit(TextDelta(text, seq.untold))
+            seq.untold = 0
         total = len(seq.request.input_ids) + len(seq.generated)
         limit = params.max_new_tokens
         if (limit is not None and len(seq.generated) >= limit) or total >= self._info.context_length:
@@ -397,11 +454,11 @@ class CpuEngine:
             return True
         return False
 
-    def _finish(self, seq: _Sequence, reason: FinishReason, *, matched: str | None = None, flush: bool = True) -> None:
-        if flush and reason is not FinishReason.ABORT:
-            tail = seq.stops.push(seq.detokenizer.flush()).text + seq.stops.flush()
+    def _finish(self, seq: _Sequence, reason: FinishReason, *, matched: str | None = None) -> None:
+        if reason is not FinishReason.ABORT:
+            tail = seq.detokenizer.flush()
             if tail:
-                seq.emit(TextDelta(tail))
+                seq.emit(TextDelta(tail, seq.untold))
         usage = Usage(len(seq.request.input_ids), len(seq.generated), seq.cached_tokens,
                       seq.thinking.used if seq.thinking is not None else 0)
         seq.emit(Finished(reason, usage, matched))

@@ -194,6 +194,22 @@ class RadixCache:
                 self.pool.free([child.block])
                 self.unlocked -= 1
 
+    def drop_tree(self, adapter: str) -> int:
+        """Free every block of `adapter`'s tree, once that adapter is unloaded (no sequence of it runs: its
+        keys and values must never be matched again, e.g. by an adapter loaded later under the same name); how
+        many were freed."""
+        root = self.roots.pop(adapter, None)
+        stack = list(root.children.values()) if root is not None else []
+        freed = 0
+        while stack:
+            node = stack.pop()
+            stack.extend(node.children.values())
+            assert node.refs == 0, "a running sequence still reads an unloaded adapter's blocks"
+            self.pool.free([node.block])
+            self.unlocked -= 1
+            freed += 1
+        return freed
+
     def evict(self, blocks: int) -> int:
         """Free at least `blocks` blocks from unlocked nodes, least recently used leaves first; how many freed."""
         leaves = [n for n in self._nodes() if n.refs == 0 and not n.children]

@@ -24,6 +24,7 @@ import torch
 
 from runtime.engines.cpu.kv_cache import NULL_BLOCK, KVPool, RadixCache
 from runtime.engines.cpu.lora import LoraWeights
+from runtime.engines.cpu.worker_task import WorkerTask
 from runtime.engines.cpu.model import Batch, DecoderModel
 from runtime.errors import ContextLengthExceeded, EngineFailure, Overloaded
 from runtime.types import FinishReason, PromptLogprobs
@@ -78,8 +79,11 @@ class BatchScheduler:
                 if incoming is None:
                     self._shutdown(inbox)
                     return
-                incoming.waiting_since = time.monotonic()
-                self.waiting.append(incoming)
+                if isinstance(incoming, WorkerTask):  # (loading or unloading an adapter)
+                    incoming.run()
+                else:
+                    incoming.waiting_since = time.monotonic()
+                    self.waiting.append(incoming)
                 try:
                     incoming = inbox.get_nowait()
                 except queue.Empty:
@@ -96,6 +100,11 @@ class BatchScheduler:
                         seq.emit(EngineFailure("The engine failed while generating."))
                         self._retire(seq)
             self.engine.running = len(self.running) + len(self.waiting)
+
+    def drop_adapter(self, name: str) -> None:
+        """Forget an unloaded adapter's weights and its prefix tree (no sequence of it is left)."""
+        self.adapters.pop(name, None)
+        self.radix.drop_tree(name)
 
     def _shutdown(self, inbox: "queue.SimpleQueue[_Sequence | None]") -> None:
         for seq in [*self.running, *self.waiting]:

@@ -57,7 +57,12 @@ class Script:
     finish: dict[str, Any] | None = field(default_factory=lambda: length(4))
     prompt_tokens: int | None = None  # None: len(input_ids)
     cached_tokens: int = 0
-    completion_tokens: int | None = None  # None: one token per chunk
+    completion_tokens: int | None = None  # None: len(output_ids)
+    # How many tokens each chunk of `texts` brings (None: one each). Several where the consumer fell behind
+    # (tokenizer_manager.py `_wait_one_response` keeps only the newest output of a request) or a step made
+    # several (speculative decoding); `output_ids` and `text` always cover the same tokens.
+    tokens_per_chunk: list[int] | None = None
+    output_ids: list[int] | None = None  # the generated tokens' ids (None: 1000, 1001, ...)
     hold: bool = False
     abort_reason: dict[str, Any] = field(default_factory=abort)
     raise_on_call: Exception | None = None  # raised by async_generate itself
@@ -146,8 +151,11 @@ class TokenizerManager:
             texts = script.texts or [""]
             for i, text in enumerate(texts):
                 await asyncio.sleep(0)
-                output_ids.append(script.proposed_ids[i] if script.proposed_ids is not None else 1000 + i)
-                logprobs.add(1000 + i)
+                for _ in range(script.tokens_per_chunk[i] if script.tokens_per_chunk is not None else 1):
+                    n = len(output_ids)
+                    scripted = script.proposed_ids if script.proposed_ids is not None else script.output_ids
+                    output_ids.append(scripted[n] if scripted is not None else 1000 + n)
+                    logprobs.add(1000 + n)
                 last = i == len(texts) - 1 and not script.hold
                 reason = script.finish if last else None
                 if last:
@@ -294,6 +302,13 @@ def _chunk(
     return {"text": text, "output_ids": output_ids, "meta_info": meta_info}
 
 
+@dataclass
+class LoRAUpdateOutput:  # managers/io_struct.py
+    success: bool
+    error_message: str | None = None
+    loaded_adapters: dict[str, Any] | None = None
+
+
 class Engine:
     def __init__(self, **kwargs: Any) -> None:
         unknown = sorted(set(kwargs) - SERVER_ARGS_FIELDS)
@@ -304,6 +319,7 @@ class Engine:
         self.tokenizer_manager = TokenizerManager(_lora_names(kwargs))
         self.calls: list[dict[str, Any]] = []  # each async_generate call's arguments (+ "closed" once closed)
         self.shutdown_calls = 0
+        self.lora_updates: list[tuple[str, str, str | None]] = []  # (load | unload, name, path)
         control.engines.append(self)
         # Side effects of the real constructor: the uvloop policy set when engine.py is imported, and
         # configure_logger's logging.basicConfig(force=True) at log_level "error" (sglang/srt/utils/common.py).
@@ -342,6 +358,30 @@ class Engine:
         if script.raise_on_call is not None:
             raise script.raise_on_call
         return self.tokenizer_manager.generate_request(call, script)  # stream=True: the generator itself
+
+    async def async_load_lora_adapter(self, lora_name: str, lora_path: str, pinned: bool = False) -> Any:
+        """entrypoints/engine.py -> TokenizerManager.load_lora_adapter (tokenizer_control_mixin.py): LoRA must
+        be on; a name already loaded fails in LoRAManager.validate_new_adapter; errors come back in the output."""
+        tm = self.tokenizer_manager
+        self.lora_updates.append(("load", lora_name, lora_path))
+        if not tm.enable_lora:
+            return LoRAUpdateOutput(False, "LoRA is not enabled. Please set `--enable-lora` to enable LoRA.")
+        if lora_name in tm.lora_names:
+            return LoRAUpdateOutput(False, f"Failed to load LoRA adapter {lora_name} because it is already loaded")
+        tm.lora_names = tm.lora_names | {lora_name}
+        return LoRAUpdateOutput(True, None, {name: name for name in tm.lora_names})
+
+    async def async_unload_lora_adapter(self, lora_name: str) -> Any:
+        """TokenizerManager.unload_lora_adapter: LoRARegistry.unregister fails for an unknown name."""
+        tm = self.tokenizer_manager
+        self.lora_updates.append(("unload", lora_name, None))
+        if not tm.enable_lora:
+            return LoRAUpdateOutput(False, "LoRA is not enabled. Please set `--enable-lora` to enable LoRA.")
+        if lora_name not in tm.lora_names:
+            return LoRAUpdateOutput(False, f"LoRA with name {lora_name} does not exist. Loaded LoRAs: "
+                                           f"dict_keys({sorted(tm.lora_names)})")
+        tm.lora_names = tm.lora_names - {lora_name}
+        return LoRAUpdateOutput(True, None, {name: name for name in tm.lora_names})
 
     def shutdown(self) -> None:
         self.shutdown_calls += 1

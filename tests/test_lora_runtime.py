@@ -1,0 +1,195 @@
+"""LoRA adapters loaded and unloaded while serving (app/lora_routes.py): vLLM's /v1/load_lora_adapter and
+/v1/unload_lora_adapter, SGLang's /load_lora_adapter and /unload_lora_adapter, on the CPU engine for real and on
+SGLang through its contract (tests/fake_sglang, from sglang 0.5.23's source)."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import openai
+import pytest
+
+from app.settings import load_settings
+from runtime.adapters import LoraAdapter
+from runtime.engines import AdapterLoading, EngineConfig
+from runtime.engines.cpu.kv_cache import KVPool, RadixCache
+from runtime.engines.cpu.model import Shape
+from runtime.engines.sglang import SglangEngine
+from runtime.errors import InvalidRequest, NotFound
+from tests.live_server import LiveServer, start_server
+from tests.lora_adapters import write_adapter
+from tests.test_sglang_engine import MODEL as SGLANG_MODEL
+
+BASE = "runtime-base"
+LONG_PROMPT = "def fibonacci(n):\n    # the n-th number, computed the slow way on purpose\n" * 4
+
+
+@pytest.fixture(scope="module")
+def paths(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("runtime-adapters")
+    return {"sql": write_adapter(root / "sql", tiny_model_dir, seed=1),
+            "chat": write_adapter(root / "chat", tiny_model_dir, seed=2, targets=("k_proj", "gate_proj", "up_proj")),
+            "big": write_adapter(root / "big", tiny_model_dir, seed=3, rank=16)}
+
+
+@pytest.fixture(scope="module")
+def server(tiny_model_dir: Path, paths: dict[str, Path], server_logs: Path) -> Iterator[LiveServer]:
+    s = start_server("--model", str(tiny_model_dir), "--served-model-name", BASE, "--allow-runtime-lora",
+                     "--lora-modules", f"startup-sql={paths['sql']}", "--max-lora-rank", "8", log_dir=server_logs)
+    yield s
+    s.stop()
+
+
+@pytest.fixture()
+def client(server: LiveServer) -> openai.OpenAI:
+    return openai.OpenAI(base_url=server.base_url + "/v1", api_key="unused", max_retries=0, timeout=120)
+
+
+def _ids(client: openai.OpenAI, model: str, prompt: str = LONG_PROMPT, tokens: int = 16) -> list[int]:
+    out = client.completions.create(model=model, prompt=prompt, max_tokens=tokens, temperature=0,
+                                    extra_body={"return_token_ids": True, "ignore_eos": True})
+    return out.choices[0].token_ids
+
+
+def _post(server: LiveServer, path: str, body: dict) -> httpx.Response:
+    return httpx.post(server.base_url + path, json=body, timeout=120)
+
+
+def test_vllm_routes_load_serve_and_unload(server: LiveServer, client: openai.OpenAI, paths: dict[str, Path]) -> None:
+    with pytest.raises(openai.NotFoundError):
+        client.completions.create(model="sql", prompt="x", max_tokens=2)
+    loaded = _post(server, "/v1/load_lora_adapter", {"lora_name": "sql", "lora_path": str(paths["sql"])})
+    assert loaded.status_code == 200 and loaded.text == "Success: LoRA adapter 'sql' added successfully."
+    assert [m.id for m in client.models.list().data] == [BASE, "startup-sql", "sql"]
+    assert client.models.retrieve("sql").root == str(paths["sql"])
+    base = _ids(client, BASE)
+    assert _ids(client, "sql") == _ids(client, "startup-sql") != base  # as if named at start
+
+    again = _post(server, "/v1/load_lora_adapter", {"lora_name": "sql", "lora_path": str(paths["sql"])})
+    assert again.status_code == 400 and again.json()["error"]["param"] == "lora_name"
+    unloaded = _post(server, "/v1/unload_lora_adapter", {"lora_name": "sql"})
+    assert unloaded.status_code == 200 and unloaded.text == "Success: LoRA adapter 'sql' removed successfully."
+    with pytest.raises(openai.NotFoundError):
+        client.completions.create(model="sql", prompt="x", max_tokens=2)
+    assert [m.id for m in client.models.list().data] == [BASE, "startup-sql"]
+    missing = _post(server, "/v1/unload_lora_adapter", {"lora_name": "sql"})
+    assert missing.status_code == 404 and missing.json()["error"]["param"] == "lora_name"
+    assert _ids(client, BASE) == base
+
+
+def test_a_name_reloaded_with_other_weights_never_reuses_the_old_prefix_cache(
+        server: LiveServer, client: openai.OpenAI, paths: dict[str, Path]) -> None:
+    assert _post(server, "/v1/load_lora_adapter", {"lora_name": "x", "lora_path": str(paths["sql"])}).is_success
+    as_sql = _ids(client, "x")  # LONG_PROMPT's blocks now cached in x's tree
+    # vLLM's load_inplace: the same name, other weights
+    inplace = _post(server, "/v1/load_lora_adapter",
+                    {"lora_name": "x", "lora_path": str(paths["chat"]), "load_inplace": True})
+    assert inplace.status_code == 200
+    assert _post(server, "/v1/load_lora_adapter", {"lora_name": "chat", "lora_path": str(paths["chat"])}).is_success
+    assert _ids(client, "x") == _ids(client, "chat") != as_sql
+    for name in ("x", "chat"):
+        assert _post(server, "/v1/unload_lora_adapter", {"lora_name": name}).is_success
+
+
+def test_unload_waits_for_the_adapter_s_running_requests(server: LiveServer, client: openai.OpenAI,
+                                                          paths: dict[str, Path]) -> None:
+    assert _post(server, "/v1/load_lora_adapter", {"lora_name": "busy", "lora_path": str(paths["sql"])}).is_success
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        running = pool.submit(lambda: list(client.completions.create(
+            model="busy", prompt=LONG_PROMPT, max_tokens=120, temperature=0, stream=True,
+            extra_body={"ignore_eos": True})))
+        time.sleep(1.0)
+        unloaded = _post(server, "/v1/unload_lora_adapter", {"lora_name": "busy"})
+        chunks = running.result(timeout=300)
+    assert unloaded.status_code == 200
+    assert chunks[-1].choices[0].finish_reason == "length"  # it ran to the end, not aborted
+    assert sum(len(c.choices[0].text) > 0 for c in chunks if c.choices) > 10
+
+
+def test_sglang_routes_answer_in_sglang_s_shape(server: LiveServer, paths: dict[str, Path]) -> None:
+    loaded = _post(server, "/load_lora_adapter", {"lora_name": "s", "lora_path": str(paths["chat"]), "pinned": True})
+    assert loaded.status_code == 200
+    assert loaded.json() == {"success": True, "error_message": None,
+                             "loaded_adapters": {"startup-sql": str(paths["sql"]), "s": str(paths["chat"])}}
+    assert _post(server, "/unload_lora_adapter", {"lora_name": "s"}).json()["success"] is True
+    missing = _post(server, "/unload_lora_adapter", {"lora_name": "s"})
+    assert missing.status_code == 400 and missing.json()["success"] is False
+    assert "'s' is not loaded" in missing.json()["error_message"]
+
+
+@pytest.mark.parametrize("body, param", [
+    ({"lora_name": "bad", "lora_path": "/nonexistent/adapter"}, "lora_path"),
+    ({"lora_name": "bad"}, "lora_path"),
+    ({"lora_name": "", "lora_path": "/x"}, "lora_name"),
+    ({"lora_name": BASE, "lora_path": "/x"}, "lora_name"),
+    ({"lora_path": "/x"}, "lora_name"),
+    ({"lora_name": 5, "lora_path": "/x"}, "lora_name"),
+])
+def test_bad_loads_are_400s_naming_the_field(server: LiveServer, body: dict, param: str) -> None:
+    reply = _post(server, "/v1/load_lora_adapter", body)
+    assert reply.status_code == 400 and reply.json()["error"]["param"] == param
+    assert httpx.get(server.base_url + "/health", timeout=10).status_code == 200
+
+
+def test_an_adapter_above_max_lora_rank_is_refused(server: LiveServer, client: openai.OpenAI,
+                                                    paths: dict[str, Path]) -> None:
+    reply = _post(server, "/v1/load_lora_adapter", {"lora_name": "big", "lora_path": str(paths["big"])})
+    assert reply.status_code == 400 and "above --max-lora-rank 8" in reply.json()["error"]["message"]
+    assert "big" not in {m.id for m in client.models.list().data}
+
+
+def test_routes_are_off_unless_allowed(tiny_model_dir: Path, paths: dict[str, Path], server_logs: Path) -> None:
+    s = start_server("--model", str(tiny_model_dir), log_dir=server_logs)
+    try:
+        for path in ("/v1/load_lora_adapter", "/load_lora_adapter"):
+            reply = _post(s, path, {"lora_name": "sql", "lora_path": str(paths["sql"])})
+            assert reply.status_code in (400, 404) and "--allow-runtime-lora" in reply.text
+    finally:
+        s.stop()
+    assert load_settings([], environ={"VLLM_ALLOW_RUNTIME_LORA_UPDATING": "True"}).allow_runtime_lora
+    assert not load_settings([], environ={}).allow_runtime_lora
+
+
+def test_radix_drop_tree_frees_every_block_of_the_adapter_only() -> None:
+    import torch
+
+    pool = KVPool(Shape(layers=1, hidden=2, heads=1, kv_heads=1, head_dim=2, eps=1e-6, vocab=10), torch.float32,
+                  1 << 16, 4)
+    radix = RadixCache(pool)
+    free = pool.free_blocks
+    for adapter in ("a", None):
+        blocks = radix.allocate(3)
+        chain: list = []
+        radix.insert(list(range(10)), blocks, chain, partial_tail=True, adapter=adapter)
+        radix.unlock(chain)
+    assert pool.free_blocks == free - 6 and radix.unlocked == 6
+    assert radix.drop_tree("a") == 3
+    assert pool.free_blocks == free - 3 and radix.unlocked == 3 and "a" not in radix.roots
+    assert radix.match(list(range(10)), 10, "a") == ([], None, 0)
+    assert len(radix.match(list(range(10)), 10)[0]) == 2  # the base model's tree untouched
+
+
+def test_sglang_loads_and_unloads_through_its_engine(fake_sglang) -> None:
+    async def main():
+        engine = SglangEngine(EngineConfig("/models/tiny", "tiny", allow_runtime_lora=True), SGLANG_MODEL)
+        await engine.start()
+        try:
+            assert isinstance(engine, AdapterLoading)
+            await engine.load_adapter(LoraAdapter("sql", "/ad/sql"))
+            with pytest.raises(InvalidRequest, match="already loaded"):
+                await engine.load_adapter(LoraAdapter("sql", "/ad/sql"))
+            await engine.unload_adapter("sql")
+            with pytest.raises(NotFound, match="does not exist"):
+                await engine.unload_adapter("sql")
+        finally:
+            await engine.close()
+
+    asyncio.run(main())
+    sglang = fake_sglang.control.engines[-1]
+    assert sglang.kwargs["enable_lora"] is True  # SGLang loads adapters while serving only with LoRA on
+    assert sglang.lora_updates[:2] == [("load", "sql", "/ad/sql"), ("load", "sql", "/ad/sql")]
