@@ -33,6 +33,7 @@ from runtime.detokenize import IncrementalDetokenizer
 from runtime.engines import EngineConfig
 from runtime.engines.cpu.grammar import GrammarCache, GrammarMask
 from runtime.engines.cpu.model import unsupported_reason
+from runtime.engines.cpu.outbox import Outbox
 from runtime.engines.cpu.prefix_cache import PrefixCache
 from runtime.engines.cpu.sampler import apply_penalties, log_distribution, sample, token_logprob
 from runtime.engines.cpu.utf8 import Utf8Guard
@@ -83,9 +84,10 @@ class _Sequence:
     waiting_since: float = 0.0
     admitted: bool = False
     prompt_done: bool = False
+    outbox: Outbox = field(default_factory=Outbox)  # the engine's: events held during a scheduler step
 
     def emit(self, event: EngineEvent) -> None:
-        self.loop.call_soon_threadsafe(self.events.put_nowait, event)
+        self.outbox.send(self.loop, self.events, event)
 
 
 def fail(seq: _Sequence, exc: Exception) -> None:
@@ -108,6 +110,7 @@ class CpuEngine:
         self._utf8: Utf8Guard | None = None
         self._prefix_cache = PrefixCache(config.prefix_cache_entries)
         self._inbox: queue.SimpleQueue[_Sequence | WorkerTask | None] = queue.SimpleQueue()
+        self.outbox = Outbox()  # the worker's events to the loop (held per step by the scheduler)
         self._by_rid: dict[str, _Sequence] = {}
         self._compiling: dict[str, asyncio.Event] = {}  # requests waiting for their grammar: set to abort
         self._worker: threading.Thread | None = None
@@ -209,6 +212,7 @@ class CpuEngine:
                                                skip_special_tokens=request.sampling.skip_special_tokens),
             tokens=list(request.input_ids),
             thinking=ThinkingTracker(request.thinking) if request.thinking is not None else None,
+            outbox=self.outbox,
         )
         self._by_rid[request.rid] = seq
         self._inbox.put(seq)

@@ -18,6 +18,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from runtime.engines.cpu.linear import Linear
 from runtime.engines.cpu.lora import LoraWeights, load_peft_adapter
 
 log = logging.getLogger(__name__)
@@ -61,20 +62,17 @@ class Shape:
 
 @dataclass
 class Layer:
-    """One decoder layer's weights. Projections are stored transposed, [in, out], and applied as `x @ w`:
-    MKL's plain (NN) sgemm measured ~25 % faster than F.linear's transposed one for the few rows a decode
-    step has (1 to 16 rows, 1 thread), and the numerics stay within float32 rounding of transformers'."""
+    """One decoder layer's weights. Projections are `Linear`s (linear.py: oneDNN on weights reordered once;
+    the numerics stay within float32 rounding of transformers')."""
 
     input_norm: torch.Tensor
-    qkv: torch.Tensor  # q, k and v projections stacked: one matmul
-    qkv_bias: torch.Tensor | None
+    qkv: Linear  # q, k and v projections stacked: one matmul (with their biases, Qwen2)
     q_norm: torch.Tensor | None  # Qwen3
     k_norm: torch.Tensor | None
-    o: torch.Tensor
-    o_bias: torch.Tensor | None
+    o: Linear
     post_norm: torch.Tensor
-    gate_up: torch.Tensor  # gate and up projections stacked
-    down: torch.Tensor
+    gate_up: Linear  # gate and up projections stacked
+    down: Linear
 
 
 @dataclass
@@ -104,7 +102,7 @@ class DecoderModel:
         self.embed = w["embed_tokens.weight"]
         self.norm = w["norm.weight"]
         tied = getattr(config, "tie_word_embeddings", False) or "lm_head.weight" not in w
-        self.lm_head = _t(self.embed if tied else w["lm_head.weight"])  # (a transposed copy when tied)
+        self.lm_head = Linear(self.embed if tied else w["lm_head.weight"])  # (a reordered copy when tied)
         self.layers = []
         for i in range(s.layers):
             p = f"layers.{i}."
@@ -112,13 +110,13 @@ class DecoderModel:
             biases = [w.get(a + f"{n}_proj.bias") for n in "qkv"]
             self.layers.append(Layer(
                 input_norm=w[p + "input_layernorm.weight"],
-                qkv=_t(torch.cat([w[a + f"{n}_proj.weight"] for n in "qkv"])),
-                qkv_bias=torch.cat(biases) if all(b is not None for b in biases) else None,
+                qkv=Linear(torch.cat([w[a + f"{n}_proj.weight"] for n in "qkv"]),
+                           torch.cat(biases) if all(b is not None for b in biases) else None),
                 q_norm=w.get(a + "q_norm.weight"), k_norm=w.get(a + "k_norm.weight"),
-                o=_t(w[a + "o_proj.weight"]), o_bias=w.get(a + "o_proj.bias"),
+                o=Linear(w[a + "o_proj.weight"], w.get(a + "o_proj.bias")),
                 post_norm=w[p + "post_attention_layernorm.weight"],
-                gate_up=_t(torch.cat([w[m + "gate_proj.weight"], w[m + "up_proj.weight"]])),
-                down=_t(w[m + "down_proj.weight"]),
+                gate_up=Linear(torch.cat([w[m + "gate_proj.weight"], w[m + "up_proj.weight"]])),
+                down=Linear(w[m + "down_proj.weight"]),
             ))
         from transformers.models.llama.modeling_llama import LlamaRotaryEmbedding
 
@@ -141,7 +139,7 @@ class DecoderModel:
     def load_adapter(self, name: str, path: str) -> LoraWeights:
         """A PEFT LoRA adapter, in the shape of our fused projections (lora.py)."""
         s, layer = self.shape, self.layers[0]
-        q, kv, inter = s.heads * s.head_dim, s.kv_heads * s.head_dim, layer.gate_up.shape[1] // 2
+        q, kv, inter = s.heads * s.head_dim, s.kv_heads * s.head_dim, layer.gate_up.out_features // 2
         parts = {"qkv": (q, kv, kv), "o": (s.hidden,), "gate_up": (inter, inter), "down": (s.hidden,)}
         inputs = {"qkv": s.hidden, "o": q, "gate_up": s.hidden, "down": inter}
         return load_peft_adapter(name, path, parts, inputs, s.layers, self.dtype)
@@ -184,7 +182,7 @@ class DecoderModel:
         q_size, kv_size = s.heads * s.head_dim, s.kv_heads * s.head_dim
         for i, layer in enumerate(self.layers):
             h = self._rms(x, layer.input_norm)
-            qkv = self._project(h, layer.qkv, layer.qkv_bias, batch, i, "qkv")
+            qkv = self._project(h, layer.qkv, batch, i, "qkv")
             qk = qkv[:, : q_size + kv_size].view(T, s.heads + s.kv_heads, s.head_dim)  # rotated together
             v = qkv[:, q_size + kv_size :].view(T, s.kv_heads, s.head_dim)
             if layer.q_norm is not None:
@@ -194,17 +192,16 @@ class DecoderModel:
             k_pool[i].index_copy_(0, batch.write_slots, k)
             v_pool[i].index_copy_(0, batch.write_slots, v)
             attn = self._attention(q, k_pool[i], v_pool[i], batch)
-            x = x + self._project(attn, layer.o, layer.o_bias, batch, i, "o")
+            x = x + self._project(attn, layer.o, batch, i, "o")
             h = self._rms(x, layer.post_norm)
-            gate, up = self._project(h, layer.gate_up, None, batch, i, "gate_up").chunk(2, dim=-1)
-            x = x + self._project(F.silu(gate) * up, layer.down, None, batch, i, "down")
+            gate, up = self._project(h, layer.gate_up, batch, i, "gate_up").chunk(2, dim=-1)
+            x = x + self._project(F.silu(gate) * up, layer.down, batch, i, "down")
         return x
 
     @staticmethod
-    def _project(x: torch.Tensor, weight_t: torch.Tensor, bias: torch.Tensor | None, batch: Batch, layer: int,
-                 name: str) -> torch.Tensor:
-        """x @ weight_t (+ bias), plus each LoRA adapter's delta on its own rows only."""
-        out = _linear(x, weight_t, bias)
+    def _project(x: torch.Tensor, linear: Linear, batch: Batch, layer: int, name: str) -> torch.Tensor:
+        """The projection of x, plus each LoRA adapter's delta on its own rows only."""
+        out = linear(x)
         for adapter, rows in batch.lora:
             pair = adapter.layers[layer].get(name)
             if pair is not None:
@@ -212,7 +209,7 @@ class DecoderModel:
         return out
 
     def logits(self, hidden: torch.Tensor) -> torch.Tensor:
-        return self._rms(hidden, self.norm) @ self.lm_head
+        return self.lm_head(self._rms(hidden, self.norm))
 
     def _attention(self, q: torch.Tensor, k_pool: torch.Tensor, v_pool: torch.Tensor, batch: Batch) -> torch.Tensor:
         """[T, heads * head_dim]. Decode rows: one SDPA over all of them, each query group of a KV head as a
@@ -242,10 +239,3 @@ class DecoderModel:
             out[first : first + rows] = o[0].transpose(0, 1)
         return out.view(T, s.heads * s.head_dim)
 
-
-def _t(weight: torch.Tensor) -> torch.Tensor:
-    return weight.t().contiguous()
-
-
-def _linear(x: torch.Tensor, weight_t: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
-    return x @ weight_t if bias is None else torch.addmm(bias, x, weight_t)

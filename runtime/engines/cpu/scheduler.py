@@ -88,18 +88,19 @@ class BatchScheduler:
                     incoming = inbox.get_nowait()
                 except queue.Empty:
                     incoming = False
-            self._drop_aborted()
-            self._admit()
-            self.engine.running = len(self.running) + len(self.waiting)
-            if self.running:
-                try:
-                    self.step()
-                except Exception:  # a failed forward pass fails the sequences in it, never the worker
-                    log.exception("CPU engine step failed")
-                    for seq in list(self.running):
-                        seq.emit(EngineFailure("The engine failed while generating."))
-                        self._retire(seq)
-            self.engine.running = len(self.running) + len(self.waiting)
+            with self.engine.outbox.holding():  # this iteration's events reach the loop in one hand-off
+                self._drop_aborted()
+                self._admit()
+                self.engine.running = len(self.running) + len(self.waiting)
+                if self.running:
+                    try:
+                        self.step()
+                    except Exception:  # a failed forward pass fails the sequences in it, never the worker
+                        log.exception("CPU engine step failed")
+                        for seq in list(self.running):
+                            seq.emit(EngineFailure("The engine failed while generating."))
+                            self._retire(seq)
+                self.engine.running = len(self.running) + len(self.waiting)
 
     def drop_adapter(self, name: str) -> None:
         """Forget an unloaded adapter's weights and its prefix tree (no sequence of it is left)."""
