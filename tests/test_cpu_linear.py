@@ -24,3 +24,18 @@ def test_a_rows_result_does_not_depend_on_its_batch():
     alone_in_many = linear(x)[:2]
     for rows in (2, 3, MIN_ROWS, 9):
         assert torch.equal(linear(torch.cat((x[:2], torch.randn(rows - 2, 576))))[:2], alone_in_many)
+
+
+def test_the_reordered_copy_is_kept_only_where_memory_allows(monkeypatch) -> None:
+    import os
+
+    from runtime.engines.cpu import linear as module
+
+    pages = {"SC_AVPHYS_PAGES": 1000, "SC_PAGE_SIZE": 4096}  # 4 MB available
+    monkeypatch.setattr(os, "sysconf", lambda name: pages[name])
+    assert module.packing_fits(1_000_000) and not module.packing_fits(2_000_000)  # 25 % of it: 1.02 MB
+    torch.manual_seed(2)
+    weight, x = torch.randn(32, 16), torch.randn(8, 16)
+    plain = Linear(weight, packed=False)
+    assert plain._packed is None  # MKL for every row count, one copy of the weight
+    torch.testing.assert_close(plain(x), x @ weight.T, rtol=1e-5, atol=1e-5)

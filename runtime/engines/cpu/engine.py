@@ -168,8 +168,10 @@ class CpuEngine:
         if adapters:
             log.info("CPU engine: LoRA adapters %s, applied per sequence in the batched forward pass",
                      ", ".join(adapters))
-        log.info("CPU engine: own %s model code, continuous batching; KV cache %d MB = %d tokens in blocks of %d",
-                 self._info.config.model_type, self._config.kv_cache_mb, pool.capacity_tokens, pool.block_size)
+        log.info("CPU engine: own %s model code, continuous batching; KV cache %d MB = %d tokens in blocks of %d; "
+                 "batched matmuls on %s", self._info.config.model_type, self._config.kv_cache_mb,
+                 pool.capacity_tokens, pool.block_size,
+                 "oneDNN (weights also held reordered)" if model.packed else "MKL (no memory for a reordered copy)")
 
     async def close(self) -> None:
         self._closed = True

@@ -17,17 +17,32 @@ from __future__ import annotations
 import torch
 
 MIN_ROWS = 4
+# The reordered copy doubles the weights' memory: kept only while that copy takes at most this share of the
+# memory available at load (the default model's 0.5 GB always fits; a 7B model in float32 on a 32 GB machine
+# does not, and runs on MKL alone).
+PACKED_SHARE = 0.25
+
+
+def packing_fits(weight_bytes: int) -> bool:
+    """Whether a second, reordered copy of `weight_bytes` of weights fits in PACKED_SHARE of available memory."""
+    import os
+
+    try:
+        available = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):  # not Linux: no figure, no copy
+        return False
+    return weight_bytes <= PACKED_SHARE * available
 
 
 class Linear:
     """x @ weight^T (+ bias) for x of shape [rows, in_features]; `weight` is [out_features, in_features]."""
 
-    def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None = None) -> None:
+    def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None = None, *, packed: bool = True) -> None:
         self.out_features, self.in_features = weight.shape
         self.bias = bias
         self._dense = weight.t().contiguous()  # [in, out]: MKL's plain (NN) sgemm, the fastest for one row
         self._packed = None
-        if weight.dtype == torch.float32 and torch.backends.mkldnn.is_available():
+        if packed and weight.dtype == torch.float32 and torch.backends.mkldnn.is_available():
             self._packed = torch.ops.mkldnn._reorder_linear_weight(weight.contiguous(), None)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:

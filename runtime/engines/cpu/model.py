@@ -9,6 +9,7 @@ transformers' eager code line by line, so greedy decoding gives the same tokens 
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from dataclasses import dataclass, field
@@ -18,7 +19,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from runtime.engines.cpu.linear import Linear
+from runtime.engines.cpu.linear import Linear, packing_fits
 from runtime.engines.cpu.lora import LoraWeights, load_peft_adapter
 
 log = logging.getLogger(__name__)
@@ -99,10 +100,12 @@ class DecoderModel:
         self.shape = s = Shape.of(config)
         self.dtype = dtype
         w = {k.removeprefix("model."): v.to(dtype) for k, v in weights.items()}
+        self.packed = packing_fits(sum(t.numel() * t.element_size() for t in w.values()))  # (linear.py)
+        linear = functools.partial(Linear, packed=self.packed)
         self.embed = w["embed_tokens.weight"]
         self.norm = w["norm.weight"]
         tied = getattr(config, "tie_word_embeddings", False) or "lm_head.weight" not in w
-        self.lm_head = Linear(self.embed if tied else w["lm_head.weight"])  # (a reordered copy when tied)
+        self.lm_head = linear(self.embed if tied else w["lm_head.weight"])  # (a reordered copy when tied)
         self.layers = []
         for i in range(s.layers):
             p = f"layers.{i}."
@@ -110,13 +113,13 @@ class DecoderModel:
             biases = [w.get(a + f"{n}_proj.bias") for n in "qkv"]
             self.layers.append(Layer(
                 input_norm=w[p + "input_layernorm.weight"],
-                qkv=Linear(torch.cat([w[a + f"{n}_proj.weight"] for n in "qkv"]),
+                qkv=linear(torch.cat([w[a + f"{n}_proj.weight"] for n in "qkv"]),
                            torch.cat(biases) if all(b is not None for b in biases) else None),
                 q_norm=w.get(a + "q_norm.weight"), k_norm=w.get(a + "k_norm.weight"),
-                o=Linear(w[a + "o_proj.weight"], w.get(a + "o_proj.bias")),
+                o=linear(w[a + "o_proj.weight"], w.get(a + "o_proj.bias")),
                 post_norm=w[p + "post_attention_layernorm.weight"],
-                gate_up=Linear(torch.cat([w[m + "gate_proj.weight"], w[m + "up_proj.weight"]])),
-                down=Linear(w[m + "down_proj.weight"]),
+                gate_up=linear(torch.cat([w[m + "gate_proj.weight"], w[m + "up_proj.weight"]])),
+                down=linear(w[m + "down_proj.weight"]),
             ))
         from transformers.models.llama.modeling_llama import LlamaRotaryEmbedding
 
