@@ -122,6 +122,41 @@ def test_sglang_routes_answer_in_sglang_s_shape(server: LiveServer, paths: dict[
     assert "'s' is not loaded" in missing.json()["error_message"]
 
 
+def test_a_failed_load_inplace_keeps_the_adapter_it_would_replace(server: LiveServer, client: openai.OpenAI,
+                                                                   paths: dict[str, Path]) -> None:
+    assert _post(server, "/v1/load_lora_adapter", {"lora_name": "keep", "lora_path": str(paths["sql"])}).is_success
+    before = _ids(client, "keep")
+    for bad in ("/nonexistent/adapter", str(paths["big"]), str(paths["sql"] / "adapter_config.json")):
+        reply = _post(server, "/v1/load_lora_adapter", {"lora_name": "keep", "lora_path": bad, "load_inplace": True})
+        assert reply.status_code == 400 and reply.json()["error"]["param"] == "lora_path"
+        assert client.models.retrieve("keep").root == str(paths["sql"])
+        assert _ids(client, "keep") == before
+    assert _post(server, "/v1/unload_lora_adapter", {"lora_name": "keep"}).is_success
+
+
+def test_updates_of_one_name_at_once_each_get_a_clear_answer(server: LiveServer, client: openai.OpenAI,
+                                                             paths: dict[str, Path]) -> None:
+    """Concurrent load_inplace of a loaded name each succeed; loads and unloads agree with what is served."""
+    assert _post(server, "/v1/load_lora_adapter", {"lora_name": "race", "lora_path": str(paths["sql"])}).is_success
+    body = {"lora_name": "race", "lora_path": str(paths["chat"]), "load_inplace": True}
+    with concurrent.futures.ThreadPoolExecutor(6) as pool:
+        replies = list(pool.map(lambda _: _post(server, "/v1/load_lora_adapter", body), range(6)))
+    assert [r.status_code for r in replies] == [200] * 6
+    assert client.models.retrieve("race").root == str(paths["chat"])
+    assert _post(server, "/v1/unload_lora_adapter", {"lora_name": "race"}).is_success
+
+    def load_or_unload(i: int) -> int:
+        if i % 2:
+            return _post(server, "/v1/unload_lora_adapter", {"lora_name": "race"}).status_code
+        return _post(server, "/v1/load_lora_adapter", {"lora_name": "race", "lora_path": str(paths["sql"])}).status_code
+
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        codes = list(pool.map(load_or_unload, range(12)))
+    assert set(codes) <= {200, 400, 404}
+    served = "race" in {m.id for m in client.models.list().data}
+    assert _post(server, "/v1/unload_lora_adapter", {"lora_name": "race"}).status_code == (200 if served else 404)
+
+
 @pytest.mark.parametrize("body, param", [
     ({"lora_name": "bad", "lora_path": "/nonexistent/adapter"}, "lora_path"),
     ({"lora_name": "bad"}, "lora_path"),
