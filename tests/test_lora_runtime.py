@@ -111,6 +111,45 @@ def test_unload_waits_for_the_adapter_s_running_requests(server: LiveServer, cli
     assert sum(len(c.choices[0].text) > 0 for c in chunks if c.choices) > 10
 
 
+def test_unload_right_after_a_client_went_away_frees_the_adapter(tiny_model_dir: Path, paths: dict[str, Path]) -> None:
+    """A consumer that stops listening leaves its sequence in the CPU engine's scheduler until the worker's next
+    pass: the unload must wait for that pass, not free blocks the sequence still locks (an AssertionError, 500)."""
+    from runtime.engines import create_engine
+    from runtime.model import load_model_info
+    from runtime.types import EngineRequest, SamplingParams, TextDelta
+
+    async def drain(engine, req: EngineRequest) -> None:
+        async for _ in engine.generate(req):
+            pass
+
+    async def main() -> None:
+        info = load_model_info(str(tiny_model_dir))
+        engine = create_engine("cpu", EngineConfig(str(tiny_model_dir), "m"), info)
+        await engine.start()
+        try:
+            ids = tuple(info.tokenizer.encode(LONG_PROMPT * 4))
+            for trial in range(3):
+                name = f"gone{trial}"
+                await engine.load_adapter(LoraAdapter(name, str(paths["sql"])))
+                others = [asyncio.create_task(drain(engine, EngineRequest(
+                    f"other{trial}-{i}", ids[: 100 + i], SamplingParams(max_new_tokens=20, ignore_eos=True))))
+                    for i in range(4)]  # (long steps: the window this test needs)
+                stream = engine.generate(EngineRequest(f"gone{trial}", ids, SamplingParams(max_new_tokens=200,
+                                                                                          ignore_eos=True), adapter=name))
+                async for event in stream:
+                    if isinstance(event, TextDelta):
+                        break
+                await stream.aclose()  # the client went away
+                await engine.unload_adapter(name)
+                await asyncio.gather(*others)
+            base = [e async for e in engine.generate(EngineRequest("after", ids[:50], SamplingParams(max_new_tokens=4)))]
+            assert base[-1].usage.completion_tokens == 4
+        finally:
+            await engine.close()
+
+    asyncio.run(main())
+
+
 def test_sglang_routes_answer_in_sglang_s_shape(server: LiveServer, paths: dict[str, Path]) -> None:
     loaded = _post(server, "/load_lora_adapter", {"lora_name": "s", "lora_path": str(paths["chat"]), "pinned": True})
     assert loaded.status_code == 200
