@@ -135,6 +135,9 @@ class OutputPipeline:
             if self.stopped:
                 break
             if not isinstance(event, TextDelta):
+                held = self._stops.flush()  # text before a call is no stop string's start: it goes first
+                if held:
+                    out.append(TextDelta(self._escape(held) if self._escape is not None else held))
                 out.append(event)
                 continue
             result = self._stops.push(event.text)
