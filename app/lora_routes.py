@@ -59,8 +59,7 @@ async def load(request: Request, state: ServiceState, names: ModelNames) -> Lora
 async def _replace(engine: AdapterLoading, names: ModelNames, old: LoraAdapter, new: LoraAdapter) -> None:
     """vLLM's load_inplace: the name's weights swapped. Where the new ones cannot be loaded (the error is the
     caller's answer), the old ones are loaded back, so a bad path never takes an adapter away."""
-    names.remove_adapter(old.name)
-    await engine.unload_adapter(old.name)
+    await _unload(engine, names, old)
     try:
         await engine.load_adapter(new)
     except ServiceError:
@@ -78,14 +77,17 @@ async def unload(request: Request, state: ServiceState, names: ModelNames) -> st
     async with names.updating:
         if update.lora_name not in names.adapters:
             raise NotFound(f"The LoRA adapter {update.lora_name!r} is not loaded.", param="lora_name")
-        adapter = names.adapters[update.lora_name]
-        names.remove_adapter(adapter.name)  # new requests naming it: 404 from now on
-        try:
-            await engine.unload_adapter(adapter.name)
-        except InvalidRequest:  # (an engine that cannot unload it: still served)
-            names.add_adapter(adapter)
-            raise
+        await _unload(engine, names, names.adapters[update.lora_name])
     return update.lora_name
+
+
+async def _unload(engine: AdapterLoading, names: ModelNames, adapter: LoraAdapter) -> None:
+    names.remove_adapter(adapter.name)  # new requests naming it: 404 from now on
+    try:
+        await engine.unload_adapter(adapter.name)
+    except InvalidRequest:  # an engine that cannot unload it (the CPU engine's transformers path): still served
+        names.add_adapter(adapter)
+        raise
 
 
 async def _update(request: Request, state: ServiceState, names: ModelNames) -> tuple[LoraUpdate, AdapterLoading]:

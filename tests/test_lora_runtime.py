@@ -217,6 +217,22 @@ def test_an_adapter_above_max_lora_rank_is_refused(server: LiveServer, client: o
     assert "big" not in {m.id for m in client.models.list().data}
 
 
+def test_an_engine_that_cannot_unload_keeps_serving_the_adapter(tiny_model_dir: Path, paths: dict[str, Path],
+                                                                 server_logs: Path) -> None:
+    """The CPU engine's transformers path takes adapters at start only: its refusals leave the adapter served."""
+    s = start_server("--model", str(tiny_model_dir), "--cpu-backend", "transformers", "--allow-runtime-lora",
+                     "--lora-modules", f"fixed={paths['sql']}", log_dir=server_logs)
+    try:
+        client = openai.OpenAI(base_url=s.base_url + "/v1", api_key="unused", max_retries=0, timeout=120)
+        for path, body in (("/v1/unload_lora_adapter", {"lora_name": "fixed"}),
+                           ("/v1/load_lora_adapter", {"lora_name": "fixed", "lora_path": str(paths["chat"]),
+                                                      "load_inplace": True})):
+            assert _post(s, path, body).status_code == 400
+            assert client.completions.create(model="fixed", prompt="x", max_tokens=2).model == "fixed"
+    finally:
+        s.stop()
+
+
 def test_routes_are_off_unless_allowed(tiny_model_dir: Path, paths: dict[str, Path], server_logs: Path) -> None:
     s = start_server("--model", str(tiny_model_dir), log_dir=server_logs)
     try:
