@@ -210,6 +210,24 @@ def test_bad_loads_are_400s_naming_the_field(server: LiveServer, body: dict, par
     assert httpx.get(server.base_url + "/health", timeout=10).status_code == 200
 
 
+def test_an_adapter_with_weights_that_are_not_finite_is_refused_at_load(
+        server: LiveServer, client: openai.OpenAI, paths: dict[str, Path], tmp_path: Path) -> None:
+    """Not served to fail every request naming it (no token can be sampled from NaN logits: a 500)."""
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    target = tmp_path / "nan"
+    shutil.copytree(paths["sql"], target)
+    tensors = load_file(str(target / "adapter_model.safetensors"))
+    first = sorted(tensors)[0]
+    tensors[first] = tensors[first].clone().fill_(float("nan"))
+    save_file(tensors, str(target / "adapter_model.safetensors"))
+    reply = _post(server, "/v1/load_lora_adapter", {"lora_name": "nan", "lora_path": str(target)})
+    assert reply.status_code == 400 and "not finite" in reply.json()["error"]["message"]
+    assert "nan" not in {m.id for m in client.models.list().data}
+
+
 def test_an_adapter_above_max_lora_rank_is_refused(server: LiveServer, client: openai.OpenAI,
                                                     paths: dict[str, Path]) -> None:
     reply = _post(server, "/v1/load_lora_adapter", {"lora_name": "big", "lora_path": str(paths["big"])})
