@@ -7,7 +7,7 @@ events below. Nothing here knows about HTTP or about any engine's wire shapes.
 from __future__ import annotations
 
 import enum
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -173,22 +173,35 @@ class ChatRequest:
 
 
 @dataclass(frozen=True, slots=True)
-class ThinkingControl:
-    """The thinking region in token ids, for an engine to count its tokens and enforce a budget
-    (runtime/reasoning/budget.py is the one implementation both engines run).
+class MarkerSpelling:
+    """The thinking markers as text, and the bytes of every token that can spell part of one or is only
+    whitespace (runtime/reasoning/markers.py builds it): an engine finds the markers in the output's text
+    whichever tokens the model spelled them with. A token not in `token_bytes` holds no part of a marker."""
 
-    The region is open from the start when the prompt opened it; otherwise it opens when `start_ids` come
-    first in the output (after tokens in `lead_ids` only: whitespace). It closes at `end_ids`. Once `budget`
-    tokens are spent inside, the engine forces `forced_ids` (which begin with `end_ids`); with `force_open`,
-    an output that does not open the region is made to, by forcing `start_ids` first."""
+    start: bytes
+    end: bytes
+    token_bytes: Mapping[int, bytes]
+    key: str  # a digest of the above, by which SGLang's processor caches the table
+
+
+@dataclass(frozen=True, slots=True)
+class ThinkingControl:
+    """The thinking region, for an engine to count its tokens and enforce a budget (runtime/reasoning/budget.py
+    is the one implementation both engines run).
+
+    The region is open from the start when the prompt opened it; otherwise it opens when the start marker's
+    text comes first in the output (after whitespace only). It closes at the end marker's text. The markers
+    are found in the output's text (`markers`), so a model that spells one with other tokens than the
+    canonical ones is still seen to. Once `budget` tokens are spent inside, the engine forces `forced_ids`
+    (which begin with the end marker's canonical tokens); with `force_open`, an output that does not open
+    the region is made to, by forcing `start_ids` (the start marker's canonical tokens) first."""
 
     start_ids: tuple[int, ...]
-    end_ids: tuple[int, ...]
     forced_ids: tuple[int, ...]
+    markers: MarkerSpelling
     starts_inside: bool = False
     budget: int | None = None
     force_open: bool = False
-    lead_ids: frozenset[int] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)

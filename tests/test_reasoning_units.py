@@ -11,6 +11,7 @@ import pytest
 from runtime.reasoning.budget import ThinkingBudgetProcessor, ThinkingTracker, control_params
 from runtime.reasoning.formats import detect_reasoning_format, select_reasoning_format
 from runtime.reasoning.grammar import with_reasoning
+from runtime.reasoning.markers import marker_spelling, spelling_of, spells_part, vocabulary_bytes
 from runtime.reasoning.plan import ReasoningPlan
 from runtime.reasoning.splitter import HarmonySplitter, ThinkSplitter
 from runtime.types import Constraint, ConstraintKind, ReasoningDelta, ReasoningOptions, TextDelta, ThinkingControl
@@ -69,11 +70,17 @@ def test_harmony_tool_calls_pass_to_the_answer_side_in_one_header_form(call):
     assert split_every_way(HarmonySplitter, "<|channel|>analysis<|message|>a<|end|>" + call) == {expected}
 
 
-# -- the budget tracker, in token ids: 1 = <think>, 2 = </think>, 9 = whitespace, others text ---------------
+# -- the budget tracker: 1 = <think>, 2 = </think>, 9 = whitespace, 5-8 other text (outside the table); ----
+# the markers spelled in pieces: 20 = "<", 21 = "think", 22 = ">", 23 = "</", 24 = "think>", 25 = "a</thi",
+# 26 = "nk>b" (a token that begins the end marker after reasoning text, one that ends it before the answer).
+
+SPELLINGS = {1: b"<think>", 2: b"</think>", 9: b" ", 20: b"<", 21: b"think", 22: b">", 23: b"</", 24: b"think>",
+             25: b"a</thi", 26: b"nk>b"}
+THINK_MARKERS = spelling_of(b"<think>", b"</think>", SPELLINGS)
 
 
 def control(**kw) -> ThinkingControl:
-    return ThinkingControl((1,), (2,), (2,), lead_ids=frozenset({9}), **kw)
+    return ThinkingControl((1,), (2,), THINK_MARKERS, **kw)
 
 
 def run(control: ThinkingControl, proposals: list[int]) -> tuple[list[int], ThinkingTracker]:
@@ -112,14 +119,76 @@ def test_the_model_closing_its_own_region_is_counted_without_the_marker():
     assert tracker.used == 2 and not tracker.inside
 
 
+def test_a_start_marker_spelled_in_pieces_opens_the_region_and_the_budget_applies():
+    # "<" "think" ">" is <think> to the reader, though not its token: the budget counts from there.
+    out, tracker = run(control(budget=2), [9, 20, 21, 22, 5, 6, 7, 8])
+    assert out == [9, 20, 21, 22, 5, 6, 2, 8] and tracker.used == 2 and not tracker.inside
+    # One piece away from the marker ("<" "think" "think>") is text: no region.
+    out, tracker = run(control(budget=1), [20, 21, 24, 5, 6])
+    assert out == [20, 21, 24, 5, 6] and tracker.used == 0
+
+
+def test_an_end_marker_spelled_in_pieces_closes_the_region_without_counting_its_tokens():
+    out, tracker = run(control(budget=5), [1, 5, 6, 23, 24, 7, 8])
+    assert out == [1, 5, 6, 23, 24, 7, 8] and tracker.used == 2 and not tracker.inside
+    # Pieces that also hold the region's text count as reasoning: "a</thi" holds "a"; "nk>b" none of it.
+    out, tracker = run(control(budget=5), [1, 5, 25, 26, 7, 8])
+    assert out == [1, 5, 25, 26, 7, 8] and tracker.used == 2 and not tracker.inside
+    # Pieces of a marker that never comes are reasoning, and the budget forces the canonical end after them.
+    out, tracker = run(control(budget=3), [1, 5, 23, 21, 7, 8])
+    assert out == [1, 5, 23, 21, 2, 8] and tracker.used == 3
+
+
+def test_a_token_that_opens_the_region_and_goes_on_counts_as_reasoning():
+    markers = spelling_of(b"<think>", b"</think>", SPELLINGS | {27: b"think>ok", 28: b"<think></think>"})
+    out, tracker = run(ThinkingControl((1,), (2,), markers, budget=2), [20, 27, 5, 6, 7])
+    assert out == [20, 27, 5, 2, 7] and tracker.used == 2
+    out, tracker = run(ThinkingControl((1,), (2,), markers, budget=2), [28, 5, 6])
+    assert out == [28, 5, 6] and tracker.used == 0 and not tracker.inside
+
+
 def test_multi_token_markers_and_a_forced_continuation():
     # harmony-like: start (1, 3), end (2,), forced (2, 4, 4)
-    c = ThinkingControl((1, 3), (2,), (2, 4, 4), budget=2)
+    markers = spelling_of(b"<|channel|>analysis<|message|>", b"<|end|>",
+                          {1: b"<|channel|>", 3: b"analysis<|message|>", 2: b"<|end|>", 4: b"<|start|>"})
+    c = ThinkingControl((1, 3), (2, 4, 4), markers, budget=2)
     out, tracker = run(c, [1, 3, 5, 6, 7, 8, 8])
     assert out == [1, 3, 5, 6, 2, 4, 4] and tracker.used == 2
 
 
-def test_the_sglang_processor_forces_the_same_tokens_as_the_tracker():
+def test_the_tiny_harmony_models_spelling_of_its_markers_in_text_tokens(tmp_path):
+    """The family's tiny model spells `<|channel|>analysis<|message|>` and `<|end|>` in ordinary tokens where
+    its grammar admits text: the table from its real vocabulary lets the tracker see both."""
+    from tests.tiny_model import build_tiny_model
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(build_tiny_model(tmp_path / "harmony", family="harmony")))
+    markers = marker_spelling("<|channel|>analysis<|message|>", "<|end|>", vocabulary_bytes(tokenizer))
+    assert len(markers.token_bytes) < len(tokenizer) // 4  # only the tokens that matter travel to SGLang
+
+    def plain(text: str) -> list[int]:  # the text in ordinary tokens, special ones spelled out character by character
+        return [i for c in text for i in tokenizer.encode(c, add_special_tokens=False)]
+
+    start = tuple(tokenizer.encode("<|channel|>analysis<|message|>", add_special_tokens=False))
+    end = (tokenizer.convert_tokens_to_ids("<|end|>"),)
+    opened, words = plain("<|channel|>analysis<|message|>"), tokenizer.encode(" one two three four five six")
+    assert not set(opened) & {*start, *end} and len(words) > 4
+    out, tracker = run(ThinkingControl(start, end, markers, budget=3), opened + words)
+    assert out == opened + words[:3] + [end[0]] + words[4:] and tracker.used == 3
+    closed = opened + words[:2] + plain("<|end|>") + words[2:]
+    tracker = ThinkingTracker.replay(ThinkingControl(tuple(start), tuple(end), markers), closed)
+    assert not tracker.inside and tracker.used == 2
+
+
+@pytest.mark.parametrize("token, part", [(b"<|end|>", True), (b"<|", True), (b" <|e", True), (b"nd|>", True),
+                                         (b"|> ok", True), (b"en", True), (b"x<|end|>y", True), (b"end", True),
+                                         (b"ending", False), (b"<x", False), (b" ", False), (b">>", True), (b"x>", False)])
+def test_which_tokens_can_spell_part_of_a_marker(token, part):
+    assert spells_part(token, b"<|end|>") is part
+
+
+@pytest.mark.parametrize("proposals", [[1, 5, 6, 7, 8], [20, 21, 22, 5, 6, 7, 8]])
+def test_the_sglang_processor_forces_the_same_tokens_as_the_tracker(proposals):
     import torch
 
     class Req:  # what SGLang's processor sees of a request (schedule_batch.py Req)
@@ -127,15 +196,18 @@ def test_the_sglang_processor_forces_the_same_tokens_as_the_tracker():
             self.output_ids = ids
 
     c = control(budget=2)
+    # What crosses SGLang's IPC: JSON (msgpack) values only, the marker table included.
+    params = json.loads(json.dumps(control_params(c)))
     processor = ThinkingBudgetProcessor()
     out: list[int] = []
-    for proposed in [1, 5, 6, 7, 8]:
-        logits = torch.zeros(1, 10)
+    for proposed in proposals:
+        logits = torch.zeros(1, 30)
         logits[0, proposed] = 5.0
-        logits = processor(logits, [{"thinking": control_params(c), "__req__": Req(list(out))}])
+        logits = ThinkingBudgetProcessor()(logits, [{"thinking": params, "__req__": Req(list(out))}])
         out.append(int(logits[0].argmax()))
-    assert out == run(c, [1, 5, 6, 7, 8])[0] == [1, 5, 6, 2, 8]
+    assert out == run(c, proposals)[0] and out[-2] == 2
     assert json.loads(ThinkingBudgetProcessor.to_str())["callable"]
+    assert processor._spellings[THINK_MARKERS.key] == THINK_MARKERS  # decoded once, shared by every instance
 
 
 # -- formats -----------------------------------------------------------------------------------------------

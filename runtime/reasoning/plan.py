@@ -7,18 +7,9 @@ from typing import Any
 
 from runtime.errors import InvalidRequest
 from runtime.reasoning.formats import ReasoningFormat
+from runtime.reasoning.markers import marker_spelling, vocabulary_bytes
 from runtime.reasoning.splitter import Splitter
 from runtime.types import ReasoningOptions, ThinkingControl
-
-# How tokenizers spell whitespace in their vocabularies: byte-level BPE (GPT-2's byte-to-unicode map for
-# space, newline, tab, carriage return) and SentencePiece (U+2581, byte fallback).
-_BYTE_LEVEL_SPACE = set("ĠĊĉč▁ \n\t\r")
-
-
-def whitespace_ids(tokenizer: Any) -> frozenset[int]:
-    """Token ids whose text is only whitespace (those may come before a thinking region opens)."""
-    return frozenset(i for token, i in tokenizer.get_vocab().items()
-                     if token and (set(token) <= _BYTE_LEVEL_SPACE or token == "<0x0A>"))
 
 
 @dataclass(frozen=True)
@@ -32,17 +23,18 @@ class ReasoningPlan:
 
 
 class ReasoningModel:
-    """The served model's reasoning format with its markers in token ids (computed once)."""
+    """The served model's reasoning format with its markers' canonical token ids and the tokens that can spell
+    them (computed once)."""
 
     def __init__(self, fmt: ReasoningFormat, tokenizer: Any) -> None:
         def ids(text: str) -> tuple[int, ...]:
             return tuple(tokenizer.encode(text, add_special_tokens=False)) if text else ()
 
         self.format = fmt
-        self._start, self._end = ids(fmt.start), ids(fmt.end)
-        self._forced = self._end + ids(fmt.after_end)
-        self._forced_call = self._end + ids(fmt.between)
-        self._lead = whitespace_ids(tokenizer)
+        self._start, end = ids(fmt.start), ids(fmt.end)
+        self._forced = end + ids(fmt.after_end)
+        self._forced_call = end + ids(fmt.between)
+        self._markers = marker_spelling(fmt.start, fmt.end, vocabulary_bytes(tokenizer))
         # Markers that are special tokens vanish from text detokenized without them (a family may make
         # <think> one): the output is then detokenized with special tokens kept.
         special = set(getattr(tokenizer, "all_special_tokens", ()))
@@ -64,7 +56,6 @@ class ReasoningModel:
         if options.enabled is False:  # where the template has no switch, the engine closes the region at once
             budget = 0
         forced = self._forced_call if call_forced else self._forced
-        control = ThinkingControl(self._start, self._end, forced, starts_inside=inside, budget=budget,
-                                  force_open=options.enabled is True and not inside and not closed,
-                                  lead_ids=self._lead)
+        control = ThinkingControl(self._start, forced, self._markers, starts_inside=inside, budget=budget,
+                                  force_open=options.enabled is True and not inside and not closed)
         return ReasoningPlan(self.format, inside, control)
