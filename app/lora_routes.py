@@ -12,6 +12,7 @@ server's disk that the caller names. A loaded adapter is a model id on this repl
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable
 
 import msgspec
@@ -24,6 +25,8 @@ from app.state import ServiceState
 from runtime.adapters import LoraAdapter
 from runtime.engines import AdapterLoading
 from runtime.errors import InvalidRequest, NotFound, ServiceError
+
+log = logging.getLogger(__name__)
 
 
 class LoraUpdate(msgspec.Struct, forbid_unknown_fields=False):
@@ -41,23 +44,50 @@ async def load(request: Request, state: ServiceState, names: ModelNames) -> Lora
     if not update.lora_path:
         raise InvalidRequest("lora_path is required: the adapter's directory on the server.", param="lora_path")
     adapter = LoraAdapter(update.lora_name, update.lora_path)
-    if update.load_inplace and update.lora_name in names.adapters:
-        await engine.unload_adapter(update.lora_name)
-        names.remove_adapter(update.lora_name)
-    elif update.lora_name in names.adapters:
-        raise InvalidRequest(f"The LoRA adapter {update.lora_name!r} is already loaded.", param="lora_name")
-    await engine.load_adapter(adapter)
-    names.add_adapter(adapter)
+    async with names.updating:  # one update at a time: the names and the engine's adapters agree throughout
+        old = names.adapters.get(update.lora_name)
+        if old is not None and not update.load_inplace:
+            raise InvalidRequest(f"The LoRA adapter {update.lora_name!r} is already loaded.", param="lora_name")
+        if old is not None:
+            await _replace(engine, names, old, adapter)
+        else:
+            await engine.load_adapter(adapter)
+            names.add_adapter(adapter)
     return adapter
+
+
+async def _replace(engine: AdapterLoading, names: ModelNames, old: LoraAdapter, new: LoraAdapter) -> None:
+    """vLLM's load_inplace: the name's weights swapped. Where the new ones cannot be loaded (the error is the
+    caller's answer), the old ones are loaded back, so a bad path never takes an adapter away."""
+    await _unload(engine, names, old)
+    try:
+        await engine.load_adapter(new)
+    except ServiceError:
+        try:
+            await engine.load_adapter(old)
+            names.add_adapter(old)
+        except ServiceError:
+            log.exception("LoRA adapter %s could not be loaded back from %s", old.name, old.path)
+        raise
+    names.add_adapter(new)
 
 
 async def unload(request: Request, state: ServiceState, names: ModelNames) -> str:
     update, engine = await _update(request, state, names)
-    if update.lora_name not in names.adapters:
-        raise NotFound(f"The LoRA adapter {update.lora_name!r} is not loaded.", param="lora_name")
-    names.remove_adapter(update.lora_name)  # new requests naming it: 404 from now on
-    await engine.unload_adapter(update.lora_name)
+    async with names.updating:
+        if update.lora_name not in names.adapters:
+            raise NotFound(f"The LoRA adapter {update.lora_name!r} is not loaded.", param="lora_name")
+        await _unload(engine, names, names.adapters[update.lora_name])
     return update.lora_name
+
+
+async def _unload(engine: AdapterLoading, names: ModelNames, adapter: LoraAdapter) -> None:
+    names.remove_adapter(adapter.name)  # new requests naming it: 404 from now on
+    try:
+        await engine.unload_adapter(adapter.name)
+    except InvalidRequest:  # an engine that cannot unload it (the CPU engine's transformers path): still served
+        names.add_adapter(adapter)
+        raise
 
 
 async def _update(request: Request, state: ServiceState, names: ModelNames) -> tuple[LoraUpdate, AdapterLoading]:

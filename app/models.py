@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from app.settings import Settings
 from runtime.adapters import LoraAdapter
 from runtime.errors import NotFound
@@ -12,6 +14,7 @@ class ModelNames:
         self.served = settings.model_name
         self.aliases = frozenset(settings.model_aliases)
         self.adapters: dict[str, LoraAdapter] = {a.name: a for a in settings.lora_adapters}
+        self.updating = asyncio.Lock()  # held while an adapter is loaded or unloaded (app/lora_routes.py)
 
     @property
     def accepted(self) -> frozenset[str]:

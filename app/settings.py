@@ -222,6 +222,9 @@ def load_settings(argv: Sequence[str] | None = None, environ: dict[str, str] | N
                      "to serve without auth")
     if "allow_runtime_lora" not in values and environ.get(VLLM_RUNTIME_LORA, "").lower() in ("1", "true"):
         values["allow_runtime_lora"] = True  # vLLM's switch for the same routes, as its users set it
+    for name in ("max_lora_rank", "max_loras", "max_cpu_loras"):  # (0 or less would refuse every adapter)
+        if values.get(name) is not None and values[name] < 1:
+            parser.error(f"--{name.replace('_', '-')} must be at least 1, not {values[name]}")
     settings = Settings(**values)
     try:  # a bad override stops the server here, not at engine start (the model's own file is read there)
         load_sampling_defaults("", "vllm", settings.override_generation_config)

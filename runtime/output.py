@@ -121,8 +121,14 @@ class OutputPipeline:
         for event in events:
             if self.stopped:
                 break
-            out += [event] if isinstance(event, ReasoningDelta) else self._answer(event.text)
+            out += [*self._held_text(), event] if isinstance(event, ReasoningDelta) else self._answer(event.text)
         return out
+
+    def _held_text(self) -> list[TextDelta]:
+        """The text held back as a possible stop string's start, where a call or thinking comes next: it is text
+        before them (a stop string never spans them)."""
+        held = self._stops.flush()
+        return [TextDelta(self._escape(held) if self._escape is not None else held)] if held else []
 
     def _answer(self, text: str) -> list[ChatEvent]:
         parsed = self._parser.feed(text) if self._parser is not None else (TextDelta(text),)
@@ -135,6 +141,7 @@ class OutputPipeline:
             if self.stopped:
                 break
             if not isinstance(event, TextDelta):
+                out += self._held_text()
                 out.append(event)
                 continue
             result = self._stops.push(event.text)

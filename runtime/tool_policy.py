@@ -18,11 +18,17 @@ from runtime.types import ChatRequest, ToolChoice, ToolChoiceMode
 
 
 def awaits_first_call(request: ChatRequest) -> bool:
-    """Whether no tool result follows the conversation's last user message."""
+    """Whether no tool result follows the conversation's last user turn. Text sent along with tool results is
+    not a new turn: Anthropic's user message of tool_result and text blocks (Claude Code adds reminders to its
+    results) becomes tool messages then a user message, and forcing another call there would never let an agent
+    loop end."""
+    user_spoke = False
     for message in reversed(request.messages):
         if message.role == "tool":
             return False
         if message.role == "user":
+            user_spoke = True
+        elif user_spoke:  # an assistant's (or the system's) message before the user's: a fresh turn
             return True
     return True
 

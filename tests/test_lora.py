@@ -69,6 +69,13 @@ def test_the_peers_lora_sizing_flags_are_accepted_under_both_spellings() -> None
     assert vllm.enable_lora and not sglang.enable_lora
 
 
+@pytest.mark.parametrize("flag", ["--max-lora-rank", "--max-loras", "--max-loaded-loras"])
+def test_a_lora_sizing_flag_below_one_stops_the_start_naming_it(flag: str, capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(SystemExit):
+        load_settings([flag, "0"], environ={})
+    assert "must be at least 1" in capsys.readouterr().err
+
+
 def test_an_adapter_above_max_lora_rank_is_refused_at_start(tiny_model_dir: Path, tmp_path: Path) -> None:
     adapter = LoraAdapter("big", str(write_adapter(tmp_path / "big", tiny_model_dir, rank=8)))
     check_ranks([adapter], 8)

@@ -111,6 +111,45 @@ def test_unload_waits_for_the_adapter_s_running_requests(server: LiveServer, cli
     assert sum(len(c.choices[0].text) > 0 for c in chunks if c.choices) > 10
 
 
+def test_unload_right_after_a_client_went_away_frees_the_adapter(tiny_model_dir: Path, paths: dict[str, Path]) -> None:
+    """A consumer that stops listening leaves its sequence in the CPU engine's scheduler until the worker's next
+    pass: the unload must wait for that pass, not free blocks the sequence still locks (an AssertionError, 500)."""
+    from runtime.engines import create_engine
+    from runtime.model import load_model_info
+    from runtime.types import EngineRequest, SamplingParams, TextDelta
+
+    async def drain(engine, req: EngineRequest) -> None:
+        async for _ in engine.generate(req):
+            pass
+
+    async def main() -> None:
+        info = load_model_info(str(tiny_model_dir))
+        engine = create_engine("cpu", EngineConfig(str(tiny_model_dir), "m"), info)
+        await engine.start()
+        try:
+            ids = tuple(info.tokenizer.encode(LONG_PROMPT * 4))
+            for trial in range(3):
+                name = f"gone{trial}"
+                await engine.load_adapter(LoraAdapter(name, str(paths["sql"])))
+                others = [asyncio.create_task(drain(engine, EngineRequest(
+                    f"other{trial}-{i}", ids[: 100 + i], SamplingParams(max_new_tokens=20, ignore_eos=True))))
+                    for i in range(4)]  # (long steps: the window this test needs)
+                stream = engine.generate(EngineRequest(f"gone{trial}", ids, SamplingParams(max_new_tokens=200,
+                                                                                          ignore_eos=True), adapter=name))
+                async for event in stream:
+                    if isinstance(event, TextDelta):
+                        break
+                await stream.aclose()  # the client went away
+                await engine.unload_adapter(name)
+                await asyncio.gather(*others)
+            base = [e async for e in engine.generate(EngineRequest("after", ids[:50], SamplingParams(max_new_tokens=4)))]
+            assert base[-1].usage.completion_tokens == 4
+        finally:
+            await engine.close()
+
+    asyncio.run(main())
+
+
 def test_sglang_routes_answer_in_sglang_s_shape(server: LiveServer, paths: dict[str, Path]) -> None:
     loaded = _post(server, "/load_lora_adapter", {"lora_name": "s", "lora_path": str(paths["chat"]), "pinned": True})
     assert loaded.status_code == 200
@@ -120,6 +159,41 @@ def test_sglang_routes_answer_in_sglang_s_shape(server: LiveServer, paths: dict[
     missing = _post(server, "/unload_lora_adapter", {"lora_name": "s"})
     assert missing.status_code == 400 and missing.json()["success"] is False
     assert "'s' is not loaded" in missing.json()["error_message"]
+
+
+def test_a_failed_load_inplace_keeps_the_adapter_it_would_replace(server: LiveServer, client: openai.OpenAI,
+                                                                   paths: dict[str, Path]) -> None:
+    assert _post(server, "/v1/load_lora_adapter", {"lora_name": "keep", "lora_path": str(paths["sql"])}).is_success
+    before = _ids(client, "keep")
+    for bad in ("/nonexistent/adapter", str(paths["big"]), str(paths["sql"] / "adapter_config.json")):
+        reply = _post(server, "/v1/load_lora_adapter", {"lora_name": "keep", "lora_path": bad, "load_inplace": True})
+        assert reply.status_code == 400 and reply.json()["error"]["param"] == "lora_path"
+        assert client.models.retrieve("keep").root == str(paths["sql"])
+        assert _ids(client, "keep") == before
+    assert _post(server, "/v1/unload_lora_adapter", {"lora_name": "keep"}).is_success
+
+
+def test_updates_of_one_name_at_once_each_get_a_clear_answer(server: LiveServer, client: openai.OpenAI,
+                                                             paths: dict[str, Path]) -> None:
+    """Concurrent load_inplace of a loaded name each succeed; loads and unloads agree with what is served."""
+    assert _post(server, "/v1/load_lora_adapter", {"lora_name": "race", "lora_path": str(paths["sql"])}).is_success
+    body = {"lora_name": "race", "lora_path": str(paths["chat"]), "load_inplace": True}
+    with concurrent.futures.ThreadPoolExecutor(6) as pool:
+        replies = list(pool.map(lambda _: _post(server, "/v1/load_lora_adapter", body), range(6)))
+    assert [r.status_code for r in replies] == [200] * 6
+    assert client.models.retrieve("race").root == str(paths["chat"])
+    assert _post(server, "/v1/unload_lora_adapter", {"lora_name": "race"}).is_success
+
+    def load_or_unload(i: int) -> int:
+        if i % 2:
+            return _post(server, "/v1/unload_lora_adapter", {"lora_name": "race"}).status_code
+        return _post(server, "/v1/load_lora_adapter", {"lora_name": "race", "lora_path": str(paths["sql"])}).status_code
+
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        codes = list(pool.map(load_or_unload, range(12)))
+    assert set(codes) <= {200, 400, 404}
+    served = "race" in {m.id for m in client.models.list().data}
+    assert _post(server, "/v1/unload_lora_adapter", {"lora_name": "race"}).status_code == (200 if served else 404)
 
 
 @pytest.mark.parametrize("body, param", [
@@ -136,11 +210,45 @@ def test_bad_loads_are_400s_naming_the_field(server: LiveServer, body: dict, par
     assert httpx.get(server.base_url + "/health", timeout=10).status_code == 200
 
 
+def test_an_adapter_with_weights_that_are_not_finite_is_refused_at_load(
+        server: LiveServer, client: openai.OpenAI, paths: dict[str, Path], tmp_path: Path) -> None:
+    """Not served to fail every request naming it (no token can be sampled from NaN logits: a 500)."""
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    target = tmp_path / "nan"
+    shutil.copytree(paths["sql"], target)
+    tensors = load_file(str(target / "adapter_model.safetensors"))
+    first = sorted(tensors)[0]
+    tensors[first] = tensors[first].clone().fill_(float("nan"))
+    save_file(tensors, str(target / "adapter_model.safetensors"))
+    reply = _post(server, "/v1/load_lora_adapter", {"lora_name": "nan", "lora_path": str(target)})
+    assert reply.status_code == 400 and "not finite" in reply.json()["error"]["message"]
+    assert "nan" not in {m.id for m in client.models.list().data}
+
+
 def test_an_adapter_above_max_lora_rank_is_refused(server: LiveServer, client: openai.OpenAI,
                                                     paths: dict[str, Path]) -> None:
     reply = _post(server, "/v1/load_lora_adapter", {"lora_name": "big", "lora_path": str(paths["big"])})
     assert reply.status_code == 400 and "above --max-lora-rank 8" in reply.json()["error"]["message"]
     assert "big" not in {m.id for m in client.models.list().data}
+
+
+def test_an_engine_that_cannot_unload_keeps_serving_the_adapter(tiny_model_dir: Path, paths: dict[str, Path],
+                                                                 server_logs: Path) -> None:
+    """The CPU engine's transformers path takes adapters at start only: its refusals leave the adapter served."""
+    s = start_server("--model", str(tiny_model_dir), "--cpu-backend", "transformers", "--allow-runtime-lora",
+                     "--lora-modules", f"fixed={paths['sql']}", log_dir=server_logs)
+    try:
+        client = openai.OpenAI(base_url=s.base_url + "/v1", api_key="unused", max_retries=0, timeout=120)
+        for path, body in (("/v1/unload_lora_adapter", {"lora_name": "fixed"}),
+                           ("/v1/load_lora_adapter", {"lora_name": "fixed", "lora_path": str(paths["chat"]),
+                                                      "load_inplace": True})):
+            assert _post(s, path, body).status_code == 400
+            assert client.completions.create(model="fixed", prompt="x", max_tokens=2).model == "fixed"
+    finally:
+        s.stop()
 
 
 def test_routes_are_off_unless_allowed(tiny_model_dir: Path, paths: dict[str, Path], server_logs: Path) -> None:

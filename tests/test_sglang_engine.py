@@ -39,6 +39,7 @@ from runtime.types import (
     PromptLogprobs,
     SamplingParams,
     TextDelta,
+    TokenIds,
     Usage,
 )
 
@@ -278,6 +279,42 @@ def test_where_stop_strings_are_matched_a_chunk_is_split_per_token(fake: ModuleT
                          finish=fake.length(5))
     events = run_script(fake, script, replace(request(), text_per_token=True))
     assert events == [*expected, Finished(FinishReason.LENGTH, Usage(3, 5, 0))]
+
+
+def test_a_chunk_split_per_token_sends_each_token_s_ids_and_logprobs_just_before_its_text(
+        fake: ModuleType, tiny_model_dir: Path) -> None:
+    """So that a stop string matched in the chunk's first token leaves out the later tokens' logprobs and ids,
+    and a stopped output's logprobs end where its usage does (runtime/output.py drops what follows a stop)."""
+    from runtime.model import load_model_info
+    from runtime.output import OutputPipeline, OutputSpec
+    from runtime.types import ChatFinished
+
+    model = load_model_info(str(tiny_model_dir))
+    ids = model.tokenizer.encode(" one two three four five", add_special_tokens=False)[:5]
+    texts = [model.tokenizer.decode(ids[:end]) for end in (1, 4, 5)]
+    script = fake.Script(texts=texts, tokens_per_chunk=[1, 3, 1], output_ids=ids, finish=fake.length(5))
+    req = replace(request(SamplingParams(logprobs=0, return_token_ids=True)), text_per_token=True)
+
+    async def scenario() -> list[EngineEvent]:
+        engine = SglangEngine(CONFIG, model)
+        await engine.start()
+        fake.control.scripts.append(script)
+        try:
+            return await collect(engine, req)
+        finally:
+            await engine.close()
+
+    events = asyncio.run(scenario())
+    assert [type(e).__name__ for e in events] == ["TokenIds", "Logprobs", "TextDelta"] * 5 + ["Finished"]
+    assert [e.ids for e in events if isinstance(e, TokenIds)] == [(i,) for i in ids]
+
+    pipeline = OutputPipeline(OutputSpec(text_stops=(" two",)))
+    out = [o for e in events for o in pipeline.push(e)]
+    finished = out[-1]
+    assert isinstance(finished, ChatFinished) and finished.matched_stop == " two"
+    assert finished.usage.completion_tokens == 2
+    assert sum(len(e.tokens) for e in out if isinstance(e, Logprobs)) == 2
+    assert [i for e in out if isinstance(e, TokenIds) for i in e.ids] == ids[:2]
 
 
 def test_a_character_split_across_chunks_counts_its_tokens_in_the_delta_that_shows_it(

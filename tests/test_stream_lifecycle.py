@@ -391,6 +391,17 @@ def test_pipeline_calls_pass_stops_and_set_the_reason():
         assert json.loads(result.calls[0].arguments) == {"city": "a\nb"}
 
 
+def test_a_stop_string_s_start_before_a_call_is_text_before_the_call_never_a_match_across_it():
+    call = '<tool_call>\n{"name": "get_weather", "arguments": {"city": "x"}}\n</tool_call>'
+    _, out = _through(OutputSpec(HermesFormat().parser(TOOLS), ("ab",)), ["I will a", call, "b then"])
+    result = ChatResult()
+    for event in out:
+        accumulate(result, event)
+    assert isinstance(out[1], TextDelta) and out[1].text == "a"  # before the call, not after it
+    assert result.text == "I will ab then"
+    assert result.finished.matched_stop is None and result.finished.reason is FinishReason.TOOL_CALLS
+
+
 def test_pipeline_escapes_control_characters_in_json_text():
     _, out = _through(OutputSpec(json_text=True), ['{"a": "x', '\ty"}'])
     assert "".join(e.text for e in out if isinstance(e, TextDelta)) == '{"a": "x\\u0009y"}'

@@ -41,6 +41,10 @@ def test_policy_forces_only_a_turn_without_tool_results() -> None:
     next_turn = ChatRequest((*answered.messages, Message("assistant", "done"), Message("user", "again")),
                             tools=(tool,))
     assert awaits_first_call(fresh) and awaits_first_call(next_turn) and not awaits_first_call(answered)
+    # Anthropic's user message of tool results and text (a reminder): tool messages, then a user message
+    with_text = ChatRequest((*answered.messages, Message("user", "<system-reminder>x</system-reminder>")),
+                            tools=(tool,))
+    assert not awaits_first_call(with_text)
     assert apply_tool_call_first(fresh).tool_choice.mode is ToolChoiceMode.REQUIRED
     assert apply_tool_call_first(next_turn).tool_choice.mode is ToolChoiceMode.REQUIRED
     assert apply_tool_call_first(answered) is answered
@@ -94,6 +98,12 @@ def test_anthropic_turn_calls_then_answers(first_call_server: LiveServer) -> Non
         {"role": "user", "content": "List the files."}, {"role": "assistant", "content": first.content},
         {"role": "user", "content": [{"type": "tool_result", "tool_use_id": uses[0].id, "content": "a.txt"}]}])
     assert second.stop_reason == "end_turn" and all(b.type == "text" for b in second.content)
+    # Claude Code sends its reminders in the same user message as the results: still an answered call
+    third = client.messages.create(model="terse", max_tokens=200, tools=tools, messages=[
+        {"role": "user", "content": "List the files."}, {"role": "assistant", "content": first.content},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": uses[0].id, "content": "a.txt"},
+                                     {"type": "text", "text": "<system-reminder>Be brief.</system-reminder>"}]}])
+    assert third.stop_reason == "end_turn" and all(b.type == "text" for b in third.content)
 
 
 def test_responses_turn_calls_then_answers(first_call_server: LiveServer) -> None:

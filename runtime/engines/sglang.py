@@ -297,6 +297,39 @@ class _NewIds:
         return TokenIds(new) if new else None
 
 
+class _TokenOrder:
+    """A chunk's token ids and logprobs, each token's sent just before the TextDelta that completes its text
+    (those of tokens whose text is held back after the chunk's last delta). A chunk of several tokens, cut into a
+    delta per token (`_PerToken`), so never has a stop string's delta come after later tokens' logprobs: the
+    output pipeline drops what follows a stop, so the logprobs and ids of a stopped output end where its usage
+    does, as on the CPU engine."""
+
+    def __init__(self) -> None:
+        self._told = 0  # tokens that the deltas so far complete
+        self._sent = 0  # tokens whose ids and logprobs have been sent
+
+    def events(self, ids: TokenIds | None, logprobs: Logprobs | None,
+               deltas: list[TextDelta]) -> list[EngineEvent]:
+        pending_ids = list(ids.ids) if ids is not None else []
+        pending_logprobs = list(logprobs.tokens) if logprobs is not None else []
+        out: list[EngineEvent] = []
+        for delta in deltas:
+            self._told += delta.tokens
+            out += self._take(self._told - self._sent, pending_ids, pending_logprobs)
+            out.append(delta)
+        out += self._take(max(len(pending_ids), len(pending_logprobs)), pending_ids, pending_logprobs)
+        return out
+
+    def _take(self, count: int, ids: list[int], logprobs: list[Any]) -> list[EngineEvent]:
+        if count <= 0:
+            return []
+        taken_ids, ids[:] = ids[:count], ids[count:]
+        taken_logprobs, logprobs[:] = logprobs[:count], logprobs[count:]
+        self._sent += max(len(taken_ids), len(taken_logprobs))
+        return [*([TokenIds(tuple(taken_ids))] if taken_ids else []),
+                *([Logprobs(tuple(taken_logprobs))] if taken_logprobs else [])]
+
+
 class _CumulativeText:
     """SGLang sends the whole text so far with every output token's id so far; we emit what is new, with the
     count of the tokens it completes (TextDelta.tokens). A trailing U+FFFD (the start of a multi-byte character
@@ -480,6 +513,7 @@ class SglangEngine:
             logprobs = _NewLogprobs(vocab, asked) if asked is not None else None
             prompt_pending = request.prompt_logprobs
             ids = _NewIds() if request.sampling.return_token_ids else None
+            in_order = _TokenOrder()
             params = sampling_params(request.sampling, request.constraint)
             stream = await engine.async_generate(
                 input_ids=list(request.input_ids),
@@ -498,13 +532,11 @@ class SglangEngine:
                     yield scored
                 deltas = text.deltas(chunk, final=reason is not None)
                 new_logprobs = logprobs.take(chunk["meta_info"]) if logprobs is not None else None
-                if ids is not None and (new_ids := ids.take(chunk)) is not None:
-                    yield new_ids
+                new_ids = ids.take(chunk) if ids is not None else None
+                events = in_order.events(new_ids, new_logprobs, deltas)
                 if reason is None:
-                    if new_logprobs is not None:
-                        yield new_logprobs
-                    for delta in deltas:
-                        yield delta
+                    for out in events:
+                        yield out
                     continue
                 finished = True
                 event = self._finished(request, reason, chunk["meta_info"])  # raises for an error abort
@@ -514,10 +546,8 @@ class SglangEngine:
                 if prompt_pending and event.reason is not FinishReason.ABORT:
                     raise EngineFailure("SGLang returned no logprobs for the prompt.")
                 self._active.discard(rid)
-                if new_logprobs is not None:
-                    yield new_logprobs
-                for delta in deltas:
-                    yield delta
+                for out in events:
+                    yield out
                 yield event
                 return
             raise EngineFailure("The engine ended a stream without a finish reason.")

@@ -283,8 +283,19 @@ class CpuEngine:
             self._adapters.discard(name)
             while any(seq.request.adapter == name for seq in self._by_rid.values()):
                 await asyncio.sleep(0.02)
-            await self._on_worker(lambda: self._scheduler.drop_adapter(name))
+            while not await self._on_worker(lambda: self._drop_adapter_if_unused(name)):
+                await asyncio.sleep(0.02)
         log.info("CPU engine: LoRA adapter %s unloaded", name)
+
+    def _drop_adapter_if_unused(self, name: str) -> bool:
+        """On the worker: free the adapter unless the scheduler still holds one of its sequences. A consumer that
+        went away (a client's disconnect) leaves its sequence there, aborted but still locking the adapter's
+        prefix blocks, until the worker's next pass drops it; the caller then tries again."""
+        assert self._scheduler is not None
+        if any(seq.request.adapter == name for seq in (*self._scheduler.running, *self._scheduler.waiting)):
+            return False
+        self._scheduler.drop_adapter(name)
+        return True
 
     def _updates(self) -> asyncio.Lock:
         if self._adapter_updates is None:

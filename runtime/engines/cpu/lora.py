@@ -123,6 +123,9 @@ def _stack(name: str, layer: int, modules: list[tuple[str, int]], found: dict, w
         if a.shape[1] != width_in or b.shape[0] != widths[part] or a.shape[0] != b.shape[1]:
             raise AdapterError(f"LoRA adapter {name!r}: layer {layer} {module} has lora_A {tuple(a.shape)} and "
                                f"lora_B {tuple(b.shape)}; the model needs [r, {width_in}] and [{widths[part]}, r]")
+        if not (torch.isfinite(a).all() and torch.isfinite(b).all()):  # (every output it touched: no token)
+            raise AdapterError(f"LoRA adapter {name!r}: layer {layer} {module} has weights that are not finite "
+                               "(NaN or infinity)")
         b_full = torch.zeros(a.shape[0], sum(widths), dtype=torch.float32)
         b_full[:, offsets[part] : offsets[part] + widths[part]] = b.float().t() * scale
         a_parts.append(a.float().t())
