@@ -198,16 +198,18 @@ class RadixCache:
         """Free every block of `adapter`'s tree, once that adapter is unloaded (no sequence of it runs: its
         keys and values must never be matched again, e.g. by an adapter loaded later under the same name); how
         many were freed."""
-        root = self.roots.pop(adapter, None)
-        stack = list(root.children.values()) if root is not None else []
-        freed = 0
+        root = self.roots.get(adapter)
+        nodes, stack = [], list(root.children.values()) if root is not None else []
         while stack:
             node = stack.pop()
             stack.extend(node.children.values())
-            assert node.refs == 0, "a running sequence still reads an unloaded adapter's blocks"
-            self.pool.free([node.block])
-            self.unlocked -= 1
-            freed += 1
+            nodes.append(node)
+        if any(node.refs for node in nodes):  # checked before anything is freed, whatever python's -O says
+            raise RuntimeError(f"a running sequence still reads the blocks of the adapter {adapter!r}")
+        self.roots.pop(adapter, None)
+        self.pool.free([node.block for node in nodes])
+        self.unlocked -= len(nodes)
+        freed = len(nodes)
         return freed
 
     def evict(self, blocks: int) -> int:
