@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable
+from typing import Annotated
 
 import msgspec
 from litestar import Request, Response, Router, post
@@ -30,7 +31,7 @@ log = logging.getLogger(__name__)
 
 
 class LoraUpdate(msgspec.Struct, forbid_unknown_fields=False):
-    lora_name: str
+    lora_name: Annotated[str, msgspec.Meta(max_length=256)]  # a model id: kept short, as ids are
     lora_path: str | None = None  # (unload: not needed)
     load_inplace: bool = False  # vLLM: replace an adapter already loaded under this name
     pinned: bool = False  # SGLang: never evicted by its max_loaded_loras; accepted here

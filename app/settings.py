@@ -192,6 +192,15 @@ def _convert(kind: str, raw: str) -> Any:
     return raw
 
 
+def _checked(parser: argparse.ArgumentParser, name: str, kind: str, raw: str) -> Any:
+    """A flag's (or its environment variable's) value as its type, or the usage error naming it."""
+    try:
+        return _convert(kind, raw)
+    except ValueError:
+        wanted = "an integer" if "int" in kind else "a number"
+        parser.error(f"{name} must be {wanted}, not {raw!r}")
+
+
 def load_settings(argv: Sequence[str] | None = None, environ: dict[str, str] | None = None) -> Settings:
     environ = dict(os.environ if environ is None else environ)
     parser = argparse.ArgumentParser(prog="python -m app", description="Serve a chat model over the OpenAI "
@@ -208,14 +217,16 @@ def load_settings(argv: Sequence[str] | None = None, environ: dict[str, str] | N
             parser.add_argument(*flags, type=str, default=None, choices=_CHOICES.get(f.name), help=_HELP.get(f.name))
         env_value = environ.get(ENV_PREFIX + f.name.upper())
         if env_value is not None:
-            values[f.name] = tuple(split_specs(env_value)) if f.name in _SPECS else _convert(kind, env_value)
+            values[f.name] = (tuple(split_specs(env_value)) if f.name in _SPECS
+                              else _checked(parser, ENV_PREFIX + f.name.upper(), kind, env_value))
     args = parser.parse_args(argv)
     for f in fields(Settings):
         raw = getattr(args, f.name)
         if f.name in _SPECS and raw is not None:
             values[f.name] = tuple(item for part in raw for item in split_specs(part))
         elif raw is not None:
-            values[f.name] = raw if isinstance(raw, bool) else _convert(str(f.type), raw)
+            values[f.name] = raw if isinstance(raw, bool) else _checked(parser, "--" + f.name.replace("_", "-"),
+                                                                          str(f.type), raw)
     given_keys = args.api_keys is not None or ENV_PREFIX + "API_KEYS" in environ
     if given_keys and not values.get("api_keys"):  # `--api-keys ","` must not mean "no auth"
         parser.error("--api-keys (or INFER_API_KEYS) is set but holds no key; give at least one, or unset it "

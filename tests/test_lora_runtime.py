@@ -203,6 +203,7 @@ def test_updates_of_one_name_at_once_each_get_a_clear_answer(server: LiveServer,
     ({"lora_name": BASE, "lora_path": "/x"}, "lora_name"),
     ({"lora_path": "/x"}, "lora_name"),
     ({"lora_name": 5, "lora_path": "/x"}, "lora_name"),
+    ({"lora_name": "x" * 257, "lora_path": "/x"}, "lora_name"),
 ])
 def test_bad_loads_are_400s_naming_the_field(server: LiveServer, body: dict, param: str) -> None:
     reply = _post(server, "/v1/load_lora_adapter", body)

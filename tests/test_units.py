@@ -121,6 +121,18 @@ def test_settings_from_flags_over_env():
     assert Settings(model="/models/Qwen2.5-Coder-32B-Instruct/").model_name == "Qwen2.5-Coder-32B-Instruct"
 
 
+@pytest.mark.parametrize(("argv", "environ", "said"), [
+    (["--threads", "abc"], {}, "--threads must be an integer, not 'abc'"),
+    ([], {"INFER_KV_CACHE_MB": "1.5"}, "INFER_KV_CACHE_MB must be an integer, not '1.5'"),
+    (["--grammar-timeout", "soon"], {}, "--grammar-timeout must be a number, not 'soon'"),
+])
+def test_a_flag_of_the_wrong_type_is_a_usage_error_naming_it(argv, environ, said, capsys):
+    with pytest.raises(SystemExit):
+        load_settings(argv, environ)
+    err = capsys.readouterr().err
+    assert said in err and "Traceback" not in err
+
+
 @pytest.mark.parametrize(("message", "param"), [
     ("Expected `float` <= 2.0 - at `$.temperature`", "temperature"),
     ("Invalid value 'bob' - at `$.messages[0].role`", "messages[0].role"),
