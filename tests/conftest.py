@@ -40,6 +40,35 @@ def gpu_unavailable_reason() -> str | None:
     return None
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """vLLM's peer suite files come from its pinned PyPI sdist (tests/peers/sources.py): put them in place before
+    collection when this run collects tests/peers. A failed download fails the run; INFER_PEER_SUITES=0 skips it."""
+    from tests.peers import sources
+
+    if not sources.enabled() or not _collects(config, sources.PEERS):
+        return
+    try:
+        sources.ensure_vllm_files()
+    except sources.PeerSourceError as exc:
+        raise pytest.UsageError(f"vLLM's peer suite files: {exc} (INFER_PEER_SUITES=0 runs without them)") from exc
+
+
+def _collects(config: pytest.Config, folder: Path) -> bool:
+    for arg in config.args or [str(config.rootpath / "tests")]:
+        path = (config.invocation_params.dir / arg.split("::", 1)[0]).resolve()
+        if path == folder or folder.is_relative_to(path) or path.is_relative_to(folder):
+            return True
+    return False
+
+
+def pytest_report_header(config: pytest.Config) -> str | None:
+    from tests.peers import sources
+
+    if _collects(config, sources.PEERS) and sources.missing_vllm_files():
+        return "peer suites: vLLM's files are absent (INFER_PEER_SUITES=0), so they are not run"
+    return None
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     gpu_marked = [item for item in items if "gpu" in item.keywords]
     reason = gpu_unavailable_reason() if gpu_marked else None

@@ -12,6 +12,7 @@ import inspect
 import sys
 import unittest
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -39,11 +40,9 @@ def _module(name: str, source):
     return module
 
 
-@pytest.hookimpl(hookwrapper=True)
-def pytest_make_collect_report(collector: pytest.Collector):
-    """While a peer file is imported (its collection), its repository's names resolve to the stand-ins."""
-    path = getattr(collector, "path", None)
-    stand_ins = _stand_ins(path) if isinstance(collector, pytest.Module) and path is not None else {}
+@contextmanager
+def _standing_in(path: Path | None) -> Iterator[None]:
+    stand_ins = _stand_ins(path) if path is not None and path.is_relative_to(PEERS) else {}
     saved = {name: sys.modules.get(name) for name in stand_ins}
     sys.modules.update(stand_ins)
     try:
@@ -54,6 +53,20 @@ def pytest_make_collect_report(collector: pytest.Collector):
                 sys.modules.pop(name, None)
             else:
                 sys.modules[name] = module
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector: pytest.Collector):
+    """While a peer file is imported (its collection), its repository's names resolve to the stand-ins."""
+    with _standing_in(getattr(collector, "path", None) if isinstance(collector, pytest.Module) else None):
+        yield
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item: pytest.Item):
+    """And while one of its tests runs: some import inside a fixture or a test (vLLM's LoRA download, its envs)."""
+    with _standing_in(getattr(item, "path", None)):
+        yield
 
 
 def pytest_pycollect_makeitem(collector: pytest.Collector, name: str, obj: object):

@@ -29,7 +29,13 @@ EXPECTED: dict[str, str] = {
         f"{REAL_MODEL}: facebook/opt-125m's tokenizer (prompt_tokens == 6)",
     "vllm/completion/test_completion.py::test_completion_truncation_side_controls_prompt_truncation":
         f"{NOT_NAMED}: truncate_prompt_tokens / truncation_side",
-    "vllm/completion/test_completion.py::test_completion_streaming": _FINISH_CHUNK,
+    "vllm/completion/test_completion.py::test_logprob_token_ids":
+        f"{NOT_NAMED}: logprob_token_ids, allowed_token_ids and return_tokens_as_token_ids",
+    "vllm/completion/test_completion.py::test_logprob_token_ids_stream":
+        f"{NOT_NAMED}: logprob_token_ids, allowed_token_ids and return_tokens_as_token_ids",
+    **{f"vllm/completion/test_completion.py::{test}": VLLM_INTERNALS for test in (
+        "test_completion_request_bad_words_to_sampling_params", "test_completion_request_bad_words_default_empty",
+        "test_completion_request_forwards_routed_experts_prompt_start")},
     "vllm/completion/test_completion.py::test_parallel_no_streaming":
         f"{REAL_MODEL}: choices that end their turn at different lengths",
     "vllm/completion/test_completion.py::test_parallel_streaming":
@@ -57,14 +63,27 @@ EXPECTED: dict[str, str] = {
     **{f"vllm/chat_completion/test_chat.py::{test}": VLLM_INTERNALS for test in (
         "test_chat_completion_request_n_parameter_to_sampling_params",
         "test_chat_completion_request_n_parameter_default",
-        "test_chat_completion_request_n_parameter_various_values")},
+        "test_chat_completion_request_n_parameter_various_values", "test_null_top_logprobs_is_same_as_omitted",
+        "test_chat_completion_request_accepts_model_specific_reasoning_effort",
+        "test_chat_completion_request_rejects_unknown_reasoning_effort",
+        "test_chat_completion_request_n_parameter_exceeds_default_limit",
+        "test_chat_completion_request_n_parameter_at_limit", "test_chat_completion_request_n_parameter_custom_limit",
+        "test_chat_completion_request_n_parameter_massive_value")},
     # vLLM chat_completion/test_completion_with_function_calling.py (Qwen3-0.6B: the tiny Qwen3-template model)
-    **{f"vllm/chat_completion/test_completion_with_function_calling.py::test_function_tool_use[True-{choice}-"
+    **{f"vllm/chat_completion/test_completion_with_function_calling.py::test_function_tool_use[plain-True-{choice}-"
        f"{stream}-Qwen/Qwen3-0.6B]": f"{REAL_MODEL}: a model that thinks when enable_thinking is on"
        for choice in ("auto", "required", "tool_choice2") for stream in ("True", "False")},
-    **{f"vllm/chat_completion/test_completion_with_function_calling.py::test_function_tool_use[False-auto-"
+    **{f"vllm/chat_completion/test_completion_with_function_calling.py::test_function_tool_use[plain-False-auto-"
        f"{stream}-Qwen/Qwen3-0.6B]": f"{REAL_MODEL}: a model that chooses to call (tool_choice auto)"
        for stream in ("True", "False")},
+    # Without max_tokens a forced call runs until the model closes it; a random model may fill the window first
+    # (then no call is returned: an unfinished call never is). Streamed, the test counts the call's deltas.
+    **{f"vllm/chat_completion/test_completion_with_function_calling.py::test_function_tool_use[plain-False-{choice}-"
+       f"False-Qwen/Qwen3-0.6B]": f"{REAL_MODEL}: a model that closes its forced call within the window"
+       for choice in ("required", "tool_choice2")},
+    **{f"vllm/chat_completion/test_completion_with_function_calling.py::test_function_tool_use[watermarked-{think}-"
+       f"{choice}-{stream}-Qwen/Qwen3-0.6B]": f"{NOT_NAMED}: output watermarking (--watermark-config)"
+       for think in ("True", "False") for choice in ("auto", "required", "tool_choice2") for stream in ("True", "False")},
     "vllm/chat_completion/test_completion_with_function_calling.py::test_named_tool_use":
         f"{DIFFERENCE}: a message with tool calls has content null, as OpenAI answers (vLLM answers \"\" for a "
         "named call)",

@@ -27,6 +27,19 @@ class EngineDeadError(Exception):
     pass
 
 
+class VLLMValidationError(ValueError):
+    pass
+
+
+class _HubApi:
+    """vLLM's `hf_api()` as its LoRA fixture uses it: a download, which the peer conftest answers locally."""
+
+    def snapshot_download(self, *args, **kwargs) -> str:
+        import huggingface_hub
+
+        return huggingface_hub.snapshot_download(*args, **kwargs)
+
+
 def get_tokenizer(tokenizer_name: str, *args, **kwargs):
     from transformers import AutoTokenizer
 
@@ -40,7 +53,13 @@ def modules() -> dict[str, ModuleType]:
     names = {
         "vllm": {},
         "vllm.entrypoints": {}, "vllm.entrypoints.openai": {}, "vllm.entrypoints.openai.chat_completion": {},
-        "vllm.entrypoints.openai.chat_completion.protocol": {"ChatCompletionRequest": NotVllm},
+        "vllm.entrypoints.openai.chat_completion.protocol": {"ChatCompletionRequest": NotVllm,
+                                                             "BatchChatCompletionRequest": NotVllm},
+        "vllm.entrypoints.openai.completion": {},
+        "vllm.entrypoints.openai.completion.protocol": {"CompletionRequest": NotVllm},
+        "vllm.exceptions": {"VLLMValidationError": VLLMValidationError},
+        "vllm.envs": {"VLLM_USE_RUST_FRONTEND": False},  # vLLM's process settings; only internals tests read more
+        "vllm.transformers_utils": {}, "vllm.transformers_utils.repo_utils": {"hf_api": _HubApi},
         "vllm.sampling_params": {"SamplingParams": NotVllm},
         "vllm.tokenizers": {"get_tokenizer": get_tokenizer},
         "vllm.v1": {}, "vllm.v1.engine": {}, "vllm.v1.engine.exceptions": {"EngineDeadError": EngineDeadError},
@@ -53,4 +72,5 @@ def modules() -> dict[str, ModuleType]:
         module.__path__ = []  # a package, so submodules resolve through sys.modules
         module.__dict__.update(attrs)
         built[name] = module
+    built["vllm"].envs = built["vllm.envs"]
     return built

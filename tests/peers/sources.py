@@ -1,0 +1,104 @@
+"""Where the peer suites' own files come from: vLLM's source distribution on PyPI, pinned by version and hash.
+
+The files are public Apache-2.0 code and are not committed here (tests/peers/README.md). vLLM publishes its
+test tree in its sdist, so the suite takes its four OpenAI-server files from there: downloaded once into
+.cache/peers/ (50 MB), checked against the pinned SHA-256, and extracted verbatim to the paths below, where the
+peer conftest finds them. SGLang ships no sdist and its wheel carries no server tests, so its files are only run
+where someone has copied them in by hand (README.md lists their origin).
+
+`python -m tests.peers.sources` does the same by hand; INFER_PEER_SUITES=0 turns the download off (the vLLM peer
+files are then not collected, and the run says so).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+import tarfile
+import tempfile
+import urllib.request
+from pathlib import Path
+
+PEERS = Path(__file__).resolve().parent
+ROOT = PEERS.parent.parent
+CACHE = ROOT / ".cache" / "peers"
+
+VLLM_VERSION = "0.34.0"
+VLLM_SDIST = f"vllm-{VLLM_VERSION}.tar.gz"
+VLLM_SHA256 = "fcad848b246a9d8652b47e6425af92334dc02492f9802720f54e27b823cf0113"
+VLLM_URL = ("https://files.pythonhosted.org/packages/92/21/"
+            f"6e0b077dc4a0b28f5a8ce8bb352a38d7196650d681fd4faa87f8dc622eff/{VLLM_SDIST}")
+
+# here (under tests/peers/vllm/) -> in the sdist (under vllm-<version>/tests/entrypoints/)
+VLLM_FILES = {
+    "chat_completion/test_chat.py": "openai/chat_completion/test_chat.py",
+    "chat_completion/test_completion_with_function_calling.py":
+        "openai/chat_completion/test_completion_with_function_calling.py",
+    "completion/test_completion.py": "openai/completion/test_completion.py",
+    "basic/test_basic.py": "serve/instrumentator/test_basic.py",  # tests/entrypoints/openai/basic/ before 0.31
+}
+
+
+class PeerSourceError(RuntimeError):
+    pass
+
+
+def enabled() -> bool:
+    return os.environ.get("INFER_PEER_SUITES", "1").strip().lower() not in ("0", "false", "no", "off")
+
+
+def missing_vllm_files() -> list[Path]:
+    return [PEERS / "vllm" / here for here in VLLM_FILES if not (PEERS / "vllm" / here).exists()]
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _download_sdist() -> Path:
+    """The pinned sdist in the cache, downloaded if absent; a wrong hash is an error, never used."""
+    target = CACHE / VLLM_SDIST
+    if target.exists() and _sha256(target) == VLLM_SHA256:
+        return target
+    CACHE.mkdir(parents=True, exist_ok=True)
+    print(f"Downloading {VLLM_SDIST} from PyPI for vLLM's OpenAI-server tests (50 MB, once)...", file=sys.stderr)
+    with tempfile.NamedTemporaryFile(dir=CACHE, delete=False) as partial:
+        try:
+            with urllib.request.urlopen(VLLM_URL, timeout=120) as response:
+                while block := response.read(1 << 20):
+                    partial.write(block)
+        except OSError as exc:
+            os.unlink(partial.name)
+            raise PeerSourceError(f"could not download {VLLM_URL}: {exc}") from exc
+    got = _sha256(Path(partial.name))
+    if got != VLLM_SHA256:
+        os.unlink(partial.name)
+        raise PeerSourceError(f"{VLLM_SDIST} has SHA-256 {got}, expected {VLLM_SHA256}")
+    os.replace(partial.name, target)
+    return target
+
+
+def ensure_vllm_files() -> None:
+    """Put vLLM's suite files in place (verbatim from the pinned sdist) where any is missing."""
+    if not missing_vllm_files():
+        return
+    sdist = _download_sdist()
+    prefix = f"vllm-{VLLM_VERSION}/tests/entrypoints/"
+    with tarfile.open(sdist) as archive:
+        for here, there in VLLM_FILES.items():
+            member = archive.extractfile(prefix + there)
+            if member is None:
+                raise PeerSourceError(f"{prefix + there} is not a file in {VLLM_SDIST}")
+            destination = PEERS / "vllm" / here
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            destination.write_bytes(member.read())
+
+
+if __name__ == "__main__":
+    ensure_vllm_files()
+    print("\n".join(str(PEERS / "vllm" / here) for here in VLLM_FILES))
