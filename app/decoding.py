@@ -15,11 +15,28 @@ _AT_PATH = re.compile(r" - at `\$\.?(?P<path>[^`]*)`$")
 _MISSING = re.compile(r"missing required field `(?P<field>[^`]+)`")
 
 
+# A bound a value broke, named as pydantic names it: vLLM's and SGLang's 400s carry these names ("[type=
+# less_than_equal, ...]"), and scripts written against them look for them.
+_BOUND_KINDS = ((re.compile(r"^Expected `[^`]+` of length >= "), "too_short"),
+                (re.compile(r"^Expected `[^`]+` of length <= "), "too_long"),
+                (re.compile(r"^Expected `[^`]+` >= "), "greater_than_equal"),
+                (re.compile(r"^Expected `[^`]+` <= "), "less_than_equal"),
+                (re.compile(r"^Expected `[^`]+` > "), "greater_than"),
+                (re.compile(r"^Expected `[^`]+` < "), "less_than"),
+                (re.compile(r"^Expected `[^`]+` that is a multiple of "), "multiple_of"))
+
+
+def with_bound_kind(message: str) -> str:
+    """'Expected `int` <= 5 - at `$.n`' -> the same with ' [type=less_than_equal]' (other messages as they are)."""
+    kind = next((name for pattern, name in _BOUND_KINDS if pattern.match(message)), None)
+    return f"{message} [type={kind}]" if kind else message
+
+
 def decode(decoder: msgspec.json.Decoder[T], body: bytes) -> T:
     try:
         return decoder.decode(body)
     except msgspec.ValidationError as exc:
-        raise InvalidRequest(f"Invalid request: {exc}", param=error_param(str(exc))) from None
+        raise InvalidRequest(f"Invalid request: {with_bound_kind(str(exc))}", param=error_param(str(exc))) from None
     except msgspec.DecodeError as exc:
         raise InvalidRequest(f"The request body is not valid JSON: {exc}") from None
     except RecursionError:
@@ -59,4 +76,4 @@ def decode_at(decoder: msgspec.json.Decoder[T], raw: msgspec.Raw, param: str) ->
         if sub:
             path += sub if sub.startswith("[") else "." + sub
         message = without_path(str(exc))
-        raise InvalidRequest(f"Invalid request: {message} - at `$.{path}`", param=path) from None
+        raise InvalidRequest("Invalid request: " + with_bound_kind(f"{message} - at `$.{path}`"), param=path) from None

@@ -79,6 +79,11 @@ class StreamEncoder(Protocol):
     def keep_alive(self) -> bytes:
         """Something the client ignores (an SSE comment, Anthropic's ping)."""
 
+    def flush(self) -> bytes:
+        """The end of a batch of events that came at once: anything held back to be joined with what might
+        have followed it in the batch (OpenAI's streams put a choice's finish_reason on its last token's
+        chunk when the two come together, as vLLM and SGLang do)."""
+
     def end(self) -> bytes:
         """Every run has finished (a usage chunk, OpenAI's [DONE])."""
 
@@ -172,18 +177,16 @@ class Run:
         return True
 
     async def batches(self, keep_alive: float | None = None) -> AsyncIterator[list[Item]]:
-        """Every item, in order, as lists of what is ready at once; KEEP_ALIVE after `keep_alive` silent
+        """Every item, in order, as lists of what is ready at once (the events read while waiting for the
+        first ones lead the first list, with whatever else is ready then); KEEP_ALIVE after `keep_alive` silent
         seconds. A run's error is raised after the items before it. Ends when every run has."""
         if keep_alive is not None:
             self._timer = asyncio.ensure_future(self._keep_alive(keep_alive))
-        if self._early:
-            early, self._early = self._early, []
-            yield early
+        batch, self._early = self._early, []
         queue = self._queue
-        while self._running:
-            batch: list[Item] = []
-            item = await queue.get()
-            while True:
+        while batch or self._running:
+            item = await queue.get() if not batch else (None if queue.empty() else queue.get_nowait())
+            while item is not None:
                 if isinstance(item, KeepAlive):
                     batch.append(item)
                 else:
@@ -196,11 +199,10 @@ class Run:
                         raise event
                     else:
                         batch.append(item)  # type: ignore[arg-type]
-                if queue.empty():
-                    break
-                item = queue.get_nowait()
+                item = None if queue.empty() else queue.get_nowait()
             if batch:
                 yield batch
+            batch = []
 
     async def _keep_alive(self, interval: float) -> None:
         seen = -1
@@ -291,7 +293,7 @@ async def stream(request: Request, state: ServiceState, prepared: list[PreparedR
                 head = b""
             async for batch in run.batches(settings.keep_alive_interval):
                 out = b"".join([encoder.keep_alive() if isinstance(item, KeepAlive) else encoder.event(*item)
-                                for item in batch])
+                                for item in batch]) + encoder.flush()
                 if head:
                     out, head = head + out, b""
                 if run.ended and finishing is None:

@@ -71,6 +71,29 @@ def test_stream_include_usage(client):
     assert all(c.usage is None for c in chunks[:-1])
 
 
+@pytest.mark.parametrize("n", [1, 2])
+def test_a_length_finish_comes_on_the_last_tokens_chunk(client, n):
+    """As vLLM and SGLang frame it (scripts and their suites read the last text from the chunk that carries
+    finish_reason): each choice has one chunk with finish_reason, and when max_tokens ends it, that chunk
+    carries the last token's text; chat and completions alike."""
+    common = dict(model=MODEL_NAME, stream=True, max_tokens=6, n=n, temperature=0, extra_body={"ignore_eos": True})
+    streams = {
+        "chat": client.chat.completions.create(messages=[{"role": "user", "content": "Hello"}], **common),
+        "completions": client.completions.create(prompt="Once upon a time", **common),
+    }
+    for kind, stream in streams.items():
+        finishes: dict[int, object] = {}
+        for chunk in stream:
+            for choice in chunk.choices:
+                if choice.finish_reason is not None:
+                    assert choice.index not in finishes, kind
+                    finishes[choice.index] = choice
+        assert sorted(finishes) == list(range(n)), kind
+        for choice in finishes.values():
+            assert choice.finish_reason == "length"
+            assert (choice.delta.content if kind == "chat" else choice.text), kind
+
+
 def test_same_seed_same_output(client):
     a = chat(client, "Tell me a story", max_tokens=20, temperature=1.0, seed=1234)
     b = chat(client, "Tell me a story", max_tokens=20, temperature=1.0, seed=1234)

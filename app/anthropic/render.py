@@ -111,6 +111,9 @@ class MessageEvents:
         start_usage = s.UsageOut(input_tokens=self.input_tokens, output_tokens=0)
         return sse_record(s.MessageStart(s.MessageOut(self.mid, self.model, [], None, None, start_usage)))
 
+    def flush(self) -> bytes:
+        return b""
+
     def keep_alive(self) -> bytes:
         return PING
 

@@ -122,6 +122,9 @@ class RecordedEvents:
     async def finishing(self) -> None:
         await self.turn.record(self.result)
 
+    def flush(self) -> bytes:
+        return self.inner.flush()
+
     def keep_alive(self) -> bytes:
         return self.inner.keep_alive()
 

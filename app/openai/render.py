@@ -176,14 +176,40 @@ class _Chunks:
         self.unsent[index] = self.unsent.get(index, 0) + len(event.ids)
         self.pending_ids.setdefault(index, []).extend(event.ids)
 
+    # A choice's last text (or arguments) chunk and its finish, when they come in one batch, go out as one
+    # chunk, as vLLM and SGLang send them (their clients and tests read the last text from the chunk that
+    # carries finish_reason); a finish that comes alone (an end-of-turn token, a stop string) gets a chunk of its
+    # own, as OpenAI sends every finish. So each such chunk is held until the next event or the batch's end.
+    held: tuple[int, s.ChatCompletionChunk | s.Completion] | None = None
+
+    def _hold(self, index: int, chunk: s.ChatCompletionChunk | s.Completion) -> bytes:
+        out = self.flush()
+        self.held = (index, chunk)
+        return out
+
+    def _finish_held(self, index: int, reason: str) -> bytes | None:
+        """The held chunk of this choice with its finish_reason, or None if none is held for it."""
+        if self.held is None or self.held[0] != index:
+            return None
+        chunk = self.held[1]
+        self.held = None
+        chunk.choices[0].finish_reason = reason
+        return sse.data(chunk)
+
+    def flush(self) -> bytes:
+        if self.held is None:
+            return b""
+        chunk, self.held = self.held[1], None
+        return sse.data(chunk)
+
     def start(self) -> bytes:
         return b""
 
     def keep_alive(self) -> bytes:
-        return sse.COMMENT
+        return self.flush() + sse.COMMENT
 
     def error(self, err: ServiceError) -> bytes:  # as vLLM and SGLang report a failure once streaming
-        return sse.data(error_body(err)) + DONE
+        return self.flush() + sse.data(error_body(err)) + DONE
 
 
 class ChatChunks(_Chunks):
@@ -200,6 +226,10 @@ class ChatChunks(_Chunks):
 
     def _chunk(self, index: int, delta: s.ChatDelta, reason: str | None = None, *,
                with_logprobs: bool = True) -> bytes:
+        return self.flush() + sse.data(self._build(index, delta, reason, with_logprobs=with_logprobs))
+
+    def _build(self, index: int, delta: s.ChatDelta, reason: str | None = None, *,
+               with_logprobs: bool = True) -> s.ChatCompletionChunk:
         entries = self.pending.pop(index, None) if with_logprobs else None
         logprobs = chat_logprobs(entries) if entries else None
         choice = s.ChatChunkChoice(index, delta, reason, logprobs)
@@ -212,13 +242,14 @@ class ChatChunks(_Chunks):
             c.usage = self.chunk_usage(None if with_logprobs else index)
         if with_logprobs:
             self.unsent[index] = 0
-        return sse.data(c)
+        return c
 
     def _role(self, index: int) -> bytes:  # the role alone, before a choice's first text (its logprobs wait)
         self.started.add(index)
         return self._chunk(index, s.ChatDelta(role="assistant", content=""), with_logprobs=False)
 
     def event(self, index: int, event: ChatEvent) -> bytes:
+        held = b"" if isinstance(event, ChatFinished) else self.flush()  # (a held chunk goes out before others)
         match event:
             case Logprobs():
                 self.pending.setdefault(index, []).extend(event.tokens)
@@ -226,30 +257,34 @@ class ChatChunks(_Chunks):
                 self.count(event, index)
             case TextDelta():
                 role = self._role(index) if index not in self.started else b""
-                return role + self._chunk(index, s.ChatDelta(content=event.text))
+                return held + role + self._hold(index, self._build(index, s.ChatDelta(content=event.text)))
             case ReasoningDelta():  # under both names clients read (SGLang's, vLLM's)
                 role = self._role(index) if index not in self.started else b""
-                return role + self._chunk(index, s.ChatDelta(reasoning_content=event.text, reasoning=event.text))
+                return held + role + self._chunk(index, s.ChatDelta(reasoning_content=event.text,
+                                                                    reasoning=event.text))
             case ToolCallStart():
                 call = s.ToolCallDelta(event.index, event.id, "function", s.FunctionDelta(event.name, ""))
                 if index not in self.started:  # role and call in one delta, as OpenAI sends them
                     self.started.add(index)
-                    return self._chunk(index, s.ChatDelta(role="assistant", content=None, tool_calls=[call]))
-                return self._chunk(index, s.ChatDelta(tool_calls=[call]))
+                    return held + self._chunk(index, s.ChatDelta(role="assistant", content=None, tool_calls=[call]))
+                return held + self._chunk(index, s.ChatDelta(tool_calls=[call]))
             case ToolCallArgs():
                 call = s.ToolCallDelta(event.index, function=s.FunctionDelta(arguments=event.fragment))
-                return self._chunk(index, s.ChatDelta(tool_calls=[call]))
+                return held + self._hold(index, self._build(index, s.ChatDelta(tool_calls=[call])))
             case ChatFinished():
-                role = self._role(index) if index not in self.started else b""
                 self.usages.append(event.usage)
+                joined = self._finish_held(index, event.reason.value)
+                if joined is not None:
+                    return joined
+                role = self._role(index) if index not in self.started else b""
                 return role + self._chunk(index, s.ChatDelta(), event.reason.value)
-        return b""
+        return held
 
     def end(self) -> bytes:
         if not self.include_usage:
-            return DONE
-        return sse.data(s.ChatCompletionChunk(self.rid, self.created, self.model, [],
-                                              usage=usage_out(self.usages, len(self.usages), chat=True))) + DONE
+            return self.flush() + DONE
+        return self.flush() + sse.data(s.ChatCompletionChunk(
+            self.rid, self.created, self.model, [], usage=usage_out(self.usages, len(self.usages), chat=True))) + DONE
 
 
 class CompletionChunks(_Chunks):
@@ -268,6 +303,9 @@ class CompletionChunks(_Chunks):
         self.echoed: set[int] = set()
 
     def _choice(self, index: int, text: str, reason: str | None, *, prompt: bool = False) -> bytes:
+        return self.flush() + sse.data(self._build(index, text, reason, prompt=prompt))
+
+    def _build(self, index: int, text: str, reason: str | None, *, prompt: bool = False) -> s.Completion:
         entries = self.pending.pop(index, None)
         logprobs = None
         if entries:
@@ -280,30 +318,35 @@ class CompletionChunks(_Chunks):
                 choice.prompt_token_ids = self.prompt_ids[index]
         self.started.add(index)
         usage = self.chunk_usage() if self.include_usage else s.UNSET
-        return sse.data(s.Completion(self.rid, self.created, self.model, [choice], usage=usage))
+        return s.Completion(self.rid, self.created, self.model, [choice], usage=usage)
 
     def _echo(self, index: int, prompt: bool = False) -> bytes:
         self.echoed.add(index)
         return self._choice(index, self.echo[index] if self.echo else "", None, prompt=prompt)
 
     def event(self, index: int, event: ChatEvent) -> bytes:
+        if isinstance(event, ChatFinished):
+            self.by_index[index] = event.usage
+            joined = self._finish_held(index, event.reason.value)
+            if joined is not None:
+                return joined
+        held = self.flush()
         if isinstance(event, PromptLogprobs):  # comes first: the echo goes out with it
             self.pending[index] = list(event.tokens)
-            return self._echo(index, prompt=True)
-        out = self._echo(index) if self.echo is not None and index not in self.echoed else b""
+            return held + self._echo(index, prompt=True)
+        out = held + (self._echo(index) if self.echo is not None and index not in self.echoed else b"")
         if isinstance(event, Logprobs):
             self.pending.setdefault(index, []).extend(event.tokens)
         elif isinstance(event, TokenIds):
             self.count(event, index)
         elif isinstance(event, TextDelta):
-            out += self._choice(index, event.text, None)
+            out += self._hold(index, self._build(index, event.text, None))
         elif isinstance(event, ChatFinished):
-            self.by_index[index] = event.usage
             out += self._choice(index, "", event.reason.value)
         return out
 
     def end(self) -> bytes:
         if not self.include_usage:
-            return DONE
+            return self.flush() + DONE
         usage = usage_out([self.by_index[i] for i in sorted(self.by_index)], self.n)
-        return sse.data(s.Completion(self.rid, self.created, self.model, [], usage=usage)) + DONE
+        return self.flush() + sse.data(s.Completion(self.rid, self.created, self.model, [], usage=usage)) + DONE

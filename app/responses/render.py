@@ -271,6 +271,9 @@ class ResponseEvents:
     def event(self, index: int, event: ChatEvent) -> bytes:
         return self._records(self.builder.feed(event))
 
+    def flush(self) -> bytes:
+        return b""
+
     def keep_alive(self) -> bytes:
         return sse.COMMENT
 

@@ -59,6 +59,9 @@ class GenerateChunks:
                 return self._record(index, event)
         return b""
 
+    def flush(self) -> bytes:
+        return b""
+
     def keep_alive(self) -> bytes:
         return sse.COMMENT
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import unittest
+from types import ModuleType
 
 from tests.peers.launch import free_port, launch
 
@@ -54,11 +55,10 @@ TEST_RERANK_QUERY_DOCS = [
 ]
 
 
-def modules() -> dict[str, "ModuleType"]:
+def modules() -> dict[str, ModuleType]:
     """Module name -> stand-in module, for the import of an SGLang suite file."""
     import importlib.util
     from pathlib import Path
-    from types import ModuleType
 
     this = globals()
     names = {
