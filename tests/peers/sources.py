@@ -27,8 +27,9 @@ CACHE = ROOT / ".cache" / "peers"
 VLLM_VERSION = "0.34.0"
 VLLM_SDIST = f"vllm-{VLLM_VERSION}.tar.gz"
 VLLM_SHA256 = "fcad848b246a9d8652b47e6425af92334dc02492f9802720f54e27b823cf0113"
-VLLM_URL = ("https://files.pythonhosted.org/packages/92/21/"
-            f"6e0b077dc4a0b28f5a8ce8bb352a38d7196650d681fd4faa87f8dc622eff/{VLLM_SDIST}")
+_VLLM_PATH = f"92/21/6e0b077dc4a0b28f5a8ce8bb352a38d7196650d681fd4faa87f8dc622eff/{VLLM_SDIST}"
+# Where pip itself downloads from, then the same file through pypi.org (the hash decides, not the host).
+VLLM_URLS = (f"https://files.pythonhosted.org/packages/{_VLLM_PATH}", f"https://pypi.org/packages/packages/{_VLLM_PATH}")
 
 # here (under tests/peers/vllm/) -> in the sdist (under vllm-<version>/tests/entrypoints/)
 VLLM_FILES = {
@@ -67,20 +68,31 @@ def _download_sdist() -> Path:
         return target
     CACHE.mkdir(parents=True, exist_ok=True)
     print(f"Downloading {VLLM_SDIST} from PyPI for vLLM's OpenAI-server tests (50 MB, once)...", file=sys.stderr)
-    with tempfile.NamedTemporaryFile(dir=CACHE, delete=False) as partial:
+    failures = []
+    for url in VLLM_URLS * 2:  # each host twice: one dropped connection does not fail the run
         try:
-            with urllib.request.urlopen(VLLM_URL, timeout=120) as response:
+            _fetch(url, target)
+            return target
+        except (OSError, PeerSourceError) as exc:
+            failures.append(f"{url}: {exc}")
+    raise PeerSourceError("could not download it: " + "; ".join(failures))
+
+
+def _fetch(url: str, target: Path) -> None:
+    """`url` to `target`, whole and with the pinned hash, or nothing at all."""
+    with tempfile.NamedTemporaryFile(dir=target.parent, delete=False) as partial:
+        try:
+            with urllib.request.urlopen(url, timeout=120) as response:
                 while block := response.read(1 << 20):
                     partial.write(block)
-        except OSError as exc:
+        except BaseException:
             os.unlink(partial.name)
-            raise PeerSourceError(f"could not download {VLLM_URL}: {exc}") from exc
+            raise
     got = _sha256(Path(partial.name))
     if got != VLLM_SHA256:
         os.unlink(partial.name)
         raise PeerSourceError(f"{VLLM_SDIST} has SHA-256 {got}, expected {VLLM_SHA256}")
     os.replace(partial.name, target)
-    return target
 
 
 def ensure_vllm_files() -> None:
