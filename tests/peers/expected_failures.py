@@ -10,12 +10,8 @@ VLLM_INTERNALS = "unit-tests vLLM's own classes, not an OpenAI server"
 LORA = "LoRA: pending"
 DIFFERENCE = "a deliberate difference"
 
-# The last chunk, before 2026-12-03: finish_reason came in a chunk of its own after the text. It now rides on the
-# last token's chunk when the two come together, as vLLM and SGLang send it (vLLM's tests of it pass); SGLang's
-# two below were last run before that change and may pass now: whoever copies SGLang's files in takes them off.
-_FINISH_CHUNK = ("a deliberate difference (before 2026-12-03, unverified since): finish_reason came in a chunk of "
-                 "its own after the text; vLLM and SGLang put it on the last token's chunk")
-
+# The Responses API as OpenAI defines it: usage names input_tokens/output_tokens (SGLang's: prompt_tokens), and a
+# response cut by max_output_tokens is "incomplete" (response.incomplete), where SGLang says "completed".
 _OPENAI_RESPONSES = (f"{DIFFERENCE}: Responses as OpenAI answers them (usage input_tokens; status incomplete when "
                      "max_output_tokens cuts it), SGLang's differ")
 
@@ -86,10 +82,6 @@ EXPECTED: dict[str, str] = {
         f"{REAL_MODEL}: Llama-3.1-8B-Instruct's answer (and that model id, which SGLang does not check)",
     "sglang/basic/test_openai_server.py::TestOpenAIServerv1Responses::test_response_prefill":
         f"{REAL_MODEL}: Llama-3.1-8B-Instruct's answer (and that model id, which SGLang does not check)",
-    "sglang/basic/test_openai_server.py::TestOpenAIServer::test_completion_stream":
-        f"{_FINISH_CHUNK} (that chunk has no logprobs, the test wants them on every chunk)",
-    "sglang/basic/test_openai_server.py::TestOpenAIServer::test_chat_completion_stream":
-        f"{_FINISH_CHUNK} (its delta is empty; SGLang's carries reasoning_content: null, which the test reads)",
     **{f"sglang/basic/test_openai_server.py::{cls}::test_regex":
        f"{REAL_MODEL}: a model that ends the regex's [\\w]+ within 128 tokens"
        for cls in ("TestOpenAIServer", "TestOpenAIServerv1Responses")},
