@@ -17,19 +17,25 @@ _MISSING = re.compile(r"missing required field `(?P<field>[^`]+)`")
 
 # A bound a value broke, named as pydantic names it: vLLM's and SGLang's 400s carry these names ("[type=
 # less_than_equal, ...]"), and scripts written against them look for them.
-_BOUND_KINDS = ((re.compile(r"^Expected `[^`]+` of length >= "), "too_short"),
+_BOUND_KINDS = ((re.compile(r"^Expected `(str)` of length >= "), "too_short"),
+                (re.compile(r"^Expected `(str)` of length <= "), "too_long"),
+                (re.compile(r"^Expected `[^`]+` of length >= "), "too_short"),
                 (re.compile(r"^Expected `[^`]+` of length <= "), "too_long"),
                 (re.compile(r"^Expected `[^`]+` >= "), "greater_than_equal"),
                 (re.compile(r"^Expected `[^`]+` <= "), "less_than_equal"),
                 (re.compile(r"^Expected `[^`]+` > "), "greater_than"),
                 (re.compile(r"^Expected `[^`]+` < "), "less_than"),
-                (re.compile(r"^Expected `[^`]+` that is a multiple of "), "multiple_of"))
+                (re.compile(r"^Expected `[^`]+` that's a multiple of "), "multiple_of"))
 
 
 def with_bound_kind(message: str) -> str:
-    """'Expected `int` <= 5 - at `$.n`' -> the same with ' [type=less_than_equal]' (other messages as they are)."""
-    kind = next((name for pattern, name in _BOUND_KINDS if pattern.match(message)), None)
-    return f"{message} [type={kind}]" if kind else message
+    """'Expected `int` <= 5 - at `$.n`' -> the same with ' [type=less_than_equal]' (other messages as they are);
+    a string's length bounds are pydantic's string_too_short / string_too_long."""
+    for pattern, kind in _BOUND_KINDS:
+        match = pattern.match(message)
+        if match:
+            return f"{message} [type={'string_' if match.groups() else ''}{kind}]"
+    return message
 
 
 def decode(decoder: msgspec.json.Decoder[T], body: bytes) -> T:

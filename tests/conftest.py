@@ -45,7 +45,7 @@ def pytest_configure(config: pytest.Config) -> None:
     collection when this run collects tests/peers. A failed download fails the run; INFER_PEER_SUITES=0 skips it."""
     from tests.peers import sources
 
-    if not sources.enabled() or not _collects(config, sources.PEERS):
+    if not sources.enabled() or not _collects(config, sources.PEERS / "vllm"):
         return
     try:
         sources.ensure_vllm_files()
@@ -64,7 +64,7 @@ def _collects(config: pytest.Config, folder: Path) -> bool:
 def pytest_report_header(config: pytest.Config) -> str | None:
     from tests.peers import sources
 
-    if _collects(config, sources.PEERS) and sources.missing_vllm_files():
+    if _collects(config, sources.PEERS / "vllm") and sources.missing_vllm_files():
         return "peer suites: vLLM's files are absent (INFER_PEER_SUITES=0), so they are not run"
     return None
 

@@ -51,8 +51,11 @@ def test_streamed_chat_logprobs_join_to_the_non_streamed_ones(client):
     for chunk in chat(client, stream=True, **kwargs):
         if chunk.choices and chunk.choices[0].logprobs is not None:
             streamed.extend(chunk.choices[0].logprobs.content)
-    assert [(e.token, e.logprob, [t.token for t in e.top_logprobs]) for e in streamed] == \
-        [(e.token, e.logprob, [t.token for t in e.top_logprobs]) for e in whole]
+    # Tokens exactly; logprobs to float32 rounding: the second request reuses the first one's prompt from the
+    # prefix cache, so its prefill runs over fewer rows, and a matmul's rounding depends on its shape (~1e-6).
+    assert [(e.token, [t.token for t in e.top_logprobs]) for e in streamed] == \
+        [(e.token, [t.token for t in e.top_logprobs]) for e in whole]
+    assert [e.logprob for e in streamed] == pytest.approx([e.logprob for e in whole], abs=1e-4)
 
 
 def test_no_logprobs_unless_asked(client):

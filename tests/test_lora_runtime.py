@@ -150,32 +150,6 @@ def test_unload_right_after_a_client_went_away_frees_the_adapter(tiny_model_dir:
     asyncio.run(main())
 
 
-def test_max_cpu_loras_caps_what_the_cpu_engine_loads_while_serving(tiny_model_dir: Path,
-                                                                   paths: dict[str, Path]) -> None:
-    """The CPU engine keeps every adapter in memory, so --max-cpu-loras is a hard cap on loads while serving (an
-    adapter named at start counts); unloading one makes room."""
-    from runtime.engines import create_engine
-    from runtime.model import load_model_info
-
-    async def main() -> None:
-        info = load_model_info(str(tiny_model_dir))
-        config = EngineConfig(str(tiny_model_dir), "m", lora_adapters=(LoraAdapter("start", str(paths["sql"])),),
-                              max_cpu_loras=2)
-        engine = create_engine("cpu", config, info)
-        await engine.start()
-        try:
-            await engine.load_adapter(LoraAdapter("one", str(paths["chat"])))
-            with pytest.raises(InvalidRequest, match="--max-cpu-loras 2") as refused:
-                await engine.load_adapter(LoraAdapter("two", str(paths["sql"])))
-            assert refused.value.param == "lora_name"
-            await engine.unload_adapter("one")
-            await engine.load_adapter(LoraAdapter("two", str(paths["sql"])))
-        finally:
-            await engine.close()
-
-    asyncio.run(main())
-
-
 def test_sglang_routes_answer_in_sglang_s_shape(server: LiveServer, paths: dict[str, Path]) -> None:
     loaded = _post(server, "/load_lora_adapter", {"lora_name": "s", "lora_path": str(paths["chat"]), "pinned": True})
     assert loaded.status_code == 200

@@ -176,10 +176,12 @@ class _Chunks:
         self.unsent[index] = self.unsent.get(index, 0) + len(event.ids)
         self.pending_ids.setdefault(index, []).extend(event.ids)
 
-    # A choice's last text (or arguments) chunk and its finish, when they come in one batch, go out as one
+    # A choice's last text (or arguments) chunk and its finish, when they arrive in one batch, go out as one
     # chunk, as vLLM and SGLang send them (their clients and tests read the last text from the chunk that
-    # carries finish_reason); a finish that comes alone (an end-of-turn token, a stop string) gets a chunk of its
-    # own, as OpenAI sends every finish. So each such chunk is held until the next event or the batch's end.
+    # carries finish_reason); a finish that arrives alone gets a chunk of its own, as OpenAI sends every finish.
+    # Which it is depends on arrival: a max_tokens finish comes with its token on the CPU engine (one hand-off per
+    # step); an end-of-turn token's usually alone, unless the client reads slower than tokens come. So each such
+    # chunk is held until the next event or the batch's end, never longer.
     held: tuple[int, s.ChatCompletionChunk | s.Completion] | None = None
 
     def _hold(self, index: int, chunk: s.ChatCompletionChunk | s.Completion) -> bytes:

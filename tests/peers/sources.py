@@ -28,7 +28,8 @@ VLLM_VERSION = "0.34.0"
 VLLM_SDIST = f"vllm-{VLLM_VERSION}.tar.gz"
 VLLM_SHA256 = "fcad848b246a9d8652b47e6425af92334dc02492f9802720f54e27b823cf0113"
 _VLLM_PATH = f"92/21/6e0b077dc4a0b28f5a8ce8bb352a38d7196650d681fd4faa87f8dc622eff/{VLLM_SDIST}"
-# Where pip itself downloads from, then the same file through pypi.org (the hash decides, not the host).
+# Where pip itself downloads from, then the path this workplace's pypi.org serves the same file at (its JSON API
+# names it); the hash decides, not the host.
 VLLM_URLS = (f"https://files.pythonhosted.org/packages/{_VLLM_PATH}", f"https://pypi.org/packages/packages/{_VLLM_PATH}")
 
 # here (under tests/peers/vllm/) -> in the sdist (under vllm-<version>/tests/entrypoints/)
@@ -49,8 +50,15 @@ def enabled() -> bool:
     return os.environ.get("INFER_PEER_SUITES", "1").strip().lower() not in ("0", "false", "no", "off")
 
 
+# Written after the files: which sdist they came from. Files without it (an older pin, an extraction cut short)
+# are extracted again.
+STAMP = PEERS / "vllm" / ".extracted-from"
+
+
 def missing_vllm_files() -> list[Path]:
-    return [PEERS / "vllm" / here for here in VLLM_FILES if not (PEERS / "vllm" / here).exists()]
+    """The files to extract: all of them unless the stamp says they are this pin's."""
+    stamped = STAMP.exists() and STAMP.read_text().strip() == f"{VLLM_SDIST} {VLLM_SHA256}"
+    return [PEERS / "vllm" / here for here in VLLM_FILES if not stamped or not (PEERS / "vllm" / here).exists()]
 
 
 def _sha256(path: Path) -> str:
@@ -64,8 +72,11 @@ def _sha256(path: Path) -> str:
 def _download_sdist() -> Path:
     """The pinned sdist in the cache, downloaded if absent; a wrong hash is an error, never used."""
     target = CACHE / VLLM_SDIST
-    if target.exists() and _sha256(target) == VLLM_SHA256:
-        return target
+    try:
+        if target.exists() and _sha256(target) == VLLM_SHA256:
+            return target
+    except OSError as exc:  # (another user's cache, say)
+        raise PeerSourceError(f"cannot read {target}: {exc}") from exc
     CACHE.mkdir(parents=True, exist_ok=True)
     print(f"Downloading {VLLM_SDIST} from PyPI for vLLM's OpenAI-server tests (50 MB, once)...", file=sys.stderr)
     failures = []
@@ -92,6 +103,7 @@ def _fetch(url: str, target: Path) -> None:
     if got != VLLM_SHA256:
         os.unlink(partial.name)
         raise PeerSourceError(f"{VLLM_SDIST} has SHA-256 {got}, expected {VLLM_SHA256}")
+    os.chmod(partial.name, 0o644)  # (a temporary file is 0600)
     os.replace(partial.name, target)
 
 
@@ -101,14 +113,21 @@ def ensure_vllm_files() -> None:
         return
     sdist = _download_sdist()
     prefix = f"vllm-{VLLM_VERSION}/tests/entrypoints/"
-    with tarfile.open(sdist) as archive:
-        for here, there in VLLM_FILES.items():
-            member = archive.extractfile(prefix + there)
-            if member is None:
-                raise PeerSourceError(f"{prefix + there} is not a file in {VLLM_SDIST}")
-            destination = PEERS / "vllm" / here
-            destination.parent.mkdir(parents=True, exist_ok=True)
-            destination.write_bytes(member.read())
+    STAMP.unlink(missing_ok=True)
+    try:
+        with tarfile.open(sdist) as archive:
+            for here, there in VLLM_FILES.items():
+                member = archive.extractfile(prefix + there)
+                if member is None:
+                    raise PeerSourceError(f"{prefix + there} is not a file in {VLLM_SDIST}")
+                destination = PEERS / "vllm" / here
+                destination.parent.mkdir(parents=True, exist_ok=True)
+                partial = destination.with_name(destination.name + ".partial")
+                partial.write_bytes(member.read())
+                os.replace(partial, destination)  # whole or not at all
+    except (OSError, tarfile.TarError) as exc:
+        raise PeerSourceError(f"cannot extract vLLM's files from {sdist}: {exc}") from exc
+    STAMP.write_text(f"{VLLM_SDIST} {VLLM_SHA256}\n")
 
 
 if __name__ == "__main__":

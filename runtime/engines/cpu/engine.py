@@ -261,10 +261,6 @@ class CpuEngine:
         async with self._updates():
             if adapter.name in self._adapters:
                 raise InvalidRequest(f"The LoRA adapter {adapter.name!r} is already loaded.", param="lora_name")
-            cap = self._config.max_cpu_loras  # every adapter stays in memory here (no eviction): a hard cap
-            if cap is not None and len(self._adapters) >= cap:
-                raise InvalidRequest(f"{len(self._adapters)} LoRA adapters are loaded, the most this server keeps "
-                                     f"(--max-cpu-loras {cap}); unload one first.", param="lora_name")
             try:
                 check_ranks([adapter], self._config.max_lora_rank)
                 weights = await asyncio.to_thread(self._model.load_adapter, adapter.name, adapter.path)
