@@ -166,8 +166,8 @@ _HELP = {
                      "max_lora_rank, which sizes its adapter memory)",
     "max_loras": "SGLang: adapters in one batch (its max_loras_per_batch; alias --max-loras-per-batch); the CPU "
                  "engine mixes any number in a batch",
-    "max_cpu_loras": "SGLang: adapters kept loaded (its max_loaded_loras; alias --max-loaded-loras); the CPU engine "
-                     "keeps every adapter loaded",
+    "max_cpu_loras": "adapters whose weights are held (SGLang's max_loaded_loras; alias --max-loaded-loras): past it "
+                     "the least recently used one not in use is evicted and loaded back when a request names it",
     "lora_paths": "SGLang's spelling of --lora-modules: name=path, a bare path, or {\"lora_name\": ..., "
                   "\"lora_path\": ...}",
     "dtype": "weights dtype (auto: the checkpoint's on SGLang, float32 on the CPU engine)",

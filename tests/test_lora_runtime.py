@@ -150,6 +150,51 @@ def test_unload_right_after_a_client_went_away_frees_the_adapter(tiny_model_dir:
     asyncio.run(main())
 
 
+def test_max_cpu_loras_evicts_the_least_recently_used_and_loads_it_back(tiny_model_dir: Path,
+                                                                         paths: dict[str, Path]) -> None:
+    """As vLLM's --max-cpu-loras and SGLang's --max-loaded-loras: at most N adapters' weights are held, the least
+    recently used one not in use is evicted, and a request naming an evicted one loads it back, with the same
+    tokens as before; two in use at once are both held (over the cap) until one is free."""
+    from runtime.engines import create_engine
+    from runtime.model import load_model_info
+    from runtime.types import EngineRequest, Finished, SamplingParams, TokenIds
+
+    async def ids(engine, adapter: str | None, rid: str) -> list[int]:
+        request = EngineRequest(rid, tuple(range(5, 60)), SamplingParams(
+            max_new_tokens=6, ignore_eos=True, temperature=0.0, return_token_ids=True), adapter=adapter)
+        events = [e async for e in engine.generate(request)]
+        assert isinstance(events[-1], Finished)
+        return [t for e in events if isinstance(e, TokenIds) for t in e.ids]
+
+    async def main() -> None:
+        info = load_model_info(str(tiny_model_dir))
+        config = EngineConfig(str(tiny_model_dir), "m", max_cpu_loras=1,
+                              lora_adapters=(LoraAdapter("a", str(paths["sql"])), LoraAdapter("b", str(paths["chat"]))))
+        engine = create_engine("cpu", config, info)
+        await engine.start()
+        try:
+            held = lambda: sorted(engine._scheduler.adapters)  # noqa: E731
+            assert held() == ["a"]  # the second one named at start is read, then left on disk
+            first_a = await ids(engine, "a", "a1")
+            first_b = await ids(engine, "b", "b1")  # loads b, evicts a
+            assert first_a != first_b
+            assert held() == ["b"]
+            assert await ids(engine, "a", "a2") == first_a and held() == ["a"]  # loaded back: same tokens
+            assert await ids(engine, "b", "b2") == first_b
+            await engine.load_adapter(LoraAdapter("c", str(paths["sql"])))  # a runtime load evicts too
+            assert held() == ["c"]
+            both = await asyncio.gather(ids(engine, "a", "a3"), ids(engine, "b", "b3"))  # in use at once
+            assert both == [first_a, first_b]
+            await engine.unload_adapter("a")  # evicted or not, unloading works
+            with pytest.raises(NotFound):
+                await ids(engine, "a", "a4")
+            assert await ids(engine, "c", "c1") == first_a  # (c has a's weights)
+        finally:
+            await engine.close()
+
+    asyncio.run(main())
+
+
 def test_sglang_routes_answer_in_sglang_s_shape(server: LiveServer, paths: dict[str, Path]) -> None:
     loaded = _post(server, "/load_lora_adapter", {"lora_name": "s", "lora_path": str(paths["chat"]), "pinned": True})
     assert loaded.status_code == 200

@@ -23,6 +23,7 @@ import os
 import queue
 import secrets
 import threading
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, AsyncIterator
 
@@ -118,7 +119,12 @@ class CpuEngine:
         self._closed = False
         self.running = 0  # sequences the worker is stepping (read by tests and stats)
         self._adapters = {a.name for a in config.lora_adapters}  # what requests may name now
-        self._adapter_updates: asyncio.Lock | None = None  # one load or unload at a time
+        self._paths = {a.name: a.path for a in config.lora_adapters}  # where each one's weights are read from
+        # Those whose weights the scheduler holds, least recently used first: at most --max-cpu-loras of them
+        # (more only while that many are in use at once); the others are loaded back when a request names one,
+        # as vLLM's CPU LoRA cache and SGLang's max_loaded_loras do.
+        self._resident: OrderedDict[str, None] = OrderedDict()
+        self._adapter_updates: asyncio.Lock | None = None  # one load, unload or eviction at a time
 
     # -- lifecycle -------------------------------------------------------------------------------------
 
@@ -159,7 +165,12 @@ class CpuEngine:
         from runtime.engines.cpu.scheduler import STEP_TOKENS, BatchScheduler
 
         model = DecoderModel.load(self._info.path, self._info.config, dtype)
-        adapters = {a.name: model.load_adapter(a.name, a.path) for a in self._config.lora_adapters}
+        adapters = {}
+        for a in self._config.lora_adapters:  # every one read (a bad one stops the start), the first cap kept
+            weights = model.load_adapter(a.name, a.path)
+            if self._config.max_cpu_loras is None or len(adapters) < self._config.max_cpu_loras:
+                adapters[a.name] = weights
+        self._resident = OrderedDict.fromkeys(adapters)
         pool = KVPool(model.shape, dtype, self._config.kv_cache_mb * 2**20, self._config.kv_block_size)
         self._model = model
         self._scheduler = BatchScheduler(self, model, pool, self._config.max_running_requests or 256,
@@ -203,6 +214,8 @@ class CpuEngine:
         if self._closed:  # closed while compiling: the worker is gone
             raise EngineUnavailable("The engine is shutting down.")
         self._check_adapter(request)  # (unloaded while compiling)
+        if request.adapter is not None and self._scheduler is not None:
+            await self._resident_adapter(request.adapter)  # (no await from here until the sequence is registered)
         seed = request.sampling.seed if request.sampling.seed is not None else secrets.randbits(63)
         seq = _Sequence(
             request=request,
@@ -267,9 +280,54 @@ class CpuEngine:
             except Exception as exc:  # a path the client gave: whatever is wrong with it is theirs to fix
                 raise InvalidRequest(f"The LoRA adapter {adapter.name!r} cannot be loaded: {exc}",
                                      param="lora_path") from None
-            await self._on_worker(lambda: self._scheduler.adapters.__setitem__(adapter.name, weights))
+            await self._hold_weights(adapter.name, weights)
             self._adapters.add(adapter.name)
+            self._paths[adapter.name] = adapter.path
         log.info("CPU engine: LoRA adapter %s loaded from %s", adapter.name, adapter.path)
+
+    async def _resident_adapter(self, name: str) -> None:
+        """The adapter's weights in the scheduler (loaded back if evicted), marked most recently used. Its last
+        check and its return have no await between them, so the caller registers its sequence (which keeps the
+        adapter from eviction) before any eviction can look."""
+        if name in self._resident:
+            self._resident.move_to_end(name)
+            return
+        async with self._updates():
+            if name not in self._adapters:
+                raise NotFound(f"The LoRA adapter {name!r} is not loaded.", param="model")
+            if name not in self._resident:
+                try:
+                    weights = await asyncio.to_thread(self._model.load_adapter, name, self._paths[name])
+                except Exception as exc:  # its files changed or went away since it was loaded
+                    log.exception("CPU engine: LoRA adapter %s could not be loaded back", name)
+                    raise EngineFailure(f"The LoRA adapter {name!r} could not be loaded back from its path: "
+                                        f"{exc}") from None
+                await self._hold_weights(name, weights)
+                log.info("CPU engine: LoRA adapter %s loaded back (--max-cpu-loras %s)", name,
+                         self._config.max_cpu_loras)
+            self._resident.move_to_end(name)
+
+    async def _hold_weights(self, name: str, weights: Any) -> None:
+        """Give the scheduler an adapter's weights, then evict the least recently used adapters nobody is using
+        until at most --max-cpu-loras are held (under the updates lock)."""
+        await self._on_worker(lambda: self._scheduler.adapters.__setitem__(name, weights))
+        self._resident[name] = None
+        cap = self._config.max_cpu_loras
+        tried: set[str] = {name}
+        while cap is not None and len(self._resident) > cap:
+            in_use = {seq.request.adapter for seq in self._by_rid.values()}
+            victim = next((n for n in self._resident if n not in tried and n not in in_use), None)
+            if victim is None:  # every other one is in use: held beyond the cap until one is free
+                log.info("CPU engine: %d LoRA adapters held (--max-cpu-loras %d): the others are in use",
+                         len(self._resident), cap)
+                return
+            tried.add(victim)
+            del self._resident[victim]  # (a request naming it from now on waits for this lock, then loads it back)
+            if await self._on_worker(lambda victim=victim: self._drop_adapter_if_unused(victim)):
+                log.info("CPU engine: LoRA adapter %s evicted (least recently used; --max-cpu-loras %d)", victim, cap)
+            else:  # an abandoned sequence of it is still in the scheduler: kept for now
+                self._resident[victim] = None
+                self._resident.move_to_end(victim, last=False)
 
     async def unload_adapter(self, name: str) -> None:
         """Stop serving an adapter: new requests naming it get 404 at once, running ones finish first (as
@@ -281,6 +339,8 @@ class CpuEngine:
             if name not in self._adapters:
                 raise NotFound(f"The LoRA adapter {name!r} is not loaded.", param="lora_name")
             self._adapters.discard(name)
+            self._paths.pop(name, None)
+            self._resident.pop(name, None)
             while any(seq.request.adapter == name for seq in self._by_rid.values()):
                 await asyncio.sleep(0.02)
             while not await self._on_worker(lambda: self._drop_adapter_if_unused(name)):
