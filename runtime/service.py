@@ -194,6 +194,7 @@ class GenerationService:
         # The sampling fields only the model can check.
         self._require_tokens((token_id for token_id, _ in sampling.logit_bias), "logit_bias")
         self._require_tokens(sampling.stop_token_ids, "stop_token_ids")
+        self._require_tokens(sampling.allowed_token_ids, "allowed_token_ids")
         return EngineRequest(rid or uuid.uuid4().hex, tuple(ids), sampling, constraint, adapter=adapter,
                              text_per_token=text_per_token)
 

@@ -79,6 +79,9 @@ class SamplingParams:
     # so every request counts its tokens alike; stop_token_ids are the engine's.
     stop: tuple[str, ...] = ()
     stop_token_ids: tuple[int, ...] = ()
+    # vLLM's allowed_token_ids: when set, only these tokens may be sampled (within what a grammar allows: where
+    # the two share no token, the grammar's choice stands).
+    allowed_token_ids: tuple[int, ...] = ()
     ignore_eos: bool = False
     skip_special_tokens: bool = True  # False where a tool format's markers are special tokens
     # Log-probabilities of each generated token and of this many most likely alternatives (0-20); None = off.

@@ -436,6 +436,13 @@ def test_sampling_params_are_mapped_exactly(fake: ModuleType) -> None:
     }
 
 
+def test_allowed_token_ids_are_refused_not_ignored(fake: ModuleType) -> None:
+    """0.5.23's SamplingParams has no allowed_token_ids: a 400 naming it, never a generation that ignores it."""
+    with pytest.raises(InvalidRequest) as refused:
+        sent(fake, request(SamplingParams(allowed_token_ids=(3, 4))))
+    assert refused.value.param == "allowed_token_ids"
+
+
 @pytest.mark.parametrize("top", [0, 2])
 def test_logprobs_are_asked_for_and_each_token_reported_once_before_its_text(
         fake: ModuleType, tiny_model_dir: Path, top: int) -> None:

@@ -1,4 +1,4 @@
-"""vLLM's request extensions scripts send: min_tokens, return_token_ids, prompt_logprobs."""
+"""vLLM's request extensions scripts send: min_tokens, return_token_ids, prompt_logprobs, allowed_token_ids."""
 
 from __future__ import annotations
 
@@ -160,3 +160,42 @@ def test_continuous_usage_stats_count_only_the_tokens_sent(client):
         if chunk.choices and chunk.choices[0].delta.content:
             assert chunk.usage.completion_tokens > previous
         previous = chunk.usage.completion_tokens
+
+
+# -- allowed_token_ids ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_allowed_token_ids_are_the_only_tokens_generated(client, stream):
+    allowed = [42, 77, 300]
+    common = dict(model=MODEL_NAME, max_tokens=12, temperature=1.0, seed=7,
+                  extra_body={"allowed_token_ids": allowed, "return_token_ids": True, "ignore_eos": True})
+    chat = client.chat.completions.create(messages=USER, stream=stream, **common)
+    text = client.completions.create(prompt="Once upon a time", stream=stream, **common)
+    for answer in (chat, text):
+        if stream:
+            ids = [t for c in answer if c.choices for t in (c.choices[0].token_ids or [])]
+        else:
+            ids = answer.choices[0].token_ids
+        assert len(ids) == 12 and set(ids) <= set(allowed), ids
+    free = client.completions.create(prompt="Once upon a time", **{**common, "extra_body": {"return_token_ids": True,
+                                                                                             "ignore_eos": True}})
+    assert not set(free.choices[0].token_ids) <= set(allowed)  # (the check above can fail)
+
+
+@pytest.mark.parametrize(("allowed", "why"), [([], "at least one"), ([10**9], "outside the vocabulary"),
+                                              ([-1], "allowed_token_ids")])
+def test_bad_allowed_token_ids_are_400(client, allowed, why):
+    with pytest.raises(openai.BadRequestError) as err:
+        client.chat.completions.create(model=MODEL_NAME, messages=USER, max_tokens=2,
+                                       extra_body={"allowed_token_ids": allowed})
+    assert err.value.body["param"].startswith("allowed_token_ids") and why in err.value.body["message"]
+
+
+def test_allowed_token_ids_give_way_to_a_grammar_they_share_no_token_with(client):
+    """Within a constraint they narrow what it allows; where they share no token the constraint's choice stands
+    (never an engine failure)."""
+    reply = client.chat.completions.create(
+        model=MODEL_NAME, messages=USER, max_tokens=30, temperature=0,
+        extra_body={"allowed_token_ids": [42], "structured_outputs": {"choice": ["yes", "no"]}})
+    assert reply.choices[0].message.content in ("yes", "no")

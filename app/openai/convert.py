@@ -46,6 +46,7 @@ def sampling_params(req: s.SamplingFields, max_tokens: int | None, logprobs: int
         stop=stop,
         ignore_eos=req.ignore_eos,
         stop_token_ids=tuple(req.stop_token_ids or ()),
+        allowed_token_ids=_allowed_token_ids(req),
         skip_special_tokens=req.skip_special_tokens,
         logprobs=logprobs,
         logit_bias=logit_bias(req.logit_bias),
@@ -54,6 +55,14 @@ def sampling_params(req: s.SamplingFields, max_tokens: int | None, logprobs: int
         # (continuous usage counts the tokens as their ids arrive)
         return_token_ids=req.return_token_ids or continuous_usage(req),
     )
+
+
+def _allowed_token_ids(req: s.SamplingFields) -> tuple[int, ...]:
+    if req.allowed_token_ids is None:
+        return ()
+    if not req.allowed_token_ids:  # (as vLLM answers: an empty list would allow nothing)
+        raise InvalidRequest("allowed_token_ids must name at least one token.", param="allowed_token_ids")
+    return tuple(dict.fromkeys(req.allowed_token_ids))
 
 
 def _min_tokens(req: s.SamplingFields, max_tokens: int | None) -> int:

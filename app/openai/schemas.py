@@ -181,6 +181,7 @@ class SamplingFields(Struct):
     prompt_logprobs: int | None = None  # vLLM's: the prompt's tokens' logprobs, with this many alternatives
     min_tokens: Annotated[int, Meta(ge=0)] = 0  # vLLM's: no end-of-sequence or stop token before this many
     stop_token_ids: list[Annotated[int, Meta(ge=0)]] | None = None  # vLLM's: these tokens end the output too
+    allowed_token_ids: list[Annotated[int, Meta(ge=0)]] | None = None  # vLLM's: only these tokens may be generated
     skip_special_tokens: bool = True  # vLLM's: False keeps special tokens in the text
     # What the output must match (at most one of these and response_format; app/openai/constraints.py).
     response_format: ResponseFormatIn | None = None  # (completions too, as vLLM and SGLang take it)

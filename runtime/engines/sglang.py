@@ -177,6 +177,9 @@ def _json_or_text(value: str) -> Any:
 
 def sampling_params(params: SamplingParams, constraint: Constraint | None) -> dict[str, Any]:
     """The `sampling_params` dict (sglang/srt/sampling/sampling_params.py `SamplingParams`)."""
+    if params.allowed_token_ids:  # SGLang's SamplingParams has no such field (0.5.23): refused, never ignored
+        raise InvalidRequest("allowed_token_ids is not supported on the SGLang engine; use logit_bias, or a "
+                             "constraint (structured_outputs.choice, regex).", param="allowed_token_ids")
     out: dict[str, Any] = {
         # Omitted, SGLang would stop at 128 tokens; None runs to the context window (scheduler.py
         # `init_req_max_new_tokens`).

@@ -495,6 +495,12 @@ class CpuEngine:
         if params.logit_bias:  # after the mask, as SGLang adds it (a forbidden token stays forbidden)
             ids, biases = zip(*params.logit_bias)
             logits[list(ids)] += torch.tensor(biases, dtype=logits.dtype)
+        if params.allowed_token_ids:  # vLLM's: only these, within what the mask allows (else the mask's choice)
+            allowed = list(params.allowed_token_ids)
+            kept = logits[allowed]
+            if torch.isfinite(kept).any():
+                logits.fill_(float("-inf"))
+                logits[allowed] = kept
         forced = seq.thinking.forced() if seq.thinking is not None else None
         if forced is not None:  # the thinking budget is spent (or thinking must open): nothing else may come
             logits.fill_(float("-inf"))
