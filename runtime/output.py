@@ -38,6 +38,7 @@ from runtime.types import (
     ReasoningDelta,
     TextDelta,
     TokenIds,
+    TokenLogprob,
     Usage,
 )
 
@@ -50,6 +51,7 @@ class OutputSpec:
     text_stops: tuple[str, ...] = ()  # stop strings matched on the text outside calls
     json_text: bool = False  # escape raw control characters in JSON strings of the text
     reasoning: ReasoningPlan | None = None  # a reasoning model's request: thinking is split off first
+    tokens_as_ids: bool = False  # logprob entries name their token "token_id:<id>" (vLLM's return_tokens_as_token_ids)
 
 
 class OutputPipeline:
@@ -58,6 +60,7 @@ class OutputPipeline:
         self._stops = StopMatcher(spec.text_stops)
         self._escape = JsonStringEscaper() if spec.json_text else None
         self._splitter = spec.reasoning.splitter() if spec.reasoning is not None else None
+        self._tokens_as_ids = spec.tokens_as_ids
         self.stopped_by: str | None = None  # the stop string that matched
         self.finished = False
         self._tokens = 0  # generated tokens whose text has come in (the engine TextDeltas' `tokens`)
@@ -78,6 +81,8 @@ class OutputPipeline:
                 if self._splitter is None:
                     return self._answer(event.text)
                 return self._split(self._splitter.feed(event.text))
+            case Logprobs() | PromptLogprobs() if self._tokens_as_ids and not self.stopped:
+                return [replace(event, tokens=tuple(_named_by_id(t) for t in event.tokens))]
             case Logprobs() | PromptLogprobs() | TokenIds():  # not text: past the parser and stops as they are
                 return [] if self.stopped else [event]
             case Finished():
@@ -151,3 +156,9 @@ class OutputPipeline:
             if text:
                 out.append(TextDelta(text))
         return out
+
+
+def _named_by_id(entry: TokenLogprob) -> TokenLogprob:
+    """vLLM's return_tokens_as_token_ids: the entry and its alternatives named "token_id:<id>"."""
+    name = f"token_id:{entry.id}"
+    return replace(entry, token=name, data=name.encode(), top=tuple(_named_by_id(t) for t in entry.top))

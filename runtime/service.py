@@ -117,7 +117,8 @@ class GenerationService:
         if reasoning is not None:
             engine_request = replace(engine_request, constraint=with_reasoning(plan.constraint, reasoning),
                                      thinking=reasoning.control)
-        return PreparedRequest(engine_request, OutputSpec(plan.parser, text_stops, plan.json_text, reasoning))
+        return PreparedRequest(engine_request, OutputSpec(plan.parser, text_stops, plan.json_text, reasoning,
+                                                          tokens_as_ids=engine_request.sampling.tokens_as_ids))
 
     def _forcing_fits(self, request: ChatRequest, plan: ChatPlan, reasoning: ReasoningPlan) -> bool:
         """Whether the grammar accepts what the engine may force: think tags are free in every grammar
@@ -148,7 +149,8 @@ class GenerationService:
         scored = replace(request, prompt_logprobs=prompt_logprobs or prompt_top_logprobs is not None,
                          prompt_top_logprobs=prompt_top_logprobs)
         return PreparedRequest(scored, OutputSpec(text_stops=text_stops,
-                                                  json_text=text_schema(response_format) is not None))
+                                                  json_text=text_schema(response_format) is not None,
+                                                  tokens_as_ids=scored.sampling.tokens_as_ids))
 
     async def count_chat_tokens(self, request: ChatRequest) -> int:
         return len(await self.tokenize_chat(request))
@@ -195,6 +197,7 @@ class GenerationService:
         self._require_tokens((token_id for token_id, _ in sampling.logit_bias), "logit_bias")
         self._require_tokens(sampling.stop_token_ids, "stop_token_ids")
         self._require_tokens(sampling.allowed_token_ids, "allowed_token_ids")
+        self._require_tokens(sampling.logprob_token_ids, "logprob_token_ids")
         return EngineRequest(rid or uuid.uuid4().hex, tuple(ids), sampling, constraint, adapter=adapter,
                              text_per_token=text_per_token)
 

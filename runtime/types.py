@@ -86,6 +86,12 @@ class SamplingParams:
     skip_special_tokens: bool = True  # False where a tool format's markers are special tokens
     # Log-probabilities of each generated token and of this many most likely alternatives (0-20); None = off.
     logprobs: int | None = None
+    # vLLM's logprob_token_ids: with logprobs on, the alternatives are these tokens (and the sampled one)
+    # instead of the most likely ones.
+    logprob_token_ids: tuple[int, ...] = ()
+    # vLLM's return_tokens_as_token_ids: logprob entries name their token "token_id:<id>" (the output
+    # pipeline's, like `stop`; engines never read it).
+    tokens_as_ids: bool = False
     # (token id, bias) pairs added to the logits after penalties and the grammar's mask (OpenAI's logit_bias).
     logit_bias: tuple[tuple[int, float], ...] = ()
     return_token_ids: bool = False  # also TokenIds events: the generated tokens' ids (vLLM's return_token_ids)

@@ -436,11 +436,13 @@ def test_sampling_params_are_mapped_exactly(fake: ModuleType) -> None:
     }
 
 
-def test_allowed_token_ids_are_refused_not_ignored(fake: ModuleType) -> None:
-    """0.5.23's SamplingParams has no allowed_token_ids: a 400 naming it, never a generation that ignores it."""
+@pytest.mark.parametrize("field", ["allowed_token_ids", "logprob_token_ids"])
+def test_vllm_token_lists_sglang_lacks_are_refused_not_ignored(fake: ModuleType, field: str) -> None:
+    """0.5.23's SamplingParams has no allowed_token_ids (and our adapter does not wire its token_ids_logprob):
+    a 400 naming the field, never a generation that ignores it."""
     with pytest.raises(InvalidRequest) as refused:
-        sent(fake, request(SamplingParams(allowed_token_ids=(3, 4))))
-    assert refused.value.param == "allowed_token_ids"
+        sent(fake, request(SamplingParams(**{field: (3, 4)})))
+    assert refused.value.param == field
 
 
 @pytest.mark.parametrize("top", [0, 2])

@@ -1,4 +1,5 @@
-"""vLLM's request extensions scripts send: min_tokens, return_token_ids, prompt_logprobs, allowed_token_ids."""
+"""vLLM's request extensions scripts send: min_tokens, return_token_ids, prompt_logprobs, allowed_token_ids,
+logprob_token_ids, return_tokens_as_token_ids."""
 
 from __future__ import annotations
 
@@ -199,3 +200,42 @@ def test_allowed_token_ids_give_way_to_a_grammar_they_share_no_token_with(client
         model=MODEL_NAME, messages=USER, max_tokens=30, temperature=0,
         extra_body={"allowed_token_ids": [42], "structured_outputs": {"choice": ["yes", "no"]}})
     assert reply.choices[0].message.content in ("yes", "no")
+
+
+# -- logprob_token_ids, return_tokens_as_token_ids -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_logprob_token_ids_name_the_alternatives_and_tokens_come_as_ids(client, stream):
+    """As vLLM answers: the alternatives are the sampled token and the ones asked for (with or without
+    `logprobs`), every entry named "token_id:<id>"; chat and completions alike."""
+    extra = {"logprob_token_ids": [100, 200], "return_tokens_as_token_ids": True, "return_token_ids": True,
+             "ignore_eos": True}
+    text = client.completions.create(model=MODEL_NAME, prompt="Hello", max_tokens=4, temperature=0, logprobs=5,
+                                     stream=stream, extra_body=extra)
+    chat = client.chat.completions.create(model=MODEL_NAME, messages=USER, max_tokens=4, temperature=0,
+                                          stream=stream, extra_body=extra)  # (turns logprobs on by itself)
+    if stream:
+        text, chat = list(text), list(chat)
+        text_ids = [t for c in text if c.choices for t in (c.choices[0].token_ids or [])]
+        tokens = [t for c in text if c.choices and c.choices[0].logprobs for t in c.choices[0].logprobs.tokens]
+        tops = [d for c in text if c.choices and c.choices[0].logprobs for d in c.choices[0].logprobs.top_logprobs]
+        chat_ids = [t for c in chat if c.choices for t in (c.choices[0].token_ids or [])]
+        entries = [e for c in chat if c.choices and c.choices[0].logprobs for e in c.choices[0].logprobs.content]
+    else:
+        text_ids, chat_ids = text.choices[0].token_ids, chat.choices[0].token_ids
+        tokens, tops = text.choices[0].logprobs.tokens, text.choices[0].logprobs.top_logprobs
+        entries = chat.choices[0].logprobs.content
+    assert tokens == [f"token_id:{i}" for i in text_ids]
+    assert [set(top) for top in tops] == [{f"token_id:{i}", "token_id:100", "token_id:200"} for i in text_ids]
+    assert [e.token for e in entries] == [f"token_id:{i}" for i in chat_ids]
+    assert [{t.token for t in e.top_logprobs} for e in entries] == \
+        [{f"token_id:{i}", "token_id:100", "token_id:200"} for i in chat_ids]
+
+
+def test_bad_logprob_token_ids_are_400(client):
+    for ids, why in (([10**9], "outside the vocabulary"), (list(range(129)), "length")):
+        with pytest.raises(openai.BadRequestError) as err:
+            client.completions.create(model=MODEL_NAME, prompt="Hi", max_tokens=2,
+                                      extra_body={"logprob_token_ids": ids})
+        assert err.value.body["param"] == "logprob_token_ids" and why in err.value.body["message"]

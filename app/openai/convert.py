@@ -48,7 +48,10 @@ def sampling_params(req: s.SamplingFields, max_tokens: int | None, logprobs: int
         stop_token_ids=tuple(req.stop_token_ids or ()),
         allowed_token_ids=_allowed_token_ids(req),
         skip_special_tokens=req.skip_special_tokens,
-        logprobs=logprobs,
+        # (logprob_token_ids alone turn logprobs on, as on vLLM)
+        logprobs=0 if logprobs is None and req.logprob_token_ids else logprobs,
+        logprob_token_ids=tuple(dict.fromkeys(req.logprob_token_ids or ())),
+        tokens_as_ids=req.return_tokens_as_token_ids,
         logit_bias=logit_bias(req.logit_bias),
         unset=unset_fields(req, ("temperature", "top_p", "top_k", "min_p", "repetition_penalty"),
                            max_new_tokens=max_tokens),

@@ -182,6 +182,9 @@ class SamplingFields(Struct):
     min_tokens: Annotated[int, Meta(ge=0)] = 0  # vLLM's: no end-of-sequence or stop token before this many
     stop_token_ids: list[Annotated[int, Meta(ge=0)]] | None = None  # vLLM's: these tokens end the output too
     allowed_token_ids: list[Annotated[int, Meta(ge=0)]] | None = None  # vLLM's: only these tokens may be generated
+    # vLLM's: logprobs for exactly these tokens (and the sampled one) at each position, instead of the top ones
+    logprob_token_ids: Annotated[list[Annotated[int, Meta(ge=0)]], Meta(max_length=128)] | None = None
+    return_tokens_as_token_ids: bool = False  # vLLM's: logprobs name tokens "token_id:<id>"
     skip_special_tokens: bool = True  # vLLM's: False keeps special tokens in the text
     # What the output must match (at most one of these and response_format; app/openai/constraints.py).
     response_format: ResponseFormatIn | None = None  # (completions too, as vLLM and SGLang take it)

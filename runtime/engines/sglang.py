@@ -180,6 +180,9 @@ def sampling_params(params: SamplingParams, constraint: Constraint | None) -> di
     if params.allowed_token_ids:  # SGLang's SamplingParams has no such field (0.5.23): refused, never ignored
         raise InvalidRequest("allowed_token_ids is not supported on the SGLang engine; use logit_bias, or a "
                              "constraint (structured_outputs.choice, regex).", param="allowed_token_ids")
+    if params.logprob_token_ids:  # (SGLang's token_ids_logprob is not wired to our Logprobs yet)
+        raise InvalidRequest("logprob_token_ids is not supported on the SGLang engine yet; use top_logprobs.",
+                             param="logprob_token_ids")
     out: dict[str, Any] = {
         # Omitted, SGLang would stop at 128 tokens; None runs to the context window (scheduler.py
         # `init_req_max_new_tokens`).

@@ -518,7 +518,8 @@ class CpuEngine:
             seq.emit(TokenIds((token,)))
         if distribution is not None:
             assert params.logprobs is not None and self._grammars is not None
-            seq.emit(Logprobs((token_logprob(token, distribution, params.logprobs, self._grammars.decoded_vocab),)))
+            seq.emit(Logprobs((token_logprob(token, distribution, params.logprobs, self._grammars.decoded_vocab,
+                                             params.logprob_token_ids),)))
         if token in eos and not params.ignore_eos or (seq.mask is not None and seq.mask.terminated):
             self._finish(seq, FinishReason.STOP)
             return True

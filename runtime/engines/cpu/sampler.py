@@ -70,10 +70,14 @@ def log_distribution(logits: torch.Tensor, params: SamplingParams) -> torch.Tens
     return torch.log_softmax(logits if params.greedy else finite(logits / params.temperature), dim=-1)
 
 
-def token_logprob(token: int, distribution: torch.Tensor, top: int, vocab: list[bytes]) -> TokenLogprob:
-    """The chosen token's entry and the `top` most likely alternatives' (`vocab`: each token's bytes)."""
+def token_logprob(token: int, distribution: torch.Tensor, top: int, vocab: list[bytes],
+                  only: tuple[int, ...] = ()) -> TokenLogprob:
+    """The chosen token's entry and the `top` most likely alternatives' (`vocab`: each token's bytes); with
+    `only` (vLLM's logprob_token_ids), the alternatives are the chosen token and those instead."""
     alternatives: tuple[TokenLogprob, ...] = ()
-    if top:
+    if only:
+        alternatives = tuple(TokenLogprob.of(vocab, i, float(distribution[i])) for i in dict.fromkeys((token, *only)))
+    elif top:
         values, ids = torch.topk(distribution, min(top, distribution.shape[-1]))
         alternatives = tuple(TokenLogprob.of(vocab, i, v) for v, i in zip(values.tolist(), ids.tolist()))
     return TokenLogprob.of(vocab, token, float(distribution[token]), alternatives)
