@@ -185,6 +185,11 @@ def test_max_cpu_loras_evicts_the_least_recently_used_and_loads_it_back(tiny_mod
             assert held() == ["c"]
             both = await asyncio.gather(ids(engine, "a", "a3"), ids(engine, "b", "b3"))  # in use at once
             assert both == [first_a, first_b]
+            for _ in range(250):  # back under the cap once they are done
+                if len(held()) == 1:
+                    break
+                await asyncio.sleep(0.02)
+            assert len(held()) == 1 and list(engine._resident) == held()
             await engine.unload_adapter("a")  # evicted or not, unloading works
             with pytest.raises(NotFound):
                 await ids(engine, "a", "a4")

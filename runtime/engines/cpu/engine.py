@@ -125,6 +125,8 @@ class CpuEngine:
         # as vLLM's CPU LoRA cache and SGLang's max_loaded_loras do.
         self._resident: OrderedDict[str, None] = OrderedDict()
         self._adapter_updates: asyncio.Lock | None = None  # one load, unload or eviction at a time
+        self._unloading: set[str] = set()  # names whose unload waits for their running requests
+        self._tasks: set[asyncio.Task] = set()  # background adapter work (trims, loads whose requester left)
 
     # -- lifecycle -------------------------------------------------------------------------------------
 
@@ -154,6 +156,9 @@ class CpuEngine:
             self._model = AutoModelForCausalLM.from_pretrained(self._info.path, dtype=dtype).eval()
             if self._config.lora_adapters:
                 self._model = _with_peft_adapters(self._model, self._config.lora_adapters)
+                if self._config.max_cpu_loras is not None:
+                    log.warning("--max-cpu-loras does not apply on the transformers path: all %d adapters named "
+                                "at start stay loaded", len(self._config.lora_adapters))
         self._grammars = GrammarCache(self._info.tokenizer, self._info.vocab_size, self._info.eos_token_ids,
                                       timeout=self._config.grammar_timeout)
         self._utf8 = Utf8Guard(self._grammars.decoded_vocab, self._info.vocab_size, self._info.eos_token_ids)
@@ -214,8 +219,17 @@ class CpuEngine:
         if self._closed:  # closed while compiling: the worker is gone
             raise EngineUnavailable("The engine is shutting down.")
         self._check_adapter(request)  # (unloaded while compiling)
-        if request.adapter is not None and self._scheduler is not None:
-            await self._resident_adapter(request.adapter)  # (no await from here until the sequence is registered)
+        # An evicted adapter is loaded back first; again if another load evicted it before this request, not yet
+        # registered, resumed (from the last check to the registration below there is no await).
+        while request.adapter is not None and self._scheduler is not None and request.adapter not in self._resident:
+            if not await self._adapter_loaded_back(request):  # aborted while waiting for it
+                yield Finished(FinishReason.ABORT, Usage(len(request.input_ids), 0, 0))
+                return
+            if self._closed:  # closed meanwhile: the worker is gone
+                raise EngineUnavailable("The engine is shutting down.")
+            self._check_adapter(request)
+        if request.adapter in self._resident:
+            self._resident.move_to_end(request.adapter)
         seed = request.sampling.seed if request.sampling.seed is not None else secrets.randbits(63)
         seq = _Sequence(
             request=request,
@@ -242,6 +256,14 @@ class CpuEngine:
         finally:
             seq.aborted = True  # a consumer that stops listening (disconnect, cancel) frees the worker
             self._by_rid.pop(request.rid, None)
+            if self._over_cap() and not self._closed:  # held beyond the cap while in use: trim now
+                self._background(self._trim())
+
+    def _background(self, work: Any) -> None:
+        task = asyncio.ensure_future(work)
+        self._tasks.add(task)  # (a reference, so the task is not collected mid-way)
+        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(lambda t: t.cancelled() or t.exception())  # (its failure is logged where raised)
 
     async def _grammar(self, request: EngineRequest) -> Any:
         """The request's compiled grammar, or None if abort() came first (a compile can run for a minute)."""
@@ -274,6 +296,9 @@ class CpuEngine:
         async with self._updates():
             if adapter.name in self._adapters:
                 raise InvalidRequest(f"The LoRA adapter {adapter.name!r} is already loaded.", param="lora_name")
+            if adapter.name in self._unloading:
+                raise InvalidRequest(f"The LoRA adapter {adapter.name!r} is still being unloaded (its running "
+                                     "requests are finishing); load it again once that is done.", param="lora_name")
             try:
                 check_ranks([adapter], self._config.max_lora_rank)
                 weights = await asyncio.to_thread(self._model.load_adapter, adapter.name, adapter.path)
@@ -285,35 +310,60 @@ class CpuEngine:
             self._paths[adapter.name] = adapter.path
         log.info("CPU engine: LoRA adapter %s loaded from %s", adapter.name, adapter.path)
 
-    async def _resident_adapter(self, name: str) -> None:
-        """The adapter's weights in the scheduler (loaded back if evicted), marked most recently used. Its last
-        check and its return have no await between them, so the caller registers its sequence (which keeps the
-        adapter from eviction) before any eviction can look."""
-        if name in self._resident:
-            self._resident.move_to_end(name)
-            return
+    async def _adapter_loaded_back(self, request: EngineRequest) -> bool:
+        """Wait until the request's evicted adapter is loaded back (False: abort() came first). The loading runs
+        shielded: a request that goes away meanwhile leaves the weights and their bookkeeping consistent."""
+        assert request.adapter is not None
+        loading = asyncio.ensure_future(self._load_back(request.adapter))
+        stop = self._compiling[request.rid] = asyncio.Event()  # (abort() sets it, as for a grammar's wait)
+        stopped = asyncio.ensure_future(stop.wait())
+        try:
+            await asyncio.wait((loading, stopped), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopped.cancel()
+            self._compiling.pop(request.rid, None)
+            if not loading.done():
+                self._background(loading)  # (finishes on its own)
+        if not loading.done():
+            return False
+        loading.result()  # (its error, if any: NotFound if unloaded meanwhile, EngineFailure)
+        return True
+
+    async def _load_back(self, name: str) -> None:
         async with self._updates():
             if name not in self._adapters:
                 raise NotFound(f"The LoRA adapter {name!r} is not loaded.", param="model")
-            if name not in self._resident:
-                try:
-                    weights = await asyncio.to_thread(self._model.load_adapter, name, self._paths[name])
-                except Exception as exc:  # its files changed or went away since it was loaded
-                    log.exception("CPU engine: LoRA adapter %s could not be loaded back", name)
-                    raise EngineFailure(f"The LoRA adapter {name!r} could not be loaded back from its path: "
-                                        f"{exc}") from None
-                await self._hold_weights(name, weights)
-                log.info("CPU engine: LoRA adapter %s loaded back (--max-cpu-loras %s)", name,
-                         self._config.max_cpu_loras)
-            self._resident.move_to_end(name)
+            if name in self._resident:  # (another request loaded it back meanwhile)
+                return
+            try:
+                weights = await asyncio.to_thread(self._model.load_adapter, name, self._paths[name])
+            except Exception as exc:  # its files changed or went away since it was loaded
+                log.exception("CPU engine: LoRA adapter %s could not be loaded back", name)
+                raise EngineFailure(f"The LoRA adapter {name!r} could not be loaded back from its path: "
+                                    f"{exc}") from None
+            await self._hold_weights(name, weights)
+            log.info("CPU engine: LoRA adapter %s loaded back (--max-cpu-loras %s)", name, self._config.max_cpu_loras)
+
+    def _over_cap(self) -> bool:
+        return self._config.max_cpu_loras is not None and len(self._resident) > self._config.max_cpu_loras
+
+    async def _trim(self) -> None:
+        async with self._updates():
+            await self._evict_over_cap(keep=None)
 
     async def _hold_weights(self, name: str, weights: Any) -> None:
         """Give the scheduler an adapter's weights, then evict the least recently used adapters nobody is using
         until at most --max-cpu-loras are held (under the updates lock)."""
-        await self._on_worker(lambda: self._scheduler.adapters.__setitem__(name, weights))
+        # Marked held before the hand-off: the worker takes its inbox in order, so a sequence queued after
+        # this task finds the weights, and a caller cancelled while waiting leaves the bookkeeping right.
         self._resident[name] = None
+        self._resident.move_to_end(name)
+        await self._on_worker(lambda: self._scheduler.adapters.__setitem__(name, weights))
+        await self._evict_over_cap(keep=name)
+
+    async def _evict_over_cap(self, keep: str | None) -> None:
         cap = self._config.max_cpu_loras
-        tried: set[str] = {name}
+        tried: set[str] = {keep} if keep is not None else set()
         while cap is not None and len(self._resident) > cap:
             in_use = {seq.request.adapter for seq in self._by_rid.values()}
             victim = next((n for n in self._resident if n not in tried and n not in in_use), None)
@@ -341,10 +391,16 @@ class CpuEngine:
             self._adapters.discard(name)
             self._paths.pop(name, None)
             self._resident.pop(name, None)
+            self._unloading.add(name)  # (a load of this name waits for the end: no reuse of its old prefixes)
+        try:
+            # Its running requests finish without the lock, so other adapters load (back) meanwhile.
             while any(seq.request.adapter == name for seq in self._by_rid.values()):
                 await asyncio.sleep(0.02)
-            while not await self._on_worker(lambda: self._drop_adapter_if_unused(name)):
-                await asyncio.sleep(0.02)
+            async with self._updates():
+                while not await self._on_worker(lambda: self._drop_adapter_if_unused(name)):
+                    await asyncio.sleep(0.02)
+        finally:
+            self._unloading.discard(name)
         log.info("CPU engine: LoRA adapter %s unloaded", name)
 
     def _drop_adapter_if_unused(self, name: str) -> bool:
