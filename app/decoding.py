@@ -17,32 +17,27 @@ _MISSING = re.compile(r"missing required field `(?P<field>[^`]+)`")
 
 # A bound a value broke, named as pydantic names it: vLLM's and SGLang's 400s carry these names ("[type=
 # less_than_equal, ...]"), and scripts written against them look for them.
-_BOUND_KINDS = ((re.compile(r"^Expected `(str)` of length >= "), "too_short"),
-                (re.compile(r"^Expected `(str)` of length <= "), "too_long"),
-                (re.compile(r"^Expected `[^`]+` of length >= "), "too_short"),
-                (re.compile(r"^Expected `[^`]+` of length <= "), "too_long"),
-                (re.compile(r"^Expected `[^`]+` >= "), "greater_than_equal"),
-                (re.compile(r"^Expected `[^`]+` <= "), "less_than_equal"),
-                (re.compile(r"^Expected `[^`]+` > "), "greater_than"),
-                (re.compile(r"^Expected `[^`]+` < "), "less_than"),
-                (re.compile(r"^Expected `[^`]+` that's a multiple of "), "multiple_of"))
+_BOUND = re.compile(r"^Expected `(?P<type>[^`]+)` (?P<bound>of length >=|of length <=|>=|<=|>|<|that's a multiple of) ")
+_BOUND_KINDS = {"of length >=": "too_short", "of length <=": "too_long", ">=": "greater_than_equal",
+                "<=": "less_than_equal", ">": "greater_than", "<": "less_than", "that's a multiple of": "multiple_of"}
 
 
 def with_bound_kind(message: str) -> str:
     """'Expected `int` <= 5 - at `$.n`' -> the same with ' [type=less_than_equal]' (other messages as they are);
     a string's length bounds are pydantic's string_too_short / string_too_long."""
-    for pattern, kind in _BOUND_KINDS:
-        match = pattern.match(message)
-        if match:
-            return f"{message} [type={'string_' if match.groups() else ''}{kind}]"
-    return message
+    match = _BOUND.match(message)
+    if match is None:
+        return message
+    string = match["type"] == "str" and match["bound"].startswith("of length")
+    return f"{message} [type={'string_' if string else ''}{_BOUND_KINDS[match['bound']]}]"
 
 
 def decode(decoder: msgspec.json.Decoder[T], body: bytes) -> T:
     try:
         return decoder.decode(body)
     except msgspec.ValidationError as exc:
-        raise InvalidRequest(f"Invalid request: {with_bound_kind(str(exc))}", param=error_param(str(exc))) from None
+        message = str(exc)
+        raise InvalidRequest(f"Invalid request: {with_bound_kind(message)}", param=error_param(message)) from None
     except msgspec.DecodeError as exc:
         raise InvalidRequest(f"The request body is not valid JSON: {exc}") from None
     except RecursionError:

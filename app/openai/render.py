@@ -251,7 +251,8 @@ class ChatChunks(_Chunks):
         return self._chunk(index, s.ChatDelta(role="assistant", content=""), with_logprobs=False)
 
     def event(self, index: int, event: ChatEvent) -> bytes:
-        held = b"" if isinstance(event, ChatFinished) else self.flush()  # (a held chunk goes out before others)
+        # Whatever writes a chunk (_chunk, _role, _hold) sends a held one first; an event that writes none
+        # sends it too, so a token's logprobs or ids never ride on the chunk of the text before it.
         match event:
             case Logprobs():
                 self.pending.setdefault(index, []).extend(event.tokens)
@@ -259,20 +260,19 @@ class ChatChunks(_Chunks):
                 self.count(event, index)
             case TextDelta():
                 role = self._role(index) if index not in self.started else b""
-                return held + role + self._hold(index, self._build(index, s.ChatDelta(content=event.text)))
+                return role + self._hold(index, self._build(index, s.ChatDelta(content=event.text)))
             case ReasoningDelta():  # under both names clients read (SGLang's, vLLM's)
                 role = self._role(index) if index not in self.started else b""
-                return held + role + self._chunk(index, s.ChatDelta(reasoning_content=event.text,
-                                                                    reasoning=event.text))
+                return role + self._chunk(index, s.ChatDelta(reasoning_content=event.text, reasoning=event.text))
             case ToolCallStart():
                 call = s.ToolCallDelta(event.index, event.id, "function", s.FunctionDelta(event.name, ""))
                 if index not in self.started:  # role and call in one delta, as OpenAI sends them
                     self.started.add(index)
-                    return held + self._chunk(index, s.ChatDelta(role="assistant", content=None, tool_calls=[call]))
-                return held + self._chunk(index, s.ChatDelta(tool_calls=[call]))
+                    return self._chunk(index, s.ChatDelta(role="assistant", content=None, tool_calls=[call]))
+                return self._chunk(index, s.ChatDelta(tool_calls=[call]))
             case ToolCallArgs():
                 call = s.ToolCallDelta(event.index, function=s.FunctionDelta(arguments=event.fragment))
-                return held + self._hold(index, self._build(index, s.ChatDelta(tool_calls=[call])))
+                return self._hold(index, self._build(index, s.ChatDelta(tool_calls=[call])))
             case ChatFinished():
                 self.usages.append(event.usage)
                 joined = self._finish_held(index, event.reason.value)
@@ -280,7 +280,7 @@ class ChatChunks(_Chunks):
                     return joined
                 role = self._role(index) if index not in self.started else b""
                 return role + self._chunk(index, s.ChatDelta(), event.reason.value)
-        return held
+        return self.flush()
 
     def end(self) -> bytes:
         if not self.include_usage:
@@ -332,11 +332,11 @@ class CompletionChunks(_Chunks):
             joined = self._finish_held(index, event.reason.value)
             if joined is not None:
                 return joined
-        held = self.flush()
         if isinstance(event, PromptLogprobs):  # comes first: the echo goes out with it
             self.pending[index] = list(event.tokens)
-            return held + self._echo(index, prompt=True)
-        out = held + (self._echo(index) if self.echo is not None and index not in self.echoed else b"")
+            return self._echo(index, prompt=True)
+        # (the echo, like every chunk written, sends a held one first; without one, the held one goes now)
+        out = self._echo(index) if self.echo is not None and index not in self.echoed else self.flush()
         if isinstance(event, Logprobs):
             self.pending.setdefault(index, []).extend(event.tokens)
         elif isinstance(event, TokenIds):

@@ -113,13 +113,13 @@ class CpuEngine:
         self._inbox: queue.SimpleQueue[_Sequence | WorkerTask | None] = queue.SimpleQueue()
         self.outbox = Outbox()  # the worker's events to the loop (held per step by the scheduler)
         self._by_rid: dict[str, _Sequence] = {}
-        self._compiling: dict[str, asyncio.Event] = {}  # requests waiting for their grammar: set to abort
+        self._waiting: dict[str, asyncio.Event] = {}  # requests waiting for a grammar or an adapter: set to abort
         self._worker: threading.Thread | None = None
         self._scheduler: Any = None  # a BatchScheduler when our model code runs this architecture
         self._closed = False
         self.running = 0  # sequences the worker is stepping (read by tests and stats)
-        self._adapters = {a.name for a in config.lora_adapters}  # what requests may name now
-        self._paths = {a.name: a.path for a in config.lora_adapters}  # where each one's weights are read from
+        # What requests may name now, and where each one's weights are read from (to load it back).
+        self._adapters = {a.name: a.path for a in config.lora_adapters}
         # Those whose weights the scheduler holds, least recently used first: at most --max-cpu-loras of them
         # (more only while that many are in use at once); the others are loaded back when a request names one,
         # as vLLM's CPU LoRA cache and SGLang's max_loaded_loras do.
@@ -193,7 +193,7 @@ class CpuEngine:
         self._closed = True
         for seq in list(self._by_rid.values()):
             seq.aborted = True
-        for stop in list(self._compiling.values()):
+        for stop in list(self._waiting.values()):
             stop.set()
         self._inbox.put(None)
         if self._worker is not None:
@@ -269,16 +269,23 @@ class CpuEngine:
         """The request's compiled grammar, or None if abort() came first (a compile can run for a minute)."""
         assert self._grammars is not None and request.constraint is not None
         compiling = asyncio.ensure_future(self._grammars.get(request.constraint))
-        stop = self._compiling[request.rid] = asyncio.Event()
-        stopped = asyncio.ensure_future(stop.wait())
         try:
-            await asyncio.wait((compiling, stopped), return_when=asyncio.FIRST_COMPLETED)
+            await self._unless_aborted(request.rid, compiling)
         finally:
-            stopped.cancel()
-            self._compiling.pop(request.rid, None)
             if not compiling.done():
                 compiling.cancel()  # this request's wait only: the compile goes on for the cache
         return compiling.result() if compiling.done() and not compiling.cancelled() else None
+
+    async def _unless_aborted(self, rid: str, work: asyncio.Future) -> bool:
+        """Wait until `work` is done (True) or abort(rid) comes first (False); `work` is left as it is."""
+        stop = self._waiting[rid] = asyncio.Event()
+        stopped = asyncio.ensure_future(stop.wait())
+        try:
+            await asyncio.wait((work, stopped), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopped.cancel()
+            self._waiting.pop(rid, None)
+        return work.done()
 
     def _check_adapter(self, request: EngineRequest) -> None:
         if request.adapter is not None and request.adapter not in self._adapters:
@@ -306,8 +313,7 @@ class CpuEngine:
                 raise InvalidRequest(f"The LoRA adapter {adapter.name!r} cannot be loaded: {exc}",
                                      param="lora_path") from None
             await self._hold_weights(adapter.name, weights)
-            self._adapters.add(adapter.name)
-            self._paths[adapter.name] = adapter.path
+            self._adapters[adapter.name] = adapter.path
         log.info("CPU engine: LoRA adapter %s loaded from %s", adapter.name, adapter.path)
 
     async def _adapter_loaded_back(self, request: EngineRequest) -> bool:
@@ -315,17 +321,12 @@ class CpuEngine:
         shielded: a request that goes away meanwhile leaves the weights and their bookkeeping consistent."""
         assert request.adapter is not None
         loading = asyncio.ensure_future(self._load_back(request.adapter))
-        stop = self._compiling[request.rid] = asyncio.Event()  # (abort() sets it, as for a grammar's wait)
-        stopped = asyncio.ensure_future(stop.wait())
         try:
-            await asyncio.wait((loading, stopped), return_when=asyncio.FIRST_COMPLETED)
+            if not await self._unless_aborted(request.rid, loading):
+                return False
         finally:
-            stopped.cancel()
-            self._compiling.pop(request.rid, None)
             if not loading.done():
                 self._background(loading)  # (finishes on its own)
-        if not loading.done():
-            return False
         loading.result()  # (its error, if any: NotFound if unloaded meanwhile, EngineFailure)
         return True
 
@@ -336,7 +337,7 @@ class CpuEngine:
             if name in self._resident:  # (another request loaded it back meanwhile)
                 return
             try:
-                weights = await asyncio.to_thread(self._model.load_adapter, name, self._paths[name])
+                weights = await asyncio.to_thread(self._model.load_adapter, name, self._adapters[name])
             except Exception as exc:  # its files changed or went away since it was loaded
                 log.exception("CPU engine: LoRA adapter %s could not be loaded back", name)
                 raise EngineFailure(f"The LoRA adapter {name!r} could not be loaded back from its path: "
@@ -364,7 +365,7 @@ class CpuEngine:
     async def _evict_over_cap(self, keep: str | None) -> None:
         cap = self._config.max_cpu_loras
         tried: set[str] = {keep} if keep is not None else set()
-        while cap is not None and len(self._resident) > cap:
+        while self._over_cap():
             in_use = {seq.request.adapter for seq in self._by_rid.values()}
             victim = next((n for n in self._resident if n not in tried and n not in in_use), None)
             if victim is None:  # every other one is in use: held beyond the cap until one is free
@@ -388,8 +389,7 @@ class CpuEngine:
         async with self._updates():
             if name not in self._adapters:
                 raise NotFound(f"The LoRA adapter {name!r} is not loaded.", param="lora_name")
-            self._adapters.discard(name)
-            self._paths.pop(name, None)
+            del self._adapters[name]
             self._resident.pop(name, None)
             self._unloading.add(name)  # (a load of this name waits for the end: no reuse of its old prefixes)
         try:
@@ -427,8 +427,8 @@ class CpuEngine:
         return await task.future
 
     async def abort(self, rid: str) -> None:
-        if rid in self._compiling:
-            self._compiling[rid].set()
+        if rid in self._waiting:
+            self._waiting[rid].set()
         seq = self._by_rid.get(rid)
         if seq is not None:
             seq.aborted = True
