@@ -436,13 +436,46 @@ def test_sampling_params_are_mapped_exactly(fake: ModuleType) -> None:
     }
 
 
-@pytest.mark.parametrize("field", ["allowed_token_ids", "logprob_token_ids"])
-def test_vllm_token_lists_sglang_lacks_are_refused_not_ignored(fake: ModuleType, field: str) -> None:
-    """0.5.23's SamplingParams has no allowed_token_ids (and our adapter does not wire its token_ids_logprob):
-    a 400 naming the field, never a generation that ignores it."""
+def test_allowed_token_ids_which_sglang_lacks_are_refused_not_ignored(fake: ModuleType) -> None:
+    """0.5.23's SamplingParams has no allowed_token_ids: a 400 naming the field, never a generation that ignores it."""
     with pytest.raises(InvalidRequest) as refused:
-        sent(fake, request(SamplingParams(**{field: (3, 4)})))
-    assert refused.value.param == field
+        sent(fake, request(SamplingParams(allowed_token_ids=(3, 4))))
+    assert refused.value.param == "allowed_token_ids"
+
+
+@pytest.mark.parametrize("prompt_top", [None, 2])
+def test_logprob_token_ids_become_token_ids_logprob_and_name_the_alternatives(
+        fake: ModuleType, tiny_model_dir: Path, prompt_top: int | None) -> None:
+    """vLLM's logprob_token_ids on SGLang: its token_ids_logprob, no top-k for the output (the prompt's keep theirs);
+    each entry's alternatives are the sampled token, then the named ids in their order, as on the CPU engine."""
+    from runtime.model import load_model_info
+
+    model = load_model_info(str(tiny_model_dir))
+
+    async def scenario() -> tuple[list[EngineEvent], dict[str, Any]]:
+        engine = SglangEngine(CONFIG, model)
+        await engine.start()
+        fake.control.scripts.append(fake.Script(texts=["a", "ab"], finish=fake.length(2)))
+        try:
+            sampling = SamplingParams(logprobs=5, max_new_tokens=2, logprob_token_ids=(30, 1001, 40))
+            req = EngineRequest(uuid.uuid4().hex, (50, 60, 70), sampling, prompt_logprobs=prompt_top is not None,
+                                prompt_top_logprobs=prompt_top)
+            return await collect(engine, req), fake.control.engines[-1].calls[-1]
+        finally:
+            await engine.close()
+
+    events, call = asyncio.run(scenario())
+    assert call["return_logprob"] is True and call["token_ids_logprob"] == [30, 1001, 40]
+    assert call["top_logprobs_num"] == (prompt_top or 0)
+    vocab = list(__import__("xgrammar").TokenizerInfo.from_huggingface(model.tokenizer,
+                                                                       vocab_size=model.vocab_size).decoded_vocab)
+    entries = [t for e in events if isinstance(e, Logprobs) for t in e.tokens]
+    assert [[(a.data, a.logprob) for a in t.top] for t in entries] == [
+        [(vocab[1000], -0.25), (vocab[30], -3.0), (vocab[1001], -4.0), (vocab[40], -5.0)],
+        [(vocab[1001], -0.5), (vocab[30], -3.0), (vocab[40], -5.0)],  # the sampled one is named: listed once
+    ]
+    if prompt_top is not None:
+        assert [len(t.top) for t in events[0].tokens] == [0, 2, 2]
 
 
 @pytest.mark.parametrize("top", [0, 2])

@@ -117,6 +117,8 @@ class _MetaInfo(TypedDict, total=False):
     # per position a list of such tuples (None where there are none). Like `text`, these lists are cumulative.
     output_token_logprobs: list[tuple[float, int, str | None]]
     output_top_logprobs: list[list[tuple[float, int, str | None]] | None]
+    # With token_ids_logprob: per position the logprob of each of those ids, in their order (None where none).
+    output_token_ids_logprobs: list[list[tuple[float, int, str | None]] | None]
     # With logprob_start_len 0: the prompt's, the first token's logprob None; sent once prefill is done.
     input_token_logprobs: list[tuple[float | None, int, str | None]]
     input_top_logprobs: list[list[tuple[float, int, str | None]] | None]
@@ -180,9 +182,6 @@ def sampling_params(params: SamplingParams, constraint: Constraint | None) -> di
     if params.allowed_token_ids:  # SGLang's SamplingParams has no such field (0.5.23): refused, never ignored
         raise InvalidRequest("allowed_token_ids is not supported on the SGLang engine; use logit_bias, or a "
                              "constraint (structured_outputs.choice, regex).", param="allowed_token_ids")
-    if params.logprob_token_ids:  # (SGLang's token_ids_logprob is not wired to our Logprobs yet)
-        raise InvalidRequest("logprob_token_ids is not supported on the SGLang engine yet; use top_logprobs.",
-                             param="logprob_token_ids")
     out: dict[str, Any] = {
         # Omitted, SGLang would stop at 128 tokens; None runs to the context window (scheduler.py
         # `init_req_max_new_tokens`).
@@ -245,10 +244,15 @@ def logprob_args(request: EngineRequest) -> dict[str, Any]:
     if request.sampling.logprobs is None and not request.prompt_logprobs:
         return {}
     # One count for the prompt's and the output's alternatives in SGLang: the larger; _NewLogprobs cuts the output's.
-    top = request.sampling.logprobs or 0
+    # vLLM's logprob_token_ids name the output's alternatives instead: SGLang's token_ids_logprob, each position's
+    # logprob of exactly those ids (the prompt's alternatives stay its top ones, as on the CPU engine).
+    only = request.sampling.logprob_token_ids
+    top = 0 if only else request.sampling.logprobs or 0
     if request.prompt_logprobs and request.prompt_top_logprobs is not None:
         top = max(top, request.prompt_top_logprobs)
     args: dict[str, Any] = {"return_logprob": True, "top_logprobs_num": top}
+    if only:
+        args["token_ids_logprob"] = list(only)
     if request.prompt_logprobs:
         args["logprob_start_len"] = 0
     return args
@@ -277,14 +281,19 @@ def _entry(vocab: list[bytes], token_id: int, logprob: float, tops: list[Any], p
 class _NewLogprobs:
     """SGLang's meta_info lists every output token's logprob so far; we emit the entries not yet sent."""
 
-    def __init__(self, vocab: list[bytes], top: int) -> None:
+    def __init__(self, vocab: list[bytes], top: int, only: tuple[int, ...] = ()) -> None:
         self._vocab = vocab
         self._top = top  # alternatives asked for (SGLang may send more: logprob_args)
+        self._only = bool(only)  # the alternatives are the chosen token and these ids (token_ids_logprob)
         self._sent = 0
 
     def take(self, meta: _MetaInfo) -> Logprobs | None:
         chosen = meta.get("output_token_logprobs") or []
-        tops = [t[: self._top] if t else t for t in meta.get("output_top_logprobs") or []]
+        if self._only:  # the chosen token first, then the named ids in their order (sampler.py `token_logprob`)
+            tops = [[(lp, t, None)] + [row for row in named or () if row[1] != t]
+                    for (lp, t, _), named in zip(chosen, meta.get("output_token_ids_logprobs") or [])]
+        else:
+            tops = [t[: self._top] if t else t for t in meta.get("output_top_logprobs") or []]
         entries = [_entry(self._vocab, chosen[i][1], chosen[i][0], tops, i) for i in range(self._sent, len(chosen))]
         self._sent = max(self._sent, len(chosen))
         return Logprobs(tuple(entries)) if entries else None
@@ -516,7 +525,8 @@ class SglangEngine:
             wants_logprobs = request.sampling.logprobs is not None or request.prompt_logprobs
             vocab = await self._vocabulary() if wants_logprobs else []
             asked = request.sampling.logprobs
-            logprobs = _NewLogprobs(vocab, asked) if asked is not None else None
+            logprobs = (_NewLogprobs(vocab, asked, request.sampling.logprob_token_ids) if asked is not None
+                        else None)
             prompt_pending = request.prompt_logprobs
             ids = _NewIds() if request.sampling.return_token_ids else None
             in_order = _TokenOrder()

@@ -248,8 +248,9 @@ def _run_processor(obj: dict[str, Any], script: Script, output_ids: list[int]) -
 class _Logprobs:
     """`add_logprob_to_meta_info` (tokenizer_manager.py) with return_logprob: cumulative lists of (logprob,
     token_id, text) per output token, text None (async_generate has no return_text_in_logprobs); with
-    top_logprobs_num > 0, each position's alternatives, most likely first. The fake's values: the chosen token
-    -0.25 per step further down, its alternatives token ids 10, 11, ... at -1, -2, ..."""
+    top_logprobs_num > 0, each position's alternatives, most likely first; with token_ids_logprob, each position's
+    logprob of each of those ids, in their order. The fake's values: the chosen token -0.25 per step further down,
+    its alternatives token ids 10, 11, ... at -1, -2, ...; the named ids -3, -4, ... (the chosen one at its own)."""
 
     def __init__(self, obj: dict[str, Any]) -> None:
         self.wanted = bool(obj.get("return_logprob"))
@@ -263,13 +264,19 @@ class _Logprobs:
             self.prompt = [(None if i == 0 else -0.5, t, None) for i, t in enumerate(ids)]
             self.prompt_tops = [None] + [[(-1.0 - k, 10 + k, None) for k in range(self.top)] or None
                                          for _ in ids[1:]]
+        self.named: list[int] | None = obj.get("token_ids_logprob") or None
         self.chosen: list[tuple[float, int, None]] = []
         self.tops: list[list[tuple[float, int, None]] | None] = []
+        self.named_rows: list[list[tuple[float, int, None]] | None] = []
 
     def add(self, token_id: int) -> None:
         if self.wanted:
-            self.chosen.append((-0.25 * (len(self.chosen) + 1), token_id, None))
+            logprob = -0.25 * (len(self.chosen) + 1)
+            self.chosen.append((logprob, token_id, None))
             self.tops.append([(-1.0 - k, 10 + k, None) for k in range(self.top)] or None)
+            if self.named is not None:
+                self.named_rows.append([(logprob if t == token_id else -3.0 - k, t, None)
+                                        for k, t in enumerate(self.named)])
 
     def into(self, chunk: dict[str, Any]) -> dict[str, Any]:
         if self.wanted:
@@ -280,6 +287,9 @@ class _Logprobs:
             if self.top:
                 meta["input_top_logprobs"] = self.prompt_tops
                 meta["output_top_logprobs"] = self.tops
+            if self.named is not None:
+                meta["input_token_ids_logprobs"] = []  # (the prompt's: not modelled, we do not read them)
+                meta["output_token_ids_logprobs"] = self.named_rows
         return chunk
 
 
@@ -338,6 +348,7 @@ class Engine:
         return_logprob: bool = False,
         logprob_start_len: int | None = None,
         top_logprobs_num: int | None = None,
+        token_ids_logprob: list[list[int]] | list[int] | None = None,
         *,
         stream: bool = False,
         rid: str | None = None,
@@ -347,7 +358,8 @@ class Engine:
         assert stream, "the fake models streaming only"
         call = {"input_ids": input_ids, "sampling_params": sampling_params, "rid": rid, "stream": stream,
                 "return_logprob": return_logprob, "logprob_start_len": logprob_start_len,
-                "top_logprobs_num": top_logprobs_num, "custom_logit_processor": custom_logit_processor,
+                "top_logprobs_num": top_logprobs_num, "token_ids_logprob": token_ids_logprob,
+                "custom_logit_processor": custom_logit_processor,
                 "lora_path": lora_path}
         self.calls.append(call)
         script = control.scripts.popleft() if control.scripts else Script()
