@@ -31,6 +31,7 @@ from runtime.types import (
     Constraint,
     ConstraintKind,
     EngineRequest,
+    PromptTruncation,
     ResponseFormat,
     SamplingParams,
     ToolChoiceMode,
@@ -103,6 +104,7 @@ class GenerationService:
         # Planning (a schema relaxation per tool) and rendering take time proportional to the request: in a
         # worker thread, off the event loop.
         plan, input_ids, reasoning = await asyncio.to_thread(self._plan_and_render, request)
+        input_ids = self._truncate(input_ids, request.truncation)
         sampling = self._budget(len(input_ids), request.sampling, clamp=request.clamp_max_tokens)
         text_stops, sampling = _stops_to_the_pipeline(sampling)
         if plan.keep_special_tokens or (reasoning is not None and self.reasoning is not None
@@ -133,7 +135,8 @@ class GenerationService:
     async def prepare_completion(self, prompt: str | list[int], sampling: SamplingParams, *,
                                  prompt_logprobs: bool = False, prompt_top_logprobs: int | None = None,
                                  rid: str | None = None, adapter: str | None = None,
-                                 response_format: ResponseFormat = ResponseFormat()) -> PreparedRequest:
+                                 response_format: ResponseFormat = ResponseFormat(),
+                                 truncation: PromptTruncation | None = None) -> PreparedRequest:
         """`prompt_logprobs`: score the prompt too, with `prompt_top_logprobs` alternatives per position (None:
         as many as the output's; set, it asks for the prompt's scores by itself)."""
         sampling = self.sampling_defaults.apply(sampling)
@@ -142,6 +145,7 @@ class GenerationService:
             self._require_tokens(ids, "prompt")
         else:  # a raw prompt gets the tokenizer's BOS, as base models expect (chat templates write their own)
             ids = await asyncio.to_thread(self.template.encode, prompt, add_special_tokens=True)
+        ids = self._truncate(ids, truncation)
         constraint = text_constraint(response_format)
         text_stops, sampling = _stops_to_the_pipeline(sampling)
         request = self._engine_request(ids, self._budget(len(ids), sampling), constraint, rid, adapter,
@@ -200,6 +204,23 @@ class GenerationService:
         self._require_tokens(sampling.logprob_token_ids, "logprob_token_ids")
         return EngineRequest(rid or uuid.uuid4().hex, tuple(ids), sampling, constraint, adapter=adapter,
                              text_per_token=text_per_token)
+
+    def _truncate(self, ids: list[int], truncation: PromptTruncation | None) -> list[int]:
+        """vLLM's truncate_prompt_tokens, on the prompt's tokens as the engine would get them (a chat request's
+        rendered by its template), before the window check."""
+        if truncation is None:
+            return ids
+        window = self.context_length
+        if truncation.keep > window:  # (vLLM's words)
+            raise InvalidRequest(f"truncate_prompt_tokens={truncation.keep} cannot be greater than max_model_len = "
+                                 f"{window}. Please request a smaller truncation size.", param="truncate_prompt_tokens")
+        keep = window - 1 if truncation.keep == -1 else truncation.keep
+        if keep == 0:
+            raise InvalidRequest("truncate_prompt_tokens=0 leaves no prompt; keep at least one token (or -1: as many "
+                                 "as the window allows).", param="truncate_prompt_tokens")
+        if len(ids) <= keep:
+            return ids
+        return ids[-keep:] if truncation.side == "left" else ids[:keep]
 
     def _budget(self, prompt_tokens: int, sampling: SamplingParams, *, clamp: bool = False) -> SamplingParams:
         """Fit the output into the context window: reject what cannot fit, fill in an absent max."""

@@ -158,6 +158,16 @@ class TemplateOptions:
 
 
 @dataclass(frozen=True, slots=True)
+class PromptTruncation:
+    """vLLM's truncate_prompt_tokens: keep this many of the prompt's tokens (-1: as many as the window allows with
+    one token of room for output), the last ones ("left": cut from the start, vLLM's default for generation) or
+    the first ("right")."""
+
+    keep: int
+    side: Literal["left", "right"] = "left"
+
+
+@dataclass(frozen=True, slots=True)
 class ChatRequest:
     messages: tuple[Message, ...]
     sampling: SamplingParams = field(default_factory=SamplingParams)
@@ -170,6 +180,7 @@ class ChatRequest:
     # Clamp max_new_tokens to what the window leaves instead of rejecting (Anthropic's behaviour).
     clamp_max_tokens: bool = False
     reasoning: ReasoningOptions = field(default_factory=ReasoningOptions)
+    truncation: PromptTruncation | None = None  # of the rendered prompt's tokens
 
     def __post_init__(self) -> None:
         """The checks on tools every dialect needs, made once here: unique names (calls are routed by name)

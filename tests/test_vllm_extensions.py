@@ -1,5 +1,5 @@
 """vLLM's request extensions scripts send: min_tokens, return_token_ids, prompt_logprobs, allowed_token_ids,
-logprob_token_ids, return_tokens_as_token_ids."""
+logprob_token_ids, return_tokens_as_token_ids, truncate_prompt_tokens."""
 
 from __future__ import annotations
 
@@ -239,3 +239,68 @@ def test_bad_logprob_token_ids_are_400(client):
             client.completions.create(model=MODEL_NAME, prompt="Hi", max_tokens=2,
                                       extra_body={"logprob_token_ids": ids})
         assert err.value.body["param"] == "logprob_token_ids" and why in err.value.body["message"]
+
+
+# -- truncate_prompt_tokens, truncation_side ---------------------------------------------------------------------
+
+
+def test_truncate_prompt_tokens_keeps_the_last_tokens_unless_the_side_is_right(client):
+    """As vLLM: the last k of the prompt's tokens by default ("left" cuts from the start), the first k with
+    "right"; a token-id prompt and a text prompt alike; a prompt already short enough is left as it is."""
+    ids = list(range(100, 108))
+
+    def sent(prompt, **extra) -> list[int]:
+        reply = client.completions.create(model=MODEL_NAME, prompt=prompt, max_tokens=1, temperature=0,
+                                          extra_body={"return_token_ids": True, **extra})
+        assert reply.usage.prompt_tokens == len(reply.choices[0].prompt_token_ids)
+        return reply.choices[0].prompt_token_ids
+
+    assert sent(ids, truncate_prompt_tokens=3) == ids[-3:]
+    assert sent(ids, truncate_prompt_tokens=3, truncation_side="left") == ids[-3:]
+    assert sent(ids, truncate_prompt_tokens=3, truncation_side="right") == ids[:3]
+    assert sent(ids, truncate_prompt_tokens=50) == ids
+    assert sent(ids, truncation_side="right") == ids  # the side alone changes nothing
+    whole = sent("one two three four five six seven eight nine ten")
+    assert sent("one two three four five six seven eight nine ten", truncate_prompt_tokens=4) == whole[-4:]
+
+
+def test_truncate_prompt_tokens_cuts_a_chat_prompt_as_rendered(server, client):
+    messages = [{"role": "system", "content": "You are terse. " * 20}, *USER]
+    rendered = _tokens(server, messages=messages)
+    reply = client.chat.completions.create(model=MODEL_NAME, messages=messages, max_tokens=1, temperature=0,
+                                           extra_body={"return_token_ids": True, "truncate_prompt_tokens": 10})
+    assert reply.prompt_token_ids == rendered[-10:] and reply.usage.prompt_tokens == 10
+
+
+def test_truncate_prompt_tokens_minus_one_fits_an_overlong_prompt_into_the_window(client):
+    """-1: as many as the window (4,096 here) allows with room for one token; without it, the same prompt is a
+    400 for its length."""
+    ids = [100 + i % 50 for i in range(5000)]
+    with pytest.raises(openai.BadRequestError):
+        client.completions.create(model=MODEL_NAME, prompt=ids, max_tokens=1)
+    reply = client.completions.create(model=MODEL_NAME, prompt=ids, max_tokens=1, temperature=0,
+                                      extra_body={"truncate_prompt_tokens": -1, "return_token_ids": True})
+    assert reply.choices[0].prompt_token_ids == ids[-4095:] and reply.usage.completion_tokens == 1
+
+
+def test_echo_shows_what_truncation_left_of_the_prompt(server, client):
+    ids = list(range(100, 108))
+    reply = client.completions.create(model=MODEL_NAME, prompt=ids, max_tokens=1, temperature=0, echo=True,
+                                      extra_body={"truncate_prompt_tokens": 3})
+    assert reply.choices[0].text.startswith(_text(server, ids[-3:]))
+
+
+@pytest.mark.parametrize("path", ["/chat/completions", "/completions"])
+@pytest.mark.parametrize("extra, why", [
+    ({"truncate_prompt_tokens": 5000}, "cannot be greater than max_model_len = 4096"),
+    ({"truncate_prompt_tokens": 0}, "leaves no prompt"),
+    ({"truncate_prompt_tokens": -2}, ">= -1"),
+    ({"truncate_prompt_tokens": 3, "truncation_side": "middle"}, "truncation_side"),
+])
+def test_bad_truncation_is_400(client, path, extra, why):
+    body = {"model": MODEL_NAME, "max_tokens": 1, **extra}
+    body.update({"messages": USER} if path == "/chat/completions" else {"prompt": "hi"})
+    with pytest.raises(openai.BadRequestError) as err:
+        client.post(path, body=body, cast_to=object)
+    assert why in err.value.body["message"]
+    assert err.value.body["param"] in ("truncate_prompt_tokens", "truncation_side")

@@ -15,6 +15,7 @@ from runtime.sampling_defaults import unset_fields
 from runtime.types import (
     ChatRequest,
     Message,
+    PromptTruncation,
     ReasoningOptions,
     SamplingParams,
     TemplateOptions,
@@ -133,6 +134,13 @@ def prompt_logprobs(req: s.SamplingFields) -> int | None:
     return n
 
 
+def prompt_truncation(req: s.SamplingFields) -> PromptTruncation | None:
+    """vLLM's truncate_prompt_tokens and truncation_side (which alone changes nothing, as on vLLM)."""
+    if req.truncate_prompt_tokens is None:
+        return None
+    return PromptTruncation(req.truncate_prompt_tokens, req.truncation_side or "left")
+
+
 def chat_request(req: s.ChatCompletionRequest) -> ChatRequest:
     if not req.messages:
         raise InvalidRequest("messages must be a non-empty list.", param="messages")
@@ -148,6 +156,7 @@ def chat_request(req: s.ChatCompletionRequest) -> ChatRequest:
         template=_template_options(req),
         prompt_logprobs=prompt_logprobs(req),
         reasoning=reasoning_options(req),
+        truncation=prompt_truncation(req),
     )
 
 

@@ -79,13 +79,17 @@ async def completions(request: Request, service_state: ServiceState, names: Mode
         prompt_top = convert.prompt_logprobs(req)  # vLLM's prompt_logprobs
         output = await asyncio.to_thread(output_format, req)  # (parses grammars: off the event loop)
         runs = [(prompt, one) for prompt in prompts for one in _choices(sampling, req.n)]  # prompt-major
+        truncation = convert.prompt_truncation(req)
         prepared = [await service.prepare_completion(prompt, one, prompt_logprobs=scored,
                                                      prompt_top_logprobs=prompt_top, rid=rid,
-                                                     adapter=names.adapter(model), response_format=output)
+                                                     adapter=names.adapter(model), response_format=output,
+                                                     truncation=truncation)
                     for (prompt, one), rid in zip(runs, engine_rids(request, len(runs)))]
         echo = None
-        if req.echo:
-            texts = [p if isinstance(p, str) else await service.detokenize(p) for p in prompts]
+        if req.echo:  # the prompt as sent, or, truncated, what was left of it
+            texts = [p if isinstance(p, str) and truncation is None
+                     else await service.detokenize(list(run.engine_request.input_ids))
+                     for p, run in zip(prompts, prepared[:: req.n])]
             echo = [text for text in texts for _ in range(req.n)]
     rid = "cmpl-" + secrets.token_hex(12)
     prompt_ids = [list(p.engine_request.input_ids) for p in prepared] if req.return_token_ids else None

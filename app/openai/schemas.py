@@ -185,6 +185,10 @@ class SamplingFields(Struct):
     # vLLM's: logprobs for exactly these tokens (and the sampled one) at each position, instead of the top ones
     logprob_token_ids: Annotated[list[Annotated[int, Meta(ge=0)]], Meta(max_length=128)] | None = None
     return_tokens_as_token_ids: bool = False  # vLLM's: logprobs name tokens "token_id:<id>"
+    # vLLM's: keep only this many of the prompt's tokens (-1: what the window allows), the last ones unless
+    # truncation_side is "right"
+    truncate_prompt_tokens: Annotated[int, Meta(ge=-1)] | None = None
+    truncation_side: Literal["left", "right"] | None = None
     skip_special_tokens: bool = True  # vLLM's: False keeps special tokens in the text
     # What the output must match (at most one of these and response_format; app/openai/constraints.py).
     response_format: ResponseFormatIn | None = None  # (completions too, as vLLM and SGLang take it)

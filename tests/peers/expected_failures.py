@@ -22,8 +22,6 @@ EXPECTED: dict[str, str] = {
     # vLLM completion/test_completion.py
     "vllm/completion/test_completion.py::test_single_completion":
         f"{REAL_MODEL}: facebook/opt-125m's tokenizer (prompt_tokens == 6)",
-    "vllm/completion/test_completion.py::test_completion_truncation_side_controls_prompt_truncation":
-        f"{NOT_NAMED}: truncate_prompt_tokens / truncation_side",
     "vllm/completion/test_completion.py::test_logprob_token_ids":
         f"{REAL_MODEL}: Qwen3's vocabulary (logprob_token_ids [5000]; the tiny model has 4,102 tokens, a 400)",
     "vllm/completion/test_completion.py::test_logprob_token_ids_stream":
