@@ -229,7 +229,9 @@ def test_a_thread_is_linear(server: LiveServer, claude: anthropic.Anthropic) -> 
                                     tool_choice={"type": "tool", "name": "nope"})
     url, headers = server.base_url + "/v1/messages", {"anthropic-version": "2023-06-01"}
     with httpx.stream("POST", url, headers=headers, timeout=120, json={
-            "model": "claude-x", "max_tokens": 40, "messages": more, "thread": resume, "stream": True}) as first:
+            # Greedy (no early end of turn) and long enough that the second continue surely comes while it runs
+            "model": "claude-x", "max_tokens": 400, "temperature": 0, "messages": more, "thread": resume,
+            "stream": True}) as first:
         assert first.status_code == 200
         lines = first.iter_lines()
         head = [next(lines)]  # the turn is running

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import time
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -99,16 +99,25 @@ def test_a_name_reloaded_with_other_weights_never_reuses_the_old_prefix_cache(
 def test_unload_waits_for_the_adapter_s_running_requests(server: LiveServer, client: openai.OpenAI,
                                                           paths: dict[str, Path]) -> None:
     assert _post(server, "/v1/load_lora_adapter", {"lora_name": "busy", "lora_path": str(paths["sql"])}).is_success
+    chunks: list = []
+    started = threading.Event()
+
+    def stream() -> None:
+        for chunk in client.completions.create(model="busy", prompt=LONG_PROMPT, max_tokens=600, temperature=0,
+                                               stream=True, extra_body={"ignore_eos": True}):
+            chunks.append(chunk)
+            started.set()
+
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        running = pool.submit(lambda: list(client.completions.create(
-            model="busy", prompt=LONG_PROMPT, max_tokens=120, temperature=0, stream=True,
-            extra_body={"ignore_eos": True})))
-        time.sleep(1.0)
+        running = pool.submit(stream)
+        assert started.wait(120)  # the request is running: the unload must wait for it (not abort it, not 404 it)
+        seen_before_unload = len(chunks)
         unloaded = _post(server, "/v1/unload_lora_adapter", {"lora_name": "busy"})
-        chunks = running.result(timeout=300)
+        running.result(timeout=300)
     assert unloaded.status_code == 200
     assert chunks[-1].choices[0].finish_reason == "length"  # it ran to the end, not aborted
     assert sum(len(c.choices[0].text) > 0 for c in chunks if c.choices) > 10
+    assert seen_before_unload < len(chunks) - 10  # the unload was sent while the stream was well under way
 
 
 def test_unload_right_after_a_client_went_away_frees_the_adapter(tiny_model_dir: Path, paths: dict[str, Path]) -> None:
