@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from litestar import Litestar, Request, Response, get
+from litestar import Litestar, Request, Response, get, head
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.exceptions import MethodNotAllowedException, NotFoundException
@@ -38,6 +38,12 @@ async def health(service_state: ServiceState) -> Response:
         return Response({"status": "ok"}, status_code=200)
     body = {"status": "failed", "error": service_state.failure} if service_state.failure else {"status": "loading"}
     return Response(body, status_code=503)
+
+
+@head("/health", include_in_schema=False)
+async def health_head(service_state: ServiceState) -> Response[None]:
+    """What load balancers' HEAD probes ask: the status alone."""
+    return Response(None, status_code=200 if service_state.ready else 503)
 
 
 @get("/metrics", include_in_schema=False)
@@ -120,7 +126,7 @@ def create_app(settings: Settings) -> Litestar:
     for router in routers:
         router.guards = [*(router.guards or []), api_key_guard(settings.api_keys)]
     return Litestar(
-        route_handlers=[health, metrics, version, *routers],
+        route_handlers=[health, health_head, metrics, version, *routers],
         dependencies={"service_state": Provide(lambda: state, sync_to_thread=False),
                       "names": Provide(lambda: names, sync_to_thread=False),
                       "conversations": Provide(conversation_store, sync_to_thread=False)},

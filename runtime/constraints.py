@@ -92,9 +92,13 @@ def _parse(build: Callable[[str], Any], text: str, param: str, what: str) -> Non
     try:
         build(text)
     except Exception as exc:  # xgrammar raises RuntimeError and its own ValueError subclasses
-        message = _XGRAMMAR_PREFIX.sub("", str(exc)).strip().splitlines()
-        raise InvalidRequest(f"Invalid {what}: {message[0] if message else type(exc).__name__}",
-                             param=param) from None
+        raise InvalidRequest(f"Invalid {what}: {xgrammar_message(exc)}", param=param) from None
+
+
+def xgrammar_message(exc: Exception) -> str:
+    """An xgrammar error's first line, without its timestamp and C++ source position."""
+    lines = _XGRAMMAR_PREFIX.sub("", str(exc)).strip().splitlines()
+    return lines[0][:300] if lines else type(exc).__name__
 
 
 def ebnf_literal(text: str) -> str:

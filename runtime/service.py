@@ -7,6 +7,7 @@ specifics stay behind the Engine protocol, model-family specifics behind the too
 from __future__ import annotations
 
 import asyncio
+import functools
 import uuid
 from collections.abc import AsyncIterator, Iterable
 from contextlib import aclosing
@@ -31,6 +32,7 @@ from runtime.types import (
     Constraint,
     ConstraintKind,
     EngineRequest,
+    FieldNames,
     PromptTruncation,
     ResponseFormat,
     SamplingParams,
@@ -41,6 +43,8 @@ from runtime.types import (
 # Said in every context-length error: the window is the server's setting, and agents' first requests (Claude
 # Code's is ~20k tokens) overflow a small model's default window.
 WINDOW_HINT = "(The server's window is set by --context-length.)"
+_COMPLETION_FIELDS = FieldNames(prompt="prompt")
+MIN_DETOKENIZE_LIMIT = 131_072  # tokens per /detokenize (or the window, if longer)
 
 
 @dataclass(frozen=True)
@@ -103,9 +107,9 @@ class GenerationService:
         request = replace(request, sampling=self.sampling_defaults.apply(request.sampling))
         # Planning (a schema relaxation per tool) and rendering take time proportional to the request: in a
         # worker thread, off the event loop.
-        plan, input_ids, reasoning = await asyncio.to_thread(self._plan_and_render, request)
+        plan, input_ids, reasoning = await asyncio.to_thread(self._plan_and_render, request, bounded=True)
         input_ids = self._truncate(input_ids, request.truncation)
-        sampling = self._budget(len(input_ids), request.sampling, clamp=request.clamp_max_tokens)
+        sampling = self._budget(len(input_ids), request.sampling, request.fields, clamp=request.clamp_max_tokens)
         text_stops, sampling = _stops_to_the_pipeline(sampling)
         if plan.keep_special_tokens or (reasoning is not None and self.reasoning is not None
                                         and self.reasoning.keeps_special_tokens):
@@ -144,12 +148,13 @@ class GenerationService:
             ids = prompt
             self._require_tokens(ids, "prompt")
         else:  # a raw prompt gets the tokenizer's BOS, as base models expect (chat templates write their own)
+            prompt = self._bounded_text(prompt, truncation, _COMPLETION_FIELDS)
             ids = await asyncio.to_thread(self.template.encode, prompt, add_special_tokens=True)
         ids = self._truncate(ids, truncation)
         constraint = text_constraint(response_format)
         text_stops, sampling = _stops_to_the_pipeline(sampling)
-        request = self._engine_request(ids, self._budget(len(ids), sampling), constraint, rid, adapter,
-                                       text_per_token=bool(text_stops))
+        request = self._engine_request(ids, self._budget(len(ids), sampling, _COMPLETION_FIELDS), constraint, rid,
+                                       adapter, text_per_token=bool(text_stops))
         scored = replace(request, prompt_logprobs=prompt_logprobs or prompt_top_logprobs is not None,
                          prompt_top_logprobs=prompt_top_logprobs)
         return PreparedRequest(scored, OutputSpec(text_stops=text_stops,
@@ -164,27 +169,67 @@ class GenerationService:
         _, ids, _ = await asyncio.to_thread(self._plan_and_render, request)
         return ids
 
-    def _plan_and_render(self, request: ChatRequest) -> tuple[ChatPlan, list[int], ReasoningPlan | None]:
+    def _plan_and_render(self, request: ChatRequest, *, bounded: bool = False,
+                         ) -> tuple[ChatPlan, list[int], ReasoningPlan | None]:
+        """`bounded`: for a generation, whose prompt must fit the window (counting and /tokenize take any)."""
         plan = plan_chat(request, self.tool_format, self.template.renders_tools,
                          template_renders_calls=self.template.renders_calls, grammar_budget=self.grammar_budget)
         if self.reasoning is None:
-            return plan, self.template.render(plan.messages, plan.tools, request.template), None
+            text = self.template.render_text(plan.messages, plan.tools, request.template)
+            if bounded:
+                text = self._bounded_text(text, request.truncation, request.fields)
+            return plan, self.template.encode(text), None
         # The family's thinking switches, under the client's own chat_template_kwargs; past thinking under the
         # name the template reads.
         switches = self.reasoning.template_kwargs(request.reasoning)
         options = replace(request.template, kwargs={**switches, **request.template.kwargs})
         messages = [_rename(m, "reasoning_content", self.reasoning.format.history_key) for m in plan.messages]
         text = self.template.render_text(messages, plan.tools, options)
+        if bounded:
+            text = self._bounded_text(text, request.truncation, request.fields)
         call_forced = plan.parser is not None and request.tool_choice.mode in (ToolChoiceMode.REQUIRED,
                                                                               ToolChoiceMode.NAMED)
         return plan, self.template.encode(text), self.reasoning.plan(request.reasoning, text, call_forced=call_forced)
+
+    @functools.cached_property
+    def _max_chars_per_token(self) -> int:
+        """An upper bound on the characters one token spells: its vocabulary entry's length (byte-level BPE writes
+        a character per byte; SentencePiece its pieces as they are; added tokens as their text)."""
+        return max((len(token) for token in self.model.tokenizer.get_vocab()), default=1)
+
+    def _bounded_text(self, text: str, truncation: PromptTruncation | None, fields: FieldNames) -> str:
+        """vLLM's check before tokenizing: a text longer than the window's tokens could spell cannot fit, so it is
+        refused before the tokenizer spends seconds on it (30 MB took 40 s); with truncate_prompt_tokens, cut to
+        what the kept tokens could spell instead (at least that many tokens stay for `_truncate` to cut)."""
+        per_token = self._max_chars_per_token
+        if truncation is None:
+            if len(text) > self.context_length * per_token:
+                at_least = -(-len(text) // per_token)
+                raise ContextLengthExceeded(
+                    f"This model's maximum context length is {self.context_length} tokens. However, your prompt is "
+                    f"{len(text)} characters long: at least {at_least} tokens, leaving no room for output. "
+                    f"{WINDOW_HINT}", prompt_tokens=at_least, max_context=self.context_length, param=fields.prompt)
+            return text
+        limit = self._kept(truncation) * per_token
+        if len(text) <= limit:
+            return text
+        return text[-limit:] if truncation.side == "left" else text[:limit]
 
     async def tokenize_text(self, text: str, *, add_special_tokens: bool = True) -> list[int]:
         return await asyncio.to_thread(self.template.encode, text, add_special_tokens=add_special_tokens)
 
     async def detokenize(self, ids: list[int]) -> str:
-        self._require_tokens(ids, "tokens")
-        return await asyncio.to_thread(self.model.tokenizer.decode, ids)
+        # Decoding holds the interpreter's lock for part of its time (3M ids stalled the server for seconds):
+        # at most what a long window holds, and checked off the event loop too.
+        limit = max(self.context_length, MIN_DETOKENIZE_LIMIT)
+        if len(ids) > limit:
+            raise InvalidRequest(f"At most {limit} tokens can be detokenized at once; got {len(ids)}.", param="tokens")
+
+        def decode() -> str:
+            self._require_tokens(ids, "tokens")
+            return self.model.tokenizer.decode(ids)
+
+        return await asyncio.to_thread(decode)
 
     def _require_tokens(self, ids: Iterable[int], param: str) -> None:
         """Every id one of the model's tokens, or a 400 naming `param` (the one check for prompts, logit_bias,
@@ -210,6 +255,12 @@ class GenerationService:
         rendered by its template), before the window check."""
         if truncation is None:
             return ids
+        keep = self._kept(truncation)
+        if len(ids) <= keep:
+            return ids
+        return ids[-keep:] if truncation.side == "left" else ids[:keep]
+
+    def _kept(self, truncation: PromptTruncation) -> int:
         window = self.context_length
         if truncation.keep > window:  # (vLLM's words)
             raise InvalidRequest(f"truncate_prompt_tokens={truncation.keep} cannot be greater than max_model_len = "
@@ -218,11 +269,10 @@ class GenerationService:
         if keep == 0:
             raise InvalidRequest("truncate_prompt_tokens=0 leaves no prompt; keep at least one token (or -1: as many "
                                  "as the window allows).", param="truncate_prompt_tokens")
-        if len(ids) <= keep:
-            return ids
-        return ids[-keep:] if truncation.side == "left" else ids[:keep]
+        return keep
 
-    def _budget(self, prompt_tokens: int, sampling: SamplingParams, *, clamp: bool = False) -> SamplingParams:
+    def _budget(self, prompt_tokens: int, sampling: SamplingParams, fields: FieldNames, *,
+                clamp: bool = False) -> SamplingParams:
         """Fit the output into the context window: reject what cannot fit, fill in an absent max."""
         window = self.context_length
         scoring_only = sampling.max_new_tokens == 0  # (echo with max_tokens 0: the prompt may fill the window)
@@ -230,7 +280,7 @@ class GenerationService:
             raise ContextLengthExceeded(
                 f"This model's maximum context length is {window} tokens. However, your prompt is "
                 f"{prompt_tokens} tokens long, leaving no room for output. {WINDOW_HINT}",
-                prompt_tokens=prompt_tokens, max_context=window, param="messages",
+                prompt_tokens=prompt_tokens, max_context=window, param=fields.prompt,
             )
         room = window - prompt_tokens
         wanted = sampling.max_new_tokens
@@ -241,7 +291,7 @@ class GenerationService:
                 f"This model's maximum context length is {window} tokens. However, you requested "
                 f"{prompt_tokens + wanted} tokens ({prompt_tokens} in the messages, {wanted} in the completion). "
                 f"Please reduce the length of the messages or completion. {WINDOW_HINT}",
-                prompt_tokens=prompt_tokens, max_context=window, param="max_tokens",
+                prompt_tokens=prompt_tokens, max_context=window, param=fields.max_tokens,
             )
         return sampling
 

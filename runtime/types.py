@@ -168,6 +168,14 @@ class PromptTruncation:
 
 
 @dataclass(frozen=True, slots=True)
+class FieldNames:
+    """The dialect's names for the prompt and the output cap, which window errors name as their `param`."""
+
+    prompt: str = "messages"
+    max_tokens: str = "max_tokens"
+
+
+@dataclass(frozen=True, slots=True)
 class ChatRequest:
     messages: tuple[Message, ...]
     sampling: SamplingParams = field(default_factory=SamplingParams)
@@ -181,6 +189,7 @@ class ChatRequest:
     clamp_max_tokens: bool = False
     reasoning: ReasoningOptions = field(default_factory=ReasoningOptions)
     truncation: PromptTruncation | None = None  # of the rendered prompt's tokens
+    fields: FieldNames = field(default_factory=FieldNames)
 
     def __post_init__(self) -> None:
         """The checks on tools every dialect needs, made once here: unique names (calls are routed by name)

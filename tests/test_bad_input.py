@@ -95,10 +95,87 @@ def test_out_of_range_seeds_are_400(client, path, extra):
     assert _openai_400(client, body, path)["param"] == "seed"
 
 
+@pytest.mark.parametrize("stream", [False, True])
+@pytest.mark.parametrize("seed", [2**64, 2**63, -(2**63) - 1])
+def test_out_of_range_seeds_are_400_on_responses_too(client, seed, stream):
+    body = {"model": MODEL_NAME, "input": "hi", "max_output_tokens": 2, "seed": seed, "stream": stream}
+    assert _openai_400(client, body, "/responses")["param"] == "seed"
+
+
 @pytest.mark.parametrize("seed", [-(2**63), 2**63 - 2, 0])
 def test_seeds_at_the_bounds_generate(client, seed):
     reply = client.chat.completions.create(model=MODEL_NAME, messages=USER, max_tokens=2, seed=seed, n=2)
     assert len(reply.choices) == 2
+
+
+# -- stop strings: each is matched on every token, so their number and length are bounded -----------------------
+
+
+@pytest.mark.parametrize("stop, why", [(["x"] * 257, "At most 256 stop strings"), (["x" * 1025], "at most 1024")])
+@pytest.mark.parametrize("path", ["/chat/completions", "/completions"])
+def test_too_many_or_too_long_stop_strings_are_400(client, path, stop, why):
+    body = {"model": MODEL_NAME, "max_tokens": 2, "stop": stop}
+    body.update({"messages": USER} if path == "/chat/completions" else {"prompt": "hi"})
+    error = _openai_400(client, body, path)
+    assert error["param"] == "stop" and why in error["message"]
+
+
+def test_too_many_stop_sequences_are_an_anthropic_400(claude, client):
+    message = _anthropic_400(claude, client, {"max_tokens": 2, "messages": USER, "stop_sequences": ["x"] * 257})
+    assert "At most 256 stop strings" in message
+
+
+def test_the_most_stop_strings_allowed_still_stop(client):
+    """256 stop strings of 1,024 characters, and one that the output surely contains: matched as ever."""
+    reply = client.completions.create(model=MODEL_NAME, prompt="hi", max_tokens=20, temperature=0,
+                                      extra_body={"ignore_eos": True})
+    word = reply.choices[0].text[3:6]
+    stops = [f"{i:04d}" + "z" * 1020 for i in range(255)] + [word]
+    stopped = client.completions.create(model=MODEL_NAME, prompt="hi", max_tokens=20, temperature=0, stop=stops,
+                                        extra_body={"ignore_eos": True})
+    assert stopped.choices[0].finish_reason == "stop" and word not in stopped.choices[0].text
+
+
+# -- the context window: errors name each dialect's own field; a text far too long is refused before tokenizing --
+
+
+@pytest.mark.parametrize("path, body, param", [
+    ("/chat/completions", {"messages": [{"role": "user", "content": "word " * 5000}], "max_tokens": 1}, "messages"),
+    ("/chat/completions", {"messages": USER, "max_tokens": 5000}, "max_tokens"),
+    ("/chat/completions", {"messages": USER, "max_completion_tokens": 5000}, "max_completion_tokens"),
+    ("/completions", {"prompt": "word " * 5000, "max_tokens": 1}, "prompt"),
+    ("/completions", {"prompt": [5] * 5000, "max_tokens": 1}, "prompt"),
+    ("/completions", {"prompt": "hi", "max_tokens": 5000}, "max_tokens"),
+    ("/responses", {"input": "word " * 5000, "max_output_tokens": 1}, "input"),
+    ("/responses", {"input": "hi", "max_output_tokens": 5000}, "max_output_tokens"),
+], ids=["chat-prompt", "chat-max", "chat-max-completion", "text-prompt", "ids-prompt", "text-max", "responses-input",
+        "responses-max"])
+def test_window_errors_name_the_dialect_s_field(client, path, body, param):
+    error = _openai_400(client, {"model": MODEL_NAME, **body}, path)
+    assert error["code"] == "context_length_exceeded" and error["param"] == param
+
+
+@pytest.mark.parametrize("path", ["/chat/completions", "/completions", "/responses"])
+def test_a_text_longer_than_the_window_could_spell_is_refused_before_tokenizing(client, path):
+    """1.5 MB of text: more characters than 4,096 tokens of the model can spell. Refused at once (tokenizing it
+    would take seconds of a core) with the window error, which says how many tokens it is at least."""
+    text = "x" * 1_500_000
+    body = {"/chat/completions": {"messages": [{"role": "user", "content": text}], "max_tokens": 1},
+            "/completions": {"prompt": text, "max_tokens": 1},
+            "/responses": {"input": text, "max_output_tokens": 1}}[path]
+    error = _openai_400(client, {"model": MODEL_NAME, **body}, path)
+    assert error["code"] == "context_length_exceeded" and "characters long: at least" in error["message"]
+
+
+def test_a_text_far_too_long_is_an_anthropic_prompt_too_long(claude, client):
+    message = _anthropic_400(claude, client, {"max_tokens": 1, "messages": [{"role": "user", "content": "x" * 1_500_000}]})
+    assert message.startswith("prompt is too long: ") and "tokens > 4096 maximum" in message
+
+
+def test_truncation_still_serves_a_text_far_too_long(client):
+    reply = client.completions.create(model=MODEL_NAME, prompt="x" * 1_500_000, max_tokens=1, temperature=0,
+                                      extra_body={"truncate_prompt_tokens": 100, "return_token_ids": True})
+    assert len(reply.choices[0].prompt_token_ids) == 100
 
 
 # -- stream_options without a stream (OpenAI and vLLM refuse it) --------------------------------------------
@@ -309,3 +386,40 @@ def test_json_bodies_with_a_charset_or_no_content_type_are_read(server, path, co
     assert request.headers.get("content-type") == content_type  # (httpx adds none for bytes content)
     r = httpx.Client().send(request)
     assert r.status_code == 200, r.text
+
+
+# -- schema bounds the grammar cannot compile: a 400 naming the schema, on every route that takes one --------------
+
+
+@pytest.mark.parametrize("bad, why", [
+    ({"type": "string", "minLength": 5, "maxLength": 2}, "`minLength` 5 is above `maxLength` 2"),
+    ({"type": "integer", "minimum": 5, "maximum": 2}, "no number lies between `minimum` 5 and `maximum` 2"),
+    ({"type": "number", "exclusiveMinimum": 1, "maximum": 1}, "no number lies between"),
+    ({"type": "integer", "minimum": 1.5}, "is not a whole number"),
+    ({"type": "array", "minItems": 3, "maxItems": 1}, "`minItems` 3 is above `maxItems` 1"),
+    ({"anyOf": [{"type": "null"}, {"type": "object", "minProperties": 2, "maxProperties": 1}]}, "minProperties"),
+], ids=["length", "range", "exclusive", "fraction", "items", "properties-in-a-union"])
+def test_bounds_that_cannot_compile_are_400_naming_the_schema(client, claude, bad, why):
+    """In an optional property too: xgrammar refuses the whole schema, and could not say which one it was."""
+    schema = {"type": "object", "properties": {"ok": {"type": "string"}, "bad": bad}}
+    tool = {"type": "function", "function": {"name": "f", "parameters": schema}}
+    error = _openai_400(client, {"model": MODEL_NAME, "messages": USER, "max_tokens": 2, "tools": [tool]})
+    assert error["param"] == "tools[0].function.parameters" and why in error["message"]
+    assert "at properties.bad" in error["message"]
+    error = _openai_400(client, {"model": MODEL_NAME, "messages": USER, "max_tokens": 2, "response_format": {
+        "type": "json_schema", "json_schema": {"name": "x", "schema": schema}}})
+    assert error["param"] == "response_format.json_schema.schema" and why in error["message"]
+    message = _anthropic_400(claude, client, {"max_tokens": 2, "messages": USER,
+                                              "tools": [{"name": "f", "input_schema": schema}]})
+    assert "tools[0].input_schema" in message and why in message
+
+
+def test_bounds_that_agree_are_served(client):
+    schema = {"type": "object", "properties": {"n": {"type": "integer", "minimum": 2.0, "maximum": 2},
+                                               "s": {"type": "string", "minLength": 1, "maxLength": 1}},
+              "required": ["n", "s"]}
+    reply = client.chat.completions.create(model=MODEL_NAME, messages=USER, max_tokens=40, temperature=0,
+                                           response_format={"type": "json_schema",
+                                                            "json_schema": {"name": "x", "schema": schema}})
+    value = json.loads(reply.choices[0].message.content)
+    assert value["n"] == 2 and len(value["s"]) == 1

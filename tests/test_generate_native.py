@@ -73,6 +73,9 @@ def test_constraints_in_sampling_params(server):
     ({"text": "a", "sampling_params": {"regex": "[a"}}, "sampling_params.regex"),
     ({"text": "a", "sampling_params": {"temperature": 5}}, "sampling_params.temperature"),
     ({"text": "a", "sampling_params": {"min_new_tokens": 9, "max_new_tokens": 2}}, "sampling_params.min_new_tokens"),
+    # output i uses sampling_seed + i, which SGLang keeps in an int64
+    ({"text": "a", "sampling_params": {"sampling_seed": 2**63 - 1, "n": 2}}, "sampling_params.sampling_seed"),
+    ({"text": "a", "sampling_params": {"stop": ["x"] * 257}}, "sampling_params.stop"),
 ])
 def test_bad_requests_are_400_naming_the_field(server, body, param):
     r = generate(server, **body)

@@ -18,6 +18,8 @@ def chat(client: openai.OpenAI, content: str = "Hello", **kwargs):
 
 def test_health_and_models(server, client):
     assert httpx.get(server.base_url + "/health").json() == {"status": "ok"}
+    probe = httpx.head(server.base_url + "/health")  # load balancers' probes
+    assert probe.status_code == 200 and probe.content == b""
     models = client.models.list()
     assert [m.id for m in models.data] == [MODEL_NAME]
     assert models.data[0].object == "model"

@@ -231,6 +231,19 @@ def test_hosted_tools_are_a_clear_400(oai: openai.OpenAI, tool: dict, param: str
 def test_errors_in_openai_shape(oai: openai.OpenAI) -> None:
     with pytest.raises(openai.NotFoundError):
         oai.responses.retrieve("resp_missing")
+    stored = oai.responses.create(model=MODEL_NAME, input="hi", max_output_tokens=2)
+    with pytest.raises(openai.BadRequestError) as err:  # a stored response is not kept as a stream to replay
+        oai.responses.retrieve(stored.id, stream=True)
+    assert err.value.param == "stream"
+    assert oai.responses.retrieve(stored.id, extra_query={"stream": "false"}).id == stored.id
+    with pytest.raises(openai.BadRequestError) as err:
+        oai.responses.create(model=MODEL_NAME, input="hi", max_output_tokens=2, tools=[
+            {"type": "custom", "name": "f", "format": {"type": "grammar", "syntax": "regex", "definition": "(a"}}])
+    assert err.value.param == "tools[0].format.definition" and "/project/" not in err.value.message
+    with pytest.raises(openai.BadRequestError) as err:
+        oai.responses.create(model=MODEL_NAME, input="hi", max_output_tokens=2, tool_choice={"type": "custom",
+                             "name": "f"}, tools=[{"type": "function", "name": "f", "parameters": {}}])
+    assert "which is a function tool, not a custom one" in err.value.message
     with pytest.raises(openai.BadRequestError) as err:
         oai.responses.create(model=MODEL_NAME, input=[{"role": "user", "content": [
             {"type": "input_image", "image_url": "https://example.com/a.png"}]}], max_output_tokens=2)

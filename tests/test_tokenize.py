@@ -42,10 +42,18 @@ def test_chat_tokens_are_what_a_chat_request_sends(server, client, tools):
     ("/tokenize", {"model": "nope", "prompt": "a"}, 404, "model"),
     ("/detokenize", {"tokens": [10, 99999999]}, 400, "tokens"),
     ("/detokenize", {"tokens": [-1]}, 400, "tokens[0]"),
+    ("/detokenize", {"tokens": [5] * 131_073}, 400, "tokens"),  # (at most the window or 131,072)
 ])
 def test_bad_requests_in_openai_shape(server, path, body, status, param):
     r = httpx.post(server.base_url + path, json=body)
     assert r.status_code == status and r.json()["error"]["param"] == param
+    if body == {}:
+        assert r.json()["error"]["message"] == "Send prompt (text) or messages (a chat)."
+
+
+def test_the_most_tokens_detokenized_at_once(server):
+    r = httpx.post(server.base_url + "/detokenize", json={"tokens": [100] * 131_072}, timeout=120)
+    assert r.status_code == 200 and len(r.json()["prompt"]) >= 131_072
 
 
 def test_tokenize_needs_the_key_when_keys_are_set(auth_server):

@@ -40,6 +40,7 @@ from runtime.limits import check_tool_count
 from runtime.tools.arguments import check_arguments
 from runtime.tools.schemas import check_output_schema, check_tool_name, normalise_parameters
 from runtime.sampling_defaults import unset_fields
+from runtime.stops import check_stops
 from runtime.types import (
     ChatRequest,
     Message,
@@ -312,6 +313,7 @@ def _response_format(req: s.CountTokensRequest) -> ResponseFormat:
 
 def _sampling(req: s.MessagesRequest) -> SamplingParams:
     stops = tuple(req.stop_sequences or ())
+    check_stops(stops, "stop_sequences")
     for i, stop in enumerate(stops):
         if not stop:
             raise InvalidRequest("stop_sequences must not contain empty strings.", param=f"stop_sequences[{i}]")

@@ -12,8 +12,10 @@ from runtime.templating import RESERVED_TEMPLATE_KWARGS
 from runtime.tools.arguments import parse_arguments
 from runtime.tools.schemas import check_tool_name, normalise_parameters
 from runtime.sampling_defaults import unset_fields
+from runtime.stops import check_stops
 from runtime.types import (
     ChatRequest,
+    FieldNames,
     Message,
     PromptTruncation,
     ReasoningOptions,
@@ -33,6 +35,7 @@ def sampling_params(req: s.SamplingFields, max_tokens: int | None, logprobs: int
     if req.seed is not None and req.seed + req.n - 1 > s.SEED_MAX:
         raise InvalidRequest(f"seed must be at most {s.SEED_MAX} - (n - 1): choice i uses seed + i.", param="seed")
     stop = (req.stop,) if isinstance(req.stop, str) else tuple(req.stop or ())
+    check_stops(stop, "stop")
     return SamplingParams(
         temperature=1.0 if req.temperature is None else req.temperature,
         top_p=1.0 if req.top_p is None else req.top_p,  # 0 is greedy (SamplingParams.greedy)
@@ -157,6 +160,7 @@ def chat_request(req: s.ChatCompletionRequest) -> ChatRequest:
         prompt_logprobs=prompt_logprobs(req),
         reasoning=reasoning_options(req),
         truncation=prompt_truncation(req),
+        fields=FieldNames(max_tokens="max_completion_tokens" if req.max_completion_tokens else "max_tokens"),
     )
 
 

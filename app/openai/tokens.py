@@ -26,7 +26,8 @@ async def tokenize(request: Request, service_state: ServiceState, names: ModelNa
         model = names.check(req.model) if req.model is not None else names.served
         service = service_state.require()
         if (req.prompt is None) == (req.messages is None):
-            raise InvalidRequest("Send either prompt (text) or messages (a chat), not both.", param="prompt")
+            raise InvalidRequest("Send either prompt (text) or messages (a chat), not both." if req.prompt is not None
+                                 else "Send prompt (text) or messages (a chat).", param="prompt")
         if req.messages is not None:
             chat = await asyncio.to_thread(convert.chat_request, s.ChatCompletionRequest(
                 model=model, messages=req.messages, tools=req.tools, add_generation_prompt=req.add_generation_prompt,

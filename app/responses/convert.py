@@ -29,6 +29,7 @@ import msgspec
 
 from app.decoding import decode_at
 from app.responses import schemas as s
+from runtime.constraints import xgrammar_message
 from runtime.errors import InvalidRequest
 from runtime.limits import check_tool_count
 from runtime.tools.arguments import check_arguments, parse_arguments
@@ -37,6 +38,7 @@ from runtime.tools.schemas import check_output_schema, check_tool_name, normalis
 from runtime.sampling_defaults import unset_fields
 from runtime.types import (
     ChatRequest,
+    FieldNames,
     Message,
     ReasoningOptions,
     ResponseFormat,
@@ -102,7 +104,8 @@ def chat_request(req: s.ResponsesRequest, history: list[msgspec.Raw]) -> Convert
         unset=unset_fields(req, ("temperature", "top_p"), max_new_tokens=req.max_output_tokens),
     )
     chat = ChatRequest(builder.finish(), sampling=sampling, tools=tools, tool_choice=choice,
-                       response_format=_response_format(req.text), reasoning=_reasoning(req.reasoning))
+                       response_format=_response_format(req.text), reasoning=_reasoning(req.reasoning),
+                       fields=FieldNames(prompt="input", max_tokens="max_output_tokens"))
     return Converted(chat, names, tools_out, _tool_choice_out(req.tool_choice))
 
 
@@ -279,8 +282,7 @@ def freeform_grammar(fmt: s.GrammarFormat, where: str) -> str:
             return str(xgrammar.Grammar.from_lark(fmt.definition))
         return str(xgrammar.Grammar.from_regex(fmt.definition))
     except Exception as exc:  # xgrammar raises RuntimeError or its own parse errors
-        message = " ".join(str(exc).split())[:300]
-        raise InvalidRequest(f"The custom tool's {fmt.syntax} grammar does not compile: {message}",
+        raise InvalidRequest(f"The custom tool's {fmt.syntax} grammar does not compile: {xgrammar_message(exc)}",
                              param=f"{where}.definition") from None
 
 
@@ -302,8 +304,10 @@ def _tool_choice(choice: Any, tools: tuple[Tool, ...], names: dict[str, ToolName
     wanted = [flat for flat, name in names.items()
               if name.name == choice.name and name.kind == type(choice).__struct_config__.tag]
     if not wanted:
-        raise InvalidRequest(f"tool_choice names tool {choice.name!r}, which is not in tools.",
-                             param="tool_choice.name")
+        kind = type(choice).__struct_config__.tag
+        other = [name.kind for name in names.values() if name.name == choice.name]
+        why = f"which is a {other[0]} tool, not a {kind} one" if other else "which is not in tools"
+        raise InvalidRequest(f"tool_choice names the {kind} tool {choice.name!r}, {why}.", param="tool_choice.name")
     return ToolChoice(ToolChoiceMode.NAMED, name=wanted[0], parallel=parallel)
 
 

@@ -194,6 +194,7 @@ class ReasoningConfig(Struct, omit_defaults=True):
 
 Temperature = Annotated[float, Meta(ge=0.0, le=2.0)]
 Probability = Annotated[float, Meta(ge=0.0, le=1.0)]
+Seed = Annotated[int, Meta(ge=-(2**63), le=2**63 - 1)]  # what both engines hold (app/openai/schemas.py)
 
 
 class ResponsesRequest(Struct, kw_only=True):
@@ -223,7 +224,7 @@ class ResponsesRequest(Struct, kw_only=True):
     prompt: Any = None
     max_tool_calls: Annotated[int, Meta(ge=1)] | None = None
     include: list[str] | None = None
-    seed: int | None = None  # not OpenAI's; as the chat API's, for reproducible tests
+    seed: Seed | None = None  # not OpenAI's; as the chat API's, for reproducible tests
 
 
 # -- responses ------------------------------------------------------------------------------------------

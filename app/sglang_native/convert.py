@@ -7,10 +7,12 @@ from collections.abc import Callable
 from typing import Any
 
 from app.openai.convert import MAX_PROMPTS, logit_bias
+from app.openai.schemas import SEED_MAX
 from app.sglang_native import schemas as s
 from runtime import constraints
 from runtime.errors import InvalidRequest
 from runtime.tools.schemas import check_output_schema
+from runtime.stops import check_stops
 from runtime.types import ResponseFormat, SamplingParams
 
 
@@ -62,11 +64,16 @@ def sampling(p: s.NativeSamplingParams) -> list[SamplingParams]:
     """One SamplingParams per output of a prompt (`n`); with a seed, output i uses seed + i."""
     if p.max_new_tokens is not None and p.min_new_tokens > p.max_new_tokens:
         raise InvalidRequest("min_new_tokens must be at most max_new_tokens.", param="sampling_params.min_new_tokens")
+    stops = (p.stop,) if isinstance(p.stop, str) else tuple(p.stop or ())
+    check_stops(stops, "sampling_params.stop")
+    if p.sampling_seed is not None and p.sampling_seed + p.n - 1 > SEED_MAX:  # SGLang keeps seeds in int64
+        raise InvalidRequest(f"sampling_seed must be at most {SEED_MAX} - (n - 1): output i uses sampling_seed + i.",
+                             param="sampling_params.sampling_seed")
     one = SamplingParams(
         temperature=p.temperature, top_p=p.top_p, top_k=max(p.top_k, 0), min_p=p.min_p,
         frequency_penalty=p.frequency_penalty, presence_penalty=p.presence_penalty,
         repetition_penalty=p.repetition_penalty, seed=p.sampling_seed, max_new_tokens=p.max_new_tokens,
-        min_new_tokens=p.min_new_tokens, stop=(p.stop,) if isinstance(p.stop, str) else tuple(p.stop or ()),
+        min_new_tokens=p.min_new_tokens, stop=stops,
         stop_token_ids=tuple(p.stop_token_ids or ()), ignore_eos=p.ignore_eos,
         skip_special_tokens=p.skip_special_tokens, logit_bias=logit_bias(p.logit_bias),
         return_token_ids=True,  # SGLang always answers with output_ids

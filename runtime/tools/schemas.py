@@ -9,6 +9,7 @@ schema a call is guaranteed to satisfy is stated honestly — and refuse them fo
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any
 
@@ -16,7 +17,7 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 
 from runtime.errors import InvalidRequest
-from runtime.tools.budget import SCHEMA_LISTS, SCHEMA_MAPS, SCHEMA_VALUES, check_finite, check_shape
+from runtime.tools.budget import SCHEMA_LISTS, SCHEMA_MAPS, SCHEMA_VALUES, check_finite, check_shape, subschemas
 from runtime.tools.regex_cost import pattern_cost
 
 UNENFORCED = frozenset({
@@ -65,13 +66,53 @@ def normalise_parameters(parameters: Any, param: str) -> dict[str, Any]:
         raise InvalidRequest(f"Invalid tool parameters schema: {exc.message}", param=param) from None
     normalised = {"type": "object", **parameters}
     check_finite(normalised, param)
+    check_bounds(normalised, param)
     return normalised
 
 
 def check_output_schema(schema: dict[str, Any], param: str) -> None:
-    """A response format's schema: its shape and that some finite value satisfies it."""
+    """A response format's schema: its shape, that some finite value satisfies it, and bounds that agree."""
     check_shape(schema, param)
     check_finite(schema, param)
+    check_bounds(schema, param)
+
+
+# Lower and upper bound keywords that must agree wherever they appear: xgrammar 0.2.7 refuses to compile a schema
+# with a lower bound above its upper one anywhere in it (even in an optional property or one branch of a union),
+# and then cannot say which schema of the request it was.
+_BOUND_PAIRS = (("minLength", "maxLength"), ("minItems", "maxItems"), ("minProperties", "maxProperties"))
+
+
+def check_bounds(schema: Any, param: str) -> None:
+    """A 400 naming `param` and the keyword's path for bounds the grammar cannot compile: a lower bound above
+    its upper one, an empty numeric range, an integer bound that is not a whole number."""
+    stack: list[tuple[Any, str]] = [(schema, "")]
+    while stack:
+        node, path = stack.pop()
+        if not isinstance(node, dict):
+            continue
+        problem = _bound_problem(node)
+        if problem is not None:
+            raise InvalidRequest(f"The schema at {param} cannot be enforced: at {path.lstrip('.') or 'its root'}, "
+                                 f"{problem}.", param=param)
+        stack.extend((sub, sub_path) for sub_path, sub in subschemas(node, path))
+
+
+def _bound_problem(node: dict[str, Any]) -> str | None:
+    for low_key, high_key in _BOUND_PAIRS:
+        low, high = node.get(low_key), node.get(high_key)
+        if _is_number(low) and _is_number(high) and low > high:
+            return f"`{low_key}` {low} is above `{high_key}` {high}"
+    low_key = "exclusiveMinimum" if _is_number(node.get("exclusiveMinimum")) else "minimum"
+    high_key = "exclusiveMaximum" if _is_number(node.get("exclusiveMaximum")) else "maximum"
+    low, high = node.get(low_key), node.get(high_key)
+    if "integer" in _types(node.get("type")):
+        for key, value in ((low_key, low), (high_key, high)):
+            if _is_number(value) and math.isfinite(value) and value != int(value):
+                return f"`{key}` {value} bounds an integer but is not a whole number"
+    if _is_number(low) and _is_number(high) and (low > high or (low == high and "exclusive" in low_key + high_key)):
+        return f"no number lies between `{low_key}` {low} and `{high_key}` {high}"
+    return None
 
 
 def relax(schema: Any, *, strict: bool = False) -> tuple[Any, list[str]]:
