@@ -423,3 +423,21 @@ def test_bounds_that_agree_are_served(client):
                                                             "json_schema": {"name": "x", "schema": schema}})
     value = json.loads(reply.choices[0].message.content)
     assert value["n"] == 2 and len(value["s"]) == 1
+
+
+@pytest.mark.parametrize("path, body", [
+    ("/chat/completions", {"messages": USER, "max_tokens": 2, "reasoning_effort": "ultra"}),
+    ("/responses", {"input": "hi", "max_output_tokens": 2, "reasoning": {"effort": "ultra"}}),
+])
+def test_an_unknown_reasoning_effort_is_400(client, path, body):
+    error = _openai_400(client, {"model": MODEL_NAME, **body}, path)
+    assert "effort" in error["param"]
+
+
+@pytest.mark.parametrize("effort", ["xhigh", "max"])
+def test_the_sdk_s_newer_efforts_are_served(client, effort):
+    """openai 3.x's ReasoningEffort: a model without thinking markers just answers."""
+    reply = client.chat.completions.create(model=MODEL_NAME, messages=USER, max_tokens=2, reasoning_effort=effort)
+    assert reply.choices[0].finish_reason in ("stop", "length")
+    response = client.responses.create(model=MODEL_NAME, input="hi", max_output_tokens=2, reasoning={"effort": effort})
+    assert response.status in ("completed", "incomplete")

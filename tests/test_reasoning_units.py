@@ -240,6 +240,8 @@ def test_template_switches_follow_the_request():
     assert qwen.template_kwargs(ReasoningOptions()) == {}
     oss = select_reasoning_format("gpt_oss", "")
     assert oss.template_kwargs(ReasoningOptions(effort="high")) == {"reasoning_effort": "high"}
+    for effort in ("xhigh", "max"):  # OpenAI's and Anthropic's efforts above the template's three
+        assert oss.template_kwargs(ReasoningOptions(enabled=True, effort=effort)) == {"reasoning_effort": "high"}
     assert select_reasoning_format("deepseek_v3", "").template_kwargs(ReasoningOptions(enabled=True)) == {
         "thinking": True}
 

@@ -83,7 +83,7 @@ def conversation(req: s.CountTokensRequest, signer: ThinkingSigner) -> ChatReque
 
 def _reasoning(req: s.CountTokensRequest) -> ReasoningOptions:
     effort = req.output_config.effort if req.output_config is not None else None
-    effort = effort if effort in ("low", "medium", "high") else None
+    effort = effort if effort in ("low", "medium", "high", "max") else None
     match req.thinking:
         case s.ThinkingEnabled():  # (a budget at or above max_tokens is accepted: max_tokens bounds it anyway)
             return ReasoningOptions(True, effort, req.thinking.budget_tokens)

@@ -156,6 +156,10 @@ SEED_MIN, SEED_MAX = -(2**63), 2**63 - 1
 Seed = Annotated[int, Meta(ge=SEED_MIN, le=SEED_MAX)]
 
 
+# OpenAI's values (its SDK's ReasoningEffort): "none" and "minimal" turn thinking off, the others on.
+ReasoningEffort = Literal["none", "minimal", "low", "medium", "high", "xhigh", "max"]
+
+
 class SamplingFields(Struct):
     """Fields shared by chat and completions: sampling and output constraints (OpenAI's plus vLLM/SGLang's
     common extensions)."""
@@ -215,7 +219,7 @@ class ChatCompletionRequest(SamplingFields):
     chat_template_kwargs: dict[str, Any] | None = None  # e.g. {"enable_thinking": false}
     # Reasoning models: OpenAI's effort ("none" and "minimal" turn thinking off) and vLLM's hard cap on
     # thinking tokens.
-    reasoning_effort: Literal["none", "minimal", "low", "medium", "high"] | None = None
+    reasoning_effort: ReasoningEffort | None = None
     thinking_token_budget: Annotated[int, Meta(ge=0)] | None = None
 
 

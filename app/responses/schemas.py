@@ -188,7 +188,8 @@ class TextConfig(Struct, omit_defaults=True):
 
 
 class ReasoningConfig(Struct, omit_defaults=True):
-    effort: str | None = None
+    # OpenAI's values, as chat completions' reasoning_effort (app/openai/schemas.py)
+    effort: Literal["none", "minimal", "low", "medium", "high", "xhigh", "max"] | None = None
     summary: str | None = None
 
 

@@ -12,7 +12,9 @@ from runtime.types import ReasoningOptions
 
 log = logging.getLogger(__name__)
 
-EFFORTS = ("low", "medium", "high")  # the reasoning_effort values a template can take as they are
+# The reasoning_effort values a template takes (gpt-oss's: low, medium, high), for each effort a client may send
+# (OpenAI's SDK: none, minimal, low, medium, high, xhigh, max; Anthropic's output_config.effort: low to max).
+TEMPLATE_EFFORTS = {"low": "low", "medium": "medium", "high": "high", "xhigh": "high", "max": "high"}
 
 
 @dataclass(frozen=True)
@@ -43,8 +45,8 @@ class ReasoningFormat:
         if options.enabled is not None:
             out.update({switch: options.enabled for switch in self.switches})
         if self.effort_variable is not None:
-            if options.effort in EFFORTS:
-                out[self.effort_variable] = options.effort
+            if options.effort in TEMPLATE_EFFORTS:
+                out[self.effort_variable] = TEMPLATE_EFFORTS[options.effort]
             elif options.enabled is False:
                 out[self.effort_variable] = "low"
         return out
