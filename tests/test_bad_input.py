@@ -441,3 +441,9 @@ def test_the_sdk_s_newer_efforts_are_served(client, effort):
     assert reply.choices[0].finish_reason in ("stop", "length")
     response = client.responses.create(model=MODEL_NAME, input="hi", max_output_tokens=2, reasoning={"effort": effort})
     assert response.status in ("completed", "incomplete")
+
+
+def test_a_conversation_of_unknown_blocks_only_says_what_was_skipped(claude, client):
+    message = _anthropic_400(claude, client, {"max_tokens": 2, "messages": [
+        {"role": "user", "content": [{"type": "hologram", "data": 1}]}]})
+    assert "at least one user message" in message and "'hologram' at messages[0].content[0]" in message

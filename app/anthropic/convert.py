@@ -121,9 +121,10 @@ class _Conversation:
         self._system = [system] if system else []
         self._messages: list[Message] = []
         self._call_names: dict[str, str] = {}  # tool_use id -> tool name, for the tool messages
+        self._dropped: list[str] = []  # blocks of unknown types, for the message if nothing is left
 
     def add(self, message: s.MessageIn, param: str) -> None:
-        blocks = _blocks(message.content, f"{param}.content")
+        blocks = _blocks(message.content, f"{param}.content", self._dropped)
         if message.role == "system":
             text = BLOCK_SEPARATOR.join(_texts(blocks))
             if not self._messages:
@@ -137,7 +138,9 @@ class _Conversation:
 
     def finish(self) -> tuple[Message, ...]:
         if not self._messages:
-            raise InvalidRequest("messages: the conversation needs at least one user message.", param="messages")
+            dropped = f" (blocks of a type this server does not know are skipped: {', '.join(self._dropped[:3])})"
+            raise InvalidRequest("messages: the conversation needs at least one user message"
+                                 f"{dropped if self._dropped else ''}.", param="messages")
         system = [Message("system", BLOCK_SEPARATOR.join(t for t in self._system if t))] if self._system else []
         return (*system, *self._messages)
 
@@ -223,8 +226,9 @@ def _texts(blocks: Iterable[tuple[Any, str]]) -> list[str]:
     return out
 
 
-def _blocks(content: str | list[msgspec.Raw], param: str) -> list[tuple[Any, str]]:
-    """The known blocks of a content field, each with its parameter path; a string is one text block."""
+def _blocks(content: str | list[msgspec.Raw], param: str, dropped: list[str] | None = None) -> list[tuple[Any, str]]:
+    """The known blocks of a content field, each with its parameter path; a string is one text block. The
+    others are noted in `dropped` ("'type' at path")."""
     if isinstance(content, str):
         return [(s.TextBlock(content), param)]
     out: list[tuple[Any, str]] = []
@@ -233,6 +237,8 @@ def _blocks(content: str | list[msgspec.Raw], param: str) -> list[tuple[Any, str
         head = decode_at(s.block_head_decoder, raw, where)
         if head.type not in s.KNOWN_BLOCK_TYPES:
             log.debug("dropping a content block of unknown type %r at %s", head.type, where)
+            if dropped is not None:
+                dropped.append(f"{head.type!r} at {where}")
             continue
         out.append((decode_at(s.block_decoder, raw, where), where))
     return out
