@@ -43,7 +43,7 @@ async def health(service_state: ServiceState) -> Response:
 @head("/health", include_in_schema=False)
 async def health_head(service_state: ServiceState) -> Response[None]:
     """What load balancers' HEAD probes ask: the status alone."""
-    return Response(None, status_code=200 if service_state.ready else 503)
+    return Response(b"", status_code=200 if service_state.ready else 503)
 
 
 @get("/metrics", include_in_schema=False)

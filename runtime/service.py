@@ -7,7 +7,6 @@ specifics stay behind the Engine protocol, model-family specifics behind the too
 from __future__ import annotations
 
 import asyncio
-import functools
 import uuid
 from collections.abc import AsyncIterator, Iterable
 from contextlib import aclosing
@@ -43,14 +42,15 @@ from runtime.types import (
 # Said in every context-length error: the window is the server's setting, and agents' first requests (Claude
 # Code's is ~20k tokens) overflow a small model's default window.
 WINDOW_HINT = "(The server's window is set by --context-length.)"
-_COMPLETION_FIELDS = FieldNames(prompt="prompt")
-MIN_DETOKENIZE_LIMIT = 131_072  # tokens per /detokenize (or the window, if longer)
+# Tokens per /detokenize, and per /tokenize or count_tokens in text (or the window's, if longer)
+COUNT_LIMIT = 131_072
 
 
 @dataclass(frozen=True)
 class PreparedRequest:
     engine_request: EngineRequest
     output: OutputSpec = OutputSpec()  # the parser, text stop strings and escaping its output goes through
+    prompt_cut: bool = False  # truncate_prompt_tokens took tokens off the prompt
 
     @property
     def rid(self) -> str:
@@ -91,6 +91,11 @@ class GenerationService:
         self.tool_call_first = tool_call_first or first_tool is not None  # --tool-call-first (runtime/tool_policy.py)
         self.first_tool = first_tool  # --first-tool
         self.sampling_defaults = sampling_defaults  # for what requests leave unset (runtime/sampling_defaults.py)
+        # An upper bound on the characters one token spells: its vocabulary entry's length (byte-level BPE writes
+        # a character per byte; SentencePiece its pieces as they are; added tokens their text). Not quite a bound
+        # for an added token that strips the whitespace beside it (Phi-3's): a prompt of hundreds of thousands of
+        # spaces beside one could be refused, where it would fit.
+        self.max_chars_per_token = max((len(token) for token in model.tokenizer.get_vocab()), default=1)
 
     @property
     def context_length(self) -> int:
@@ -107,8 +112,8 @@ class GenerationService:
         request = replace(request, sampling=self.sampling_defaults.apply(request.sampling))
         # Planning (a schema relaxation per tool) and rendering take time proportional to the request: in a
         # worker thread, off the event loop.
-        plan, input_ids, reasoning = await asyncio.to_thread(self._plan_and_render, request, bounded=True)
-        input_ids = self._truncate(input_ids, request.truncation)
+        plan, rendered, reasoning = await asyncio.to_thread(self._plan_and_render, request, bounded=True)
+        input_ids = self._truncate(rendered, request.truncation)
         sampling = self._budget(len(input_ids), request.sampling, request.fields, clamp=request.clamp_max_tokens)
         text_stops, sampling = _stops_to_the_pipeline(sampling)
         if plan.keep_special_tokens or (reasoning is not None and self.reasoning is not None
@@ -124,7 +129,8 @@ class GenerationService:
             engine_request = replace(engine_request, constraint=with_reasoning(plan.constraint, reasoning),
                                      thinking=reasoning.control)
         return PreparedRequest(engine_request, OutputSpec(plan.parser, text_stops, plan.json_text, reasoning,
-                                                          tokens_as_ids=engine_request.sampling.tokens_as_ids))
+                                                          tokens_as_ids=engine_request.sampling.tokens_as_ids),
+                               prompt_cut=len(input_ids) < len(rendered))
 
     def _forcing_fits(self, request: ChatRequest, plan: ChatPlan, reasoning: ReasoningPlan) -> bool:
         """Whether the grammar accepts what the engine may force: think tags are free in every grammar
@@ -140,88 +146,103 @@ class GenerationService:
                                  prompt_logprobs: bool = False, prompt_top_logprobs: int | None = None,
                                  rid: str | None = None, adapter: str | None = None,
                                  response_format: ResponseFormat = ResponseFormat(),
-                                 truncation: PromptTruncation | None = None) -> PreparedRequest:
+                                 truncation: PromptTruncation | None = None,
+                                 fields: FieldNames = FieldNames(prompt="prompt")) -> PreparedRequest:
         """`prompt_logprobs`: score the prompt too, with `prompt_top_logprobs` alternatives per position (None:
-        as many as the output's; set, it asks for the prompt's scores by itself)."""
+        as many as the output's; set, it asks for the prompt's scores by itself). `fields`: the dialect's names
+        for the prompt and the output cap, for window errors."""
         sampling = self.sampling_defaults.apply(sampling)
         if isinstance(prompt, list):
-            ids = prompt
-            self._require_tokens(ids, "prompt")
+            whole = prompt
+            self._require_tokens(whole, "prompt")
         else:  # a raw prompt gets the tokenizer's BOS, as base models expect (chat templates write their own)
-            prompt = self._bounded_text(prompt, truncation, _COMPLETION_FIELDS)
-            ids = await asyncio.to_thread(self.template.encode, prompt, add_special_tokens=True)
-        ids = self._truncate(ids, truncation)
+            whole = await asyncio.to_thread(
+                lambda: self.template.encode(self._bounded_text(prompt, truncation, fields), add_special_tokens=True))
+        ids = self._truncate(whole, truncation)
         constraint = text_constraint(response_format)
         text_stops, sampling = _stops_to_the_pipeline(sampling)
-        request = self._engine_request(ids, self._budget(len(ids), sampling, _COMPLETION_FIELDS), constraint, rid,
+        request = self._engine_request(ids, self._budget(len(ids), sampling, fields), constraint, rid,
                                        adapter, text_per_token=bool(text_stops))
         scored = replace(request, prompt_logprobs=prompt_logprobs or prompt_top_logprobs is not None,
                          prompt_top_logprobs=prompt_top_logprobs)
         return PreparedRequest(scored, OutputSpec(text_stops=text_stops,
                                                   json_text=text_schema(response_format) is not None,
-                                                  tokens_as_ids=scored.sampling.tokens_as_ids))
+                                                  tokens_as_ids=scored.sampling.tokens_as_ids),
+                               prompt_cut=len(ids) < len(whole))
 
     async def count_chat_tokens(self, request: ChatRequest) -> int:
         return len(await self.tokenize_chat(request))
 
     async def tokenize_chat(self, request: ChatRequest) -> list[int]:
         """The prompt's token ids exactly as a chat request with these messages and tools would send them."""
-        _, ids, _ = await asyncio.to_thread(self._plan_and_render, request)
+        _, ids, _ = await asyncio.to_thread(self._plan_and_render, request, counting=True)
         return ids
 
-    def _plan_and_render(self, request: ChatRequest, *, bounded: bool = False,
+    def _plan_and_render(self, request: ChatRequest, *, bounded: bool = False, counting: bool = False,
                          ) -> tuple[ChatPlan, list[int], ReasoningPlan | None]:
-        """`bounded`: for a generation, whose prompt must fit the window (counting and /tokenize take any)."""
+        """`bounded`: for a generation, whose prompt must fit the window; `counting`: for counting its tokens,
+        which may be more than the window holds (up to COUNT_LIMIT's worth of text)."""
         plan = plan_chat(request, self.tool_format, self.template.renders_tools,
                          template_renders_calls=self.template.renders_calls, grammar_budget=self.grammar_budget)
         if self.reasoning is None:
-            text = self.template.render_text(plan.messages, plan.tools, request.template)
-            if bounded:
-                text = self._bounded_text(text, request.truncation, request.fields)
+            text = self._bounded(self.template.render_text(plan.messages, plan.tools, request.template), request,
+                                 bounded=bounded, counting=counting)
             return plan, self.template.encode(text), None
         # The family's thinking switches, under the client's own chat_template_kwargs; past thinking under the
         # name the template reads.
         switches = self.reasoning.template_kwargs(request.reasoning)
         options = replace(request.template, kwargs={**switches, **request.template.kwargs})
         messages = [_rename(m, "reasoning_content", self.reasoning.format.history_key) for m in plan.messages]
-        text = self.template.render_text(messages, plan.tools, options)
-        if bounded:
-            text = self._bounded_text(text, request.truncation, request.fields)
+        text = self._bounded(self.template.render_text(messages, plan.tools, options), request, bounded=bounded,
+                             counting=counting)
         call_forced = plan.parser is not None and request.tool_choice.mode in (ToolChoiceMode.REQUIRED,
                                                                               ToolChoiceMode.NAMED)
         return plan, self.template.encode(text), self.reasoning.plan(request.reasoning, text, call_forced=call_forced)
 
-    @functools.cached_property
-    def _max_chars_per_token(self) -> int:
-        """An upper bound on the characters one token spells: its vocabulary entry's length (byte-level BPE writes
-        a character per byte; SentencePiece its pieces as they are; added tokens as their text)."""
-        return max((len(token) for token in self.model.tokenizer.get_vocab()), default=1)
+    def _bounded(self, text: str, request: ChatRequest, *, bounded: bool, counting: bool) -> str:
+        if bounded:
+            return self._bounded_text(text, request.truncation, request.fields)
+        if counting:
+            self.check_countable(text, "messages")
+        return text
 
     def _bounded_text(self, text: str, truncation: PromptTruncation | None, fields: FieldNames) -> str:
         """vLLM's check before tokenizing: a text longer than the window's tokens could spell cannot fit, so it is
         refused before the tokenizer spends seconds on it (30 MB took 40 s); with truncate_prompt_tokens, cut to
-        what the kept tokens could spell instead (at least that many tokens stay for `_truncate` to cut)."""
-        per_token = self._max_chars_per_token
-        if truncation is None:
-            if len(text) > self.context_length * per_token:
-                at_least = -(-len(text) // per_token)
-                raise ContextLengthExceeded(
-                    f"This model's maximum context length is {self.context_length} tokens. However, your prompt is "
-                    f"{len(text)} characters long: at least {at_least} tokens, leaving no room for output. "
-                    f"{WINDOW_HINT}", prompt_tokens=at_least, max_context=self.context_length, param=fields.prompt)
-            return text
-        limit = self._kept(truncation) * per_token
+        that length instead, so what is kept is exact for any text that could fit (cutting closer would change
+        how the cut end tokenizes, and with it which tokens are the last k)."""
+        limit = self.context_length * self.max_chars_per_token
         if len(text) <= limit:
             return text
-        return text[-limit:] if truncation.side == "left" else text[:limit]
+        if truncation is not None:
+            self._kept(truncation)  # its own checks first
+            return text[-limit:] if truncation.side == "left" else text[:limit]
+        at_least = -(-len(text) // self.max_chars_per_token)
+        raise ContextLengthExceeded(
+            f"This model's maximum context length is {self.context_length} tokens. However, your prompt is "
+            f"{len(text)} characters long: at least {at_least} tokens, leaving no room for output. {WINDOW_HINT}",
+            prompt_tokens=at_least, max_context=self.context_length, param=fields.prompt)
+
+    def check_countable(self, text: str, param: str) -> None:
+        """Counting (/tokenize, count_tokens) takes prompts longer than the window, up to COUNT_LIMIT tokens'
+        worth of text, or the window's if longer: tokenizing is seconds of a core per megabyte."""
+        limit = max(self.context_length, COUNT_LIMIT) * self.max_chars_per_token
+        if len(text) > limit:
+            raise InvalidRequest(f"The text is too long to count: {len(text)} characters, more than {limit} (what "
+                                 f"{max(self.context_length, COUNT_LIMIT)} tokens can spell).", param=param)
 
     async def tokenize_text(self, text: str, *, add_special_tokens: bool = True) -> list[int]:
+        self.check_countable(text, "prompt")
         return await asyncio.to_thread(self.template.encode, text, add_special_tokens=add_special_tokens)
 
-    async def detokenize(self, ids: list[int]) -> str:
+    async def detokenize(self, ids: list[int], *, text_prompt: bool = False) -> str:
+        """`text_prompt`: the ids are a text prompt's, whose leading BOS the tokenizer added: left out."""
+        bos = self.model.tokenizer.bos_token_id
+        if text_prompt and ids and bos is not None and ids[0] == bos:
+            ids = ids[1:]
         # Decoding holds the interpreter's lock for part of its time (3M ids stalled the server for seconds):
         # at most what a long window holds, and checked off the event loop too.
-        limit = max(self.context_length, MIN_DETOKENIZE_LIMIT)
+        limit = max(self.context_length, COUNT_LIMIT)
         if len(ids) > limit:
             raise InvalidRequest(f"At most {limit} tokens can be detokenized at once; got {len(ids)}.", param="tokens")
 

@@ -18,8 +18,14 @@ class StopResult:
 
 
 class StopMatcher:
+    """Each stop string's KMP state (how much of it the text so far ends with) is carried from one push to the
+    next, so a push costs its own length per stop string, whatever the stop strings' lengths: what to hold back
+    is the longest of those states, and a match is found with `str.find` over the held text and the new."""
+
     def __init__(self, stops: tuple[str, ...]) -> None:
-        self._stops = tuple(s for s in stops if s)
+        self._stops = tuple(dict.fromkeys(s for s in stops if s))
+        self._failure = [_failure(stop) for stop in self._stops]
+        self._state = [0] * len(self._stops)
         self._held = ""
 
     def push(self, text: str) -> StopResult:
@@ -34,17 +40,44 @@ class StopMatcher:
         if first is not None:
             self._held = ""
             return StopResult(buffer[: first[0]], matched=first[1])
-        keep = self._longest_partial_suffix(buffer)
+        keep = 0
+        for i, stop in enumerate(self._stops):
+            self._state[i] = state = _advance(stop, self._failure[i], self._state[i], text)
+            keep = max(keep, state)
+        keep = min(keep, len(buffer))
         self._held = buffer[len(buffer) - keep :] if keep else ""
         return StopResult(buffer[: len(buffer) - keep])
 
     def flush(self) -> str:
+        """What is held back; matching starts afresh (the text that follows is not a continuation of it)."""
         held, self._held = self._held, ""
+        self._state = [0] * len(self._stops)
         return held
 
-    def _longest_partial_suffix(self, buffer: str) -> int:
-        """Length of the longest suffix of `buffer` that is a proper prefix of some stop string."""
-        return max(partial_suffix(buffer, stop) for stop in self._stops)
+
+def _failure(pattern: str) -> list[int]:
+    """KMP's failure function: for each prefix, the length of its longest proper prefix that is also a suffix."""
+    failure = [0] * len(pattern)
+    k = 0
+    for i in range(1, len(pattern)):
+        while k and pattern[i] != pattern[k]:
+            k = failure[k - 1]
+        if pattern[i] == pattern[k]:
+            k += 1
+        failure[i] = k
+    return failure
+
+
+def _advance(pattern: str, failure: list[int], state: int, text: str) -> int:
+    """The state after `text`: the longest prefix of `pattern` that the text so far ends with, short of all of it
+    (a whole match is `push`'s to find)."""
+    last = len(pattern) - 1
+    for ch in text:
+        while state and (state > last or pattern[state] != ch):
+            state = failure[state - 1]
+        if pattern[state] == ch:
+            state += 1
+    return state if state <= last else failure[last]
 
 
 def partial_suffix(buffer: str, marker: str) -> int:

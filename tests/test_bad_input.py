@@ -393,12 +393,16 @@ def test_json_bodies_with_a_charset_or_no_content_type_are_read(server, path, co
 
 @pytest.mark.parametrize("bad, why", [
     ({"type": "string", "minLength": 5, "maxLength": 2}, "`minLength` 5 is above `maxLength` 2"),
-    ({"type": "integer", "minimum": 5, "maximum": 2}, "no number lies between `minimum` 5 and `maximum` 2"),
-    ({"type": "number", "exclusiveMinimum": 1, "maximum": 1}, "no number lies between"),
+    ({"type": "integer", "minimum": 5, "maximum": 2}, "no integer satisfies its bounds (`minimum` 5, `maximum` 2)"),
+    ({"type": "integer", "exclusiveMinimum": 0, "exclusiveMaximum": 1}, "no integer satisfies"),
+    ({"type": "number", "exclusiveMinimum": 1, "maximum": 1}, "no number satisfies"),
     ({"type": "integer", "minimum": 1.5}, "is not a whole number"),
+    ({"type": "integer", "maximum": 2**70}, "beyond what a 64-bit integer holds"),
     ({"type": "array", "minItems": 3, "maxItems": 1}, "`minItems` 3 is above `maxItems` 1"),
     ({"anyOf": [{"type": "null"}, {"type": "object", "minProperties": 2, "maxProperties": 1}]}, "minProperties"),
-], ids=["length", "range", "exclusive", "fraction", "items", "properties-in-a-union"])
+    ({"type": "object", "required": ["x", "y"], "maxProperties": 1}, "2 properties are required"),
+], ids=["length", "range", "integer-exclusive", "exclusive", "fraction", "int64", "items", "properties-in-a-union",
+        "required"])
 def test_bounds_that_cannot_compile_are_400_naming_the_schema(client, claude, bad, why):
     """In an optional property too: xgrammar refuses the whole schema, and could not say which one it was."""
     schema = {"type": "object", "properties": {"ok": {"type": "string"}, "bad": bad}}
@@ -415,6 +419,14 @@ def test_bounds_that_cannot_compile_are_400_naming_the_schema(client, claude, ba
 
 
 def test_bounds_that_agree_are_served(client):
+    """Bounds the grammar compiles (checked against xgrammar itself): a whole-number float, bounds of another
+    type than the schema's, bounds under `not` (not enforced) or in an unused definition."""
+    odd = {"type": "object", "properties": {"t": {"type": "string", "minimum": 5, "maximum": 1},
+                                            "u": {"not": {"type": "string", "minLength": 5, "maxLength": 1}}},
+           "$defs": {"unused": {"type": "string", "minLength": 3, "maxLength": 1}}}
+    reply = client.chat.completions.create(model=MODEL_NAME, messages=USER, max_tokens=3, response_format={
+        "type": "json_schema", "json_schema": {"name": "x", "schema": odd}})
+    assert reply.choices[0].finish_reason in ("stop", "length")
     schema = {"type": "object", "properties": {"n": {"type": "integer", "minimum": 2.0, "maximum": 2},
                                                "s": {"type": "string", "minLength": 1, "maxLength": 1}},
               "required": ["n", "s"]}

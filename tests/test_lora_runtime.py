@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -102,22 +103,26 @@ def test_unload_waits_for_the_adapter_s_running_requests(server: LiveServer, cli
     chunks: list = []
     started = threading.Event()
 
-    def stream() -> None:
+    def stream() -> float:
         for chunk in client.completions.create(model="busy", prompt=LONG_PROMPT, max_tokens=600, temperature=0,
                                                stream=True, extra_body={"ignore_eos": True}):
             chunks.append(chunk)
             started.set()
+        return time.monotonic()
 
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
         running = pool.submit(stream)
         assert started.wait(120)  # the request is running: the unload must wait for it (not abort it, not 404 it)
-        seen_before_unload = len(chunks)
+        sent_at, seen_before_unload = time.monotonic(), len(chunks)
         unloaded = _post(server, "/v1/unload_lora_adapter", {"lora_name": "busy"})
-        running.result(timeout=300)
+        unloaded_at = time.monotonic()
+        ended_at = running.result(timeout=300)
     assert unloaded.status_code == 200
     assert chunks[-1].choices[0].finish_reason == "length"  # it ran to the end, not aborted
     assert sum(len(c.choices[0].text) > 0 for c in chunks if c.choices) > 10
     assert seen_before_unload < len(chunks) - 10  # the unload was sent while the stream was well under way
+    # ... and answered only as the stream ended, not at once (which would take milliseconds of seconds)
+    assert unloaded_at - sent_at > 0.5 * (ended_at - sent_at)
 
 
 def test_unload_right_after_a_client_went_away_frees_the_adapter(tiny_model_dir: Path, paths: dict[str, Path]) -> None:

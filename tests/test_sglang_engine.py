@@ -443,9 +443,9 @@ def test_allowed_token_ids_which_sglang_lacks_are_refused_not_ignored(fake: Modu
     assert refused.value.param == "allowed_token_ids"
 
 
-@pytest.mark.parametrize("prompt_top", [None, 2])
+@pytest.mark.parametrize("scored, prompt_top, expected_top", [(False, None, 0), (True, 2, 2), (True, None, 5)])
 def test_logprob_token_ids_become_token_ids_logprob_and_name_the_alternatives(
-        fake: ModuleType, tiny_model_dir: Path, prompt_top: int | None) -> None:
+        fake: ModuleType, tiny_model_dir: Path, scored: bool, prompt_top: int | None, expected_top: int) -> None:
     """vLLM's logprob_token_ids on SGLang: its token_ids_logprob, no top-k for the output (the prompt's keep theirs);
     each entry's alternatives are the sampled token, then the named ids in their order, as on the CPU engine."""
     from runtime.model import load_model_info
@@ -458,7 +458,7 @@ def test_logprob_token_ids_become_token_ids_logprob_and_name_the_alternatives(
         fake.control.scripts.append(fake.Script(texts=["a", "ab"], finish=fake.length(2)))
         try:
             sampling = SamplingParams(logprobs=5, max_new_tokens=2, logprob_token_ids=(30, 1001, 40))
-            req = EngineRequest(uuid.uuid4().hex, (50, 60, 70), sampling, prompt_logprobs=prompt_top is not None,
+            req = EngineRequest(uuid.uuid4().hex, (50, 60, 70), sampling, prompt_logprobs=scored,
                                 prompt_top_logprobs=prompt_top)
             return await collect(engine, req), fake.control.engines[-1].calls[-1]
         finally:
@@ -466,7 +466,7 @@ def test_logprob_token_ids_become_token_ids_logprob_and_name_the_alternatives(
 
     events, call = asyncio.run(scenario())
     assert call["return_logprob"] is True and call["token_ids_logprob"] == [30, 1001, 40]
-    assert call["top_logprobs_num"] == (prompt_top or 0)
+    assert call["top_logprobs_num"] == expected_top  # the prompt's (as many as the output's when not said)
     vocab = list(__import__("xgrammar").TokenizerInfo.from_huggingface(model.tokenizer,
                                                                        vocab_size=model.vocab_size).decoded_vocab)
     entries = [t for e in events if isinstance(e, Logprobs) for t in e.tokens]
@@ -474,8 +474,8 @@ def test_logprob_token_ids_become_token_ids_logprob_and_name_the_alternatives(
         [(vocab[1000], -0.25), (vocab[30], -3.0), (vocab[1001], -4.0), (vocab[40], -5.0)],
         [(vocab[1001], -0.5), (vocab[30], -3.0), (vocab[40], -5.0)],  # the sampled one is named: listed once
     ]
-    if prompt_top is not None:
-        assert [len(t.top) for t in events[0].tokens] == [0, 2, 2]
+    if scored:
+        assert [len(t.top) for t in events[0].tokens] == [0, expected_top, expected_top]
 
 
 @pytest.mark.parametrize("top", [0, 2])

@@ -68,6 +68,35 @@ def test_stop_partial_match_is_released_when_it_is_not_a_stop():
     assert feed(StopMatcher(()), ["abc"]) == ("abc", None)
 
 
+def _held_back_by_scanning(buffer: str, stops: tuple[str, ...]) -> int:
+    """What the matcher must hold back, by definition: the longest suffix that is a proper prefix of a stop."""
+    return max((n for stop in stops for n in range(1, min(len(stop) - 1, len(buffer)) + 1)
+                if buffer.endswith(stop[:n])), default=0)
+
+
+def test_stop_matching_equals_the_definition_over_random_streams():
+    """The matcher carries each stop string's KMP state between pushes; this checks it against finding every
+    stop in the whole text and holding back by scanning, over 20,000 random streams of short chunks."""
+    import random
+
+    rng = random.Random(7)
+    for _ in range(20_000):
+        stops = tuple("".join(rng.choice("ab") for _ in range(rng.randint(1, 5))) for _ in range(rng.randint(1, 3)))
+        matcher, emitted, seen = StopMatcher(stops), "", ""
+        for _ in range(rng.randint(1, 8)):
+            chunk = "".join(rng.choice("abc") for _ in range(rng.randint(0, 4)))
+            seen += chunk
+            result = matcher.push(chunk)
+            emitted += result.text
+            found = [(seen.find(stop), i) for i, stop in enumerate(stops) if stop in seen]
+            if found:  # the earliest, and of those starting there the first listed
+                at, i = min(found)
+                stop = stops[i]
+                assert (emitted, result.matched) == (seen[:at], stop), (stops, seen)
+                break
+            assert result.matched is None and emitted == seen[:len(seen) - _held_back_by_scanning(seen, stops)]
+
+
 def test_sampling_is_seeded_and_filters():
     logits = torch.randn(1000, generator=torch.Generator().manual_seed(0))
     params = SamplingParams(temperature=1.0, top_k=5)

@@ -304,3 +304,19 @@ def test_bad_truncation_is_400(client, path, extra, why):
         client.post(path, body=body, cast_to=object)
     assert why in err.value.body["message"]
     assert err.value.body["param"] in ("truncate_prompt_tokens", "truncation_side")
+
+
+def test_truncation_keeps_exactly_the_tokens_of_the_whole_prompt(server, client):
+    """The last k of the tokens the whole text encodes to, even where cutting the text first would encode
+    differently (a long run of one character is one pre-token, merged from its start)."""
+    for text, keep in (("=" * 3000, 2), (" " * 2000 + "z", 3), ("word " * 600, 7)):
+        whole = _tokens(server, prompt=text)
+        reply = client.completions.create(model=MODEL_NAME, prompt=text, max_tokens=1, temperature=0,
+                                          extra_body={"truncate_prompt_tokens": keep, "return_token_ids": True})
+        assert reply.choices[0].prompt_token_ids == whole[-keep:]
+
+
+def test_echo_of_a_prompt_truncation_did_not_cut_is_the_prompt_itself(client):
+    reply = client.completions.create(model=MODEL_NAME, prompt="Hello world", max_tokens=1, echo=True,
+                                      extra_body={"truncate_prompt_tokens": 100})
+    assert reply.choices[0].text.startswith("Hello world")

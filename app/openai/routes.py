@@ -87,8 +87,8 @@ async def completions(request: Request, service_state: ServiceState, names: Mode
                     for (prompt, one), rid in zip(runs, engine_rids(request, len(runs)))]
         echo = None
         if req.echo:  # the prompt as sent, or, truncated, what was left of it
-            texts = [p if isinstance(p, str) and truncation is None
-                     else await service.detokenize(list(run.engine_request.input_ids))
+            texts = [p if isinstance(p, str) and not run.prompt_cut
+                     else await service.detokenize(list(run.engine_request.input_ids), text_prompt=isinstance(p, str))
                      for p, run in zip(prompts, prepared[:: req.n])]
             echo = [text for text in texts for _ in range(req.n)]
     rid = "cmpl-" + secrets.token_hex(12)

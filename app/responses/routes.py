@@ -68,7 +68,7 @@ async def create_response(request: Request, service_state: ServiceState, names: 
 
 @get("/responses/{response_id:str}")
 async def get_response(response_id: str, conversations: ConversationStore, stream: str | None = None) -> Response:
-    if stream is not None and stream.lower() not in ("false", "0"):  # (a stored stream is not kept to replay)
+    if stream is not None and stream.lower() in ("true", "1", "yes", "on"):  # (a stored stream is not kept)
         raise InvalidRequest("Replaying a stored response as a stream (stream=true) is not supported; retrieve it "
                              "without stream.", param="stream")
     return json_response((await stored.load(conversations, response_id)).response)

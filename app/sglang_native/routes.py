@@ -15,6 +15,7 @@ from app.request_id import engine_rids
 from app.sglang_native import convert, render
 from app.sglang_native import schemas as s
 from app.state import ServiceState
+from runtime.types import FieldNames
 
 
 @post("/generate", status_code=200)
@@ -29,7 +30,10 @@ async def generate(request: Request, service_state: ServiceState, names: ModelNa
         output = await asyncio.to_thread(convert.output_format, req.sampling_params)  # (parses grammars)
         service = service_state.require()
         runs = [(prompt, lora, one) for prompt, lora in zip(prompts, adapters) for one in samplings]  # prompt-major
-        prepared = [await service.prepare_completion(prompt, one, rid=rid, adapter=lora, response_format=output)
+        fields = FieldNames(prompt="text" if req.text is not None else "input_ids",
+                            max_tokens="sampling_params.max_new_tokens")
+        prepared = [await service.prepare_completion(prompt, one, rid=rid, adapter=lora, response_format=output,
+                                                     fields=fields)
                     for (prompt, lora, one), rid in zip(runs, engine_rids(request, len(runs)))]
     rids = [p.engine_request.rid for p in prepared]
     batch = convert.is_batch(req)

@@ -248,8 +248,9 @@ def logprob_args(request: EngineRequest) -> dict[str, Any]:
     # logprob of exactly those ids (the prompt's alternatives stay its top ones, as on the CPU engine).
     only = request.sampling.logprob_token_ids
     top = 0 if only else request.sampling.logprobs or 0
-    if request.prompt_logprobs and request.prompt_top_logprobs is not None:
-        top = max(top, request.prompt_top_logprobs)
+    if request.prompt_logprobs:  # the prompt's: as many as asked, else as many as the output's (the CPU engine's)
+        prompt_top = request.prompt_top_logprobs
+        top = max(top, prompt_top if prompt_top is not None else request.sampling.logprobs or 0)
     args: dict[str, Any] = {"return_logprob": True, "top_logprobs_num": top}
     if only:
         args["token_ids_logprob"] = list(only)
