@@ -21,7 +21,7 @@ from runtime.reasoning.grammar import unforced, with_reasoning
 from runtime.reasoning.plan import ReasoningModel, ReasoningPlan
 from runtime.templating import ChatTemplate
 from runtime.tools.base import ToolFormat
-from runtime.tools.plan import ChatPlan, plan_chat, text_constraint, text_schema
+from runtime.tools.plan import ChatPlan, check_grammar, plan_chat, text_constraint, text_schema, text_sources
 from runtime.tools.budget import DEFAULT_GRAMMAR_BUDGET
 from runtime.sampling_defaults import SamplingDefaults
 from runtime.tool_policy import apply_tool_call_first
@@ -152,13 +152,18 @@ class GenerationService:
         as many as the output's; set, it asks for the prompt's scores by itself). `fields`: the dialect's names
         for the prompt and the output cap, for window errors."""
         sampling = self.sampling_defaults.apply(sampling)
+        text_cut = False
         if isinstance(prompt, list):
             whole = prompt
-            self._require_tokens(whole, "prompt")
+            self._require_tokens(whole, fields.prompt)
         else:  # a raw prompt gets the tokenizer's BOS, as base models expect (chat templates write their own)
-            whole = await asyncio.to_thread(
-                lambda: self.template.encode(self._bounded_text(prompt, truncation, fields), add_special_tokens=True))
+            bounded = self._bounded_text(prompt, truncation, fields)  # (len() alone: no work on the loop)
+            text_cut = len(bounded) < len(prompt)
+            whole = await asyncio.to_thread(self.template.encode, bounded, add_special_tokens=True)
         ids = self._truncate(whole, truncation)
+        # The output's grammar, checked as a chat request's is (cost, then xgrammar's reading), off the loop
+        await asyncio.to_thread(check_grammar, text_sources(response_format, text_schema(response_format)),
+                                self.grammar_budget)
         constraint = text_constraint(response_format)
         text_stops, sampling = _stops_to_the_pipeline(sampling)
         request = self._engine_request(ids, self._budget(len(ids), sampling, fields), constraint, rid,
@@ -168,7 +173,7 @@ class GenerationService:
         return PreparedRequest(scored, OutputSpec(text_stops=text_stops,
                                                   json_text=text_schema(response_format) is not None,
                                                   tokens_as_ids=scored.sampling.tokens_as_ids),
-                               prompt_cut=len(ids) < len(whole))
+                               prompt_cut=text_cut or len(ids) < len(whole))
 
     async def count_chat_tokens(self, request: ChatRequest) -> int:
         return len(await self.tokenize_chat(request))

@@ -72,6 +72,8 @@ def _advance(pattern: str, failure: list[int], state: int, text: str) -> int:
     """The state after `text`: the longest prefix of `pattern` that the text so far ends with, short of all of it
     (a whole match is `push`'s to find)."""
     last = len(pattern) - 1
+    if len(text) >= last:  # only the text's last len - 1 characters can be part of what it ends with
+        state, text = 0, text[len(text) - last:] if last else ""
     for ch in text:
         while state and (state > last or pattern[state] != ch):
             state = failure[state - 1]

@@ -8,6 +8,7 @@ import json
 from dataclasses import dataclass, replace
 from typing import Any
 
+from runtime.constraints import check_schema_compiles
 from runtime.errors import InvalidRequest
 from runtime.templating import message_dicts, tool_dicts
 from runtime.tools.base import CallParser, OnlyCalls, ToolFormat
@@ -42,6 +43,23 @@ def text_schema(response_format: ResponseFormat) -> dict[str, Any] | None:
     return None
 
 
+def text_sources(response_format: ResponseFormat, json_text: dict[str, Any] | None) -> list[tuple[str, Any]]:
+    """The output's own schema (param, schema) for the grammar checks; a regex costs what a pattern would."""
+    grammar = response_format.grammar
+    if grammar is not None and grammar.kind is ConstraintKind.REGEX:
+        return [(response_format.source, {"type": "string", "pattern": grammar.text})]
+    return [(response_format.source, json_text)] if json_text is not None else []
+
+
+def check_grammar(schemas: list[tuple[str, Any]], grammar_budget: int) -> None:
+    """The schemas (param, schema as it goes into the grammar: relaxed) that make a request's grammar: within
+    the compile budget, then each one as xgrammar reads it (runtime/constraints.py)."""
+    check_grammar_budget(schemas, grammar_budget)
+    for param, schema in schemas:
+        if isinstance(schema, dict):
+            check_schema_compiles({k: v for k, v in schema.items() if k != FREEFORM_KEY}, param)
+
+
 def text_constraint(response_format: ResponseFormat) -> Constraint | None:
     """The constraint on output that is all text (no tools): the request's grammar, or its JSON schema."""
     if response_format.grammar is not None:
@@ -58,12 +76,10 @@ def plan_chat(request: ChatRequest, fmt: ToolFormat, template_renders_tools: boo
     goes into the system prompt in the format's wording. Also refuses, before any engine sees them, schemas
     whose grammar is estimated to cost more than `grammar_budget` to compile (runtime/tools/budget.py)."""
     json_text = text_schema(request.response_format)
-    text_source = [(request.response_format.source, json_text)] if json_text is not None else []
+    text_source = text_sources(request.response_format, json_text)
     grammar = request.response_format.grammar
-    if grammar is not None and grammar.kind is ConstraintKind.REGEX:  # costs what a schema's pattern would
-        text_source = [(request.response_format.source, {"type": "string", "pattern": grammar.text})]
     if not request.tools:
-        check_grammar_budget(text_source, grammar_budget)
+        check_grammar(text_source, grammar_budget)
         return ChatPlan(message_dicts(request.messages), None, text_constraint(request.response_format), None,
                         json_text is not None)
     if grammar is not None and request.tool_choice.mode is not ToolChoiceMode.NONE:
@@ -89,7 +105,7 @@ def plan_chat(request: ChatRequest, fmt: ToolFormat, template_renders_tools: boo
     compiled = [] if choice.mode is ToolChoiceMode.NONE else [
         (t.source, schemas[t.name]) for t in request.tools
         if choice.mode is not ToolChoiceMode.NAMED or t.name == choice.name]
-    check_grammar_budget(text_source + compiled, grammar_budget)
+    check_grammar(text_source + compiled, grammar_budget)
 
     if grammar is not None:  # (tool_choice none: the tools are rendered, the grammar is the whole output)
         constraint = grammar

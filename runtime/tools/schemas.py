@@ -9,7 +9,6 @@ schema a call is guaranteed to satisfy is stated honestly — and refuse them fo
 
 from __future__ import annotations
 
-import math
 import re
 from typing import Any
 
@@ -66,114 +65,13 @@ def normalise_parameters(parameters: Any, param: str) -> dict[str, Any]:
         raise InvalidRequest(f"Invalid tool parameters schema: {exc.message}", param=param) from None
     normalised = {"type": "object", **parameters}
     check_finite(normalised, param)
-    check_bounds(normalised, param)
     return normalised
 
 
 def check_output_schema(schema: dict[str, Any], param: str) -> None:
-    """A response format's schema: its shape, that some finite value satisfies it, and bounds that agree."""
+    """A response format's schema: its shape and that some finite value satisfies it."""
     check_shape(schema, param)
     check_finite(schema, param)
-    check_bounds(schema, param)
-
-
-# Bounds that must agree wherever xgrammar 0.2.7 compiles them: it refuses a whole schema with a lower bound above
-# its upper one anywhere in it (even in an optional property or one branch of a union), and cannot then say
-# which schema of the request it was. Each pair applies to the types named with it.
-_BOUND_PAIRS = (("string", "minLength", "maxLength"), ("array", "minItems", "maxItems"),
-                ("object", "minProperties", "maxProperties"))
-# Keywords whose schemas xgrammar does not compile (relax removes the first four; `$defs` are compiled where a
-# `$ref` leads, and a bad bound there still fails its compile, without `param`).
-_NOT_COMPILED = frozenset({"not", "if", "then", "else", "contains", "dependentSchemas", "$defs", "definitions"})
-# xgrammar reads a schema by the first of these it finds; only with none of them do `type`'s bounds apply.
-_DECIDING = ("$ref", "const", "enum", "anyOf", "oneOf", "allOf")
-_INT64 = 2**63 - 1
-
-
-def check_bounds(schema: Any, param: str) -> None:
-    """A 400 naming `param` and the keyword's path for bounds the grammar cannot compile: a lower bound above
-    its upper one, an empty numeric range, an integer bound that is not a whole number or beyond 64 bits."""
-    stack: list[tuple[Any, str]] = [(schema, "")]
-    while stack:
-        node, path = stack.pop()
-        if not isinstance(node, dict):
-            continue
-        problem = _bound_problem(node)
-        if problem is not None:
-            raise InvalidRequest(f"The schema at {param} cannot be enforced: at {path.lstrip('.') or 'its root'}, "
-                                 f"{problem}.", param=param)
-        stack.extend(_compiled_subschemas(node, path))
-
-
-def _compiled_subschemas(node: dict[str, Any], path: str) -> list[tuple[Any, str]]:
-    out: list[tuple[Any, str]] = []
-    for key in SCHEMA_MAPS:
-        value = node.get(key)
-        if key not in _NOT_COMPILED and isinstance(value, dict):
-            out += [(sub, f"{path}.{key}.{name}") for name, sub in value.items()]
-    for key in SCHEMA_LISTS:
-        value = node.get(key)
-        if key not in _NOT_COMPILED and isinstance(value, list):
-            out += [(sub, f"{path}.{key}[{i}]") for i, sub in enumerate(value)]
-    out += [(node[key], f"{path}.{key}") for key in SCHEMA_VALUES if key in node and key not in _NOT_COMPILED]
-    return out
-
-
-def _bound_problem(node: dict[str, Any]) -> str | None:
-    if any(key in node for key in _DECIDING):
-        return None
-    types = _types(node.get("type"))
-    for kind, low_key, high_key in _BOUND_PAIRS:
-        low, high = node.get(low_key), node.get(high_key)
-        if kind in types and _is_number(low) and _is_number(high) and low > high:
-            return f"`{low_key}` {low} is above `{high_key}` {high}"
-    if "object" in types:
-        required = node.get("required") if isinstance(node.get("required"), list) else []
-        most, properties = node.get("maxProperties"), node.get("properties")
-        if _is_number(most) and len(set(map(str, required))) > most:
-            return f"{len(set(map(str, required)))} properties are required but `maxProperties` is {most}"
-        least = node.get("minProperties")
-        if (node.get("additionalProperties") is False and _is_number(least) and isinstance(properties, dict)
-                and least > len(properties)):
-            return f"`minProperties` {least} is above the {len(properties)} properties allowed"
-    numeric = [kind for kind in ("integer", "number") if kind in types]
-    if numeric:
-        return _range_problem(node, integer=numeric == ["integer"])
-    return None
-
-
-def _range_problem(node: dict[str, Any], *, integer: bool) -> str | None:
-    """An empty range, or bounds the grammar cannot take, for a number or an integer."""
-    for key in ("exclusiveMinimum", "exclusiveMaximum"):
-        if isinstance(node.get(key), bool):
-            return f"`{key}` is a boolean (draft 4's form); give the bound itself, a number"
-    bounds = {key: node[key] for key in ("minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum")
-              if _is_number(node.get(key))}
-    if integer:
-        for key, value in bounds.items():
-            if isinstance(value, float) and math.isfinite(value) and value != int(value):
-                return f"`{key}` {value} bounds an integer but is not a whole number"
-            if not -_INT64 - 1 <= value <= _INT64:
-                return f"`{key}` {value} is beyond what a 64-bit integer holds"
-        lows = [int(bounds["minimum"])] if "minimum" in bounds else []
-        lows += [int(bounds["exclusiveMinimum"]) + 1] if "exclusiveMinimum" in bounds else []
-        highs = [int(bounds["maximum"])] if "maximum" in bounds else []
-        highs += [int(bounds["exclusiveMaximum"]) - 1] if "exclusiveMaximum" in bounds else []
-        if lows and highs and max(lows) > min(highs):
-            return f"no integer satisfies its bounds ({_listed(bounds)})"
-        return None
-    lows = [(bounds[k], k == "exclusiveMinimum") for k in ("minimum", "exclusiveMinimum") if k in bounds]
-    highs = [(bounds[k], k == "exclusiveMaximum") for k in ("maximum", "exclusiveMaximum") if k in bounds]
-    if lows and highs:
-        low, low_open = max(lows)
-        high, high_open = min(highs, key=lambda b: (b[0], not b[1]))
-        if low > high or (low == high and (low_open or high_open)):
-            return f"no number satisfies its bounds ({_listed(bounds)})"
-    return None
-
-
-def _listed(bounds: dict[str, Any]) -> str:
-    return ", ".join(f"`{key}` {value}" for key, value in bounds.items())
 
 
 def relax(schema: Any, *, strict: bool = False) -> tuple[Any, list[str]]:
