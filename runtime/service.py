@@ -112,7 +112,7 @@ class GenerationService:
         request = replace(request, sampling=self.sampling_defaults.apply(request.sampling))
         # Planning (a schema relaxation per tool) and rendering take time proportional to the request: in a
         # worker thread, off the event loop.
-        plan, rendered, reasoning = await asyncio.to_thread(self._plan_and_render, request, bounded=True)
+        plan, rendered, reasoning = await asyncio.to_thread(self._plan_and_render, request, generating=True)
         input_ids = self._truncate(rendered, request.truncation)
         sampling = self._budget(len(input_ids), request.sampling, request.fields, clamp=request.clamp_max_tokens)
         text_stops, sampling = _stops_to_the_pipeline(sampling)
@@ -162,16 +162,16 @@ class GenerationService:
             whole = await asyncio.to_thread(self.template.encode, bounded, add_special_tokens=True)
         ids = self._truncate(whole, truncation)
         # The output's grammar, checked as a chat request's is (cost, then xgrammar's reading), off the loop
-        await asyncio.to_thread(check_grammar, text_sources(response_format, text_schema(response_format)),
-                                self.grammar_budget)
-        constraint = text_constraint(response_format)
+        json_text = text_schema(response_format)
+        await asyncio.to_thread(check_grammar, text_sources(response_format, json_text), self.grammar_budget)
+        constraint = text_constraint(response_format, json_text)
         text_stops, sampling = _stops_to_the_pipeline(sampling)
         request = self._engine_request(ids, self._budget(len(ids), sampling, fields), constraint, rid,
                                        adapter, text_per_token=bool(text_stops))
         scored = replace(request, prompt_logprobs=prompt_logprobs or prompt_top_logprobs is not None,
                          prompt_top_logprobs=prompt_top_logprobs)
         return PreparedRequest(scored, OutputSpec(text_stops=text_stops,
-                                                  json_text=text_schema(response_format) is not None,
+                                                  json_text=json_text is not None,
                                                   tokens_as_ids=scored.sampling.tokens_as_ids),
                                prompt_cut=text_cut or len(ids) < len(whole))
 
@@ -180,35 +180,33 @@ class GenerationService:
 
     async def tokenize_chat(self, request: ChatRequest) -> list[int]:
         """The prompt's token ids exactly as a chat request with these messages and tools would send them."""
-        _, ids, _ = await asyncio.to_thread(self._plan_and_render, request, counting=True)
+        _, ids, _ = await asyncio.to_thread(self._plan_and_render, request, generating=False)
         return ids
 
-    def _plan_and_render(self, request: ChatRequest, *, bounded: bool = False, counting: bool = False,
+    def _plan_and_render(self, request: ChatRequest, *, generating: bool,
                          ) -> tuple[ChatPlan, list[int], ReasoningPlan | None]:
-        """`bounded`: for a generation, whose prompt must fit the window; `counting`: for counting its tokens,
-        which may be more than the window holds (up to COUNT_LIMIT's worth of text)."""
+        """`generating`: the prompt must fit the window (`_bounded_text`); else its tokens are only counted, and
+        may be more than the window holds (up to COUNT_LIMIT's worth of text)."""
         plan = plan_chat(request, self.tool_format, self.template.renders_tools,
                          template_renders_calls=self.template.renders_calls, grammar_budget=self.grammar_budget)
         if self.reasoning is None:
             text = self._bounded(self.template.render_text(plan.messages, plan.tools, request.template), request,
-                                 bounded=bounded, counting=counting)
+                                 generating)
             return plan, self.template.encode(text), None
         # The family's thinking switches, under the client's own chat_template_kwargs; past thinking under the
         # name the template reads.
         switches = self.reasoning.template_kwargs(request.reasoning)
         options = replace(request.template, kwargs={**switches, **request.template.kwargs})
         messages = [_rename(m, "reasoning_content", self.reasoning.format.history_key) for m in plan.messages]
-        text = self._bounded(self.template.render_text(messages, plan.tools, options), request, bounded=bounded,
-                             counting=counting)
+        text = self._bounded(self.template.render_text(messages, plan.tools, options), request, generating)
         call_forced = plan.parser is not None and request.tool_choice.mode in (ToolChoiceMode.REQUIRED,
                                                                               ToolChoiceMode.NAMED)
         return plan, self.template.encode(text), self.reasoning.plan(request.reasoning, text, call_forced=call_forced)
 
-    def _bounded(self, text: str, request: ChatRequest, *, bounded: bool, counting: bool) -> str:
-        if bounded:
+    def _bounded(self, text: str, request: ChatRequest, generating: bool) -> str:
+        if generating:
             return self._bounded_text(text, request.truncation, request.fields)
-        if counting:
-            self.check_countable(text, "messages")
+        self.check_countable(text, "messages")
         return text
 
     def _bounded_text(self, text: str, truncation: PromptTruncation | None, fields: FieldNames) -> str:

@@ -32,8 +32,7 @@ MAX_TOP_LOGPROBS = 20  # OpenAI's bound for top_logprobs (and vLLM's default max
 
 def sampling_params(req: s.SamplingFields, max_tokens: int | None, logprobs: int | None = None) -> SamplingParams:
     _check_stream_options(req)
-    if req.seed is not None and req.seed + req.n - 1 > s.SEED_MAX:
-        raise InvalidRequest(f"seed must be at most {s.SEED_MAX} - (n - 1): choice i uses seed + i.", param="seed")
+    check_seed_span(req.seed, req.n, "seed")
     stop = (req.stop,) if isinstance(req.stop, str) else tuple(req.stop or ())
     check_stops(stop, "stop")
     return SamplingParams(
@@ -62,6 +61,13 @@ def sampling_params(req: s.SamplingFields, max_tokens: int | None, logprobs: int
         # (continuous usage counts the tokens as their ids arrive)
         return_token_ids=req.return_token_ids or continuous_usage(req),
     )
+
+
+def check_seed_span(seed: int | None, n: int, param: str) -> None:
+    """Choice i uses seed + i, which both engines must hold (SGLang keeps seeds in an int64)."""
+    if seed is not None and seed + n - 1 > s.SEED_MAX:
+        raise InvalidRequest(f"{param.rsplit('.', 1)[-1]} must be at most {s.SEED_MAX} - (n - 1): choice i uses "
+                             f"{param.rsplit('.', 1)[-1]} + i.", param=param)
 
 
 def _allowed_token_ids(req: s.SamplingFields) -> tuple[int, ...]:

@@ -13,6 +13,8 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import UNSET, Meta, Struct, UnsetType
 
+from app.openai.schemas import ReasoningEffort, Seed  # OpenAI's value sets, one definition for both APIs
+
 # -- requests -------------------------------------------------------------------------------------------
 
 
@@ -188,14 +190,12 @@ class TextConfig(Struct, omit_defaults=True):
 
 
 class ReasoningConfig(Struct, omit_defaults=True):
-    # OpenAI's values, as chat completions' reasoning_effort (app/openai/schemas.py)
-    effort: Literal["none", "minimal", "low", "medium", "high", "xhigh", "max"] | None = None
+    effort: ReasoningEffort | None = None  # as chat completions' reasoning_effort
     summary: str | None = None
 
 
 Temperature = Annotated[float, Meta(ge=0.0, le=2.0)]
 Probability = Annotated[float, Meta(ge=0.0, le=1.0)]
-Seed = Annotated[int, Meta(ge=-(2**63), le=2**63 - 1)]  # what both engines hold (app/openai/schemas.py)
 
 
 class ResponsesRequest(Struct, kw_only=True):

@@ -6,8 +6,7 @@ from dataclasses import replace
 from collections.abc import Callable
 from typing import Any
 
-from app.openai.convert import MAX_PROMPTS, logit_bias
-from app.openai.schemas import SEED_MAX
+from app.openai.convert import MAX_PROMPTS, check_seed_span, logit_bias
 from app.sglang_native import schemas as s
 from runtime import constraints
 from runtime.errors import InvalidRequest
@@ -66,9 +65,7 @@ def sampling(p: s.NativeSamplingParams) -> list[SamplingParams]:
         raise InvalidRequest("min_new_tokens must be at most max_new_tokens.", param="sampling_params.min_new_tokens")
     stops = (p.stop,) if isinstance(p.stop, str) else tuple(p.stop or ())
     check_stops(stops, "sampling_params.stop")
-    if p.sampling_seed is not None and p.sampling_seed + p.n - 1 > SEED_MAX:  # SGLang keeps seeds in int64
-        raise InvalidRequest(f"sampling_seed must be at most {SEED_MAX} - (n - 1): output i uses sampling_seed + i.",
-                             param="sampling_params.sampling_seed")
+    check_seed_span(p.sampling_seed, p.n, "sampling_params.sampling_seed")
     one = SamplingParams(
         temperature=p.temperature, top_p=p.top_p, top_k=max(p.top_k, 0), min_p=p.min_p,
         frequency_penalty=p.frequency_penalty, presence_penalty=p.presence_penalty,

@@ -60,11 +60,11 @@ def check_grammar(schemas: list[tuple[str, Any]], grammar_budget: int) -> None:
             check_schema_compiles({k: v for k, v in schema.items() if k != FREEFORM_KEY}, param)
 
 
-def text_constraint(response_format: ResponseFormat) -> Constraint | None:
-    """The constraint on output that is all text (no tools): the request's grammar, or its JSON schema."""
+def text_constraint(response_format: ResponseFormat, schema: dict[str, Any] | None) -> Constraint | None:
+    """The constraint on output that is all text (no tools): the request's grammar, or its JSON schema (`schema`:
+    text_schema's, made once per request)."""
     if response_format.grammar is not None:
         return response_format.grammar
-    schema = text_schema(response_format)
     return None if schema is None else Constraint(ConstraintKind.JSON_SCHEMA, json.dumps(schema, ensure_ascii=False))
 
 
@@ -80,8 +80,8 @@ def plan_chat(request: ChatRequest, fmt: ToolFormat, template_renders_tools: boo
     grammar = request.response_format.grammar
     if not request.tools:
         check_grammar(text_source, grammar_budget)
-        return ChatPlan(message_dicts(request.messages), None, text_constraint(request.response_format), None,
-                        json_text is not None)
+        return ChatPlan(message_dicts(request.messages), None, text_constraint(request.response_format, json_text),
+                        None, json_text is not None)
     if grammar is not None and request.tool_choice.mode is not ToolChoiceMode.NONE:
         # A regex, grammar, choice or structural tag describes the whole output, leaving calls no room (vLLM
         # refuses the pair too); a JSON schema combines with tools (docs/TOOLS.md).
