@@ -12,7 +12,8 @@ import torch
 
 from runtime.engines import EngineConfig, create_engine
 from runtime.engines.cpu.kv_cache import KVPool, RadixCache
-from runtime.engines.cpu.model import Shape, unsupported_reason
+from runtime.engines.cpu import scheduler
+from runtime.engines.cpu.model import Batch, DecoderModel, Shape, unsupported_reason
 from runtime.errors import ContextLengthExceeded, EngineFailure
 from runtime.model import load_model_info
 from runtime.types import EngineRequest, Finished, FinishReason, Logprobs, SamplingParams, TextDelta
@@ -199,6 +200,63 @@ def finish(radix: RadixCache, tokens: list[int], chain=None, blocks=None) -> Non
 
 def accounted(radix: RadixCache) -> bool:
     return radix.pool.free_blocks + len(list(radix._nodes())) == radix.pool.num_blocks - 1
+
+
+def test_blocks_are_placed_as_extents_that_can_grow():
+    pool = tree(blocks=101, block_size=4).pool  # blocks 1..100 usable
+    first = pool.allocate(4)
+    assert first == list(range(first[0], first[0] + 4)) and 40 <= first[0] <= 50  # mid-pool, leaving room around
+    assert pool.allocate(2, after=first[-1]) == [first[-1] + 1, first[-1] + 2]  # growth follows its last block
+    second = pool.allocate(3)
+    assert second == list(range(second[0], second[0] + 3)) and not set(second) & set(range(first[0], first[0] + 12))
+    assert pool.allocate(1, after=second[-1]) == [second[-1] + 1]
+    assert pool.free_blocks == 100 - 10
+    # A full pool hands out what is left in pieces, in slot order within each piece.
+    rest = pool.allocate(pool.free_blocks)
+    assert len(rest) == 90 and len(set(rest)) == 90 and scheduler.NULL_BLOCK not in rest and pool.allocate(1) is None
+    pool.free(first)
+    assert pool.allocate(1, after=first[-1]) is not None and pool.free_blocks == 3
+    with pytest.raises(AssertionError):
+        pool.free([second[0], second[0]])  # a double free is caught, never handed out twice
+
+
+def test_slot_runs_join_consecutive_blocks_and_end_at_the_length():
+    assert scheduler.slot_runs([3, 4, 5, 9, 1], 18, 4) == [(12, 12), (36, 4), (4, 2)]
+    assert scheduler.slot_runs([7, 8], 5, 4) == [(28, 5)]
+
+
+def test_attention_in_place_equals_gathered_attention(tiny_model_dir):
+    """A decoding sequence attending to its keys where they lie (runs of the pool, any order) computes what the
+    gathered path computes for it."""
+    info = load_model_info(str(tiny_model_dir))
+    model = DecoderModel.load(str(tiny_model_dir), info.config, torch.float32)
+    s, bs = model.shape, 4
+    torch.manual_seed(0)
+    k_pool, v_pool = torch.randn(s.kv_heads, 64 * bs, s.head_dim), torch.randn(s.kv_heads, 64 * bs, s.head_dim)
+    tables = [[5, 6, 7, 30, 2, 3], [40], [11, 12, 13, 14, 15, 16, 17, 18]]
+    lengths = [22, 3, 29]
+    q = torch.randn(len(tables), s.heads * s.head_dim)
+    width = max(len(t) for t in tables)
+    padded = torch.tensor([t + [0] * (width - len(t)) for t in tables])
+    slots = (padded[:, :, None] * bs + torch.arange(bs)).view(len(tables), -1)[:, : max(lengths)]
+    mask = torch.arange(slots.shape[1])[None, :] < torch.tensor(lengths)[:, None]
+    rows = torch.arange(len(tables))
+    gathered = Batch(rows, rows, rows, torch.where(mask, slots, 0), mask[:, None, None, :], [])
+    in_place = Batch(rows, rows, None, None, None, [],
+                     [(i, scheduler.slot_runs(t, n, bs)) for i, (t, n) in enumerate(zip(tables, lengths))])
+    assert [len(runs) for _, runs in in_place.views] == [3, 1, 1]
+    alone = Batch(rows, rows, None, None, None, [], [(i, slots[i, :n]) for i, n in enumerate(lengths)])
+    expected = model._attention(q, k_pool, v_pool, gathered)
+    torch.testing.assert_close(model._attention(q, k_pool, v_pool, in_place), expected, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(model._attention(q, k_pool, v_pool, alone), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_in_place_attention_gives_the_transformers_path_s_tokens(tiny_model_dir, monkeypatch):
+    # Every decode step attends alone, in a pool small enough to preempt (so blocks come back fragmented), with
+    # prefix sharing (a matched chain is a run of its own): in place where runs are long, gathered where not.
+    monkeypatch.setattr(scheduler, "IN_PLACE_ATTENTION_MIN", 1)
+    monkeypatch.setattr(scheduler, "MIN_RUN_TOKENS", 16)
+    compare_with_transformers(tiny_model_dir, [1, 20, 300, 310, 320, 330, 340, 350, 360, 370], 40, kv_cache_mb=1)
 
 
 def test_radix_matches_whole_blocks_then_part_of_one():

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import re
 from dataclasses import dataclass, field
 
 import torch
@@ -26,8 +27,13 @@ NULL_BLOCK = 0  # kept zeroed and never handed out: padding slots point at it, s
 
 
 class KVPool:
-    """Keys and values of every layer, `[blocks * block_size, kv_heads, head_dim]` per layer: a token's slot is
-    its block * block_size + its offset in the block."""
+    """Keys and values of every layer, `[kv_heads, blocks * block_size, head_dim]` per layer: a token's slot is
+    its block * block_size + its offset in the block. Head-major, so the keys of a run of consecutive slots are
+    one strided view per head, which attention reads in place (model.py).
+
+    Blocks are placed so that a sequence's blocks stay consecutive (an extent, as a file system places a file):
+    a sequence's next blocks follow its last one when those are free, and a new extent starts in the middle of
+    the largest free run, leaving room on both sides for its neighbours to grow into."""
 
     def __init__(self, shape: Shape, dtype: torch.dtype, budget_bytes: int, block_size: int) -> None:
         per_token = 2 * shape.layers * shape.kv_heads * shape.head_dim * dtype.itemsize
@@ -35,35 +41,63 @@ class KVPool:
         self.num_blocks = max(2, budget_bytes // (per_token * block_size))
         slots = self.num_blocks * block_size
         # torch.empty: the operating system commits pages as they are first written, so an unused budget costs nothing.
-        self.k = [torch.empty(slots, shape.kv_heads, shape.head_dim, dtype=dtype) for _ in range(shape.layers)]
-        self.v = [torch.empty(slots, shape.kv_heads, shape.head_dim, dtype=dtype) for _ in range(shape.layers)]
+        self.k = [torch.empty(shape.kv_heads, slots, shape.head_dim, dtype=dtype) for _ in range(shape.layers)]
+        self.v = [torch.empty(shape.kv_heads, slots, shape.head_dim, dtype=dtype) for _ in range(shape.layers)]
         for t in (*self.k, *self.v):
-            t[:block_size].zero_()
-        self._free = list(range(self.num_blocks - 1, NULL_BLOCK, -1))  # popped from the end: low ids first
+            t[:, :block_size].zero_()
+        self._is_free = bytearray(b"\x01") * self.num_blocks  # one byte a block: runs are found by a regex, in C
+        self._is_free[NULL_BLOCK] = 0
+        self._free_count = self.num_blocks - 1
 
     @property
     def free_blocks(self) -> int:
-        return len(self._free)
+        return self._free_count
 
     @property
     def capacity_tokens(self) -> int:
         return (self.num_blocks - 1) * self.block_size
 
-    def allocate(self, n: int) -> list[int] | None:
-        if n > len(self._free):
+    def allocate(self, n: int, after: int | None = None) -> list[int] | None:
+        """n free blocks, in slot order: the n following block `after` when they are free, else an extent in the
+        middle of the largest free run, else pieces of the largest runs; None when fewer than n are free."""
+        if n > self._free_count:
             return None
-        taken = self._free[len(self._free) - n :]
-        del self._free[len(self._free) - n :]
+        if n <= 0:
+            return []
+        free = self._is_free
+        if after is not None and after + 1 + n <= self.num_blocks and free.count(1, after + 1, after + 1 + n) == n:
+            taken = list(range(after + 1, after + 1 + n))
+        else:
+            runs = sorted(((m.end() - m.start(), m.start()) for m in _FREE_RUN.finditer(free)), reverse=True)
+            length, start = runs[0]
+            if length >= n:
+                first = start + (length - n) // 2
+                taken = list(range(first, first + n))
+            else:
+                taken = []
+                for length, start in runs:
+                    taken.extend(range(start, start + min(length, n - len(taken))))
+                    if len(taken) == n:
+                        break
+        for block in taken:
+            free[block] = 0
+        self._free_count -= n
         return taken
 
     def free(self, blocks: list[int]) -> None:
-        self._free.extend(blocks)
+        for block in blocks:
+            assert block != NULL_BLOCK and not self._is_free[block], f"block {block} freed twice"
+            self._is_free[block] = 1
+        self._free_count += len(blocks)
 
     def copy_prefix(self, source: int, target: int, tokens: int) -> None:
         """The first `tokens` slots of block `source` into block `target`, every layer."""
         bs = self.block_size
         for t in (*self.k, *self.v):
-            t[target * bs : target * bs + tokens] = t[source * bs : source * bs + tokens]
+            t[:, target * bs : target * bs + tokens] = t[:, source * bs : source * bs + tokens]
+
+
+_FREE_RUN = re.compile(rb"\x01+")
 
 
 @dataclass(eq=False)
@@ -229,11 +263,12 @@ class RadixCache:
                 heapq.heappush(leaves, parent)
         return freed
 
-    def allocate(self, n: int) -> list[int] | None:
-        """n free blocks, evicting for them if need be; None when even eviction cannot make room."""
+    def allocate(self, n: int, after: int | None = None) -> list[int] | None:
+        """n free blocks (following block `after` where they can: KVPool.allocate), evicting for them if need be;
+        None when even eviction cannot make room."""
         if n > self.pool.free_blocks:
             self.evict(n - self.pool.free_blocks)
-        return self.pool.allocate(n)
+        return self.pool.allocate(n, after)
 
     def _nodes(self):
         stack = [child for root in self.roots.values() for child in root.children.values()]

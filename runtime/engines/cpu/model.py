@@ -3,7 +3,8 @@ scalings transformers computes up front), grouped-query attention over a paged K
 
 One call runs every scheduled token of every sequence as one flat batch: the projections and the MLP are one
 matmul each over all of them (the weights are read once per step, which is what makes batching pay on a CPU),
-and attention runs per group of queries against the keys gathered from the pool (`Batch`). The numerics follow
+and attention runs per group of queries against the keys gathered from the pool, or, for a long context, read
+in place from the pool's runs of consecutive slots (`Batch`). The numerics follow
 transformers' eager code line by line, so greedy decoding gives the same tokens (tests/test_cpu_model.py).
 """
 
@@ -82,6 +83,9 @@ class Batch:
 
     decode: the sequences feeding one token each, batched: `decode_rows` (their rows), `decode_slots`
     ([B, L] pool slots of each one's keys, padded) and `decode_mask` ([B, 1, 1, L], True where attended).
+    views: (row, runs) for decoding sequences with long contexts, attending alone: each run is (first slot,
+    length), consecutive slots of the pool holding the sequence's keys in order, read in place; or, where its
+    slots are too scattered for that, the [L] slots to gather for it.
     chunks: (first row, row count, [L] slots, start position) for each sequence feeding several tokens.
     lora: (adapter, [rows]) for each LoRA adapter some rows run with; rows of none run the base model.
     """
@@ -92,6 +96,7 @@ class Batch:
     decode_slots: torch.Tensor | None
     decode_mask: torch.Tensor | None
     chunks: list[tuple[int, int, torch.Tensor, int]]
+    views: list[tuple[int, list[tuple[int, int]] | torch.Tensor]] = field(default_factory=list)
     lora: list[tuple[LoraWeights, torch.Tensor]] = field(default_factory=list)
 
 
@@ -192,8 +197,8 @@ class DecoderModel:
                 qk = torch.cat((self._rms(qk[:, : s.heads], layer.q_norm), self._rms(qk[:, s.heads :], layer.k_norm)), 1)
             qk = self._rotate(qk, cos, sin)
             q, k = qk[:, : s.heads], qk[:, s.heads :]
-            k_pool[i].index_copy_(0, batch.write_slots, k)
-            v_pool[i].index_copy_(0, batch.write_slots, v)
+            k_pool[i].index_copy_(1, batch.write_slots, k.transpose(0, 1))
+            v_pool[i].index_copy_(1, batch.write_slots, v.transpose(0, 1))
             attn = self._attention(q, k_pool[i], v_pool[i], batch)
             x = x + self._project(attn, layer.o, batch, i, "o")
             h = self._rms(x, layer.post_norm)
@@ -215,8 +220,9 @@ class DecoderModel:
         return self.lm_head(self._rms(hidden, self.norm))
 
     def _attention(self, q: torch.Tensor, k_pool: torch.Tensor, v_pool: torch.Tensor, batch: Batch) -> torch.Tensor:
-        """[T, heads * head_dim]. Decode rows: one SDPA over all of them, each query group of a KV head as a
-        short query sequence against that head's gathered keys. Prefill chunks: one causal SDPA each."""
+        """[T, heads * head_dim]. Pools are [kv_heads, slots, head_dim]. Decode rows: one SDPA over all of
+        them, each query group of a KV head as a short query sequence against that head's gathered keys; long
+        contexts (`views`) one at a time against the pool in place. Prefill chunks: one causal SDPA each."""
         s = self.shape
         T = q.shape[0]
         groups = s.heads // s.kv_heads
@@ -224,14 +230,16 @@ class DecoderModel:
         if batch.decode_rows is not None:
             B, L = batch.decode_slots.shape
             slots = batch.decode_slots.reshape(-1)  # (index_select: 3x faster than indexing with [])
-            keys = k_pool.index_select(0, slots).view(B, L, s.kv_heads, s.head_dim).transpose(1, 2)
-            values = v_pool.index_select(0, slots).view(B, L, s.kv_heads, s.head_dim).transpose(1, 2)
+            keys = k_pool.index_select(1, slots).view(s.kv_heads, B, L, s.head_dim).transpose(0, 1)
+            values = v_pool.index_select(1, slots).view(s.kv_heads, B, L, s.head_dim).transpose(0, 1)
             queries = q[batch.decode_rows].view(B, s.kv_heads, groups, s.head_dim)
             o = F.scaled_dot_product_attention(queries, keys, values, attn_mask=batch.decode_mask, scale=self.scale)
             out[batch.decode_rows] = o.reshape(B, s.heads, s.head_dim)
+        for row, where in batch.views:
+            out[row] = self._attend_alone(q[row].view(s.kv_heads, groups, s.head_dim), k_pool, v_pool, where)
         for first, rows, slots, start in batch.chunks:
-            keys = k_pool.index_select(0, slots).transpose(0, 1)[None]  # [1, kv_heads, L, d]
-            values = v_pool.index_select(0, slots).transpose(0, 1)[None]
+            keys = k_pool.index_select(1, slots)[None]  # [1, kv_heads, L, d]
+            values = v_pool.index_select(1, slots)[None]
             queries = q[first : first + rows].transpose(0, 1)[None]  # [1, heads, rows, d]
             L = slots.shape[0]
             mask = None
@@ -242,3 +250,23 @@ class DecoderModel:
             out[first : first + rows] = o[0].transpose(0, 1)
         return out.view(T, s.heads * s.head_dim)
 
+    def _attend_alone(self, query: torch.Tensor, k_pool: torch.Tensor, v_pool: torch.Tensor,
+                      where: list[tuple[int, int]] | torch.Tensor) -> torch.Tensor:
+        """One decoding sequence's attention, [heads, d]. Given runs of consecutive slots, its keys and values
+        are read where they lie, a view per run, no copy: gathering copies every key of every sequence at every
+        step, which costs more than the attention itself once contexts are long (bench/RESULTS.md section 0).
+        Given slots, they are gathered."""
+        if isinstance(where, torch.Tensor):
+            parts = [(k_pool.index_select(1, where), v_pool.index_select(1, where))]
+        else:
+            parts = [(k_pool[:, a : a + n], v_pool[:, a : a + n]) for a, n in where]
+        query = query * self.scale  # [kv_heads, groups, d]
+        scores = [torch.matmul(query, keys.transpose(1, 2)) for keys, _ in parts]
+        weights = torch.softmax(scores[0] if len(scores) == 1 else torch.cat(scores, -1), dim=-1)
+        o, offset = None, 0
+        for _, values in parts:
+            n = values.shape[1]
+            w = weights[..., offset : offset + n]
+            o = torch.matmul(w, values) if o is None else torch.baddbmm(o, w, values)
+            offset += n
+        return o.reshape(-1, query.shape[-1])

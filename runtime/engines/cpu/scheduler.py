@@ -48,6 +48,13 @@ MIN_PREFILL = 32  # prompt tokens a step takes even when decodes fill the budget
 # floats every time (a cache hit computes its last tokens in a different-shaped matmul: logprobs move by 1e-6).
 MIN_MATCH = 16
 KV_WAIT_SECONDS = 30.0  # a request that waits this long for KV memory is refused with 429
+# Decoding sequences with at least this many tokens of context attend to the pool in place, one at a time; shorter
+# ones are gathered and attend together in one call, which costs less than a call each while copies are small
+# (at 16 sequences the crossover lies between 64 and 256 tokens: bench/RESULTS.md section 0).
+IN_PLACE_ATTENTION_MIN = 256
+# ...unless its slots are scattered in runs shorter than this on average (a pool fragmented by eviction): a call
+# per run then costs more than copying its keys (two calls a run, ~10 us each, against ~5 GB/s of copying).
+MIN_RUN_TOKENS = 64
 
 
 class BatchScheduler:
@@ -159,7 +166,7 @@ class BatchScheduler:
             seq.computed = len(chain) * bs
             if partial is not None:
                 self.radix.lock([partial])  # not evicted for the block it is copied into
-                block = self.radix.allocate(1)
+                block = self.radix.allocate(1, after=chain[-1].block if chain else None)
                 assert block is not None  # room was checked above
                 self.pool.copy_prefix(partial.block, block[0], partial_n)
                 self.radix.unlock([partial])
@@ -197,7 +204,7 @@ class BatchScheduler:
                 missing = -(-(seq.computed + n) // bs) - len(seq.blocks)
                 if missing <= 0:
                     break
-                blocks = self.radix.allocate(missing)
+                blocks = self.radix.allocate(missing, after=seq.blocks[-1] if seq.blocks else None)
                 if blocks is not None:
                     seq.blocks.extend(blocks)
                     break
@@ -221,6 +228,7 @@ class BatchScheduler:
         decode_tables: list[list[int]] = []
         decode_lengths: list[int] = []
         chunks = []
+        views: list[tuple[int, list[tuple[int, int]] | torch.Tensor]] = []
         first_rows: list[int] = []
         sample_rows: list[int] = []  # the row whose logits pick each planned sequence's next token (or -1)
         score: list[tuple[int, int]] = []  # (first row, rows) of chunks scoring their prompt
@@ -233,7 +241,10 @@ class BatchScheduler:
             table = torch.tensor(seq.blocks, dtype=torch.long)
             slots = (table[:, None] * bs + offsets).view(-1)
             write.append(slots[start : start + n])
-            if n == 1:
+            if n == 1 and start + 1 >= IN_PLACE_ATTENTION_MIN:
+                runs = slot_runs(seq.blocks, start + 1, bs)
+                views.append((row, runs if len(runs) * MIN_RUN_TOKENS <= start + 1 else slots[: start + 1]))
+            elif n == 1:
                 decode_rows.append(row)
                 decode_tables.append(seq.blocks)
                 decode_lengths.append(start + 1)
@@ -245,7 +256,7 @@ class BatchScheduler:
                 score.append((row, n))
             if seq.request.adapter is not None:
                 adapter_rows.setdefault(seq.request.adapter, []).extend(range(row, row + n))
-        batch = Batch(torch.tensor(positions), torch.cat(write), None, None, None, chunks,
+        batch = Batch(torch.tensor(positions), torch.cat(write), None, None, None, chunks, views,
                       [(self.adapters[name], torch.tensor(rows)) for name, rows in adapter_rows.items()])
         if decode_rows:
             width = max(len(t) for t in decode_tables)
@@ -323,3 +334,16 @@ class BatchScheduler:
             seq.prompt_logprobs.clear()  # gathered again from the first chunk
         seq.waiting_since = time.monotonic()
         self.waiting.appendleft(seq)
+
+
+def slot_runs(blocks: list[int], length: int, block_size: int) -> list[tuple[int, int]]:
+    """The first `length` slots of a sequence's blocks as runs of consecutive pool slots: (first slot, count)."""
+    runs: list[list[int]] = []
+    for block in blocks[: -(-length // block_size)]:
+        slot = block * block_size
+        if runs and runs[-1][0] + runs[-1][1] == slot:
+            runs[-1][1] += block_size
+        else:
+            runs.append([slot, block_size])
+    runs[-1][1] -= sum(n for _, n in runs) - length
+    return [(a, n) for a, n in runs]
