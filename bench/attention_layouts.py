@@ -1,7 +1,8 @@
 """Decode attention alone, three ways, at 16 sequences of the default model's attention shape (30 layers, 3 KV
 heads of 64, 3 query heads each): what one step costs when every sequence's keys are gathered from a token-major
-or a head-major pool and attended in one SDPA call, and when each sequence reads its keys in place (one run of
-consecutive slots per sequence, as the CPU engine does from 256 tokens of context; bench/RESULTS.md section 0).
+or a head-major pool and attended in one SDPA call, and when each sequence attends alone, to its keys gathered
+from scattered blocks or read in place (one run of consecutive slots), as the CPU engine does from 256 tokens of
+context (bench/RESULTS.md section 0).
 
     python -m bench.attention_layouts --threads 2
 """
@@ -33,14 +34,21 @@ def _gathered(k_pool, v_pool, q, length: int, head_major: bool):
     return step
 
 
-def _in_place(k_pool, v_pool, q, length: int):
+def _alone(k_pool, v_pool, q, length: int, gather: bool):
+    """Each sequence on its own: its keys read in place (one run), or gathered from scattered blocks."""
+    blocks = torch.randperm(SEQUENCES * SPACING // 16)[: SEQUENCES * (-(-length // 16))].view(SEQUENCES, -1)
+    slots = (blocks[:, :, None] * 16 + torch.arange(16)).view(SEQUENCES, -1)[:, :length]
+
     def step() -> None:
         scaled = q * HEAD_DIM ** -0.5
         for k, v in zip(k_pool, v_pool):
             for b in range(SEQUENCES):
-                a = SPACING * b
-                weights = torch.softmax(torch.matmul(scaled[b], k[:, a : a + length].transpose(1, 2)), dim=-1)
-                torch.matmul(weights, v[:, a : a + length])
+                if gather:
+                    keys, values = k.index_select(1, slots[b]), v.index_select(1, slots[b])
+                else:
+                    keys, values = k[:, SPACING * b : SPACING * b + length], v[:, SPACING * b : SPACING * b + length]
+                weights = torch.softmax(torch.matmul(scaled[b], keys.transpose(1, 2)), dim=-1)
+                torch.matmul(weights, values)
     return step
 
 
@@ -66,12 +74,14 @@ def main() -> None:
     token_major = [torch.randn(slots, KV_HEADS, HEAD_DIM) for _ in range(2 * LAYERS)]
     head_major = [torch.randn(KV_HEADS, slots, HEAD_DIM) for _ in range(2 * LAYERS)]
     q = torch.randn(SEQUENCES, KV_HEADS, GROUPS, HEAD_DIM)
-    print("| context | gathered, token-major pool | gathered, head-major pool | in place, head-major pool |")
-    print("|---|---|---|---|")
+    print("| context | all gathered, token-major pool | all gathered, head-major | each alone, gathered (scattered"
+          " blocks) | each alone, in place |")
+    print("|---|---|---|---|---|")
     for length in (int(x) for x in args.lengths.split(",")):
         cells = [_time(_gathered(token_major[:LAYERS], token_major[LAYERS:], q, length, False), args.repeats),
                  _time(_gathered(head_major[:LAYERS], head_major[LAYERS:], q, length, True), args.repeats),
-                 _time(_in_place(head_major[:LAYERS], head_major[LAYERS:], q, length), args.repeats)]
+                 _time(_alone(head_major[:LAYERS], head_major[LAYERS:], q, length, True), args.repeats),
+                 _time(_alone(head_major[:LAYERS], head_major[LAYERS:], q, length, False), args.repeats)]
         print(f"| {length:,} | " + " | ".join(f"{1e3 * c:.1f} ms" for c in cells) + " |")
 
 

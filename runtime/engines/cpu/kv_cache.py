@@ -16,12 +16,15 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import logging
 import re
 from dataclasses import dataclass, field
 
 import torch
 
 from runtime.engines.cpu.model import Shape
+
+log = logging.getLogger(__name__)
 
 NULL_BLOCK = 0  # kept zeroed and never handed out: padding slots point at it, so masked keys stay finite
 
@@ -32,8 +35,9 @@ class KVPool:
     one strided view per head, which attention reads in place (model.py).
 
     Blocks are placed so that a sequence's blocks stay consecutive (an extent, as a file system places a file):
-    a sequence's next blocks follow its last one when those are free, and a new extent starts in the middle of
-    the largest free run, leaving room on both sides for its neighbours to grow into."""
+    a sequence's next blocks follow its last one when those are free, and a new extent leaves a few free blocks
+    on either side for its neighbours and itself to grow into. Once the pool is full, eviction frees blocks where
+    they lie and extents get shorter (attention then gathers a sequence's scattered slots: scheduler.py)."""
 
     def __init__(self, shape: Shape, dtype: torch.dtype, budget_bytes: int, block_size: int) -> None:
         per_token = 2 * shape.layers * shape.kv_heads * shape.head_dim * dtype.itemsize
@@ -58,8 +62,8 @@ class KVPool:
         return (self.num_blocks - 1) * self.block_size
 
     def allocate(self, n: int, after: int | None = None) -> list[int] | None:
-        """n free blocks, in slot order: the n following block `after` when they are free, else an extent in the
-        middle of the largest free run, else pieces of the largest runs; None when fewer than n are free."""
+        """n free blocks, in slot order: the n following block `after` when they are free, else a new extent
+        (`_place`); None when fewer than n are free."""
         if n > self._free_count:
             return None
         if n <= 0:
@@ -68,27 +72,44 @@ class KVPool:
         if after is not None and after + 1 + n <= self.num_blocks and free.count(1, after + 1, after + 1 + n) == n:
             taken = list(range(after + 1, after + 1 + n))
         else:
-            runs = sorted(((m.end() - m.start(), m.start()) for m in _FREE_RUN.finditer(free)), reverse=True)
-            length, start = runs[0]
-            if length >= n:
-                first = start + (length - n) // 2
-                taken = list(range(first, first + n))
-            else:
-                taken = []
-                for length, start in runs:
-                    taken.extend(range(start, start + min(length, n - len(taken))))
-                    if len(taken) == n:
-                        break
+            taken = self._place(n)
         for block in taken:
             free[block] = 0
         self._free_count -= n
         return taken
 
+    def _place(self, n: int) -> list[int]:
+        """A new extent: the lowest free run with room for it and GAP_BLOCKS on either side (its neighbours grow
+        into them), else the middle of the largest run, else pieces of the largest runs. Lowest first keeps the
+        memory in use compact: pages of the budget never written are never committed."""
+        free, largest = self._is_free, (0, 0)
+        for m in _FREE_RUN.finditer(free):
+            start, length = m.start(), m.end() - m.start()
+            if length >= n + 2 * GAP_BLOCKS:
+                first = start + (GAP_BLOCKS if start > 1 else 0)  # (nothing grows into block 1)
+                return list(range(first, first + n))
+            largest = max(largest, (length, start))
+        length, start = largest
+        if length >= n:
+            first = start + (length - n) // 2
+            return list(range(first, first + n))
+        runs = sorted(((m.end() - m.start(), m.start()) for m in _FREE_RUN.finditer(free)), reverse=True)
+        taken: list[int] = []
+        for length, start in runs:
+            taken.extend(range(start, start + min(length, n - len(taken))))
+            if len(taken) == n:
+                break
+        return taken
+
     def free(self, blocks: list[int]) -> None:
+        """Blocks back to the pool. One that is already free (a bug) is logged and skipped, never counted twice:
+        a block handed out twice would mix two sequences' keys, and raising here could stop the worker."""
         for block in blocks:
-            assert block != NULL_BLOCK and not self._is_free[block], f"block {block} freed twice"
+            if block == NULL_BLOCK or self._is_free[block]:
+                log.error("KV block %d freed twice; skipped", block)
+                continue
             self._is_free[block] = 1
-        self._free_count += len(blocks)
+            self._free_count += 1
 
     def copy_prefix(self, source: int, target: int, tokens: int) -> None:
         """The first `tokens` slots of block `source` into block `target`, every layer."""
@@ -98,6 +119,7 @@ class KVPool:
 
 
 _FREE_RUN = re.compile(rb"\x01+")
+GAP_BLOCKS = 8  # free blocks left before and after a new extent, for its neighbour and itself to grow into
 
 
 @dataclass(eq=False)

@@ -260,6 +260,9 @@ class DecoderModel:
             parts = [(k_pool.index_select(1, where), v_pool.index_select(1, where))]
         else:
             parts = [(k_pool[:, a : a + n], v_pool[:, a : a + n]) for a, n in where]
+        if query.dtype != torch.float32:  # scores, weights and the sum over runs in float32, as SDPA keeps them
+            parts = [(keys.float(), values.float()) for keys, values in parts]
+            query = query.float()
         query = query * self.scale  # [kv_heads, groups, d]
         scores = [torch.matmul(query, keys.transpose(1, 2)) for keys, _ in parts]
         weights = torch.softmax(scores[0] if len(scores) == 1 else torch.cat(scores, -1), dim=-1)
@@ -269,4 +272,4 @@ class DecoderModel:
             w = weights[..., offset : offset + n]
             o = torch.matmul(w, values) if o is None else torch.baddbmm(o, w, values)
             offset += n
-        return o.reshape(-1, query.shape[-1])
+        return o.reshape(-1, query.shape[-1]).to(k_pool.dtype)
