@@ -50,7 +50,7 @@ MIN_MATCH = 16
 KV_WAIT_SECONDS = 30.0  # a request that waits this long for KV memory is refused with 429
 # Decoding sequences with at least this many tokens of context attend to the pool in place, one at a time; shorter
 # ones are gathered and attend together in one call, which costs less than a call each while copies are small
-# (at 16 sequences the crossover lies between 64 and 256 tokens: bench/RESULTS.md section 0).
+# (at 16 sequences the crossover lies between 64 and 256 tokens; 128 was slower: bench/RESULTS.md section 0).
 IN_PLACE_ATTENTION_MIN = 256
 # ...unless its slots are scattered in runs shorter than this on average (a pool fragmented by eviction): a call
 # per run then costs more than copying its keys (two calls a run, ~10 us each, against ~5 GB/s of copying).
