@@ -28,7 +28,8 @@ from runtime.types import EngineRequest, SamplingParams
 
 
 def _requests(tokenizer, n: int, input_len: int, output_len: int) -> list[EngineRequest]:
-    text = "The quick brown fox jumps over the lazy dog while the compiler schedules the next batch. " * (40 + (input_len + n) // 16)
+    repeats = 40 + (input_len + n) // 16  # (~20 tokens each: enough for n prompts of input_len, offset by one)
+    text = "The quick brown fox jumps over the lazy dog while the compiler schedules the next batch. " * repeats
     base = tokenizer.encode(text)
     return [EngineRequest(uuid.uuid4().hex, tuple(base[i : i + input_len]),
                           SamplingParams(temperature=0.0, max_new_tokens=output_len, ignore_eos=True))

@@ -82,18 +82,18 @@ class KVPool:
         """A new extent: the lowest free run with room for it and GAP_BLOCKS on either side (its neighbours grow
         into them), else the middle of the largest run, else pieces of the largest runs. Lowest first keeps the
         memory in use compact: pages of the budget never written are never committed."""
-        free, largest = self._is_free, (0, 0)
-        for m in _FREE_RUN.finditer(free):
+        runs: list[tuple[int, int]] = []  # (length, start) of every free run, once no run has room with gaps
+        for m in _FREE_RUN.finditer(self._is_free):
             start, length = m.start(), m.end() - m.start()
             if length >= n + 2 * GAP_BLOCKS:
                 first = start + (GAP_BLOCKS if start > 1 else 0)  # (nothing grows into block 1)
                 return list(range(first, first + n))
-            largest = max(largest, (length, start))
-        length, start = largest
+            runs.append((length, start))
+        runs.sort(reverse=True)
+        length, start = runs[0]
         if length >= n:
             first = start + (length - n) // 2
             return list(range(first, first + n))
-        runs = sorted(((m.end() - m.start(), m.start()) for m in _FREE_RUN.finditer(free)), reverse=True)
         taken: list[int] = []
         for length, start in runs:
             taken.extend(range(start, start + min(length, n - len(taken))))
